@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The README's main job: installs dependencies, builds cadenza, runs `cadenza demo` (synthetic corpus by default).
+# Usage: scripts/demo.sh [cadenza demo options, e.g. --data ../shared/data/nottingham/MIDI --out out/demo]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD_DIR:-build}
+bash scripts/install-deps.sh
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j "$(nproc)" --target cadenza
+"$build/cli/cadenza" demo "$@"

@@ -1,0 +1,19 @@
+// libFuzzer target: arbitrary bytes through the MIDI reader, then the tokenizer and back; nothing may crash or hang.
+#include <cstdint>
+#include <cstdlib>
+
+#include "core/midi.h"
+#include "core/tokenizer.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  auto score = cadenza::ParseMidi(data, size, "fuzz.mid");
+  if (!score.ok()) return 0;
+  cadenza::Tokenizer tokenizer;
+  auto encoded = tokenizer.Encode(*score);
+  if (!encoded.ok()) return 0;
+  auto decoded = tokenizer.Decode(encoded->tokens);
+  if (!decoded.ok()) std::abort();  // the encoder's output must always decode
+  auto again = tokenizer.Encode(*decoded);
+  if (!again.ok() || again->tokens != encoded->tokens) std::abort();  // and round-trip exactly
+  return 0;
+}
