@@ -32,7 +32,12 @@ class Dataset {
   // Shards owned by rank r of a world of w (round robin): each rank reads only these.
   static std::vector<int> ShardsForRank(int num_shards, int rank, int world);
 
+  // Thread-safe (calls into the shards are serialised).
   StatusOr<Piece> ReadPiece(int64_t piece_index) const;
+  // Indices into manifest().pieces of the pieces stored in `shard`, in storage order.
+  std::vector<int64_t> PiecesInShard(int shard) const;
+  // Every piece of one shard, in PiecesInShard order, reading each array of the shard once (whole).
+  StatusOr<std::vector<Piece>> ReadShard(int shard) const;
 
  private:
   struct Impl;

@@ -19,6 +19,8 @@ struct IngestOptions {
   int jobs = 1;  // parser threads
   bool overwrite = false;
   bool progress = true;  // progress line on stderr
+  // Testing hook: fail after writing this many shards, leaving <out>.partial as a crash would (-1: off).
+  int stop_after_shards = -1;
 };
 
 struct SkippedFile {
@@ -26,11 +28,18 @@ struct SkippedFile {
   std::string reason;
 };
 
+struct DuplicateFile {
+  std::string path;          // relative to the input folder
+  std::string duplicate_of;  // the earlier file (sorted path order) with the same tokens, which was kept
+};
+
 struct IngestReport {
   int64_t files_found = 0;
   int64_t pieces = 0;
   int64_t duplicates = 0;  // files whose content hash equals an earlier file's: ingested once
-  std::vector<SkippedFile> skipped;
+  std::vector<DuplicateFile> duplicate_files;
+  std::vector<SkippedFile> skipped;  // path relative to the input folder, reason = the error message
+  int64_t shards = 0;
   int64_t notes = 0;
   int64_t tokens = 0;
   int64_t bars = 0;

@@ -1,7 +1,8 @@
 // The dataset manifest (manifest.json): JSON encoding, validation that names the field at fault, splits.
 #include "storage/manifest.h"
 
-#include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <ctime>
 #include <map>
 #include <nlohmann/json.hpp>

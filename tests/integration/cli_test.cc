@@ -13,15 +13,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Run {
+struct CliRun {
   int exit_code;
   std::string output;  // stdout and stderr together
 };
 
-Run Cadenza(const std::string& args) {
+CliRun Cadenza(const std::string& args) {
   const std::string cmd = std::string(CADENZA_CLI) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
-  Run r{-1, ""};
+  CliRun r{-1, ""};
   if (!p) return r;
   std::array<char, 4096> buf;
   size_t n;
@@ -44,10 +44,10 @@ class CliTest : public ::testing::Test {
 };
 
 TEST_F(CliTest, HelpExplainsEveryCommandAndOption) {
-  Run top = Cadenza("--help");
+  CliRun top = Cadenza("--help");
   EXPECT_EQ(top.exit_code, 0);
   for (const char* cmd : {"ingest", "inspect", "tokens", "synth", "demo"}) EXPECT_NE(top.output.find(cmd), std::string::npos) << cmd;
-  Run ingest = Cadenza("ingest --help");
+  CliRun ingest = Cadenza("ingest --help");
   EXPECT_EQ(ingest.exit_code, 0);
   for (const char* opt : {"--out", "--shards", "--val", "--test", "--jobs", "--overwrite"}) {
     EXPECT_NE(ingest.output.find(opt), std::string::npos) << opt;
@@ -57,50 +57,50 @@ TEST_F(CliTest, HelpExplainsEveryCommandAndOption) {
 }
 
 TEST_F(CliTest, BadInputIsNamed) {
-  Run missing = Cadenza("ingest /nonexistent/midi --out " + (dir_ / "ds").string());
+  CliRun missing = Cadenza("ingest /nonexistent/midi --out " + (dir_ / "ds").string());
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_NE(missing.output.find("/nonexistent/midi"), std::string::npos) << missing.output;
 
   const fs::path bad = dir_ / "notes.mid";
   std::ofstream(bad) << "this is not midi";
-  Run tokens = Cadenza("tokens " + bad.string());
+  CliRun tokens = Cadenza("tokens " + bad.string());
   EXPECT_EQ(tokens.exit_code, 1);
   EXPECT_NE(tokens.output.find(bad.string() + ": byte 0: expected 'MThd'"), std::string::npos) << tokens.output;
 
-  Run shards = Cadenza("ingest " + dir_.string() + " --out " + (dir_ / "ds").string() + " --shards 0");
+  CliRun shards = Cadenza("ingest " + dir_.string() + " --out " + (dir_ / "ds").string() + " --shards 0");
   EXPECT_EQ(shards.exit_code, 2);
   EXPECT_NE(shards.output.find("--shards"), std::string::npos) << shards.output;
 
-  Run inspect = Cadenza("inspect " + (dir_ / "no-dataset").string());
+  CliRun inspect = Cadenza("inspect " + (dir_ / "no-dataset").string());
   EXPECT_EQ(inspect.exit_code, 1);
   EXPECT_NE(inspect.output.find("no-dataset"), std::string::npos) << inspect.output;
 }
 
 TEST_F(CliTest, SynthIngestInspectEndToEnd) {
   const std::string midi = (dir_ / "midi").string(), ds = (dir_ / "ds").string();
-  Run synth = Cadenza("synth --out " + midi + " --count 30 --seed 5");
+  CliRun synth = Cadenza("synth --out " + midi + " --count 30 --seed 5");
   ASSERT_EQ(synth.exit_code, 0) << synth.output;
   int files = 0;
   for (auto& e : fs::directory_iterator(midi)) files += e.path().extension() == ".mid";
   EXPECT_EQ(files, 30);
 
-  Run ingest = Cadenza("ingest " + midi + " --out " + ds + " --shards 3 --jobs 2 --quiet");
+  CliRun ingest = Cadenza("ingest " + midi + " --out " + ds + " --shards 3 --jobs 2 --quiet");
   ASSERT_EQ(ingest.exit_code, 0) << ingest.output;
   EXPECT_NE(ingest.output.find("30"), std::string::npos) << ingest.output;
   EXPECT_TRUE(fs::exists(fs::path(ds) / "manifest.json"));
   EXPECT_TRUE(fs::exists(fs::path(ds) / "ingest_report.json"));
   EXPECT_FALSE(fs::exists(ds + ".partial"));
 
-  Run again = Cadenza("ingest " + midi + " --out " + ds + " --quiet");
+  CliRun again = Cadenza("ingest " + midi + " --out " + ds + " --quiet");
   EXPECT_EQ(again.exit_code, 1) << "an existing dataset must not be overwritten silently";
   EXPECT_NE(again.output.find(ds), std::string::npos) << again.output;
 
-  Run inspect = Cadenza("inspect " + ds + " --verify");
+  CliRun inspect = Cadenza("inspect " + ds + " --verify");
   ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
   EXPECT_NE(inspect.output.find("pieces       30"), std::string::npos) << inspect.output;
   EXPECT_NE(inspect.output.find("checksums verified"), std::string::npos) << inspect.output;
 
-  Run piece = Cadenza("inspect " + ds + " --piece 0");
+  CliRun piece = Cadenza("inspect " + ds + " --piece 0");
   ASSERT_EQ(piece.exit_code, 0) << piece.output;
   EXPECT_NE(piece.output.find("bar 0: Bar TimeSig_"), std::string::npos) << piece.output;
 }

@@ -1,1 +1,381 @@
-// placeholder: being written
+// Tests of shard files, Dataset (random access, checksums, errors) and the bar-aligned WindowSampler.
+#include "storage/dataset.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "core/midi.h"
+#include "core/tokenizer.h"
+#include "core/vocabulary.h"
+#include "storage/hdf5_shard.h"
+#include "storage/ingest.h"
+#include "tests/unit/storage/storage_test_util.h"
+
+namespace cadenza {
+namespace {
+
+namespace fs = std::filesystem;
+
+EncodedPiece Encode(const Score& score) {
+  StatusOr<EncodedPiece> e = Tokenizer().Encode(score);
+  EXPECT_TRUE(e.ok()) << e.status().message();
+  return e.ok() ? std::move(*e) : EncodedPiece();
+}
+
+std::vector<int64_t> BarOffsets(const Segmentation& seg) {
+  std::vector<int64_t> out;
+  for (const BarInfo& b : seg.bars) out.push_back(b.token_offset);
+  return out;
+}
+
+TEST(ShardTest, WriteThenReadRoundTripsTokensBarsAndBeats) {
+  testing::TempDir dir;
+  std::vector<ShardPiece> pieces;
+  std::vector<EncodedPiece> encoded;
+  const int meters[][2] = {{4, 4}, {3, 4}, {6, 8}, {2, 2}, {5, 4}};
+  for (int i = 0; i < 5; ++i) {
+    encoded.push_back(Encode(testing::MakeTune(i, 3 + i, meters[i][0], meters[i][1])));
+    char id[17];
+    std::snprintf(id, sizeof id, "%016x", 0xabc0 + i);
+    pieces.push_back(MakeShardPiece(id, encoded.back().tokens, encoded.back().segmentation));
+  }
+  pieces.push_back(ShardPiece{"00000000000000ee", {}, {}, {}, {}, {}});  // an empty piece is legal too
+  std::vector<const ShardPiece*> ptrs;
+  for (const ShardPiece& p : pieces) ptrs.push_back(&p);
+  const std::string path = dir / "shard-00007.h5";
+  ASSERT_TRUE(WriteShard(path, 7, ptrs).ok());
+  EXPECT_FALSE(fs::exists(path + ".tmp"));
+
+  StatusOr<std::unique_ptr<ShardReader>> reader = ShardReader::Open(path);
+  ASSERT_TRUE(reader.ok()) << reader.status().message();
+  const ShardReader& r = **reader;
+  EXPECT_EQ(r.header().shard_index, 7);
+  EXPECT_EQ(r.header().vocab_name, Vocabulary::kName);
+  EXPECT_EQ(r.header().vocab_version, Vocabulary::kVersion);
+  EXPECT_EQ(r.header().vocab_hash, Vocabulary::Get().HashHex());
+  EXPECT_EQ(r.header().format_version, kShardFormatVersion);
+  ASSERT_EQ(r.num_pieces(), 6);
+  StatusOr<std::vector<ShardPiece>> all = r.ReadAll();
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  for (int i = 0; i < 5; ++i) {
+    StatusOr<ShardPiece> p = r.ReadPiece(i);
+    ASSERT_TRUE(p.ok()) << p.status().message();
+    const Segmentation& seg = encoded[i].segmentation;
+    EXPECT_EQ(p->id, pieces[i].id);
+    EXPECT_EQ(p->tokens, encoded[i].tokens) << "piece " << i;
+    EXPECT_EQ(p->bar_offsets, BarOffsets(seg)) << "piece " << i;
+    EXPECT_EQ(p->beat_offsets, seg.beat_token_offsets) << "piece " << i;
+    ASSERT_EQ(p->bar_start_steps.size(), seg.bars.size());
+    for (size_t b = 0; b < seg.bars.size(); ++b) {
+      EXPECT_EQ(p->bar_start_steps[b], seg.bars[b].start_step);
+      EXPECT_EQ(p->bar_meters[2 * b], seg.bars[b].numerator);
+      EXPECT_EQ(p->bar_meters[2 * b + 1], seg.bars[b].denominator);
+    }
+    EXPECT_EQ((*all)[i].tokens, p->tokens);
+    EXPECT_EQ((*all)[i].bar_offsets, p->bar_offsets);
+    EXPECT_EQ((*all)[i].beat_offsets, p->beat_offsets);
+  }
+  StatusOr<ShardPiece> empty = r.ReadPiece(5);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->tokens.empty());
+  EXPECT_FALSE(r.ReadPiece(6).ok());
+}
+
+TEST(ShardTest, SamePiecesGiveIdenticalBytes) {
+  testing::TempDir dir;
+  EncodedPiece e = Encode(testing::MakeTune(3, 6));
+  ShardPiece piece = MakeShardPiece("0000000000000003", e.tokens, e.segmentation);
+  ASSERT_TRUE(WriteShard(dir / "a.h5", 0, {&piece}).ok());
+  ASSERT_TRUE(WriteShard(dir / "b.h5", 0, {&piece}).ok());
+  EXPECT_EQ(testing::ReadText(dir / "a.h5"), testing::ReadText(dir / "b.h5"));
+}
+
+TEST(ShardTest, OpenOfNonHdf5FileNamesIt) {
+  testing::TempDir dir;
+  testing::WriteBytes(dir / "shard-00000.h5", "definitely not HDF5");
+  StatusOr<std::unique_ptr<ShardReader>> r = ShardReader::Open(dir / "shard-00000.h5");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find(dir / "shard-00000.h5"), std::string::npos) << r.status().message();
+}
+
+// One dataset of 40 tunes in 3 shards, shared by the tests below (ingest is what the CLI runs).
+class DatasetTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    const int meters[][2] = {{4, 4}, {3, 4}, {6, 8}, {2, 4}, {12, 8}};
+    for (int i = 0; i < 40; ++i) {
+      Score s = testing::MakeTune(i, 6 + i % 9, meters[i % 5][0], meters[i % 5][1]);
+      ASSERT_EQ(testing::WriteTune(s, *dir_ / ("midi/tune" + std::to_string(100 + i) + ".mid")), "");
+    }
+    IngestOptions o;
+    o.input_dir = *dir_ / "midi";
+    o.out_dir = *dir_ / "ds";
+    o.shards = 3;
+    o.val_fraction = 0.2;
+    o.test_fraction = 0.1;
+    o.jobs = 2;
+    o.progress = false;
+    IngestReport report;
+    Status s = Ingest(o, &report);
+    ASSERT_TRUE(s.ok()) << s.message();
+    ASSERT_EQ(report.pieces, 40);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  // A copy of the dataset that a test may damage.
+  std::string CopyDataset(const testing::TempDir& to) {
+    const std::string dst = to / "ds";
+    fs::copy(*dir_ / "ds", dst, fs::copy_options::recursive);
+    return dst;
+  }
+  std::unique_ptr<Dataset> OpenDataset() {
+    StatusOr<std::unique_ptr<Dataset>> ds = Dataset::Open(*dir_ / "ds");
+    EXPECT_TRUE(ds.ok()) << ds.status().message();
+    return ds.ok() ? std::move(*ds) : nullptr;
+  }
+  std::unique_ptr<WindowSampler> Sampler(uint64_t seed, int rank, int world, int64_t length = 64,
+                                         Split split = Split::kTrain) {
+    if (!dataset_) dataset_ = OpenDataset();
+    WindowSamplerOptions o;
+    o.split = split;
+    o.length = length;
+    o.min_tokens = 16;
+    o.seed = seed;
+    o.rank = rank;
+    o.world = world;
+    StatusOr<std::unique_ptr<WindowSampler>> s = WindowSampler::Create(*dataset_, o);
+    EXPECT_TRUE(s.ok()) << s.status().message();
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+
+  static testing::TempDir* dir_;
+  std::unique_ptr<Dataset> dataset_;
+};
+testing::TempDir* DatasetTest::dir_ = nullptr;
+
+TEST_F(DatasetTest, ReadPieceMatchesEncodingTheSourceFile) {
+  std::unique_ptr<Dataset> ds = OpenDataset();
+  ASSERT_TRUE(ds);
+  ASSERT_EQ(ds->num_pieces(), 40);
+  EXPECT_EQ(ds->manifest().shards.size(), 3u);
+  for (int64_t i = 0; i < ds->num_pieces(); ++i) {
+    const PieceMeta& meta = ds->manifest().pieces[i];
+    StatusOr<Score> score = ReadMidiFile(*dir_ / ("midi/" + meta.source));
+    ASSERT_TRUE(score.ok()) << score.status().message();
+    EncodedPiece e = Encode(*score);
+    StatusOr<Piece> piece = ds->ReadPiece(i);
+    ASSERT_TRUE(piece.ok()) << piece.status().message();
+    EXPECT_EQ(piece->tokens, e.tokens) << meta.source;
+    EXPECT_EQ(piece->bar_offsets, BarOffsets(e.segmentation)) << meta.source;
+    EXPECT_EQ(piece->beat_offsets, e.segmentation.beat_token_offsets) << meta.source;
+    EXPECT_EQ(meta.tokens, static_cast<int64_t>(e.tokens.size()));
+    EXPECT_EQ(meta.bars, static_cast<int64_t>(e.segmentation.bars.size()));
+  }
+  EXPECT_FALSE(ds->ReadPiece(40).ok());
+  EXPECT_FALSE(ds->ReadPiece(-1).ok());
+}
+
+TEST_F(DatasetTest, ReadShardMatchesReadPiece) {
+  std::unique_ptr<Dataset> ds = OpenDataset();
+  ASSERT_TRUE(ds);
+  int64_t total = 0;
+  for (int s = 0; s < 3; ++s) {
+    StatusOr<std::vector<Piece>> pieces = ds->ReadShard(s);
+    ASSERT_TRUE(pieces.ok()) << pieces.status().message();
+    const std::vector<int64_t> indices = ds->PiecesInShard(s);
+    ASSERT_EQ(pieces->size(), indices.size());
+    for (size_t k = 0; k < indices.size(); ++k) {
+      EXPECT_EQ(ds->manifest().pieces[indices[k]].shard, s);
+      EXPECT_EQ((*pieces)[k].tokens, ds->ReadPiece(indices[k])->tokens);
+    }
+    total += static_cast<int64_t>(indices.size());
+  }
+  EXPECT_EQ(total, 40);
+}
+
+TEST_F(DatasetTest, SplitsPartitionThePieces) {
+  std::unique_ptr<Dataset> ds = OpenDataset();
+  ASSERT_TRUE(ds);
+  const size_t train = ds->PiecesInSplit(Split::kTrain).size();
+  const size_t val = ds->PiecesInSplit(Split::kVal).size();
+  const size_t test = ds->PiecesInSplit(Split::kTest).size();
+  EXPECT_EQ(train + val + test, 40u);
+  EXPECT_GT(train, val + test);
+}
+
+TEST_F(DatasetTest, ShardsForRankIsRoundRobin) {
+  EXPECT_EQ(Dataset::ShardsForRank(5, 0, 2), (std::vector<int>{0, 2, 4}));
+  EXPECT_EQ(Dataset::ShardsForRank(5, 1, 2), (std::vector<int>{1, 3}));
+  EXPECT_EQ(Dataset::ShardsForRank(2, 2, 3), (std::vector<int>{}));
+}
+
+TEST_F(DatasetTest, VerifiedOpenOfIntactDatasetSucceeds) {
+  StatusOr<std::unique_ptr<Dataset>> ds = Dataset::Open(*dir_ / "ds", /*verify_checksums=*/true);
+  EXPECT_TRUE(ds.ok()) << ds.status().message();
+}
+
+TEST_F(DatasetTest, CorruptedShardByteIsNamedByVerify) {
+  testing::TempDir tmp;
+  const std::string ds_dir = CopyDataset(tmp);
+  const std::string shard = ds_dir + "/shard-00001.h5";
+  {
+    std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(fs::file_size(shard) / 2));
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x5A);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(shard) / 2));
+    f.write(&c, 1);
+  }
+  StatusOr<std::unique_ptr<Dataset>> ds = Dataset::Open(ds_dir, /*verify_checksums=*/true);
+  ASSERT_FALSE(ds.ok());
+  EXPECT_EQ(ds.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(ds.status().message().find("shard-00001.h5"), std::string::npos) << ds.status().message();
+  EXPECT_NE(ds.status().message().find("checksum mismatch"), std::string::npos) << ds.status().message();
+}
+
+TEST_F(DatasetTest, MissingShardIsNamed) {
+  testing::TempDir tmp;
+  const std::string ds_dir = CopyDataset(tmp);
+  fs::remove(ds_dir + "/shard-00002.h5");
+  StatusOr<std::unique_ptr<Dataset>> ds = Dataset::Open(ds_dir);
+  ASSERT_FALSE(ds.ok());
+  EXPECT_EQ(ds.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(ds.status().message().find(ds_dir + "/shard-00002.h5: shard file is missing"), std::string::npos)
+      << ds.status().message();
+}
+
+TEST_F(DatasetTest, MissingFolderOrManifestIsNamed) {
+  StatusOr<std::unique_ptr<Dataset>> ds = Dataset::Open(*dir_ / "no-such-ds");
+  ASSERT_FALSE(ds.ok());
+  EXPECT_NE(ds.status().message().find("no-such-ds"), std::string::npos);
+  ds = Dataset::Open(*dir_ / "midi");
+  ASSERT_FALSE(ds.ok());
+  EXPECT_NE(ds.status().message().find("manifest.json"), std::string::npos) << ds.status().message();
+}
+
+TEST_F(DatasetTest, OtherVocabularyIsRefusedOnOpen) {
+  testing::TempDir tmp;
+  const std::string ds_dir = CopyDataset(tmp);
+  StatusOr<Manifest> m = Manifest::Load(ds_dir + "/manifest.json");
+  ASSERT_TRUE(m.ok());
+  m->vocab_version = Vocabulary::kVersion + 1;
+  ASSERT_TRUE(m->Save(ds_dir + "/manifest.json").ok());
+  StatusOr<std::unique_ptr<Dataset>> ds = Dataset::Open(ds_dir);
+  ASSERT_FALSE(ds.ok());
+  EXPECT_EQ(ds.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(ds.status().message().find("v" + std::to_string(Vocabulary::kVersion + 1)), std::string::npos)
+      << ds.status().message();
+}
+
+TEST_F(DatasetTest, ManifestThatDisagreesWithShardIsRefused) {
+  testing::TempDir tmp;
+  const std::string ds_dir = CopyDataset(tmp);
+  StatusOr<Manifest> m = Manifest::Load(ds_dir + "/manifest.json");
+  ASSERT_TRUE(m.ok());
+  std::swap(m->pieces[0].id, m->pieces[1].id);
+  ASSERT_TRUE(m->Save(ds_dir + "/manifest.json").ok());
+  StatusOr<std::unique_ptr<Dataset>> ds = Dataset::Open(ds_dir);
+  ASSERT_FALSE(ds.ok());
+  EXPECT_NE(ds.status().message().find("shard-00000.h5"), std::string::npos) << ds.status().message();
+}
+
+TEST_F(DatasetTest, WindowsStartOnBarTokens) {
+  std::unique_ptr<WindowSampler> sampler = Sampler(1, 0, 1);
+  ASSERT_TRUE(sampler);
+  std::vector<Window> windows = sampler->Epoch(0);
+  ASSERT_EQ(static_cast<int64_t>(windows.size()), sampler->num_windows_total());
+  ASSERT_GT(windows.size(), 100u);
+  std::vector<int32_t> buf(sampler->length());
+  for (const Window& w : windows) {
+    const int64_t n = sampler->Read(w, buf.data());
+    EXPECT_EQ(buf[0], Vocabulary::Get().Bar()) << "piece " << w.piece << " token " << w.start_token;
+    EXPECT_GE(n, 16);
+    EXPECT_LE(n, sampler->length());
+    for (int64_t i = n; i < sampler->length(); ++i) ASSERT_EQ(buf[i], Vocabulary::Get().Pad());
+    for (int64_t i = 0; i < n; ++i) ASSERT_NE(buf[i], Vocabulary::Get().Pad());
+  }
+}
+
+TEST_F(DatasetTest, WindowsAreEveryBarWithEnoughTokensLeft) {
+  std::unique_ptr<WindowSampler> sampler = Sampler(1, 0, 1);
+  ASSERT_TRUE(sampler);
+  std::unique_ptr<Dataset> ds = OpenDataset();
+  int64_t expected = 0;
+  for (int64_t i : ds->PiecesInSplit(Split::kTrain)) {
+    StatusOr<Piece> p = ds->ReadPiece(i);
+    ASSERT_TRUE(p.ok());
+    for (int64_t o : p->bar_offsets) expected += static_cast<int64_t>(p->tokens.size()) - o >= 16;
+  }
+  EXPECT_EQ(sampler->num_windows_total(), expected);
+  // The val split gives other windows.
+  std::unique_ptr<WindowSampler> val = Sampler(1, 0, 1, 64, Split::kVal);
+  ASSERT_TRUE(val);
+  EXPECT_GT(val->num_windows_total(), 0);
+  EXPECT_NE(val->num_windows_total(), expected);
+}
+
+using WindowKey = std::pair<int64_t, int64_t>;
+
+TEST_F(DatasetTest, RanksAreDisjointEqualSizedAndCoverAllButFewerThanWorld) {
+  for (int world : {2, 3}) {
+    std::set<WindowKey> seen;
+    size_t per_rank = 0;
+    int64_t total = 0;
+    for (int rank = 0; rank < world; ++rank) {
+      std::unique_ptr<WindowSampler> sampler = Sampler(7, rank, world);
+      ASSERT_TRUE(sampler);
+      total = sampler->num_windows_total();
+      std::vector<Window> windows = sampler->Epoch(3);
+      if (rank == 0) per_rank = windows.size();
+      EXPECT_EQ(windows.size(), per_rank) << "world " << world << " rank " << rank;
+      for (const Window& w : windows) {
+        EXPECT_TRUE(seen.insert({w.piece, w.start_token}).second) << "window shared by ranks, world " << world;
+      }
+    }
+    EXPECT_EQ(per_rank, static_cast<size_t>(total / world));
+    EXPECT_LT(total - static_cast<int64_t>(seen.size()), world);
+  }
+}
+
+TEST_F(DatasetTest, EpochsAreDeterministicBySeedAndDifferByEpoch) {
+  std::unique_ptr<WindowSampler> a = Sampler(42, 0, 1);
+  std::unique_ptr<WindowSampler> b = Sampler(42, 0, 1);
+  std::unique_ptr<WindowSampler> c = Sampler(43, 0, 1);
+  ASSERT_TRUE(a && b && c);
+  auto keys = [](const std::vector<Window>& ws) {
+    std::vector<WindowKey> out;
+    for (const Window& w : ws) out.push_back({w.piece, w.start_token});
+    return out;
+  };
+  EXPECT_EQ(keys(a->Epoch(0)), keys(b->Epoch(0)));
+  EXPECT_EQ(keys(a->Epoch(5)), keys(b->Epoch(5)));
+  EXPECT_NE(keys(a->Epoch(0)), keys(a->Epoch(1)));
+  EXPECT_NE(keys(a->Epoch(0)), keys(c->Epoch(0)));
+  // A shuffle, not a different set.
+  std::vector<WindowKey> e0 = keys(a->Epoch(0)), e1 = keys(a->Epoch(1));
+  std::sort(e0.begin(), e0.end());
+  std::sort(e1.begin(), e1.end());
+  EXPECT_EQ(e0, e1);
+}
+
+TEST_F(DatasetTest, InvalidSamplerOptionsAreRefused) {
+  std::unique_ptr<Dataset> ds = OpenDataset();
+  WindowSamplerOptions o;
+  o.rank = 2;
+  o.world = 2;
+  EXPECT_FALSE(WindowSampler::Create(*ds, o).ok());
+  o = WindowSamplerOptions();
+  o.min_tokens = o.length + 1;
+  EXPECT_FALSE(WindowSampler::Create(*ds, o).ok());
+}
+
+}  // namespace
+}  // namespace cadenza

@@ -1,0 +1,246 @@
+// YAML parsing and validation for experiments; every error names the file and the key.
+#include "core/experiment_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include "core/vocabulary.h"
+
+namespace cadenza {
+namespace {
+
+class Reader {
+ public:
+  Reader(std::string file) : file_(std::move(file)) {}
+
+  Status Error(const std::string& key, const std::string& what) const { return InvalidArgument(file_ + ": " + key + ": " + what); }
+
+  // Refuses keys the struct does not have, so a typo never silently falls back to a default.
+  Status OnlyKeys(const YAML::Node& node, const std::string& prefix, const std::set<std::string>& allowed) const {
+    if (!node.IsMap()) return Error(prefix.empty() ? "(top level)" : prefix, "expected a mapping");
+    for (const auto& kv : node) {
+      const std::string key = kv.first.as<std::string>();
+      if (!allowed.count(key)) {
+        std::string list;
+        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+        return Error(prefix.empty() ? key : prefix + "." + key, "unknown key (expected one of: " + list + ")");
+      }
+    }
+    return Status::Ok();
+  }
+
+  template <typename T>
+  Status Get(const YAML::Node& node, const std::string& prefix, const char* key, T* out) const {
+    const YAML::Node v = node[key];
+    if (!v) return Status::Ok();
+    try {
+      *out = v.as<T>();
+    } catch (const YAML::Exception&) {
+      return Error(prefix + key, "expected " + TypeName<T>() + ", found '" + (v.IsScalar() ? v.Scalar() : "a non-scalar") + "'");
+    }
+    return Status::Ok();
+  }
+
+ private:
+  template <typename T>
+  static std::string TypeName() {
+    if (std::is_same_v<T, bool>) return "true or false";
+    if (std::is_integral_v<T>) return "an integer";
+    if (std::is_floating_point_v<T>) return "a number";
+    return "a string";
+  }
+  std::string file_;
+};
+
+#define CADENZA_TRY(expr)            \
+  do {                               \
+    Status _s = (expr);              \
+    if (!_s.ok()) return _s;         \
+  } while (0)
+
+Status ParseModel(const Reader& r, const YAML::Node& n, const std::string& prefix, ModelConfig* m) {
+  CADENZA_TRY(r.OnlyKeys(n, prefix.empty() ? "" : prefix.substr(0, prefix.size() - 1),
+                         {"family", "d_model", "layers", "heads", "ff_dim", "max_len", "hidden", "attention",
+                          "attention_window", "dropout", "tie_embeddings"}));
+  CADENZA_TRY(r.Get(n, prefix, "family", &m->family));
+  CADENZA_TRY(r.Get(n, prefix, "d_model", &m->d_model));
+  CADENZA_TRY(r.Get(n, prefix, "layers", &m->layers));
+  CADENZA_TRY(r.Get(n, prefix, "heads", &m->heads));
+  CADENZA_TRY(r.Get(n, prefix, "ff_dim", &m->ff_dim));
+  CADENZA_TRY(r.Get(n, prefix, "max_len", &m->max_len));
+  CADENZA_TRY(r.Get(n, prefix, "hidden", &m->hidden));
+  CADENZA_TRY(r.Get(n, prefix, "attention", &m->attention));
+  CADENZA_TRY(r.Get(n, prefix, "attention_window", &m->attention_window));
+  CADENZA_TRY(r.Get(n, prefix, "dropout", &m->dropout));
+  CADENZA_TRY(r.Get(n, prefix, "tie_embeddings", &m->tie_embeddings));
+  m->vocab_size = Vocabulary::Get().size();
+  return Status::Ok();
+}
+
+Status ModelRules(const ModelConfig& m, const std::function<Status(const std::string&, const std::string&)>& err) {
+  if (m.family != "transformer" && m.family != "lstm" && m.family != "gru") return err("family", "expected transformer, lstm or gru, found '" + m.family + "'");
+  if (m.d_model < 8 || m.d_model > 8192) return err("d_model", "expected 8..8192");
+  if (m.layers < 1 || m.layers > 64) return err("layers", "expected 1..64");
+  if (m.dropout < 0 || m.dropout >= 1) return err("dropout", "expected 0 <= dropout < 1");
+  if (m.family == "transformer") {
+    if (m.heads < 1 || m.d_model % m.heads != 0) return err("heads", "expected a divisor of d_model (" + std::to_string(m.d_model) + ")");
+    if (m.ff_dim < 1) return err("ff_dim", "expected >= 1");
+    if (m.max_len < 16 || m.max_len > 65536) return err("max_len", "expected 16..65536");
+  } else {
+    if (m.hidden < 8 || m.hidden > 8192) return err("hidden", "expected 8..8192");
+    if (m.attention != "dot" && m.attention != "general" && m.attention != "additive") {
+      return err("attention", "expected dot, general or additive, found '" + m.attention + "'");
+    }
+    if (m.attention_window < 0) return err("attention_window", "expected >= 0 (0 = the whole history)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidateModelConfig(const ModelConfig& m, const std::string& where) {
+  return ModelRules(m, [&](const std::string& key, const std::string& what) { return InvalidArgument(where + ": " + key + ": " + what); });
+}
+
+StatusOr<ModelConfig> LoadModelConfig(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return NotFound(path + ": cannot read the model config");
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(path + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  Reader r(path);
+  ModelConfig m;
+  CADENZA_TRY(ParseModel(r, root, "", &m));
+  CADENZA_TRY(ValidateModelConfig(m, path));
+  return m;
+}
+
+StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const std::string& path, const std::string& base_dir) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(path + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  Reader r(path);
+  ExperimentConfig c;
+  CADENZA_TRY(r.OnlyKeys(root, "", {"name", "dataset", "out", "model", "train"}));
+  CADENZA_TRY(r.Get(root, "", "name", &c.name));
+  CADENZA_TRY(r.Get(root, "", "dataset", &c.dataset));
+  CADENZA_TRY(r.Get(root, "", "out", &c.out));
+  if (c.dataset.empty()) return r.Error("dataset", "required: the dataset folder written by `cadenza ingest`");
+  if (c.out.empty()) return r.Error("out", "required: the run folder for checkpoints and metrics");
+  auto resolve = [&](const std::string& p) {
+    return std::filesystem::path(p).is_absolute() ? p : (std::filesystem::path(base_dir) / p).lexically_normal().string();
+  };
+  const YAML::Node model = root["model"];
+  if (!model) return r.Error("model", "required: a mapping or the path of a model YAML");
+  if (model.IsScalar()) {
+    auto m = LoadModelConfig(resolve(model.Scalar()));
+    if (!m.ok()) return m.status().WithContext(path + ": model");
+    c.model = *m;
+  } else {
+    CADENZA_TRY(ParseModel(r, model, "model.", &c.model));
+    CADENZA_TRY(ModelRules(c.model, [&](const std::string& key, const std::string& what) { return r.Error("model." + key, what); }));
+  }
+  if (const YAML::Node t = root["train"]) {
+    TrainConfig& tr = c.train;
+    CADENZA_TRY(r.OnlyKeys(t, "train", {"seq_len", "batch_size", "steps", "lr", "warmup_steps", "min_lr_ratio", "weight_decay",
+                                        "beta1", "beta2", "grad_clip", "eval_every", "eval_windows", "early_stopping_patience",
+                                        "seed", "threads"}));
+    CADENZA_TRY(r.Get(t, "train.", "seq_len", &tr.seq_len));
+    CADENZA_TRY(r.Get(t, "train.", "batch_size", &tr.batch_size));
+    CADENZA_TRY(r.Get(t, "train.", "steps", &tr.steps));
+    CADENZA_TRY(r.Get(t, "train.", "lr", &tr.lr));
+    CADENZA_TRY(r.Get(t, "train.", "warmup_steps", &tr.warmup_steps));
+    CADENZA_TRY(r.Get(t, "train.", "min_lr_ratio", &tr.min_lr_ratio));
+    CADENZA_TRY(r.Get(t, "train.", "weight_decay", &tr.weight_decay));
+    CADENZA_TRY(r.Get(t, "train.", "beta1", &tr.beta1));
+    CADENZA_TRY(r.Get(t, "train.", "beta2", &tr.beta2));
+    CADENZA_TRY(r.Get(t, "train.", "grad_clip", &tr.grad_clip));
+    CADENZA_TRY(r.Get(t, "train.", "eval_every", &tr.eval_every));
+    CADENZA_TRY(r.Get(t, "train.", "eval_windows", &tr.eval_windows));
+    CADENZA_TRY(r.Get(t, "train.", "early_stopping_patience", &tr.early_stopping_patience));
+    CADENZA_TRY(r.Get(t, "train.", "seed", &tr.seed));
+    CADENZA_TRY(r.Get(t, "train.", "threads", &tr.threads));
+    if (tr.seq_len < 8) return r.Error("train.seq_len", "expected >= 8");
+    if (c.model.family == "transformer" && tr.seq_len > c.model.max_len) {
+      return r.Error("train.seq_len", "expected <= model.max_len (" + std::to_string(c.model.max_len) + ")");
+    }
+    if (tr.batch_size < 1) return r.Error("train.batch_size", "expected >= 1");
+    if (tr.steps < 1) return r.Error("train.steps", "expected >= 1");
+    if (!(tr.lr > 0)) return r.Error("train.lr", "expected > 0");
+    if (tr.warmup_steps < 0) return r.Error("train.warmup_steps", "expected >= 0");
+    if (tr.min_lr_ratio < 0 || tr.min_lr_ratio > 1) return r.Error("train.min_lr_ratio", "expected 0..1");
+    if (tr.weight_decay < 0) return r.Error("train.weight_decay", "expected >= 0");
+    if (tr.beta1 < 0 || tr.beta1 >= 1 || tr.beta2 < 0 || tr.beta2 >= 1) return r.Error("train.beta1/beta2", "expected 0 <= beta < 1");
+    if (tr.grad_clip < 0) return r.Error("train.grad_clip", "expected >= 0 (0 disables clipping)");
+    if (tr.eval_every < 1) return r.Error("train.eval_every", "expected >= 1");
+    if (tr.eval_windows < 0) return r.Error("train.eval_windows", "expected >= 0 (0 = all)");
+    if (tr.early_stopping_patience < 0) return r.Error("train.early_stopping_patience", "expected >= 0");
+    if (tr.threads < 0) return r.Error("train.threads", "expected >= 0 (0 = all cores)");
+  }
+  if (std::filesystem::path(c.dataset).is_relative()) c.dataset = resolve(c.dataset);
+  return c;
+}
+
+StatusOr<ExperimentConfig> LoadExperimentConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound(path + ": cannot read the experiment config");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseExperimentConfig(ss.str(), path, std::filesystem::path(path).parent_path().string());
+}
+
+std::string ExperimentConfig::ToYaml() const {
+  YAML::Emitter e;
+  e << YAML::BeginMap;
+  e << YAML::Key << "name" << YAML::Value << name;
+  e << YAML::Key << "dataset" << YAML::Value << dataset;
+  e << YAML::Key << "out" << YAML::Value << out;
+  e << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "family" << YAML::Value << model.family;
+  e << YAML::Key << "d_model" << YAML::Value << model.d_model;
+  e << YAML::Key << "layers" << YAML::Value << model.layers;
+  if (model.is_rnn()) {
+    e << YAML::Key << "hidden" << YAML::Value << model.hidden;
+    e << YAML::Key << "attention" << YAML::Value << model.attention;
+    e << YAML::Key << "attention_window" << YAML::Value << model.attention_window;
+  } else {
+    e << YAML::Key << "heads" << YAML::Value << model.heads;
+    e << YAML::Key << "ff_dim" << YAML::Value << model.ff_dim;
+    e << YAML::Key << "max_len" << YAML::Value << model.max_len;
+  }
+  e << YAML::Key << "dropout" << YAML::Value << model.dropout;
+  e << YAML::Key << "tie_embeddings" << YAML::Value << model.tie_embeddings;
+  e << YAML::EndMap;
+  e << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "seq_len" << YAML::Value << train.seq_len;
+  e << YAML::Key << "batch_size" << YAML::Value << train.batch_size;
+  e << YAML::Key << "steps" << YAML::Value << train.steps;
+  e << YAML::Key << "lr" << YAML::Value << train.lr;
+  e << YAML::Key << "warmup_steps" << YAML::Value << train.warmup_steps;
+  e << YAML::Key << "min_lr_ratio" << YAML::Value << train.min_lr_ratio;
+  e << YAML::Key << "weight_decay" << YAML::Value << train.weight_decay;
+  e << YAML::Key << "beta1" << YAML::Value << train.beta1;
+  e << YAML::Key << "beta2" << YAML::Value << train.beta2;
+  e << YAML::Key << "grad_clip" << YAML::Value << train.grad_clip;
+  e << YAML::Key << "eval_every" << YAML::Value << train.eval_every;
+  e << YAML::Key << "eval_windows" << YAML::Value << train.eval_windows;
+  e << YAML::Key << "early_stopping_patience" << YAML::Value << train.early_stopping_patience;
+  e << YAML::Key << "seed" << YAML::Value << train.seed;
+  e << YAML::Key << "threads" << YAML::Value << train.threads;
+  e << YAML::EndMap;
+  e << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
+
+}  // namespace cadenza
