@@ -36,7 +36,7 @@ StatusOr<Segmentation> Segment(const int32_t* tokens, size_t count) {
         const BarInfo& prev = seg.bars.back();
         bar.start_step = prev.start_step + Vocabulary::BarSteps(prev.numerator, prev.denominator);
       }
-      if (i + 1 >= count || v.Type(tokens[i + 1]) != TokenType::kTimeSig) return error(i, "expected TimeSig after Bar");
+      if (i + 1 >= count || tokens[i + 1] < 0 || tokens[i + 1] >= v.size() || v.Type(tokens[i + 1]) != TokenType::kTimeSig) return error(i, "expected TimeSig after Bar");
       const TokenInfo& ts = v.Info(tokens[i + 1]);
       bar.numerator = ts.value;
       bar.denominator = ts.value2;

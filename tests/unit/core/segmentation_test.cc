@@ -73,6 +73,12 @@ TEST(Segmentation, RefusesBrokenSequencesWithTheirIndex) {
   auto beat = Segment({v.Bar(), v.TimeSig(2, 4), v.Beat(2)});
   ASSERT_FALSE(beat.ok());
   EXPECT_EQ(beat.status().message(), "token 2 (Beat_2): beat outside the bar's meter");
+  // Found by the tokenizer fuzzer: an out-of-range id right after a Bar was looked up before being checked.
+  for (int32_t after : {-3, v.size(), v.size() + 7}) {
+    auto out_of_range = Segment({v.Bar(), after});
+    ASSERT_FALSE(out_of_range.ok());
+    EXPECT_EQ(out_of_range.status().message(), "token 0 (Bar): expected TimeSig after Bar");
+  }
   auto empty = Segment(std::vector<int32_t>{});
   ASSERT_TRUE(empty.ok());
   EXPECT_EQ(empty->BarOf(0), 0);
