@@ -1,5 +1,6 @@
 // The `cadenza` command: ingest MIDI into datasets, inspect them, make synthetic corpora, show tokens.
 #include <CLI/CLI.hpp>
+#include <malloc.h>
 
 #include <chrono>
 #include <cstdio>
@@ -7,6 +8,9 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli/model_commands.h"
+#include "core/audio.h"
+#include "core/file_util.h"
 #include "core/midi.h"
 #include "core/synthetic.h"
 #include "core/tokenizer.h"
@@ -122,8 +126,20 @@ int RunSynth(const std::string& out, int count, uint64_t seed) {
   return 0;
 }
 
-// The main job, grown issue by issue; today: corpus -> ingest -> dataset summary.
-int RunDemo(const std::string& data, const std::string& out, int jobs, int count) {
+// The demo's models: small enough to train in about a minute each on two cores.
+std::string DemoExperiment(const std::string& family, const std::string& dataset, const std::string& run, int steps) {
+  std::string model = family == "transformer"
+                          ? "{family: transformer, d_model: 64, layers: 2, heads: 4, ff_dim: 256, max_len: 512, dropout: 0.1}"
+                          : "{family: lstm, d_model: 64, layers: 1, hidden: 128, attention: general, dropout: 0.1}";
+  return "# Written by `cadenza demo`: train it again with `cadenza train <this file>`.\n"
+         "name: demo-" + family + "\ndataset: " + dataset + "\nout: " + run + "\nmodel: " + model +
+         "\ntrain: {seq_len: 128, batch_size: 8, steps: " + std::to_string(steps) +
+         ", lr: 0.002, warmup_steps: 20, eval_every: " + std::to_string(std::max(1, steps / 2)) +
+         ", eval_windows: 32, threads: 0}\n";
+}
+
+// The main job, grown issue by issue: corpus -> ingest -> dataset summary -> train both families -> generate.
+int RunDemo(const std::string& data, const std::string& out, int jobs, int count, int steps) {
   const auto t0 = std::chrono::steady_clock::now();
   std::error_code ec;
   fs::create_directories(out, ec);
@@ -147,6 +163,30 @@ int RunDemo(const std::string& data, const std::string& out, int jobs, int count
   if (int rc = RunIngest(o, false)) return rc;
   std::cout << "== 3. dataset\n";
   if (int rc = RunInspect(o.out_dir, true, -1)) return rc;
+  if (steps == 0) return 0;
+  int stage = 4;
+  for (const std::string family : {"transformer", "lstm"}) {
+    const fs::path run = fs::path(out) / "runs" / family;
+    const fs::path experiment = fs::path(out) / "experiments" / (family + ".yaml");
+    fs::remove_all(run, ec);  // the demo always starts its runs afresh
+    fs::create_directories(experiment.parent_path(), ec);
+    Status s = WriteFileAtomic(experiment.string(), DemoExperiment(family, o.out_dir, run.string(), steps));
+    if (!s.ok()) return Fail(s);
+    std::cout << "== " << stage++ << ". train " << family << " (" << experiment.string() << ")\n" << std::flush;
+    TrainArgs t;
+    t.experiment = experiment.string();
+    if (int rc = RunTrain(t)) return rc;
+    std::cout << "== " << stage++ << ". generate from " << family << "\n" << std::flush;
+    GenerateArgs g;
+    g.checkpoint = (run / "checkpoints" / "best.pt").string();
+    g.out = (fs::path(out) / "samples" / family).string();
+    g.o.count = 2;
+    g.o.bars = 8;
+    g.o.max_new_tokens = 1500;
+    g.o.top_p = 0.95;
+    g.wav = fs::exists(DefaultSoundfont());
+    if (int rc = RunGenerate(g)) return rc;
+  }
   std::cout << "done in " << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
   return 0;
 }
@@ -154,6 +194,9 @@ int RunDemo(const std::string& data, const std::string& out, int jobs, int count
 }  // namespace
 
 int main(int argc, char** argv) {
+  // LibTorch's large tensors are otherwise mmap'd and page-faulted anew every step: 5x slower (PLATFORM.md).
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, -1);
   CLI::App app{"cadenza: train and compare attention-RNN and Transformer music generators on MIDI corpora.\n"
                "Run `cadenza <command> --help` for each command's options."};
   app.require_subcommand(1);
@@ -193,12 +236,16 @@ int main(int argc, char** argv) {
   synth_cmd->add_option("--seed", synth_seed, "Seed: the same seed always gives the same corpus")->capture_default_str();
 
   std::string demo_data, demo_out = "out/demo";
-  int demo_jobs = 2, demo_count = 200;
+  int demo_jobs = 2, demo_count = 200, demo_steps = 200;
   auto* demo_cmd = app.add_subcommand("demo", "The main job end to end on one machine (default corpus: synthetic tunes)");
   demo_cmd->add_option("--data", demo_data, "A folder of MIDI files to use instead of the synthetic corpus")->check(CLI::ExistingDirectory);
   demo_cmd->add_option("--out", demo_out, "Folder for everything the job writes")->capture_default_str();
   demo_cmd->add_option("--jobs,-j", demo_jobs, "Parser threads")->capture_default_str()->check(CLI::Range(1, 256));
+  demo_cmd->add_option("--steps", demo_steps, "Training steps per model family (0 = stop after the dataset)")->capture_default_str()->check(CLI::Range(0, 1000000));
   demo_cmd->add_option("--count", demo_count, "Synthetic tunes to make when no --data is given")->capture_default_str()->check(CLI::Range(1, 100000));
+
+  int model_exit = -1;  // set by the callbacks of train / generate / params
+  AddModelCommands(app, &model_exit);
 
   try {
     app.parse(argc, argv);
@@ -206,6 +253,7 @@ int main(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : kExitUsage;
   }
+  if (model_exit >= 0) return model_exit;
   if (*ingest_cmd) {
     if (ingest.val_fraction + ingest.test_fraction >= 1.0) {
       std::cerr << "cadenza: error: --val + --test must be below 1\n";
@@ -216,6 +264,6 @@ int main(int argc, char** argv) {
   if (*inspect_cmd) return RunInspect(inspect_dir, verify, piece);
   if (*tokens_cmd) return RunTokens(tokens_file, tokens_json);
   if (*synth_cmd) return RunSynth(synth_out, synth_count, synth_seed);
-  if (*demo_cmd) return RunDemo(demo_data, demo_out, demo_jobs, demo_count);
+  if (*demo_cmd) return RunDemo(demo_data, demo_out, demo_jobs, demo_count, demo_steps);
   return kExitUsage;
 }

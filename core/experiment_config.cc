@@ -188,7 +188,6 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
     if (tr.early_stopping_patience < 0) return r.Error("train.early_stopping_patience", "expected >= 0");
     if (tr.threads < 0) return r.Error("train.threads", "expected >= 0 (0 = all cores)");
   }
-  if (std::filesystem::path(c.dataset).is_relative()) c.dataset = resolve(c.dataset);
   return c;
 }
 

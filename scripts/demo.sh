@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
+# Spinning OpenMP threads collapse LibTorch throughput on a shared machine (PLATFORM.md).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 bash scripts/install-deps.sh
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc)" --target cadenza

@@ -46,7 +46,7 @@ class CliTest : public ::testing::Test {
 TEST_F(CliTest, HelpExplainsEveryCommandAndOption) {
   CliRun top = Cadenza("--help");
   EXPECT_EQ(top.exit_code, 0);
-  for (const char* cmd : {"ingest", "inspect", "tokens", "synth", "demo"}) EXPECT_NE(top.output.find(cmd), std::string::npos) << cmd;
+  for (const char* cmd : {"ingest", "inspect", "tokens", "synth", "demo", "train", "generate", "params"}) EXPECT_NE(top.output.find(cmd), std::string::npos) << cmd;
   CliRun ingest = Cadenza("ingest --help");
   EXPECT_EQ(ingest.exit_code, 0);
   for (const char* opt : {"--out", "--shards", "--val", "--test", "--jobs", "--overwrite"}) {
@@ -103,6 +103,52 @@ TEST_F(CliTest, SynthIngestInspectEndToEnd) {
   CliRun piece = Cadenza("inspect " + ds + " --piece 0");
   ASSERT_EQ(piece.exit_code, 0) << piece.output;
   EXPECT_NE(piece.output.find("bar 0: Bar TimeSig_"), std::string::npos) << piece.output;
+}
+
+TEST_F(CliTest, TrainThenGenerateMidiAndWav) {
+  const std::string midi = (dir_ / "midi").string(), ds = (dir_ / "ds").string(), run = (dir_ / "run").string();
+  ASSERT_EQ(Cadenza("synth --out " + midi + " --count 30 --seed 2").exit_code, 0);
+  ASSERT_EQ(Cadenza("ingest " + midi + " --out " + ds + " --val 0.2 --quiet").exit_code, 0);
+  const fs::path exp = dir_ / "exp.yaml";
+  std::ofstream(exp) << "name: cli\ndataset: " << ds << "\nout: " << run
+                     << "\nmodel: {family: lstm, d_model: 32, layers: 1, hidden: 48, attention: additive}\n"
+                        "train: {seq_len: 64, batch_size: 4, steps: 6, eval_every: 3, eval_windows: 8, threads: 1}\n";
+  CliRun train = Cadenza("train " + exp.string() + " --quiet");
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  EXPECT_NE(train.output.find("steps          6 of 6"), std::string::npos) << train.output;
+  EXPECT_NE(train.output.find("best NLL/token"), std::string::npos) << train.output;
+  CliRun again = Cadenza("train " + exp.string() + " --quiet");
+  EXPECT_EQ(again.exit_code, 1) << "a second run into the same folder must ask for --resume";
+  EXPECT_NE(again.output.find("--resume"), std::string::npos) << again.output;
+
+  const std::string samples = (dir_ / "samples").string();
+  const std::string wav = fs::exists("/usr/share/sounds/sf2/FluidR3_GM.sf2") ? " --wav" : "";
+  CliRun gen = Cadenza("generate " + run + "/checkpoints/best.pt --out " + samples + " --count 2 --bars 2 --seed 3" + wav);
+  ASSERT_EQ(gen.exit_code, 0) << gen.output;
+  EXPECT_NE(gen.output.find("sample-001"), std::string::npos) << gen.output;
+  for (const char* f : {"sample-000.mid", "sample-000.json", "sample-001.mid"}) EXPECT_TRUE(fs::exists(fs::path(samples) / f)) << f;
+  if (!wav.empty()) {
+    EXPECT_GT(fs::file_size(fs::path(samples) / "sample-000.wav"), 44u);
+  }
+  CliRun inspect = Cadenza("tokens " + samples + "/sample-000.mid");
+  EXPECT_EQ(inspect.exit_code, 0) << "generated MIDI must read back: " << inspect.output;
+}
+
+TEST_F(CliTest, ModelCommandErrorsAreNamed) {
+  const fs::path exp = dir_ / "bad.yaml";
+  std::ofstream(exp) << "name: x\ndataset: d\nout: o\nmodel: {family: transformer, d_model: 30, heads: 4}\n";
+  CliRun train = Cadenza("train " + exp.string());
+  EXPECT_EQ(train.exit_code, 1);
+  EXPECT_NE(train.output.find(exp.string() + ": model.heads: expected a divisor of d_model (30)"), std::string::npos) << train.output;
+  const fs::path junk = dir_ / "junk.pt";
+  std::ofstream(junk) << "junk";
+  CliRun gen = Cadenza("generate " + junk.string() + " --out " + (dir_ / "s").string());
+  EXPECT_EQ(gen.exit_code, 1);
+  EXPECT_NE(gen.output.find(junk.string() + ": not a cadenza checkpoint"), std::string::npos) << gen.output;
+  CliRun params = Cadenza("params " CADENZA_SOURCE_DIR "/configs/models/transformer-base.yaml " CADENZA_SOURCE_DIR
+                          "/configs/models/lstm-base.yaml");
+  EXPECT_EQ(params.exit_code, 0) << params.output;
+  EXPECT_NE(params.output.find("parameters  (lstm 2x448 attention=general)"), std::string::npos) << params.output;
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Tests of shard files, Dataset (random access, checksums, errors) and the bar-aligned WindowSampler.
 #include "storage/dataset.h"
+#include "storage/training_windows.h"
 
 #include <gtest/gtest.h>
 
@@ -375,6 +376,33 @@ TEST_F(DatasetTest, InvalidSamplerOptionsAreRefused) {
   o = WindowSamplerOptions();
   o.min_tokens = o.length + 1;
   EXPECT_FALSE(WindowSampler::Create(*ds, o).ok());
+}
+
+TEST_F(DatasetTest, TrainingWindowsAreTheSamplersEpochInOrder) {
+  if (!dataset_) dataset_ = OpenDataset();
+  WindowSamplerOptions o;
+  o.length = 64;
+  o.min_tokens = 16;
+  o.seed = 4;
+  auto windows = DatasetWindows::Create(*dataset_, o);
+  ASSERT_TRUE(windows.ok()) << windows.status().message();
+  std::unique_ptr<WindowSampler> sampler = Sampler(4, 0, 1, 64);
+  const std::vector<Window> epoch = sampler->Epoch(2);
+  ASSERT_EQ((*windows)->WindowsPerEpoch(), static_cast<int64_t>(epoch.size()));
+  std::vector<int32_t> batch(3 * 64), expected(64);
+  (*windows)->Fill(2, 5, 3, batch.data());
+  for (int i = 0; i < 3; ++i) {
+    sampler->Read(epoch[5 + i], expected.data());
+    EXPECT_TRUE(std::equal(expected.begin(), expected.end(), batch.begin() + i * 64)) << "window " << i;
+  }
+  // A split without a window of this length is refused with the dataset, split and length named.
+  o.split = Split::kTest;
+  o.length = 100000;
+  o.min_tokens = 100000;  // more real tokens than any piece has
+  auto none = DatasetWindows::Create(*dataset_, o);
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("test split has no window of 100000 tokens"), std::string::npos)
+      << none.status().message();
 }
 
 }  // namespace

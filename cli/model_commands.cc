@@ -1,0 +1,207 @@
+// Model commands: train from an experiment file, sample MIDI/WAV from a checkpoint, count parameters.
+#include "cli/model_commands.h"
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "core/audio.h"
+#include "core/experiment_config.h"
+#include "core/midi.h"
+#include "core/model/model_api.h"
+#include "core/model/trainer.h"
+#include "core/segmentation.h"
+#include "core/tokenizer.h"
+#include "core/vocabulary.h"
+#include "storage/dataset.h"
+#include "storage/training_windows.h"
+
+namespace cadenza {
+namespace {
+
+namespace fs = std::filesystem;
+std::atomic<bool> g_stop{false};
+extern "C" void OnStopSignal(int) { g_stop.store(true); }
+
+int Fail(const Status& s) {
+  std::cerr << "cadenza: error: " << s.message() << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int RunTrain(const TrainArgs& a) {
+  auto config = LoadExperimentConfig(a.experiment);
+  if (!config.ok()) return Fail(config.status());
+  if (a.threads >= 0) config->train.threads = a.threads;
+  auto dataset = Dataset::Open(config->dataset);
+  if (!dataset.ok()) return Fail(config->dataset.empty() ? InvalidArgument(a.experiment + ": dataset: missing") : dataset.status());
+  WindowSamplerOptions w;
+  w.length = config->train.seq_len + 1;  // seq_len inputs, each with its next-token target
+  w.min_tokens = std::min<int64_t>(32, w.length);
+  w.seed = config->train.seed;
+  w.split = Split::kTrain;
+  auto train = DatasetWindows::Create(**dataset, w);
+  if (!train.ok()) return Fail(train.status());
+  w.split = Split::kVal;
+  auto val = DatasetWindows::Create(**dataset, w);
+  if (!val.ok()) return Fail(val.status());
+
+  // Slurm sends SIGTERM before a time limit or preemption: checkpoint and stop so `--resume` continues exactly.
+  std::signal(SIGINT, OnStopSignal);
+  std::signal(SIGTERM, OnStopSignal);
+  TrainOptions o;
+  o.resume = a.resume;
+  o.progress = !a.quiet;
+  o.stop_after_steps = a.stop_after;
+  o.stop_requested = &g_stop;
+  auto summary = Train(*config, **train, **val, o);
+  if (!summary.ok()) return Fail(summary.status());
+  const TrainSummary& s = *summary;
+  std::printf("run            %s (%s, %lld parameters)\n", config->out.c_str(), config->model.family.c_str(),
+              (long long)s.parameters);
+  std::printf("steps          %lld of %lld%s\n", (long long)s.steps, (long long)config->train.steps,
+              s.early_stopped ? " (early stop)" : s.interrupted ? " (stopped: resume with --resume)" : "");
+  std::printf("train loss     %.4f\n", s.last_train_loss);
+  std::printf("val            best NLL/token %.4f, perplexity %.2f, NLL/bar %.2f\n", s.best_val_nll,
+              s.best_val_perplexity, s.best_val_nll_per_bar);
+  std::printf("speed          %.0f tokens/s over %.1f s\n", s.tokens_per_second, s.seconds);
+  std::printf("checkpoint     %s\n", s.checkpoint.c_str());
+  std::printf("metrics        %s/metrics.csv, metrics.jsonl, tensorboard/ (tensorboard --logdir %s/tensorboard)\n",
+              config->out.c_str(), config->out.c_str());
+  return 0;
+}
+
+namespace {
+
+// The first `bars` bars of a MIDI file as tokens (BOS included, EOS not): a primer to continue.
+StatusOr<std::vector<int32_t>> PrimerTokens(const std::string& path, int64_t bars) {
+  auto score = ReadMidiFile(path);
+  if (!score.ok()) return score.status();
+  auto enc = Tokenizer().Encode(*score);
+  if (!enc.ok()) return enc.status().WithContext(path);
+  const auto& seg = enc->segmentation;
+  const int64_t end = bars < static_cast<int64_t>(seg.bars.size()) ? seg.bars[bars].token_offset
+                                                                     : static_cast<int64_t>(enc->tokens.size()) - 1;
+  return std::vector<int32_t>(enc->tokens.begin(), enc->tokens.begin() + end);
+}
+
+}  // namespace
+
+int RunGenerate(GenerateArgs a) {
+  SetTorchThreads(a.threads);
+  if (!a.primer.empty()) {
+    auto primer = PrimerTokens(a.primer, a.primer_bars);
+    if (!primer.ok()) return Fail(primer.status());
+    a.o.primer = std::move(*primer);
+  }
+  std::error_code ec;
+  fs::create_directories(a.out, ec);
+  if (ec) return Fail(IoError(a.out + ": cannot create: " + ec.message()));
+  CheckpointInfo info;
+  auto samples = GenerateFromCheckpoint(a.checkpoint, a.o, &info);
+  if (!samples.ok()) return Fail(samples.status());
+  std::printf("model          %s, %lld parameters, trained %lld steps\n", info.config.model.family.c_str(),
+              (long long)info.parameters, (long long)info.step);
+  const Vocabulary& v = Vocabulary::Get();
+  Tokenizer tok;
+  int64_t total_new = 0;
+  double seconds = 0;
+  for (size_t i = 0; i < samples->size(); ++i) {
+    const GeneratedSample& g = (*samples)[i];
+    char stem[32];
+    std::snprintf(stem, sizeof stem, "sample-%03zu", i);
+    const fs::path base = fs::path(a.out) / stem;
+    auto score = tok.Decode(g.tokens);
+    if (!score.ok()) return Fail(Status(StatusCode::kInternal, std::string(stem) + ": generated tokens do not decode: " + score.status().message()));
+    Status s = WriteMidiFile(*score, base.string() + ".mid");
+    if (!s.ok()) return Fail(s);
+    auto seg = Segment(g.tokens);
+    nlohmann::json j;
+    j["checkpoint"] = a.checkpoint;
+    j["tokens"] = g.tokens;
+    std::vector<std::string> names;
+    for (int32_t t : g.tokens) names.push_back(v.Name(t));
+    j["token_names"] = names;
+    j["primer_tokens"] = a.o.primer.size();
+    j["bar_offsets"] = seg.ok() ? seg->BarTokenOffsets() : std::vector<int64_t>{};
+    j["seed"] = a.o.seed;
+    j["temperature"] = a.o.temperature;
+    j["top_k"] = a.o.top_k;
+    j["top_p"] = a.o.top_p;
+    std::ofstream(base.string() + ".json") << j.dump(1) << "\n";
+    if (a.wav) {
+      AudioOptions ao;
+      ao.soundfont = a.soundfont;
+      s = RenderWav(*score, base.string() + ".wav", ao);
+      if (!s.ok()) return Fail(s);
+    }
+    std::printf("%s  %lld new tokens, %zu bars, %zu notes, %.1f s of music -> %s.mid%s\n", stem, (long long)g.new_tokens,
+                seg.ok() ? seg->bars.size() : 0, score->notes.size(), score->Seconds(), base.string().c_str(),
+                a.wav ? " (+ .wav)" : "");
+    total_new += g.new_tokens;
+    seconds = g.seconds;
+  }
+  std::printf("generated %lld tokens in %.2f s (%.0f tokens/s, batch of %zu)\n", (long long)total_new, seconds,
+              total_new / std::max(1e-9, seconds), samples->size());
+  return 0;
+}
+
+namespace {
+
+int RunParams(const std::vector<std::string>& files) {
+  for (const std::string& f : files) {
+    auto m = LoadModelConfig(f);
+    if (!m.ok()) return Fail(m.status());
+    auto n = CountParameters(*m);
+    if (!n.ok()) return Fail(n.status());
+    const std::string shape = m->is_rnn() ? m->family + " " + std::to_string(m->layers) + "x" + std::to_string(m->hidden) +
+                                                " attention=" + m->attention
+                                          : "transformer " + std::to_string(m->layers) + " layers d_model=" +
+                                                std::to_string(m->d_model) + " heads=" + std::to_string(m->heads);
+    std::printf("%-40s %12lld parameters  (%s)\n", f.c_str(), (long long)*n, shape.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddModelCommands(CLI::App& app, int* exit_code) {
+  auto train_args = std::make_shared<TrainArgs>();
+  auto* train = app.add_subcommand("train", "Train one model (attention RNN or Transformer) from an experiment YAML");
+  train->add_option("experiment", train_args->experiment, "Experiment file (see configs/experiments/)")->required()->check(CLI::ExistingFile);
+  train->add_flag("--resume", train_args->resume, "Continue the run in the experiment's `out` from checkpoints/latest.pt");
+  train->add_option("--threads", train_args->threads, "LibTorch threads (overrides train.threads; 0 = all cores)")->check(CLI::Range(0, 256));
+  train->add_option("--stop-after", train_args->stop_after, "Checkpoint and stop after N steps in this process (resume later)")->check(CLI::NonNegativeNumber);
+  train->add_flag("--quiet,-q", train_args->quiet, "No progress output");
+  train->callback([train_args, exit_code] { *exit_code = RunTrain(*train_args); });
+
+  auto gen = std::make_shared<GenerateArgs>();
+  auto* generate = app.add_subcommand("generate", "Sample new music from a checkpoint as MIDI (and WAV) files");
+  generate->add_option("checkpoint", gen->checkpoint, "A checkpoint written by `cadenza train` (checkpoints/best.pt)")->required()->check(CLI::ExistingFile);
+  generate->add_option("--out", gen->out, "Folder for sample-NNN.mid/.json/.wav")->required();
+  generate->add_option("--count,-n", gen->o.count, "Samples, generated together as one batch")->capture_default_str()->check(CLI::Range(1, 1024));
+  generate->add_option("--bars", gen->o.bars, "Stop each sample after this many new bars (0 = only --max-tokens)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  generate->add_option("--max-tokens", gen->o.max_new_tokens, "Hard cap on new tokens per sample")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  generate->add_option("--temperature", gen->o.temperature, "Softmax temperature (0 = greedy)")->capture_default_str()->check(CLI::Range(0.0, 10.0));
+  generate->add_option("--top-k", gen->o.top_k, "Sample among the k most likely tokens (0 = all)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  generate->add_option("--top-p", gen->o.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str()->check(CLI::Range(0.01, 1.0));
+  generate->add_option("--seed", gen->o.seed, "Same seed, checkpoint and options: the same music")->capture_default_str();
+  generate->add_option("--primer", gen->primer, "Continue the first --primer-bars bars of this MIDI file")->check(CLI::ExistingFile);
+  generate->add_option("--primer-bars", gen->primer_bars, "Bars of the primer to keep")->capture_default_str()->check(CLI::Range(1, 10000));
+  generate->add_flag("--wav", gen->wav, "Also render each sample to WAV with FluidSynth");
+  generate->add_option("--soundfont", gen->soundfont, "SoundFont for --wav (default: Debian's FluidR3_GM.sf2 or $CADENZA_SOUNDFONT)");
+  generate->add_option("--threads", gen->threads, "LibTorch threads (0 = all cores)")->capture_default_str()->check(CLI::Range(0, 256));
+  generate->callback([gen, exit_code] { *exit_code = RunGenerate(*gen); });
+
+  auto files = std::make_shared<std::vector<std::string>>();
+  auto* params = app.add_subcommand("params", "Print the parameter count of model configs (to match model sizes)");
+  params->add_option("model_yaml", *files, "Model config files (configs/models/*.yaml)")->required()->check(CLI::ExistingFile);
+  params->callback([files, exit_code] { *exit_code = RunParams(*files); });
+}
+
+}  // namespace cadenza

@@ -1,0 +1,118 @@
+// Attention RNN: the recurrent state attends causally over past states, as in Magenta's attention_rnn.
+#include "core/model/attention_rnn.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/model/additive_attention.h"
+
+namespace cadenza {
+namespace {
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+}
+
+AttentionRnnModel::AttentionRnnModel(const ModelConfig& c) : SequenceModelImpl(c), lstm_(c.family == "lstm") {
+  embedding_ = register_module("embedding", torch::nn::Embedding(c.vocab_size, c.d_model));
+  InitEmbedding(embedding_, c.d_model);
+  const double between_layers = c.layers > 1 ? c.dropout : 0.0;
+  if (lstm_) {
+    lstm_rnn_ = register_module("rnn", torch::nn::LSTM(torch::nn::LSTMOptions(c.d_model, c.hidden).num_layers(c.layers).dropout(between_layers)));
+  } else {
+    gru_rnn_ = register_module("rnn", torch::nn::GRU(torch::nn::GRUOptions(c.d_model, c.hidden).num_layers(c.layers).dropout(between_layers)));
+  }
+  if (c.attention == "general") {
+    attn_general_ = register_module("attn_general", torch::nn::Linear(torch::nn::LinearOptions(c.hidden, c.hidden).bias(false)));
+  } else if (c.attention == "additive") {
+    attn_query_ = register_module("attn_query", torch::nn::Linear(c.hidden, c.hidden));
+    attn_key_ = register_module("attn_key", torch::nn::Linear(torch::nn::LinearOptions(c.hidden, c.hidden).bias(false)));
+    attn_v_ = register_parameter("attn_v", torch::randn({c.hidden}) / std::sqrt(double(c.hidden)));
+  }
+  combine_ = register_module("combine", torch::nn::Linear(2 * c.hidden, c.d_model));
+  if (!c.tie_embeddings) output_ = register_module("output", torch::nn::Linear(torch::nn::LinearOptions(c.d_model, c.vocab_size).bias(false)));
+  dropout_ = register_module("dropout", torch::nn::Dropout(c.dropout));
+}
+
+torch::Tensor AttentionRnnModel::Scores(const torch::Tensor& hs) {
+  const int64_t T = hs.size(1);
+  const int64_t window = config_.attention_window;
+  if (config_.attention == "additive") return AdditiveAttentionScores(attn_query_(hs), attn_key_(hs), attn_v_, window);
+  // Dot and general scores are scaled by 1/sqrt(H), as in scaled dot-product attention, for stable softmax.
+  const double scale = 1.0 / std::sqrt(double(config_.hidden));
+  auto query = config_.attention == "general" ? attn_general_(hs) : hs;
+  auto mask = torch::full({T, T}, kNegInf).triu(1);
+  if (window > 0) mask = mask + torch::full({T, T}, kNegInf).tril(-window);
+  return torch::baddbmm(mask, query, hs.transpose(1, 2), 1.0, scale);
+}
+
+torch::Tensor AttentionRnnModel::Output(const torch::Tensor& context, const torch::Tensor& hs) {
+  auto out = dropout_(torch::tanh(combine_(torch::cat({context, hs}, -1))));
+  return config_.tie_embeddings ? torch::matmul(out, embedding_->weight.t()) : output_(out);
+}
+
+torch::Tensor AttentionRnnModel::forward(const torch::Tensor& tokens) {
+  auto x = dropout_(embedding_(tokens)).transpose(0, 1);  // [T, B, D]: LibTorch 1.13 RNNs are time-major
+  auto hs = (lstm_ ? std::get<0>(lstm_rnn_(x)) : std::get<0>(gru_rnn_(x))).transpose(0, 1).contiguous();  // [B, T, H]
+  auto attn = torch::softmax(Scores(hs), -1);
+  auto context = torch::bmm(attn, hs);
+  return Output(context, hs);
+}
+
+namespace {
+struct RnnState : DecodeState {
+  torch::Tensor h, c;        // [layers, B, H] (c only for LSTM)
+  torch::Tensor history;     // [B, L, H] past outputs (the last `window` when windowed)
+  torch::Tensor key_history; // additive: W_k applied to history
+  int64_t filled = 0;        // valid rows of history
+};
+}  // namespace
+
+std::unique_ptr<DecodeState> AttentionRnnModel::NewState(int64_t batch, int64_t max_len) {
+  auto s = std::make_unique<RnnState>();
+  const auto options = embedding_->weight.options();
+  s->h = torch::zeros({config_.layers, batch, config_.hidden}, options);
+  if (lstm_) s->c = torch::zeros({config_.layers, batch, config_.hidden}, options);
+  const int64_t rows = config_.attention_window > 0 ? config_.attention_window : std::max<int64_t>(max_len, 1);
+  s->history = torch::zeros({batch, rows, config_.hidden}, options);
+  if (config_.attention == "additive") s->key_history = torch::zeros({batch, rows, config_.hidden}, options);
+  return s;
+}
+
+torch::Tensor AttentionRnnModel::Step(const torch::Tensor& tokens, DecodeState& base) {
+  auto& s = static_cast<RnnState&>(base);
+  auto x = embedding_(tokens).unsqueeze(0);  // [1, B, D]
+  torch::Tensor out;
+  if (lstm_) {
+    auto [y, hc] = lstm_rnn_(x, std::make_tuple(s.h, s.c));
+    out = y;
+    s.h = std::get<0>(hc);
+    s.c = std::get<1>(hc);
+  } else {
+    auto [y, h] = gru_rnn_(x, s.h);
+    out = y;
+    s.h = h;
+  }
+  auto h_t = out.squeeze(0);  // [B, H]
+  const int64_t rows = s.history.size(1);
+  if (s.filled == rows) {  // windowed (or a full buffer): drop the oldest state
+    TORCH_CHECK(config_.attention_window > 0, "RNN history is full (", rows, " tokens): raise max_len");
+    s.history = torch::roll(s.history, -1, 1);
+    if (s.key_history.defined()) s.key_history = torch::roll(s.key_history, -1, 1);
+    --s.filled;
+  }
+  s.history.select(1, s.filled).copy_(h_t);
+  if (s.key_history.defined()) s.key_history.select(1, s.filled).copy_(attn_key_(h_t));
+  ++s.filled;
+  auto past = s.history.narrow(1, 0, s.filled);  // [B, P, H]
+  torch::Tensor scores;
+  if (config_.attention == "additive") {
+    scores = torch::matmul(torch::tanh(attn_query_(h_t).unsqueeze(1) + s.key_history.narrow(1, 0, s.filled)), attn_v_);
+  } else {
+    auto query = config_.attention == "general" ? attn_general_(h_t) : h_t;
+    scores = torch::bmm(past, query.unsqueeze(2)).squeeze(2) / std::sqrt(double(config_.hidden));
+  }
+  auto context = torch::bmm(torch::softmax(scores, -1).unsqueeze(1), past).squeeze(1);
+  ++s.position;
+  return Output(context, h_t);
+}
+
+}  // namespace cadenza

@@ -1,0 +1,41 @@
+// Training checkpoints (model, optimizer, schedule position, RNG, data cursor, config) and state_dict export.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+#include "core/experiment_config.h"
+#include "core/model/sequence_model.h"
+#include "core/status.h"
+
+namespace cadenza {
+
+struct TrainingProgress {
+  int64_t step = 0;           // optimizer steps done
+  int64_t epoch = 0;          // data epoch in progress
+  int64_t cursor = 0;         // next window of that epoch
+  double best_val_nll = 1e30; // best validation NLL per token so far
+  int64_t evals_without_improvement = 0;
+};
+
+// Writes atomically (temporary name, fsync, rename): a crash leaves the previous checkpoint intact.
+Status SaveCheckpoint(const std::string& path, const ExperimentConfig& config, SequenceModelImpl& model,
+                      torch::optim::Optimizer& optimizer, const TrainingProgress& progress);
+
+struct LoadedCheckpoint {
+  ExperimentConfig config;
+  SequenceModel model;
+  TrainingProgress progress;
+};
+
+// Rebuilds the model from the config stored inside; refuses files that are not cadenza checkpoints or that
+// were made with another vocabulary. If `optimizer` is given, its state is restored too, and the global CPU
+// RNG is set to the saved state so a resumed run continues bit-exactly.
+StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& path);
+Status RestoreTrainingState(const std::string& path, SequenceModelImpl& model, torch::optim::Optimizer& optimizer);
+
+// Parameters and buffers as a name -> tensor dict in PyTorch's pickle format: `torch.load(path)` in Python.
+Status ExportStateDict(const std::string& path, SequenceModelImpl& model);
+
+}  // namespace cadenza

@@ -1,0 +1,51 @@
+// The training loop: AdamW, warm-up + cosine schedule, clipping, validation, early stopping, checkpoints, resume.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "core/experiment_config.h"
+#include "core/status.h"
+#include "core/window_source.h"
+
+namespace cadenza {
+
+struct TrainOptions {
+  bool resume = false;            // continue from <out>/checkpoints/latest.pt
+  bool progress = true;           // progress line on stderr
+  int64_t stop_after_steps = 0;   // stop (with a checkpoint) after this many steps in this process; 0 = run to the end
+  const std::atomic<bool>* stop_requested = nullptr;  // set by a signal handler: checkpoint and return
+};
+
+struct TrainSummary {
+  int64_t steps = 0;
+  int64_t parameters = 0;
+  double last_train_loss = 0;
+  double last_val_nll = 0;   // per token
+  double best_val_nll = 0;   // per token
+  double best_val_perplexity = 0;
+  double best_val_nll_per_bar = 0;
+  double tokens_per_second = 0;
+  double seconds = 0;
+  bool early_stopped = false;
+  bool interrupted = false;  // stopped by stop_after_steps or a signal, resumable
+  std::string checkpoint;    // latest checkpoint written
+};
+
+// Learning rate at `step` (0-based): linear warm-up to lr, then cosine down to lr * min_lr_ratio at cfg.steps.
+double LearningRateAt(const TrainConfig& cfg, int64_t step);
+
+// Writes <out>/config.yaml, metrics (CSV, JSONL, TensorBoard), checkpoints/{latest,best}.pt and model_state.pt.
+StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource& train, const WindowSource& val,
+                             const TrainOptions& options);
+
+// Validation over the first `max_windows` windows of `val` (epoch 0; 0 = all).
+struct EvalResult {
+  double nll_per_token = 0;
+  double perplexity = 0;
+  double nll_per_bar = 0;
+  int64_t tokens = 0;
+  int64_t bars = 0;
+};
+
+}  // namespace cadenza

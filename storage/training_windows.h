@@ -1,0 +1,31 @@
+// The trainer's WindowSource over a dataset split: bar-aligned windows, shuffled per epoch by seed, per rank.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "core/window_source.h"
+#include "storage/dataset.h"
+
+namespace cadenza {
+
+class DatasetWindows : public WindowSource {
+ public:
+  // Fails if the split has no window of options.length tokens (the error names the dataset and split).
+  static StatusOr<std::unique_ptr<DatasetWindows>> Create(const Dataset& dataset, const WindowSamplerOptions& options);
+
+  int64_t length() const override { return sampler_->length(); }
+  int64_t WindowsPerEpoch() const override { return per_epoch_; }
+  void Fill(int64_t epoch, int64_t first, int64_t count, int32_t* out) const override;
+
+ private:
+  DatasetWindows() = default;
+  std::unique_ptr<WindowSampler> sampler_;
+  int64_t per_epoch_ = 0;
+  mutable std::mutex mu_;  // guards the cached epoch
+  mutable int64_t cached_epoch_ = -1;
+  mutable std::vector<Window> windows_;
+};
+
+}  // namespace cadenza
