@@ -182,11 +182,11 @@ void AddModelCommands(CLI::App& app, int* exit_code) {
 
   auto gen = std::make_shared<GenerateArgs>();
   auto* generate = app.add_subcommand("generate", "Sample new music from a checkpoint as MIDI (and WAV) files");
-  generate->add_option("checkpoint", gen->checkpoint, "A checkpoint written by `cadenza train` (checkpoints/best.pt)")->required()->check(CLI::ExistingFile);
+  generate->add_option("checkpoint,--checkpoint", gen->checkpoint, "A checkpoint written by `cadenza train` (checkpoints/best.pt)")->required()->check(CLI::ExistingFile);
   generate->add_option("--out", gen->out, "Folder for sample-NNN.mid/.json/.wav")->required();
   generate->add_option("--count,-n", gen->o.count, "Samples, generated together as one batch")->capture_default_str()->check(CLI::Range(1, 1024));
   generate->add_option("--bars", gen->o.bars, "Stop each sample after this many new bars (0 = only --max-tokens)")->capture_default_str()->check(CLI::NonNegativeNumber);
-  generate->add_option("--max-tokens", gen->o.max_new_tokens, "Hard cap on new tokens per sample")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  generate->add_option("--tokens,--max-tokens", gen->o.max_new_tokens, "Hard cap on new tokens per sample")->capture_default_str()->check(CLI::Range(1, 1 << 20));
   generate->add_option("--temperature", gen->o.temperature, "Softmax temperature (0 = greedy)")->capture_default_str()->check(CLI::Range(0.0, 10.0));
   generate->add_option("--top-k", gen->o.top_k, "Sample among the k most likely tokens (0 = all)")->capture_default_str()->check(CLI::NonNegativeNumber);
   generate->add_option("--top-p", gen->o.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str()->check(CLI::Range(0.01, 1.0));

@@ -77,6 +77,8 @@ TransformerModel::TransformerModel(const ModelConfig& c) : SequenceModelImpl(c),
 
 torch::Tensor TransformerModel::Logits(const torch::Tensor& hidden) {
   auto h = ln_final_(hidden);
+  // Tied and unscaled, as in the paper. The untrained model then favours repeating its input token (the
+  // residual carries sqrt(d) * embedding), yet it learned fastest of three variants we measured (docs/models.md).
   return config_.tie_embeddings ? torch::matmul(h, embedding_->weight.t()) : output_(h);
 }
 

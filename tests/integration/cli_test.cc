@@ -123,7 +123,7 @@ TEST_F(CliTest, TrainThenGenerateMidiAndWav) {
 
   const std::string samples = (dir_ / "samples").string();
   const std::string wav = fs::exists("/usr/share/sounds/sf2/FluidR3_GM.sf2") ? " --wav" : "";
-  CliRun gen = Cadenza("generate " + run + "/checkpoints/best.pt --out " + samples + " --count 2 --bars 2 --seed 3" + wav);
+  CliRun gen = Cadenza("generate --checkpoint " + run + "/checkpoints/best.pt --out " + samples + " --count 2 --bars 2 --tokens 400 --seed 3" + wav);
   ASSERT_EQ(gen.exit_code, 0) << gen.output;
   EXPECT_NE(gen.output.find("sample-001"), std::string::npos) << gen.output;
   for (const char* f : {"sample-000.mid", "sample-000.json", "sample-001.mid"}) EXPECT_TRUE(fs::exists(fs::path(samples) / f)) << f;
