@@ -134,7 +134,8 @@ std::string DemoExperiment(const std::string& family, const std::string& dataset
   return "# Written by `cadenza demo`: train it again with `cadenza train <this file>`.\n"
          "name: demo-" + family + "\ndataset: " + dataset + "\nout: " + run + "\nmodel: " + model +
          "\ntrain: {seq_len: 128, batch_size: 8, steps: " + std::to_string(steps) +
-         ", lr: 0.002, warmup_steps: 20, eval_every: " + std::to_string(std::max(1, steps / 2)) +
+         ", lr: " + std::string(family == "transformer" ? "0.002" : "0.01") +  // RNNs want larger steps
+         ", warmup_steps: 20, eval_every: " + std::to_string(std::max(1, steps / 2)) +
          ", eval_windows: 32, threads: 0}\n";
 }
 
