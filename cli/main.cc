@@ -1,14 +1,17 @@
 // The `cadenza` command: ingest MIDI into datasets, inspect them, make synthetic corpora, show tokens.
 #include <CLI/CLI.hpp>
-#include <malloc.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "cli/model_commands.h"
+#include "cli/model_options.h"
 #include "core/audio.h"
 #include "core/file_util.h"
 #include "core/midi.h"
@@ -29,6 +32,32 @@ constexpr int kExitFailure = 1;
 int Fail(const Status& s) {
   std::cerr << "cadenza: error: " << s.message() << "\n";
   return kExitFailure;
+}
+
+// The model commands live in `cadenza-model`, next to this binary, so that only they load LibTorch.
+std::string ModelBinary() {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return ((ec ? fs::path(".") : self.parent_path()) / "cadenza-model").string();
+}
+
+// Runs cadenza-model with `args` (argv[1..]) and waits; returns its exit code.
+int RunModelBinary(const std::vector<std::string>& args) {
+  const std::string binary = ModelBinary();
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(binary.c_str()));
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::cout << std::flush;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execv(binary.c_str(), argv.data());
+    std::fprintf(stderr, "cadenza: error: cannot run %s: %s (build the cadenza-model target)\n", binary.c_str(), std::strerror(errno));
+    _exit(kExitFailure);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0) return Fail(IoError("cannot start " + binary));
+  return WIFEXITED(status) ? WEXITSTATUS(status) : kExitFailure;
 }
 
 int RunIngest(IngestOptions options, bool quiet) {
@@ -174,19 +203,13 @@ int RunDemo(const std::string& data, const std::string& out, int jobs, int count
     Status s = WriteFileAtomic(experiment.string(), DemoExperiment(family, o.out_dir, run.string(), steps));
     if (!s.ok()) return Fail(s);
     std::cout << "== " << stage++ << ". train " << family << " (" << experiment.string() << ")\n" << std::flush;
-    TrainArgs t;
-    t.experiment = experiment.string();
-    if (int rc = RunTrain(t)) return rc;
+    if (int rc = RunModelBinary({"train", experiment.string()})) return rc;
     std::cout << "== " << stage++ << ". generate from " << family << "\n" << std::flush;
-    GenerateArgs g;
-    g.checkpoint = (run / "checkpoints" / "best.pt").string();
-    g.out = (fs::path(out) / "samples" / family).string();
-    g.o.count = 2;
-    g.o.bars = 8;
-    g.o.max_new_tokens = 1500;
-    g.o.top_p = 0.95;
-    g.wav = fs::exists(DefaultSoundfont());
-    if (int rc = RunGenerate(g)) return rc;
+    std::vector<std::string> generate = {"generate", (run / "checkpoints" / "best.pt").string(), "--out",
+                                         (fs::path(out) / "samples" / family).string(), "--count", "2", "--bars", "8",
+                                         "--tokens", "1500", "--top-p", "0.95"};
+    if (fs::exists(DefaultSoundfont())) generate.push_back("--wav");
+    if (int rc = RunModelBinary(generate)) return rc;
   }
   std::cout << "done in " << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
   return 0;
@@ -195,9 +218,6 @@ int RunDemo(const std::string& data, const std::string& out, int jobs, int count
 }  // namespace
 
 int main(int argc, char** argv) {
-  // LibTorch's large tensors are otherwise mmap'd and page-faulted anew every step: 5x slower (PLATFORM.md).
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, -1);
   CLI::App app{"cadenza: train and compare attention-RNN and Transformer music generators on MIDI corpora.\n"
                "Run `cadenza <command> --help` for each command's options."};
   app.require_subcommand(1);
@@ -246,7 +266,11 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--count", demo_count, "Synthetic tunes to make when no --data is given")->capture_default_str()->check(CLI::Range(1, 100000));
 
   int model_exit = -1;  // set by the callbacks of train / generate / params
-  AddModelCommands(app, &model_exit);
+  // Options are checked here (so --help and usage errors are instant); the work runs in cadenza-model.
+  auto hand_over = [argc, argv](auto&&...) {
+    return RunModelBinary(std::vector<std::string>(argv + 1, argv + argc));
+  };
+  AddModelCommands(app, {hand_over, hand_over, hand_over}, &model_exit);
 
   try {
     app.parse(argc, argv);

@@ -1,9 +1,10 @@
 // Standard MIDI File reader: bytes -> Score, with byte-offset errors for every malformation.
 #include <algorithm>
 #include <cstdio>
-#include <deque>
 #include <map>
 #include <tuple>
+#include <unordered_map>
+#include <vector>
 
 #include "core/file_util.h"
 #include "core/midi.h"
@@ -33,7 +34,9 @@ struct RawEvent {
 
 class Parser {
  public:
-  Parser(const uint8_t* data, size_t size, const std::string& name) : d_(data), size_(size), name_(name) {}
+  Parser(const uint8_t* data, size_t size, const std::string& name) : d_(data), size_(size), name_(name) {
+    events_.reserve(std::min<size_t>(size / 3, size_t{1} << 22));  // an event takes at least 3 bytes
+  }
 
   StatusOr<Score> Run() {
     Score score;
@@ -229,7 +232,18 @@ class Parser {
       int64_t start;
       uint8_t velocity, program;
     };
-    std::map<std::tuple<int, int, int>, std::deque<Open>> open;  // (track, channel, pitch) -> notes sounding, oldest first
+    // Notes sounding per (track, channel, pitch), oldest first: a vector and the index of its oldest entry.
+    struct Fifo {
+      std::vector<Open> notes;
+      size_t head = 0;
+    };
+    std::unordered_map<uint64_t, Fifo> open;
+    auto key = [](int track, int channel, int pitch) {
+      return (static_cast<uint64_t>(track) << 16) | (static_cast<uint64_t>(channel) << 8) | static_cast<uint64_t>(pitch);
+    };
+    size_t note_ons = 0;
+    for (const RawEvent& e : events_) note_ons += e.kind == RawEvent::kNoteOn;
+    score->notes.reserve(note_ons);
     for (const RawEvent& e : events_) {
       switch (e.kind) {
         case RawEvent::kTempo:
@@ -248,13 +262,14 @@ class Parser {
           program[e.channel] = e.a;
           break;
         case RawEvent::kNoteOn:
-          open[{e.track, e.channel, e.a}].push_back({e.tick, e.b, program[e.channel]});
+          open[key(e.track, e.channel, e.a)].notes.push_back({e.tick, e.b, program[e.channel]});
           break;
         case RawEvent::kNoteOff: {
-          auto it = open.find({e.track, e.channel, e.a});
-          if (it == open.end() || it->second.empty()) break;  // stray note-off: nothing sounds
-          const Open o = it->second.front();
-          it->second.pop_front();
+          auto it = open.find(key(e.track, e.channel, e.a));
+          if (it == open.end() || it->second.head == it->second.notes.size()) break;  // stray note-off: nothing sounds
+          Fifo& fifo = it->second;
+          const Open o = fifo.notes[fifo.head++];
+          if (fifo.head == fifo.notes.size()) fifo.notes.clear(), fifo.head = 0;  // drained: reuse from the start
           AddNote(score, e.track, e.channel, e.a, o.start, e.tick, o.velocity, o.program);
           break;
         }
@@ -262,9 +277,10 @@ class Parser {
     }
     int64_t end_tick = 0;
     for (const auto& [track, tick] : last_track_tick_) end_tick = std::max(end_tick, tick);
-    for (auto& [key, notes] : open) {  // notes never released end with their track
-      const auto [track, channel, pitch] = key;
-      for (const Open& o : notes) {
+    for (auto& [k, fifo] : open) {  // notes never released end with their track (Sort() orders them)
+      const int track = static_cast<int>(k >> 16), channel = static_cast<int>((k >> 8) & 0xFF), pitch = static_cast<int>(k & 0xFF);
+      for (size_t i = fifo.head; i < fifo.notes.size(); ++i) {
+        const Open& o = fifo.notes[i];
         AddNote(score, track, channel, pitch, o.start, std::max(o.start, last_track_tick_[track]), o.velocity, o.program);
       }
     }

@@ -15,8 +15,12 @@ import sys
 import mido
 
 
-def read_notes(path):
+def read_score(path):
+    """One parse: (tpq, notes, tempos [(tick, us_per_quarter)], meters [(tick, numerator, denominator)]).
+
+    Meta events at one tick: the last (by track, then file order) wins, as in cadenza's reader."""
     mid = mido.MidiFile(path, clip=False)
+    meta = {}  # kind -> {tick: value}
     events = []  # (tick, class, track, seq, msg)
     seq = 0
     track_end = {}
@@ -26,6 +30,10 @@ def read_notes(path):
             tick += msg.time
             seq += 1
             if msg.type == 'program_change':
+                events.append((tick, 0, ti, seq, msg))
+            elif msg.type == 'set_tempo':
+                events.append((tick, 0, ti, seq, msg))
+            elif msg.type == 'time_signature':
                 events.append((tick, 0, ti, seq, msg))
             elif msg.type in ('note_on', 'note_off'):
                 events.append((tick, 1, ti, seq, msg))
@@ -37,6 +45,10 @@ def read_notes(path):
     for tick, _, ti, _, msg in events:
         if msg.type == 'program_change':
             program[msg.channel] = msg.program
+        elif msg.type == 'set_tempo':
+            meta.setdefault('tempo', {})[tick] = msg.tempo
+        elif msg.type == 'time_signature':
+            meta.setdefault('meter', {})[tick] = (msg.numerator, msg.denominator)
         elif msg.type == 'note_on' and msg.velocity > 0:
             sounding[(ti, msg.channel, msg.note)].append((tick, msg.velocity, program[msg.channel]))
         else:
@@ -49,7 +61,14 @@ def read_notes(path):
             notes.append((start, max(start, track_end[ti]), pitch, vel, ch, prog, ti))
     notes = [(s, e, p, v, c, 0 if c == 9 else pr, t) for (s, e, p, v, c, pr, t) in notes]
     notes.sort(key=lambda n: (n[0], n[6], n[4], n[2], n[1]))
-    return mid.ticks_per_beat, notes
+    tempos = sorted(meta.get('tempo', {}).items())
+    meters = [(t, n, d) for t, (n, d) in sorted(meta.get('meter', {}).items())]
+    return mid.ticks_per_beat, notes, tempos, meters
+
+
+def read_notes(path):
+    tpq, notes, _, _ = read_score(path)
+    return tpq, notes
 
 
 def main(argv):

@@ -31,6 +31,7 @@ struct Case {
   std::string family, attention;
   int window;
 };
+void PrintTo(const Case& c, std::ostream* os) { *os << c.family << "/" << c.attention << "/window " << c.window; }
 std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
   return info.param.family + "_" + info.param.attention + "_w" + std::to_string(info.param.window);
 }

@@ -1,0 +1,42 @@
+// The options of `cadenza train`, `generate` and `params`, shared by both binaries (no torch here).
+#include "cli/model_options.h"
+
+#include <memory>
+
+namespace cadenza {
+
+void AddModelCommands(CLI::App& app, const ModelCommandHandlers& run, int* exit_code) {
+  auto train_args = std::make_shared<TrainArgs>();
+  auto* train = app.add_subcommand("train", "Train one model (attention RNN or Transformer) from an experiment YAML");
+  train->add_option("experiment", train_args->experiment, "Experiment file (see configs/experiments/)")->required()->check(CLI::ExistingFile);
+  train->add_flag("--resume", train_args->resume, "Continue the run in the experiment's `out` from checkpoints/latest.pt");
+  train->add_option("--threads", train_args->threads, "LibTorch threads (overrides train.threads; 0 = all cores)")->check(CLI::Range(0, 256));
+  train->add_option("--stop-after", train_args->stop_after, "Checkpoint and stop after N steps in this process (resume later)")->check(CLI::NonNegativeNumber);
+  train->add_flag("--quiet,-q", train_args->quiet, "No progress output");
+  train->callback([train_args, run, exit_code] { *exit_code = run.train(*train_args); });
+
+  auto gen = std::make_shared<GenerateArgs>();
+  auto* generate = app.add_subcommand("generate", "Sample new music from a checkpoint as MIDI (and WAV) files");
+  generate->add_option("checkpoint,--checkpoint", gen->checkpoint, "A checkpoint written by `cadenza train` (checkpoints/best.pt)")->required()->check(CLI::ExistingFile);
+  generate->add_option("--out", gen->out, "Folder for sample-NNN.mid/.json/.wav")->required();
+  generate->add_option("--count,-n", gen->o.count, "Samples, generated together as one batch")->capture_default_str()->check(CLI::Range(1, 1024));
+  generate->add_option("--bars", gen->o.bars, "Stop each sample after this many new bars (0 = only --max-tokens)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  generate->add_option("--tokens,--max-tokens", gen->o.max_new_tokens, "Hard cap on new tokens per sample")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  generate->add_option("--temperature", gen->o.temperature, "Softmax temperature (0 = greedy)")->capture_default_str()->check(CLI::Range(0.0, 10.0));
+  generate->add_option("--top-k", gen->o.top_k, "Sample among the k most likely tokens (0 = all)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  generate->add_option("--top-p", gen->o.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str()->check(CLI::Range(0.01, 1.0));
+  generate->add_option("--seed", gen->o.seed, "Same seed, checkpoint and options: the same music")->capture_default_str();
+  generate->add_option("--primer", gen->primer, "Continue the first --primer-bars bars of this MIDI file")->check(CLI::ExistingFile);
+  generate->add_option("--primer-bars", gen->primer_bars, "Bars of the primer to keep")->capture_default_str()->check(CLI::Range(1, 10000));
+  generate->add_flag("--wav", gen->wav, "Also render each sample to WAV with FluidSynth");
+  generate->add_option("--soundfont", gen->soundfont, "SoundFont for --wav (default: Debian's FluidR3_GM.sf2 or $CADENZA_SOUNDFONT)");
+  generate->add_option("--threads", gen->threads, "LibTorch threads (0 = all cores)")->capture_default_str()->check(CLI::Range(0, 256));
+  generate->callback([gen, run, exit_code] { *exit_code = run.generate(*gen); });
+
+  auto files = std::make_shared<std::vector<std::string>>();
+  auto* params = app.add_subcommand("params", "Print the parameter count of model configs (to match model sizes)");
+  params->add_option("model_yaml", *files, "Model config files (configs/models/*.yaml)")->required()->check(CLI::ExistingFile);
+  params->callback([files, run, exit_code] { *exit_code = run.params(*files); });
+}
+
+}  // namespace cadenza

@@ -1,0 +1,42 @@
+// The model commands' options (train, generate, params), without torch: `cadenza` parses and checks them,
+// then hands the command line to `cadenza-model`, the only binary that loads LibTorch.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/model/generation.h"
+
+namespace cadenza {
+
+struct TrainArgs {
+  std::string experiment;  // experiment YAML
+  bool resume = false;
+  int threads = -1;        // -1: the config's train.threads
+  int64_t stop_after = 0;  // checkpoint and stop after this many steps in this process (0: run to the end)
+  bool quiet = false;
+};
+
+struct GenerateArgs {
+  std::string checkpoint, out, primer;
+  int64_t primer_bars = 4;
+  bool wav = false;
+  std::string soundfont;
+  int threads = 0;
+  GenerateOptions o;
+};
+
+// What each command does once its options are parsed; returns the exit code.
+struct ModelCommandHandlers {
+  std::function<int(const TrainArgs&)> train;
+  std::function<int(const GenerateArgs&)> generate;
+  std::function<int(const std::vector<std::string>&)> params;
+};
+
+void AddModelCommands(CLI::App& app, const ModelCommandHandlers& run, int* exit_code);
+
+}  // namespace cadenza
