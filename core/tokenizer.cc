@@ -31,10 +31,11 @@ struct BarLayout {
   int numerator, denominator;
 };
 
-// Same onset/instrument/pitch keeps the longest; a note still sounding at the next onset of its pitch is cut there.
+// Same onset/instrument/pitch keeps the longest (then the loudest); a note still sounding at the next onset of its pitch is cut there.
 int64_t NormalizeNotes(std::vector<GridNote>* notes) {
   std::sort(notes->begin(), notes->end(), [](const GridNote& a, const GridNote& b) {
-    return std::make_tuple(a.inst, a.pitch, a.on, -a.off) < std::make_tuple(b.inst, b.pitch, b.on, -b.off);
+    // Among duplicates the longest wins, then the loudest: a total order, so the choice is never arbitrary.
+    return std::make_tuple(a.inst, a.pitch, a.on, -a.off, -a.velocity) < std::make_tuple(b.inst, b.pitch, b.on, -b.off, -b.velocity);
   });
   std::vector<GridNote> kept;
   kept.reserve(notes->size());

@@ -64,15 +64,6 @@ std::string Hex16(uint64_t x) {
   return buf;
 }
 
-std::string UtcNow() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 // The single updating progress line on stderr ("\r" rewrites on a terminal; plain lines, throttled, otherwise).
 class ProgressLine {
  public:
@@ -461,7 +452,7 @@ Status Ingest(const IngestOptions& options_in, IngestReport* report_out) {
   manifest.vocabulary = vocab.names();
   manifest.val_fraction = options.val_fraction;
   manifest.test_fraction = options.test_fraction;
-  manifest.created_utc = UtcNow();
+  manifest.created_utc = UtcTimestamp();
   std::vector<std::string> keep_files{"manifest.json", "ingest_report.json"};
   int written = 0;
   for (int shard = 0; shard < num_shards; ++shard) {

@@ -120,14 +120,6 @@ bool IsPlainFileName(const std::string& name) {
          name.find('\\') == std::string::npos && name.find('\0') == std::string::npos;
 }
 
-std::string UtcNow() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 }  // namespace
 
@@ -161,7 +153,7 @@ std::string Manifest::ToJson() const {
   j["vocabulary"] = {{"name", vocab_name}, {"version", vocab_version}, {"hash", vocab_hash}, {"tokens", vocabulary}};
   j["val_fraction"] = val_fraction;
   j["test_fraction"] = test_fraction;
-  j["created_utc"] = created_utc.empty() ? UtcNow() : created_utc;
+  j["created_utc"] = created_utc.empty() ? UtcTimestamp() : created_utc;
   json shards_json = json::array();
   for (const ShardInfo& s : shards) {
     shards_json.push_back(
@@ -333,6 +325,15 @@ Status Manifest::CheckVocabulary(const std::string& path_for_errors) const {
                               build_hash + ") although the hash does; the manifest was edited or is corrupt");
   }
   return Status::Ok();
+}
+
+std::string UtcTimestamp() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 }  // namespace cadenza

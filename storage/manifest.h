@@ -58,6 +58,9 @@ struct Manifest {
   Status CheckVocabulary(const std::string& path_for_errors) const;
 };
 
+// "2026-11-24T05:17:22Z": when a dataset was made.
+std::string UtcTimestamp();
+
 // Split by content hash: stable across runs, machines and input order. u = hash / 2^64.
 Split SplitForHash(uint64_t content_hash, double val_fraction, double test_fraction);
 
