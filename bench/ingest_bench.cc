@@ -24,6 +24,7 @@
 
 #include "core/midi.h"
 #include "core/tokenizer.h"
+#include "bench/bench_util.h"
 #include "storage/ingest.h"
 #include "storage/sha256.h"
 
@@ -49,24 +50,9 @@ struct Row {
   std::vector<double> runs;  // wall of every run, in order
 };
 
-double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-std::string Capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  pclose(p);
-  return out;
-}
-
-std::string Quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
+using bench::Capture;
+using bench::Now;
+using bench::Quote;
 
 Row RunCadenza(const std::string& name, const std::string& dir, int jobs, int repeat, const fs::path& work,
                IngestReport* last) {

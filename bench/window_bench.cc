@@ -28,6 +28,7 @@
 
 #include "core/synthetic.h"
 #include "storage/dataset.h"
+#include "bench/bench_util.h"
 #include "storage/ingest.h"
 
 namespace fs = std::filesystem;
@@ -35,24 +36,9 @@ using namespace cadenza;
 
 namespace {
 
-double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-std::string Capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  pclose(p);
-  return out;
-}
-
-std::string Quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
+using bench::Capture;
+using bench::Now;
+using bench::Quote;
 
 int Die(const std::string& what) {
   std::fprintf(stderr, "window_bench: %s\n", what.c_str());
