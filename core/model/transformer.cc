@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "core/model/row_affine.h"
+
 namespace cadenza {
 namespace {
 
@@ -18,23 +20,6 @@ torch::Tensor Sinusoids(int64_t max_len, int64_t d) {
   return pe.to(torch::kFloat32);
 }
 
-// Generation with one sequence multiplies a single row by each weight matrix. Done as a [1, K] x [K, N] GEMM,
-// OpenBLAS 0.3.21 packs the whole weight matrix on every call (sgemm_incopy was a third of generation time);
-// addmv/mv read it once and are 2-2.5x faster for these sizes. Same math; used only when x holds one row.
-bool OneRow(const torch::Tensor& x) { return x.numel() > 0 && x.numel() == x.size(-1); }
-
-torch::Tensor RowAffine(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  auto row = x.reshape({-1});
-  auto y = bias.defined() ? torch::addmv(bias, weight, row) : torch::mv(weight, row);
-  auto sizes = x.sizes().vec();
-  sizes.back() = weight.size(0);
-  return y.view(sizes);
-}
-
-// The holder is taken by value (it shares the module): its call operator is not const.
-torch::Tensor Affine(torch::nn::Linear layer, const torch::Tensor& x) {
-  return OneRow(x) ? RowAffine(x, layer->weight, layer->bias) : layer(x);
-}
 
 }  // namespace
 
