@@ -29,6 +29,8 @@ echo "install-deps: installing ${#missing[@]} packages: ${missing[*]}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Wait for another apt run (unattended upgrades, a parallel shell) instead of failing at once.
+apt_wait=(-o DPkg::Lock::Timeout=900)
+$SUDO apt-get "${apt_wait[@]}" update -qq
+$SUDO apt-get "${apt_wait[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"
