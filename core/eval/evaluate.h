@@ -1,0 +1,81 @@
+// Evaluating pieces and sets: per-piece metrics, set statistics, comparison with a dataset split, the JSON report.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/eval/compare.h"
+#include "core/eval/metrics.h"
+#include "core/eval/piece.h"
+#include "core/eval/ssm.h"
+#include "core/status.h"
+
+namespace cadenza {
+
+struct EvalOptions {
+  SegmentUnit unit = SegmentUnit::kBar;
+  StructureOptions structure;
+};
+
+struct PieceMetrics {
+  std::string name;  // the input path, or the dataset piece's source path
+  int bars = 0, segments = 0, notes = 0;
+  StructureScores structure;
+  MelodyMetrics melody;
+  RhythmMetrics rhythm;
+  std::vector<double> pitch_class_histogram;  // 12, sums to 1
+  std::vector<double> note_length_histogram;  // 12, sums to 1
+  std::string ssm_png;                        // written heatmap, if any
+};
+
+// Metrics of one piece with the built-in segment embeddings. An empty piece (no notes or no bars) is an error.
+StatusOr<PieceMetrics> EvaluatePiece(const EvalPiece& piece, const EvalOptions& options, Ssm* ssm_out = nullptr);
+// Same, but the structure scores use `embeddings` (one row per segment of options.unit, e.g. a model's hidden
+// states): the row count must equal the number of segments.
+StatusOr<PieceMetrics> EvaluatePieceWithEmbeddings(const EvalPiece& piece, const Embeddings& embeddings,
+                                                   const EvalOptions& options, Ssm* ssm_out = nullptr);
+
+// The features that set statistics and set comparisons use, in report order, and one piece's values of them
+// (aligned with FeatureNames; scalars have size 1, the two histograms size 12; NaN where undefined).
+const std::vector<std::string>& FeatureNames();
+std::vector<FeatureValue> FeatureValues(const PieceMetrics& metrics);
+
+struct SkippedInput {
+  std::string input;
+  std::string reason;
+};
+
+struct EvaluationReport {
+  EvalOptions options;
+  std::vector<std::string> inputs;
+  std::vector<PieceMetrics> pieces;
+  std::vector<SkippedInput> skipped;
+  bool has_reference = false;
+  std::string reference_dataset, reference_split;
+  std::vector<PieceMetrics> reference;
+  std::vector<SkippedInput> reference_skipped;
+  std::vector<FeatureComparison> comparisons;  // one per FeatureNames() entry when has_reference
+  double seconds = 0;
+};
+
+// Fills comparisons (and has_reference) from pieces and reference.
+void CompareSets(EvaluationReport* report);
+// The report as JSON text (schema: docs/evaluation.md); NaN values are written as null.
+std::string ReportJson(const EvaluationReport& report);
+
+struct EvaluateRequest {
+  std::vector<std::string> inputs;  // MIDI files and folders (searched recursively for .mid/.midi)
+  std::string reference_dataset;    // empty: no reference
+  std::string split = "test";
+  std::string ssm_png_dir;          // empty: no heatmaps
+  EvalOptions options;
+  int jobs = 1;
+  bool progress = false;            // a progress line on stderr
+};
+
+// Runs everything but writing the report. Fatal errors (returned): no MIDI file found in the inputs, an unknown
+// split, a missing or unreadable dataset, an empty reference split, an uncreatable --ssm-png folder. A bad input
+// file (unreadable MIDI, empty piece) is listed in report.skipped with its reason and the rest goes on.
+StatusOr<EvaluationReport> RunEvaluation(const EvaluateRequest& request);
+
+}  // namespace cadenza

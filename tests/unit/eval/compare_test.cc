@@ -1,0 +1,140 @@
+// Set comparison (mgeval): Scott bandwidth, KDE normalisation, overlap/KL of equal, shifted and constant sets; report.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "core/eval/compare.h"
+#include "core/eval/evaluate.h"
+
+namespace cadenza {
+namespace {
+
+// A deterministic, roughly normal sample: sums of a fixed LCG's uniforms.
+std::vector<double> Sample(int n, uint64_t seed, double mean, double scale) {
+  std::vector<double> v;
+  uint64_t x = seed;
+  for (int i = 0; i < n; ++i) {
+    double s = 0;
+    for (int k = 0; k < 12; ++k) {
+      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      s += static_cast<double>(x >> 11) / 9007199254740992.0;
+    }
+    v.push_back(mean + scale * (s - 6.0));
+  }
+  return v;
+}
+
+std::vector<FeatureValue> AsFeature(const std::vector<double>& v) {
+  std::vector<FeatureValue> f;
+  for (double x : v) f.push_back({x});
+  return f;
+}
+
+TEST(CompareTest, ScottBandwidthAsScipy) {
+  // std (ddof 1) of 1..5 is sqrt(2.5); factor 5^(-1/5).
+  EXPECT_NEAR(ScottBandwidth({1, 2, 3, 4, 5}), std::sqrt(2.5) * std::pow(5.0, -0.2), 1e-12);
+  EXPECT_DOUBLE_EQ(ScottBandwidth({3}), 0.0);
+}
+
+TEST(CompareTest, KdeIntegratesToOneAndPeaksAtTheData) {
+  const std::vector<double> data = Sample(500, 7, 2.0, 1.0);
+  const Density d = GaussianKde(data, ScottBandwidth(data), -4, 8, 601);
+  double area = 0;
+  size_t peak = 0;
+  for (size_t i = 0; i < d.pdf.size(); ++i) {
+    area += d.pdf[i] * d.step;
+    if (d.pdf[i] > d.pdf[peak]) peak = i;
+  }
+  EXPECT_NEAR(area, 1.0, 1e-3);
+  EXPECT_NEAR(d.lo + peak * d.step, 2.0, 0.3);
+  // A single point: a Gaussian of the bandwidth, value 1/(h sqrt(2 pi)) at the point.
+  const Density one = GaussianKde({0.0}, 0.5, -2, 2, 401);
+  EXPECT_NEAR(one.pdf[200], 1.0 / (0.5 * std::sqrt(2 * M_PI)), 1e-3);
+}
+
+TEST(CompareTest, DistributionOverlapAndKl) {
+  const std::vector<double> a = Sample(400, 1, 0.0, 1.0);
+  const DistributionComparison same = CompareDistributions(a, a);
+  EXPECT_NEAR(same.overlap, 1.0, 1e-5);
+  EXPECT_NEAR(same.kl, 0.0, 1e-9);
+  const DistributionComparison other_draw = CompareDistributions(a, Sample(400, 2, 0.0, 1.0));
+  EXPECT_GT(other_draw.overlap, 0.85);
+  EXPECT_LT(other_draw.kl, 0.1);
+  // Two unit normals one standard deviation apart overlap by 2 Phi(-1/2) = 0.617.
+  const DistributionComparison shifted = CompareDistributions(a, Sample(400, 2, 1.0, 1.0));
+  EXPECT_NEAR(shifted.overlap, 0.617, 0.08);
+  EXPECT_GT(shifted.kl, 0.25);
+  const DistributionComparison far = CompareDistributions(a, Sample(400, 2, 10.0, 1.0));
+  EXPECT_LT(far.overlap, 1e-3);
+  EXPECT_GT(far.kl, 5);
+  // Constant sets still get a density: equal constants overlap fully, different ones not at all.
+  EXPECT_NEAR(CompareDistributions({2, 2, 2}, {2, 2}).overlap, 1.0, 1e-3);
+  EXPECT_LT(CompareDistributions({2, 2, 2}, {5, 5}).overlap, 1e-3);
+  EXPECT_TRUE(std::isnan(CompareDistributions({1}, {1, 2}).overlap));
+}
+
+TEST(CompareTest, SetAgainstItselfAndAgainstAShiftedSet) {
+  const std::vector<FeatureValue> ref = AsFeature(Sample(80, 3, 5.0, 1.0));
+  const FeatureComparison self = CompareFeature("x", ref, ref);
+  EXPECT_NEAR(self.generated_vs_reference.overlap, 1.0, 1e-5);
+  EXPECT_GT(self.reference_vs_inter.overlap, 0.95);
+  EXPECT_EQ(self.generated, 80);
+  EXPECT_EQ(self.intra_reference.count, 80 * 79 / 2);
+  EXPECT_EQ(self.inter.count, 80 * 80);
+  // Shifted by five standard deviations: inter-set distances move away from the intra-set ones.
+  const FeatureComparison shifted = CompareFeature("x", AsFeature(Sample(80, 4, 10.0, 1.0)), ref);
+  EXPECT_LT(shifted.reference_vs_inter.overlap, 0.25);
+  EXPECT_GT(shifted.reference_vs_inter.kl, self.reference_vs_inter.kl + 1.0);
+  EXPECT_GT(shifted.inter.mean, self.inter.mean + 3.0);
+  EXPECT_NEAR(shifted.generated_vs_reference.overlap, 1.0, 0.3);  // both sets are equally spread
+  // NaN samples are left out; vectors use the Euclidean distance.
+  const FeatureComparison vec = CompareFeature("v", {{0, 0}, {3, 4}, {NAN, 1}}, {{0, 0}, {0, 0}});
+  EXPECT_EQ(vec.generated, 2);
+  EXPECT_DOUBLE_EQ(vec.intra_generated.mean, 5.0);
+  EXPECT_DOUBLE_EQ(vec.inter.max, 5.0);
+}
+
+TEST(CompareTest, SummaryIgnoresNaN) {
+  const Summary s = Summarize({1, 2, NAN, 3, 4});
+  EXPECT_EQ(s.count, 4);
+  EXPECT_DOUBLE_EQ(s.mean, 2.5);
+  EXPECT_DOUBLE_EQ(s.median, 2.5);
+  EXPECT_NEAR(s.std, std::sqrt(5.0 / 3), 1e-12);
+}
+
+TEST(ReportTest, JsonHoldsPiecesSetStatsAndComparison) {
+  EvaluationReport report;
+  for (int k = 0; k < 3; ++k) {
+    std::vector<EvalNote> notes;
+    for (int b = 0; b < 8; ++b) notes.push_back({12 * b, 12 * b + 12, 60 + (b * (k + 1)) % 12, false});
+    auto m = EvaluatePiece(MakeUniformPiece(2, 4, 4, notes), EvalOptions{});
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    m->name = "piece" + std::to_string(k);
+    report.pieces.push_back(*m);
+    report.reference.push_back(*m);
+  }
+  report.skipped.push_back({"bad.mid", "bad.mid: byte 0: expected 'MThd'"});
+  report.reference_dataset = "ds";
+  report.reference_split = "test";
+  CompareSets(&report);
+  ASSERT_EQ(report.comparisons.size(), FeatureNames().size());
+  EXPECT_EQ(FeatureValues(report.pieces[0]).size(), FeatureNames().size());
+  const nlohmann::json j = nlohmann::json::parse(ReportJson(report));
+  EXPECT_EQ(j["pieces"].size(), 3u);
+  EXPECT_EQ(j["pieces"][1]["name"], "piece1");
+  EXPECT_EQ(j["skipped"][0]["input"], "bad.mid");
+  EXPECT_EQ(j["summary"]["pieces"], 3);
+  EXPECT_DOUBLE_EQ(j["set"]["syncopation"]["mean"].get<double>(), 0.0);
+  EXPECT_EQ(j["set"]["pitch_class_histogram"]["mean"].size(), 12u);
+  EXPECT_TRUE(j["pieces"][0]["rhythm"]["groove_consistency"].is_number());
+  EXPECT_EQ(j["reference"]["pieces"], 3);
+  for (const std::string& f : FeatureNames()) EXPECT_TRUE(j["reference"]["comparison"].contains(f)) << f;
+  EXPECT_NEAR(j["reference"]["comparison"]["pitch_class_entropy"]["generated_vs_reference"]["overlap"].get<double>(), 1.0, 1e-3);
+  // Undefined values are null, not NaN (which JSON cannot hold).
+  report.pieces[0].melody.avg_pitch_deviation = NAN;
+  EXPECT_TRUE(nlohmann::json::parse(ReportJson(report))["pieces"][0]["melody"]["avg_pitch_deviation"].is_null());
+}
+
+}  // namespace
+}  // namespace cadenza
