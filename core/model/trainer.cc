@@ -11,6 +11,7 @@
 #include "core/file_util.h"
 #include "core/metrics_log.h"
 #include "core/model/checkpoint.h"
+#include "core/model/gradient_sync.h"
 #include "core/model/sequence_model.h"
 #include "core/vocabulary.h"
 
@@ -33,12 +34,16 @@ torch::Tensor LoadBatch(const WindowSource& source, int64_t epoch, int64_t first
   return batch.to(torch::kInt64);
 }
 
-EvalResult Evaluate(SequenceModelImpl& model, const WindowSource& val, int64_t max_windows, int64_t batch_size) {
+// With `sync`, each rank evaluates its share (max_windows / world of its windows) and the sums are reduced.
+StatusOr<EvalResult> Evaluate(SequenceModelImpl& model, const WindowSource& val, int64_t max_windows,
+                              int64_t batch_size, GradientSync* sync) {
   torch::NoGradGuard no_grad;
   model.eval();
   EvalResult r;
   double nll = 0;
-  const int64_t n = max_windows > 0 ? std::min(max_windows, val.WindowsPerEpoch()) : val.WindowsPerEpoch();
+  const int64_t world = sync ? sync->world() : 1;
+  const int64_t n = max_windows > 0 ? std::min((max_windows + world - 1) / world, val.WindowsPerEpoch())
+                                    : val.WindowsPerEpoch();
   for (int64_t first = 0; first < n; first += batch_size) {
     const int64_t count = std::min(batch_size, n - first);
     auto batch = LoadBatch(val, 0, first, count);
@@ -52,6 +57,14 @@ EvalResult Evaluate(SequenceModelImpl& model, const WindowSource& val, int64_t m
     r.bars += (targets == Vocabulary::Get().Bar()).sum().item<int64_t>();
   }
   model.train();
+  if (sync) {
+    double sums[3] = {nll, double(r.tokens), double(r.bars)};
+    Status s = sync->SumAcrossRanks(sums, 3);
+    if (!s.ok()) return s;
+    nll = sums[0];
+    r.tokens = int64_t(sums[1]);
+    r.bars = int64_t(sums[2]);
+  }
   r.nll_per_token = r.tokens ? nll / r.tokens : 0;
   r.perplexity = std::exp(r.nll_per_token);
   r.nll_per_bar = r.bars ? nll / r.bars : 0;
@@ -88,8 +101,18 @@ std::vector<torch::optim::OptimizerParamGroup> ParamGroups(SequenceModelImpl& mo
 StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource& train, const WindowSource& val,
                              const TrainOptions& options) {
   const TrainConfig& cfg = config.train;
-  if (train.WindowsPerEpoch() < cfg.batch_size) {
-    return FailedPrecondition(config.dataset + ": only " + std::to_string(train.WindowsPerEpoch()) +
+  GradientSync* const sync = options.sync;
+  const int64_t world = sync ? sync->world() : 1;
+  const bool writer = !sync || sync->rank() == 0;  // only rank 0 writes the run folder
+  if (cfg.batch_size % world != 0) {
+    return InvalidArgument(config.name + ": train.batch_size " + std::to_string(cfg.batch_size) +
+                           " is the global batch and must divide evenly over " + std::to_string(world) + " ranks");
+  }
+  const int64_t local_batch = cfg.batch_size / world;
+  // Global windows per epoch; the cursor counts global windows too, so checkpoints resume at any world size.
+  const int64_t per_epoch = train.WindowsPerEpoch() * world;
+  if (per_epoch < cfg.batch_size) {
+    return FailedPrecondition(config.dataset + ": only " + std::to_string(per_epoch) +
                               " training windows for a batch of " + std::to_string(cfg.batch_size));
   }
   const fs::path out(config.out), ckpt_dir = out / "checkpoints";
@@ -102,10 +125,12 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
                               "): pass --resume to continue it, or choose another `out`");
   }
   if (options.resume && !fs::exists(latest)) return NotFound(latest + ": nothing to resume");
-  Status s = WriteFileAtomic((out / "config.yaml").string(), config.ToYaml());
-  if (!s.ok()) return s;
+  Status s;
+  if (writer && !(s = WriteFileAtomic((out / "config.yaml").string(), config.ToYaml())).ok()) return s;
 
-  torch::set_num_threads(cfg.threads > 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(options.threads > 0 ? options.threads
+                         : cfg.threads > 0  ? cfg.threads
+                                            : std::max(1u, std::thread::hardware_concurrency()));
   torch::manual_seed(cfg.seed);
   SequenceModel model = MakeModel(config.model);
   model->train();
@@ -121,16 +146,26 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
     s = RestoreTrainingState(latest, *model, optimizer);
     if (!s.ok()) return s;
   }
-  auto log = MetricsLog::Open(out.string());
-  if (!log.ok()) return log.status();
+  if (sync) {
+    if (!(s = sync->Attach(*model)).ok()) return s;
+    // Dropout masks differ per rank (a world of 2 matches a world of 1 exactly only without dropout).
+    if (world > 1) torch::manual_seed(cfg.seed + 7919 * uint64_t(sync->rank() + 1) + uint64_t(progress.step));
+  }
+  std::unique_ptr<MetricsLog> log_owner;
+  if (writer) {
+    auto opened = MetricsLog::Open(out.string());
+    if (!opened.ok()) return opened.status();
+    log_owner = std::move(*opened);
+  }
+  MetricsLog* const log = log_owner.get();
 
   TrainSummary summary;
   summary.parameters = model->NumParameters();
   summary.checkpoint = latest;
-  const int64_t per_epoch = train.WindowsPerEpoch();
   const int64_t tokens_per_step = cfg.batch_size * (train.length() - 1);
   const bool tty = ::isatty(STDERR_FILENO);
-  if (options.progress) {
+  const bool progress_lines = options.progress && writer;
+  if (progress_lines) {
     std::fprintf(stderr, "train %s: %s, %lld parameters, %lld windows/epoch, %s step %lld of %lld\n", config.name.c_str(),
                  config.model.family.c_str(), (long long)summary.parameters, (long long)per_epoch,
                  options.resume ? "resuming at" : "starting at", (long long)progress.step, (long long)cfg.steps);
@@ -139,7 +174,10 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
   auto last_print = t0;
   int64_t steps_here = 0;
   double loss_value = 0;
-  auto save = [&]() { return SaveCheckpoint(latest, config, *model, optimizer, progress); };
+  auto save = [&]() { return writer ? SaveCheckpoint(latest, config, *model, optimizer, progress) : Status::Ok(); };
+  auto now_us = []() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  };
 
   while (progress.step < cfg.steps) {
     if (progress.cursor + cfg.batch_size > per_epoch) {  // the tail of an epoch that does not fill a batch is skipped
@@ -148,33 +186,64 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
     }
     const double lr = LearningRateAt(cfg, progress.step);
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    auto batch = LoadBatch(train, progress.epoch, progress.cursor, cfg.batch_size);
+    bool stop_everywhere = false;  // with sync: some rank was asked to stop, so all stop at this step
+    if (sync && !(s = sync->BeginStep(progress.step)).ok()) return s;
+    const int64_t t_forward = now_us();
+    // Rank r takes windows [cursor/world, +local_batch) of its share (every world-th window of the epoch's
+    // shuffle): the ranks' batches together are exactly the global batch that a world of one would take.
+    auto batch = LoadBatch(train, progress.epoch, progress.cursor / world, local_batch);
     progress.cursor += cfg.batch_size;
     auto inputs = batch.narrow(1, 0, batch.size(1) - 1), targets = batch.narrow(1, 1, batch.size(1) - 1);
     optimizer.zero_grad();
     auto logits = model->forward(inputs);
-    auto loss = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
-                                                     torch::nn::functional::CrossEntropyFuncOptions().ignore_index(Vocabulary::Get().Pad()));
-    loss.backward();
+    if (!sync) {
+      auto loss = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
+                                                       torch::nn::functional::CrossEntropyFuncOptions().ignore_index(Vocabulary::Get().Pad()));
+      loss.backward();
+      loss_value = loss.item<double>();
+    } else {
+      // The world-of-one loss is sum(NLL over all ranks' tokens) / (all ranks' tokens): each rank scales its
+      // sum by world / global_tokens, so the averaged gradient equals the single-process gradient.
+      auto loss_sum = torch::nn::functional::cross_entropy(
+          logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
+          torch::nn::functional::CrossEntropyFuncOptions().ignore_index(Vocabulary::Get().Pad()).reduction(torch::kSum));
+      double tokens = double((targets != Vocabulary::Get().Pad()).sum().item<int64_t>());
+      if (!(s = sync->SumAcrossRanks(&tokens, 1)).ok()) return s;
+      const int64_t t_backward = now_us();
+      sync->RecordPhase("forward", t_forward, t_backward);
+      (loss_sum * (double(world) / std::max(1.0, tokens))).backward();
+      const int64_t t_wait = now_us();
+      sync->RecordPhase("backward", t_backward, t_wait);
+      if (!(s = sync->FinishGradients()).ok()) return s;
+      const bool stop_here = options.stop_requested && options.stop_requested->load();
+      double sums[2] = {loss_sum.item<double>(), stop_here ? 1.0 : 0.0};
+      if (!(s = sync->SumAcrossRanks(sums, 2)).ok()) return s;
+      sync->RecordPhase("allreduce wait", t_wait, now_us());
+      loss_value = sums[0] / std::max(1.0, tokens);
+      stop_everywhere = sums[1] > 0;
+    }
+    const int64_t t_optimizer = now_us();
     double grad_norm = 0;
     if (cfg.grad_clip > 0) grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), cfg.grad_clip);
     optimizer.step();
+    if (sync) sync->RecordPhase("optimizer", t_optimizer, now_us());
     ++progress.step;
     ++steps_here;
-    loss_value = loss.item<double>();
     summary.last_train_loss = loss_value;
     if (!std::isfinite(loss_value)) {
       return Status(StatusCode::kInternal, "training diverged at step " + std::to_string(progress.step) +
                                                " (loss is " + std::to_string(loss_value) + "): lower train.lr");
     }
-    (void)(*log)->Scalar("train/loss", progress.step, loss_value);
-    (void)(*log)->Scalar("train/lr", progress.step, lr);
-    if (cfg.grad_clip > 0) (void)(*log)->Scalar("train/grad_norm", progress.step, grad_norm);
+    if (log) {
+      (void)log->Scalar("train/loss", progress.step, loss_value);
+      (void)log->Scalar("train/lr", progress.step, lr);
+      if (cfg.grad_clip > 0) (void)log->Scalar("train/grad_norm", progress.step, grad_norm);
+    }
 
     const auto now = std::chrono::steady_clock::now();
     const double elapsed = std::chrono::duration<double>(now - t0).count();
     summary.tokens_per_second = steps_here * tokens_per_step / std::max(1e-9, elapsed);
-    if (options.progress && (std::chrono::duration<double>(now - last_print).count() > (tty ? 0.5 : 15.0) || progress.step == cfg.steps)) {
+    if (progress_lines && (std::chrono::duration<double>(now - last_print).count() > (tty ? 0.5 : 15.0) || progress.step == cfg.steps)) {
       last_print = now;
       const double eta = (cfg.steps - progress.step) * elapsed / steps_here;
       std::fprintf(stderr, "%s  step %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  ETA %s   %s", tty ? "\r" : "",
@@ -183,14 +252,18 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
     }
 
     const bool stop_now = (options.stop_after_steps > 0 && steps_here >= options.stop_after_steps) ||
-                          (options.stop_requested && options.stop_requested->load());
+                          (sync ? stop_everywhere : options.stop_requested && options.stop_requested->load());
     if (progress.step % cfg.eval_every == 0 || progress.step == cfg.steps) {
-      EvalResult r = Evaluate(*model, val, cfg.eval_windows, cfg.batch_size);
+      auto evaluated = Evaluate(*model, val, cfg.eval_windows, local_batch, sync);
+      if (!evaluated.ok()) return evaluated.status();
+      const EvalResult& r = *evaluated;
       summary.last_val_nll = r.nll_per_token;
-      (void)(*log)->Scalar("val/nll_per_token", progress.step, r.nll_per_token);
-      (void)(*log)->Scalar("val/perplexity", progress.step, r.perplexity);
-      (void)(*log)->Scalar("val/nll_per_bar", progress.step, r.nll_per_bar);
-      (void)(*log)->Scalar("train/tokens_per_second", progress.step, summary.tokens_per_second);
+      if (log) {
+        (void)log->Scalar("val/nll_per_token", progress.step, r.nll_per_token);
+        (void)log->Scalar("val/perplexity", progress.step, r.perplexity);
+        (void)log->Scalar("val/nll_per_bar", progress.step, r.nll_per_bar);
+        (void)log->Scalar("train/tokens_per_second", progress.step, summary.tokens_per_second);
+      }
       const bool improved = r.nll_per_token < progress.best_val_nll;
       if (improved) {
         progress.best_val_nll = r.nll_per_token;
@@ -198,20 +271,20 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
       } else {
         ++progress.evals_without_improvement;
       }
-      if (options.progress) {
+      if (progress_lines) {
         std::fprintf(stderr, "%s  step %lld: val NLL/token %.4f  perplexity %.2f  NLL/bar %.2f%s\n", tty ? "\n" : "",
                      (long long)progress.step, r.nll_per_token, r.perplexity, r.nll_per_bar, improved ? "  (best)" : "");
       }
       if ((s = save()); !s.ok()) return s;
       if (improved) {
-        fs::copy_file(latest, best, fs::copy_options::overwrite_existing, ec);
+        if (writer) fs::copy_file(latest, best, fs::copy_options::overwrite_existing, ec);
         if (ec) return IoError(best + ": cannot copy the best checkpoint: " + ec.message());
         summary.best_val_perplexity = r.perplexity;
         summary.best_val_nll_per_bar = r.nll_per_bar;
       }
       if (cfg.early_stopping_patience > 0 && progress.evals_without_improvement >= cfg.early_stopping_patience) {
         summary.early_stopped = true;
-        if (options.progress) std::fprintf(stderr, "early stop: %d validations without improvement\n", cfg.early_stopping_patience);
+        if (progress_lines) std::fprintf(stderr, "early stop: %d validations without improvement\n", cfg.early_stopping_patience);
         break;
       }
     } else if (stop_now) {
@@ -222,11 +295,11 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
       break;
     }
   }
-  (void)(*log)->Flush();
+  if (log) (void)log->Flush();
   summary.steps = progress.step;
   summary.best_val_nll = progress.best_val_nll;
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (!summary.interrupted) {
+  if (!summary.interrupted && writer) {
     s = ExportStateDict((out / "model_state.pt").string(), *model);
     if (!s.ok()) return s;
   }

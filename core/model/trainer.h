@@ -10,11 +10,18 @@
 
 namespace cadenza {
 
+class GradientSync;  // core/model/gradient_sync.h
+
 struct TrainOptions {
   bool resume = false;            // continue from <out>/checkpoints/latest.pt
   bool progress = true;           // progress line on stderr
   int64_t stop_after_steps = 0;   // stop (with a checkpoint) after this many steps in this process; 0 = run to the end
   const std::atomic<bool>* stop_requested = nullptr;  // set by a signal handler: checkpoint and return
+  // Data-parallel training (worker/): `train` and `val` are this rank's share (every world-th window), the
+  // config's batch_size is the global batch (split evenly over ranks), gradients and validation sums are
+  // reduced over ranks, and only rank 0 writes files. Null: one process, the path above unchanged.
+  GradientSync* sync = nullptr;
+  int threads = 0;  // intra-op threads for this process, overriding train.threads (not part of the config); 0 = config
 };
 
 struct TrainSummary {

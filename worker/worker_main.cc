@@ -1,0 +1,200 @@
+// `cadenza-worker train`: data-parallel training launched by mpirun or srun (or alone, as a world of one).
+#include <malloc.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "core/experiment_config.h"
+#include "core/model/trainer.h"
+#include "storage/dataset.h"
+#include "storage/training_windows.h"
+#include "worker/communicator.h"
+#include "worker/gradient_reducer.h"
+#include "worker/mpi_communicator.h"
+#include "worker/timeline.h"
+
+namespace cadenza {
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void OnStopSignal(int) { g_stop.store(true); }
+
+struct WorkerArgs {
+  std::string experiment, out, timeline, comm = "auto", fault;
+  int threads = 0;
+  double bucket_mb = 4;
+  double timeout = 60;
+  bool resume = false, quiet = false;
+  int64_t stop_after = 0;
+};
+
+int LocalRanks() {
+  for (const char* v : {"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE", "MPI_LOCALNRANKS"}) {
+    if (const char* s = std::getenv(v)) {
+      const int n = std::atoi(s);
+      if (n > 0) return n;
+    }
+  }
+  return 1;
+}
+
+// "rank:step:mode", e.g. "1:5:stall" (tests only).
+bool ParseFault(const std::string& text, ReducerOptions* o) {
+  const size_t a = text.find(':'), b = text.find(':', a == std::string::npos ? a : a + 1);
+  if (a == std::string::npos || b == std::string::npos) return false;
+  o->fault_rank = std::atoi(text.substr(0, a).c_str());
+  o->fault_step = std::atoll(text.substr(a + 1, b - a - 1).c_str());
+  o->fault_mode = text.substr(b + 1);
+  return o->fault_mode == "exit" || o->fault_mode == "stall";
+}
+
+int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
+  std::unique_ptr<Communicator> comm;
+  const bool mpi = a.comm == "mpi" || (a.comm == "auto" && LaunchedAsMpiJob());
+  if (mpi) {
+    auto made = MakeMpiCommunicator(argc, argv);
+    if (!made.ok()) {
+      std::fprintf(stderr, "cadenza-worker: error: %s\n", made.status().message().c_str());
+      return 1;
+    }
+    comm = std::move(*made);
+  } else {
+    comm = MakeInProcessCommunicator();
+  }
+  const int rank = comm->rank(), world = comm->world();
+  // Every error ends the whole job: a rank that returns alone would leave the others waiting for it.
+  auto fail = [&](const std::string& message, int code) -> int {
+    std::fprintf(stderr, "cadenza-worker: rank %d of %d: error: %s\n", rank, world, message.c_str());
+    std::fflush(stderr);
+    if (world > 1) AbortJob(code);
+    FinalizeMpi();
+    return code;
+  };
+
+  auto config = LoadExperimentConfig(a.experiment);
+  if (!config.ok()) return fail(config.status().message(), 1);
+  if (!a.out.empty()) config->out = a.out;
+  auto dataset = Dataset::Open(config->dataset);
+  if (!dataset.ok()) {
+    return fail(config->dataset.empty() ? a.experiment + ": dataset: missing" : dataset.status().message(), 1);
+  }
+  WindowSamplerOptions w;
+  w.length = config->train.seq_len + 1;
+  w.min_tokens = std::min<int64_t>(32, w.length);
+  w.seed = config->train.seed;
+  w.rank = rank;
+  w.world = world;
+  w.split = Split::kTrain;
+  auto train = DatasetWindows::Create(**dataset, w);
+  if (!train.ok()) return fail(train.status().message(), 1);
+  w.split = Split::kVal;
+  auto val = DatasetWindows::Create(**dataset, w);
+  if (!val.ok()) return fail(val.status().message(), 1);
+
+  Timeline timeline(rank);
+  const std::string timeline_path = a.timeline.empty() ? "" : TimelinePathForRank(a.timeline, rank);
+  comm->set_timeout_seconds(a.timeout);
+  comm->set_timeout_handler([&](const std::string& message) {
+    if (!timeline_path.empty()) (void)timeline.Write(timeline_path);
+    std::fprintf(stderr, "cadenza-worker: %s; aborting the job with exit code %d\n", message.c_str(),
+                 kExitCollectiveTimeout);
+    std::fflush(stderr);
+    AbortJob(kExitCollectiveTimeout);
+  });
+
+  ReducerOptions ro;
+  ro.bucket_bytes = size_t(a.bucket_mb * 1024 * 1024);
+  ro.timeline = timeline_path.empty() ? nullptr : &timeline;
+  if (const char* f = std::getenv("CADENZA_WORKER_FAULT")) a.fault = f;
+  if (!a.fault.empty() && !ParseFault(a.fault, &ro)) {
+    return fail("CADENZA_WORKER_FAULT: expected rank:step:exit|stall, got '" + a.fault + "'", 2);
+  }
+  GradientReducer reducer(*comm, ro);
+
+  std::signal(SIGINT, OnStopSignal);
+  std::signal(SIGTERM, OnStopSignal);
+  TrainOptions o;
+  o.resume = a.resume;
+  o.progress = !a.quiet;
+  o.stop_after_steps = a.stop_after;
+  o.stop_requested = &g_stop;
+  o.sync = &reducer;
+  o.threads = a.threads > 0 ? a.threads
+              : config->train.threads > 0
+                  ? config->train.threads
+                  : std::max(1, int(std::thread::hardware_concurrency()) / LocalRanks());
+  if (rank == 0 && !a.quiet) {
+    std::fprintf(stderr, "cadenza-worker: %d rank(s) over %s, %d thread(s) each, global batch %d (%d per rank), "
+                 "buckets of %.2f MB, timeout %.0f s\n", world, comm->name().c_str(), o.threads,
+                 config->train.batch_size, world > 0 ? config->train.batch_size / world : 0, a.bucket_mb, a.timeout);
+  }
+  auto summary = Train(*config, **train, **val, o);
+  if (!timeline_path.empty()) {
+    Status s = timeline.Write(timeline_path);
+    if (!s.ok()) std::fprintf(stderr, "cadenza-worker: warning: %s\n", s.message().c_str());
+  }
+  if (!summary.ok()) return fail(summary.status().message(), 1);
+  Status s = comm->Barrier("final barrier");
+  if (!s.ok()) return fail(s.message(), kExitCollectiveTimeout);
+  if (rank == 0) {
+    const TrainSummary& r = *summary;
+    std::printf("run            %s (%s, %lld parameters)\n", config->out.c_str(), config->model.family.c_str(),
+                (long long)r.parameters);
+    std::printf("ranks          %d (%s)\n", world, comm->name().c_str());
+    std::printf("steps          %lld of %lld%s\n", (long long)r.steps, (long long)config->train.steps,
+                r.early_stopped ? " (early stop)" : r.interrupted ? " (stopped: resume with --resume)" : "");
+    std::printf("train loss     %.6f\n", r.last_train_loss);
+    std::printf("val            best NLL/token %.4f, perplexity %.2f\n", r.best_val_nll, r.best_val_perplexity);
+    std::printf("speed          %.0f tokens/s (all ranks) over %.1f s\n", r.tokens_per_second, r.seconds);
+    std::printf("checkpoint     %s\n", r.checkpoint.c_str());
+    if (!timeline_path.empty()) std::printf("timeline       %s (one file per rank)\n", timeline_path.c_str());
+  }
+  comm.reset();
+  FinalizeMpi();
+  return 0;
+}
+
+}  // namespace
+}  // namespace cadenza
+
+int main(int argc, char** argv) {
+  // Large tensors and MPI buffers otherwise get mmap'd and page-faulted anew every step (PLATFORM.md).
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, -1);
+  cadenza::WorkerArgs a;
+  CLI::App app{
+      "cadenza-worker: data-parallel training over MPI ranks.\n"
+      "  mpirun -np N cadenza-worker train EXPERIMENT.yaml      (or srun --mpi=pmix -n N cadenza-worker ...)\n"
+      "Each rank reads every N-th window; train.batch_size is the GLOBAL batch (batch_size/N per rank), so the\n"
+      "same experiment follows the same loss trajectory at any N (exactly without dropout) and resumes at any N.\n"
+      "Gradients are averaged in buckets reduced while backward runs. Rank 0 writes the run folder.\n"
+      "Exit codes: 0 done, 1 error, 2 bad usage, 75 a collective timed out (a rank died or stalled)."};
+  app.require_subcommand(1);
+  auto* train = app.add_subcommand("train", "train an experiment data-parallel on every rank of the job");
+  train->add_option("experiment", a.experiment, "experiment YAML (configs/experiments/*.yaml)")->required()->check(CLI::ExistingFile);
+  train->add_option("--out", a.out, "run folder (default: the experiment's `out`)");
+  train->add_option("--threads", a.threads, "intra-op threads per rank (default: train.threads, or cores / ranks on this node)")
+      ->check(CLI::NonNegativeNumber);
+  train->add_option("--bucket-mb", a.bucket_mb, "gradient bucket size in MiB (default 4)")->check(CLI::PositiveNumber);
+  train->add_option("--timeline", a.timeline, "write a chrome://tracing JSON per rank: FILE -> FILE.rankR.json");
+  train->add_option("--timeout", a.timeout, "seconds a collective may wait before the job is aborted with exit code 75 (default 60)")
+      ->check(CLI::PositiveNumber);
+  train->add_flag("--resume", a.resume, "continue from <out>/checkpoints/latest.pt (at any number of ranks)");
+  train->add_option("--stop-after", a.stop_after, "checkpoint and stop after this many steps (0: run to the end)")
+      ->check(CLI::NonNegativeNumber);
+  train->add_option("--comm", a.comm, "collectives: auto (MPI when launched by mpirun/srun), mpi, local")
+      ->check(CLI::IsMember({"auto", "mpi", "local"}));
+  train->add_flag("-q,--quiet", a.quiet, "no progress lines");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  return cadenza::RunWorkerTrain(a, &argc, &argv);
+}
