@@ -86,8 +86,8 @@ Row RunCadenza(const std::string& name, const std::string& dir, int jobs, int re
   return r;
 }
 
-// The same Ingest() in a new process (this binary with --child-ingest), timed from here like the Python one:
-// process start, dynamic loading, a fresh heap and exit included, as `cadenza ingest` would be.
+// `cadenza ingest` itself in a new process, timed from here like the Python one: process start, dynamic
+// loading, a fresh heap, progress off, and exit included; the files count comes from its ingest_report.json.
 Row RunFreshProcess(const std::string& name, const std::string& dir, int jobs, int repeat, const fs::path& work) {
   Row r;
   r.corpus = name;
@@ -95,21 +95,20 @@ Row RunFreshProcess(const std::string& name, const std::string& dir, int jobs, i
   r.jobs = jobs;
   r.seconds = 1e30;
   const std::string out = (work / "dataset").string();
-  std::error_code ec;
-  const std::string self = fs::read_symlink("/proc/self/exe", ec).string();
   for (int i = 0; i < repeat; ++i) {
     fs::remove_all(out);
-    const std::string cmd = Quote(self) + " --child-ingest " + Quote(dir) + " --child-out " + Quote(out) +
-                            " --child-jobs " + std::to_string(jobs);
+    const std::string cmd = Quote(CADENZA_CLI) + " ingest " + Quote(dir) + " --out " + Quote(out) + " --quiet --jobs " +
+                            std::to_string(jobs) + " 2>&1";
     const double t0 = Now();
     const std::string reply = Capture(cmd);
     const double t = Now() - t0;
-    auto j = nlohmann::json::parse(reply, nullptr, false);
-    if (j.is_discarded() || !j.contains("files")) {
-      std::fprintf(stderr, "ingest in a new process failed: %s\n%s\n", cmd.c_str(), reply.c_str());
+    std::ifstream report_file(out + "/ingest_report.json");
+    auto j = nlohmann::json::parse(report_file, nullptr, false);
+    if (j.is_discarded() || !j.contains("files_found")) {
+      std::fprintf(stderr, "cadenza ingest failed: %s\n%s\n", cmd.c_str(), reply.c_str());
       std::exit(1);
     }
-    r.files = j["files"].get<int64_t>();
+    r.files = j["files_found"].get<int64_t>();
     r.seconds = std::min(r.seconds, t);
     r.runs.push_back(t);
   }
@@ -198,23 +197,9 @@ std::string CorpusName(const fs::path& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  mallopt(M_MMAP_MAX, 0);  // as the cadenza command does (cli/main.cc)
+  mallopt(M_MMAP_MAX, 0);  // as `cadenza ingest` does (RunIngest in cli/main.cc)
   mallopt(M_TRIM_THRESHOLD, -1);
-  if (argc == 7 && std::string(argv[1]) == "--child-ingest") {  // one Ingest() for RunFreshProcess, then exit
-    IngestOptions o;
-    o.input_dir = argv[2];
-    o.out_dir = argv[4];
-    o.jobs = std::atoi(argv[6]);
-    o.overwrite = true;
-    o.progress = false;
-    IngestReport report;
-    if (Status s = Ingest(o, &report); !s.ok()) {
-      std::printf("{\"error\": %s}\n", nlohmann::json(s.message()).dump().c_str());
-      return 1;
-    }
-    std::printf("{\"files\": %lld}\n", (long long)report.files_found);
-    return 0;
-  }
+
   CLI::App app{"Ingest throughput of cadenza vs a Python mido reference, with a token identity check"};
   std::vector<std::string> dirs = {CADENZA_SHARED_DATA "/nottingham/MIDI", CADENZA_SHARED_DATA "/pop909"};
   int repeat = 1;
@@ -283,7 +268,7 @@ int main(int argc, char** argv) {
     for (double t : r.runs) std::printf(" %.2f", t);
   }
   std::printf("\ncadenza's wall is the whole Ingest(): parse + tokenize + segment + dedupe + HDF5 shards + sha256 + manifest;\n"
-              "\"cadenza (C++)\" calls it in this process, \"cadenza, new process\" runs it in a child process timed from here\n"
+              "\"cadenza (C++)\" calls it in this process, \"cadenza, new process\" runs `cadenza ingest --quiet` timed from here\n"
               "(start-up, loading, a fresh heap and exit included), the way the Python rows are timed.\n");
   std::printf("notes = notes tokenized over every file, for both (cadenza's dataset keeps duplicates once:");
   for (const auto& [name, rep] : reports) {

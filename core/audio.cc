@@ -12,11 +12,6 @@
 
 namespace cadenza {
 
-std::string DefaultSoundfont() {
-  if (const char* env = std::getenv("CADENZA_SOUNDFONT"); env && *env) return env;
-  return "/usr/share/sounds/sf2/FluidR3_GM.sf2";
-}
-
 Status RenderWav(const Score& score, const std::string& wav_path, const AudioOptions& options) {
   const std::string soundfont = options.soundfont.empty() ? DefaultSoundfont() : options.soundfont;
   if (!std::filesystem::exists(soundfont)) {

@@ -112,6 +112,7 @@ class Parser {
   }
 
   Status ParseTrack(size_t pos, size_t end, int track, Track* out) {
+    run_starts_.push_back(events_.size());
     const size_t chunk_start = pos;
     int64_t tick = 0;
     int running = -1;
@@ -223,10 +224,42 @@ class Parser {
     events_.push_back(e);
   }
 
+  // Orders events by (tick, meta before notes, seq); seq grows with the track index, so it breaks every tie.
+  // Each track is already in tick order: sort within tracks, then merge the tracks pairwise (sorting all
+  // events at once was 7% of an ingest).
+  void SortEvents() {
+    auto before = [](const RawEvent& x, const RawEvent& y) {
+      return std::make_tuple(x.tick, x.order_class(), x.seq) < std::make_tuple(y.tick, y.order_class(), y.seq);
+    };
+    std::vector<size_t> bounds = run_starts_;
+    if (bounds.empty() || bounds.front() != 0) bounds.insert(bounds.begin(), 0);
+    bounds.push_back(events_.size());
+    for (size_t i = 0; i + 1 < bounds.size(); ++i) {
+      auto first = events_.begin() + static_cast<std::ptrdiff_t>(bounds[i]);
+      auto last = events_.begin() + static_cast<std::ptrdiff_t>(bounds[i + 1]);
+      if (!std::is_sorted(first, last, before)) std::sort(first, last, before);
+    }
+    std::vector<RawEvent> merged;
+    while (bounds.size() > 2) {
+      merged.resize(events_.size());
+      std::vector<size_t> next{0};
+      for (size_t i = 0; i + 1 < bounds.size(); i += 2) {
+        const RawEvent* e = events_.data();
+        if (i + 2 < bounds.size()) {
+          std::merge(e + bounds[i], e + bounds[i + 1], e + bounds[i + 1], e + bounds[i + 2], merged.data() + bounds[i], before);
+          next.push_back(bounds[i + 2]);
+        } else {
+          std::copy(e + bounds[i], e + bounds[i + 1], merged.data() + bounds[i]);
+          next.push_back(bounds[i + 1]);
+        }
+      }
+      events_.swap(merged);
+      bounds = std::move(next);
+    }
+  }
+
   void BuildScore(Score* score) {
-    std::stable_sort(events_.begin(), events_.end(), [](const RawEvent& x, const RawEvent& y) {
-      return std::make_tuple(x.tick, x.order_class(), x.track, x.seq) < std::make_tuple(y.tick, y.order_class(), y.track, y.seq);
-    });
+    SortEvents();
     uint8_t program[16] = {0};
     struct Open {
       int64_t start;
@@ -305,6 +338,7 @@ class Parser {
   size_t size_;
   const std::string& name_;
   std::vector<RawEvent> events_;
+  std::vector<size_t> run_starts_;  // index of each track's first event in events_
   std::map<int, int64_t> last_track_tick_;
 };
 

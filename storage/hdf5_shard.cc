@@ -158,16 +158,31 @@ Status WriteShardFile(const std::string& tmp, int shard_index, const std::vector
   size_t id_size = 1;
   for (const ShardPiece* p : pieces) id_size = std::max(id_size, p->id.size());
   std::vector<char> ids(pieces.size() * id_size, '\0');
+  // Sized up front: growing these one token at a time was 3% of an ingest.
+  size_t total_tokens = 0, total_bars = 0, total_beats = 0;
+  for (const ShardPiece* p : pieces) {
+    total_tokens += p->tokens.size();
+    total_bars += p->bar_offsets.size();
+    total_beats += p->beat_offsets.size();
+  }
+  tokens.reserve(total_tokens);
+  bar_offsets.reserve(total_bars);
+  bar_start_steps.reserve(total_bars);
+  bar_meters.reserve(2 * total_bars);
+  beat_offsets.reserve(total_beats);
   for (size_t i = 0; i < pieces.size(); ++i) {
     const ShardPiece& p = *pieces[i];
     if (p.bar_start_steps.size() != p.bar_offsets.size() || p.bar_meters.size() != 2 * p.bar_offsets.size()) {
       return InvalidArgument("piece " + p.id + ": bar arrays differ in length");
     }
-    for (int32_t t : p.tokens) {
+    const size_t first = tokens.size();
+    tokens.resize(first + p.tokens.size());
+    for (size_t k = 0; k < p.tokens.size(); ++k) {
+      const int32_t t = p.tokens[k];
       if (t < 0 || t > INT16_MAX) {
         return InvalidArgument("piece " + p.id + ": token id " + std::to_string(t) + " does not fit int16");
       }
-      tokens.push_back(static_cast<int16_t>(t));
+      tokens[first + k] = static_cast<int16_t>(t);
     }
     bar_offsets.insert(bar_offsets.end(), p.bar_offsets.begin(), p.bar_offsets.end());
     beat_offsets.insert(beat_offsets.end(), p.beat_offsets.begin(), p.beat_offsets.end());

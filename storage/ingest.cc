@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <chrono>
 #include <cctype>
 #include <cinttypes>
@@ -199,10 +201,15 @@ void ParseAll(const std::string& input_dir, int jobs, ProgressLine* progress, st
   const Tokenizer tokenizer;
   std::atomic<size_t> next{0};
   std::atomic<size_t> done{0};
+  std::mutex finished_mutex;
+  std::condition_variable finished;  // wakes the progress loop at once when the last file is parsed
   auto worker = [&] {
     for (size_t i = next++; i < files->size(); i = next++) {
       ParseOne(input_dir, tokenizer, &(*files)[i]);
-      ++done;
+      if (++done == files->size()) {
+        std::lock_guard<std::mutex> lock(finished_mutex);
+        finished.notify_all();
+      }
     }
   };
   const size_t total = files->size();
@@ -217,9 +224,11 @@ void ParseAll(const std::string& input_dir, int jobs, ProgressLine* progress, st
     std::snprintf(buf, sizeof buf, "ingest: parsed %zu/%zu files (%.0f files/s)", d, total, d / elapsed);
     return std::string(buf);
   };
-  while (done.load() < total) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    progress->Show(line());
+  {
+    std::unique_lock<std::mutex> lock(finished_mutex);
+    while (!finished.wait_for(lock, std::chrono::milliseconds(50), [&] { return done.load() >= total; })) {
+      progress->Show(line());
+    }
   }
   for (std::thread& t : pool) t.join();
   progress->Show(line(), true);
