@@ -11,8 +11,10 @@
 
 #include "core/audio.h"
 #include "core/experiment_config.h"
+#include "core/file_util.h"
 #include "core/midi.h"
 #include "core/model/model_api.h"
+#include "core/model/probe.h"
 #include "core/model/trainer.h"
 #include "core/segmentation.h"
 #include "core/tokenizer.h"
@@ -163,6 +165,40 @@ int RunParams(const std::vector<std::string>& files) {
                                                 std::to_string(m->d_model) + " heads=" + std::to_string(m->heads);
     std::printf("%-40s %12lld parameters  (%s)\n", f.c_str(), (long long)*n, shape.c_str());
   }
+  return 0;
+}
+
+int RunProbe(const ProbeArgs& a) {
+  SetTorchThreads(a.threads);
+  ProbeOptions o;
+  o.lengths = a.lengths;
+  o.batch = a.batch;
+  o.warmup = a.warmup;
+  o.repeats = a.repeats;
+  o.seed = a.seed;
+  std::vector<std::string> sources = a.checkpoints;
+  sources.insert(sources.end(), a.models.begin(), a.models.end());
+  std::vector<ProbeRow> rows;
+  for (const std::string& source : sources) {
+    auto probed = ProbeModel(source, o, [&](const ProbeRow& r, size_t done, size_t total) {
+      if (a.quiet) return;
+      std::fprintf(stderr, "probe: %s (%s) length %lld [%zu/%zu]: forward %.2f ms, step %.3f ms, peak %.1f MiB%s%s\n",
+                   source.c_str(), r.family.c_str(), static_cast<long long>(r.length), done, total, r.forward_ms,
+                   r.step_ms, r.forward_peak_mb, r.note.empty() ? "" : "; ", r.note.c_str());
+    });
+    if (!probed.ok()) return Fail(probed.status());
+    rows.insert(rows.end(), probed->begin(), probed->end());
+  }
+  Status s = WriteFileAtomic(a.out, ProbeCsv(rows));
+  if (!s.ok()) return Fail(s);
+  std::printf("%-12s %7s %11s %11s %10s %12s %10s\n", "family", "length", "forward ms", "tokens/s", "step ms",
+              "fwd peak MiB", "state MiB");
+  for (const ProbeRow& r : rows) {
+    std::printf("%-12s %7lld %11.2f %11.0f %10.3f %12.1f %10.2f%s%s\n", r.family.c_str(),
+                static_cast<long long>(r.length), r.forward_ms, r.forward_tokens_per_s, r.step_ms, r.forward_peak_mb,
+                r.state_mb, r.note.empty() ? "" : "  ", r.note.c_str());
+  }
+  std::printf("probe: %zu rows -> %s\n", rows.size(), a.out.c_str());
   return 0;
 }
 

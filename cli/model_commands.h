@@ -11,5 +11,6 @@ namespace cadenza {
 int RunTrain(const TrainArgs& args);                   // prints the run summary
 int RunGenerate(GenerateArgs args);                    // writes sample-NNN.{mid,json,wav}
 int RunParams(const std::vector<std::string>& files);  // parameter counts of model configs
+int RunProbe(const ProbeArgs& args);                   // latency and memory against context length, as CSV
 
 }  // namespace cadenza

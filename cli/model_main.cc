@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
   CLI::App app{"cadenza-model: the model commands of cadenza (run them as `cadenza train|generate|params`)"};
   app.require_subcommand(1);
   int exit_code = 2;
-  cadenza::AddModelCommands(app, {cadenza::RunTrain, cadenza::RunGenerate, cadenza::RunParams}, &exit_code);
+  cadenza::AddModelCommands(app, {cadenza::RunTrain, cadenza::RunGenerate, cadenza::RunParams, cadenza::RunProbe}, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

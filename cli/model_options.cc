@@ -33,6 +33,28 @@ void AddModelCommands(CLI::App& app, const ModelCommandHandlers& run, int* exit_
   generate->add_option("--threads", gen->threads, "LibTorch threads (0 = all cores)")->capture_default_str()->check(CLI::Range(0, 256));
   generate->callback([gen, run, exit_code] { *exit_code = run.generate(*gen); });
 
+  auto pr = std::make_shared<ProbeArgs>();
+  auto* probe = app.add_subcommand(
+      "probe",
+      "Measure forward latency, per-token generation latency and peak tensor memory against context length\n"
+      "(the paper's latency-vs-length and memory-vs-size figures); one CSV row per model and length");
+  probe->add_option("--checkpoint", pr->checkpoints, "Checkpoint to probe (repeatable)")->check(CLI::ExistingFile);
+  probe->add_option("--model", pr->models, "Model config to probe with initial weights (repeatable; configs/models/*.yaml)")->check(CLI::ExistingFile);
+  probe->add_option("--lengths", pr->lengths, "Context lengths in tokens, comma-separated")->delimiter(',')->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  probe->add_option("--out", pr->out, "CSV file to write (atomically)")->required();
+  probe->add_option("--batch", pr->batch, "Sequences per forward and per step")->capture_default_str()->check(CLI::Range(1, 1024));
+  probe->add_option("--warmup", pr->warmup, "Untimed runs before the timed ones")->capture_default_str()->check(CLI::Range(0, 100));
+  probe->add_option("--repeats", pr->repeats, "Timed runs per measurement; the median is reported")->capture_default_str()->check(CLI::Range(1, 1000));
+  probe->add_option("--threads", pr->threads, "LibTorch threads (0 = all cores)")->capture_default_str()->check(CLI::Range(0, 256));
+  probe->add_option("--seed", pr->seed, "Seed of the random input tokens")->capture_default_str();
+  probe->add_flag("--quiet,-q", pr->quiet, "No progress output");
+  probe->callback([pr, run, exit_code, probe] {
+    if (pr->checkpoints.empty() && pr->models.empty()) {
+      throw CLI::ValidationError("probe", "give at least one --checkpoint or --model");
+    }
+    *exit_code = run.probe(*pr);
+  });
+
   auto files = std::make_shared<std::vector<std::string>>();
   auto* params = app.add_subcommand("params", "Print the parameter count of model configs (to match model sizes)");
   params->add_option("model_yaml", *files, "Model config files (configs/models/*.yaml)")->required()->check(CLI::ExistingFile);

@@ -30,11 +30,25 @@ struct GenerateArgs {
   GenerateOptions o;
 };
 
+struct ProbeArgs {
+  std::vector<std::string> checkpoints;  // trained checkpoints (.pt)
+  std::vector<std::string> models;       // model configs (.yaml): initial weights, same speed and memory
+  std::vector<int64_t> lengths{64, 128, 256, 512, 1024};
+  std::string out;
+  int64_t batch = 1;
+  int warmup = 2;
+  int repeats = 5;
+  int threads = 0;
+  uint64_t seed = 0;
+  bool quiet = false;
+};
+
 // What each command does once its options are parsed; returns the exit code.
 struct ModelCommandHandlers {
   std::function<int(const TrainArgs&)> train;
   std::function<int(const GenerateArgs&)> generate;
   std::function<int(const std::vector<std::string>&)> params;
+  std::function<int(const ProbeArgs&)> probe;
 };
 
 void AddModelCommands(CLI::App& app, const ModelCommandHandlers& run, int* exit_code);

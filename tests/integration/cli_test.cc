@@ -46,7 +46,7 @@ class CliTest : public ::testing::Test {
 TEST_F(CliTest, HelpExplainsEveryCommandAndOption) {
   CliRun top = Cadenza("--help");
   EXPECT_EQ(top.exit_code, 0);
-  for (const char* cmd : {"ingest", "inspect", "tokens", "synth", "demo", "train", "generate", "params"}) EXPECT_NE(top.output.find(cmd), std::string::npos) << cmd;
+  for (const char* cmd : {"ingest", "inspect", "tokens", "synth", "demo", "train", "generate", "params", "probe"}) EXPECT_NE(top.output.find(cmd), std::string::npos) << cmd;
   CliRun ingest = Cadenza("ingest --help");
   EXPECT_EQ(ingest.exit_code, 0);
   for (const char* opt : {"--out", "--shards", "--val", "--test", "--jobs", "--overwrite"}) {
@@ -149,6 +149,29 @@ TEST_F(CliTest, ModelCommandErrorsAreNamed) {
                           "/configs/models/lstm-base.yaml");
   EXPECT_EQ(params.exit_code, 0) << params.output;
   EXPECT_NE(params.output.find("parameters  (lstm 2x448 attention=general)"), std::string::npos) << params.output;
+}
+
+TEST_F(CliTest, ProbeWritesOneCsvRowPerModelAndLength) {
+  const fs::path csv = dir_ / "probe.csv";
+  CliRun probe = Cadenza("probe --model " CADENZA_SOURCE_DIR "/configs/models/transformer-tiny.yaml --model " CADENZA_SOURCE_DIR
+                         "/configs/models/lstm-tiny.yaml --lengths 16,48 --repeats 2 --warmup 1 --threads 1 --out " +
+                         csv.string());
+  ASSERT_EQ(probe.exit_code, 0) << probe.output;
+  EXPECT_NE(probe.output.find("probe: 4 rows -> " + csv.string()), std::string::npos) << probe.output;
+  std::ifstream in(csv);
+  std::string line;
+  std::vector<std::string> lines;
+  while (std::getline(in, line)) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_NE(lines[1].find(",transformer,"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find(",16,1,"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[4].find(",lstm,"), std::string::npos) << lines[4];
+  EXPECT_NE(lines[4].find(",48,1,"), std::string::npos) << lines[4];
+
+  CliRun nothing = Cadenza("probe --out " + (dir_ / "x.csv").string());
+  EXPECT_EQ(nothing.exit_code, 2);
+  EXPECT_NE(nothing.output.find("give at least one --checkpoint or --model"), std::string::npos) << nothing.output;
+  EXPECT_FALSE(fs::exists(dir_ / "x.csv"));
 }
 
 }  // namespace
