@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -36,22 +37,31 @@ StatusOr<PieceMetrics> Evaluate(const EvalPiece& piece, const Embeddings* extern
   PieceMetrics m;
   m.bars = static_cast<int>(piece.bars.size());
   m.notes = static_cast<int>(piece.notes.size());
-  Embeddings own;
-  if (!external) own = SegmentEmbeddings(piece, options.unit);
-  const Embeddings& e = external ? *external : own;
   const size_t segments = SegmentSpans(piece, options.unit).size();
-  if (e.size() != segments) {
-    return InvalidArgument("embeddings have " + std::to_string(e.size()) + " rows, the piece has " +
+  if (external && external->size() != segments) {
+    return InvalidArgument("embeddings have " + std::to_string(external->size()) + " rows, the piece has " +
                            std::to_string(segments) + " " + UnitName(options.unit) + " segments");
   }
-  auto ssm = SelfSimilarity(e);
-  if (!ssm.ok()) return ssm.status();
-  m.segments = ssm->n;
-  m.structure = ScoreStructure(*ssm, options.structure);
+  m.segments = static_cast<int>(segments);
   m.melody = ComputeMelody(piece);
   m.rhythm = ComputeRhythm(piece);
   m.pitch_class_histogram = PitchClassHistogram(piece);
   m.note_length_histogram = NoteLengthHistogram(piece);
+  if (static_cast<int64_t>(segments) > options.max_segments) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    m.structure.segments = m.segments;
+    m.structure.mean_similarity = m.structure.repetition = m.structure.variation = m.structure.structureness = nan;
+    m.structure.si.assign(options.structure.si_ranges.size(), nan);
+    m.note = "structure not measured: " + std::to_string(segments) + " " + UnitName(options.unit) +
+             " segments, more than the limit of " + std::to_string(options.max_segments);
+    if (ssm_out) *ssm_out = Ssm{};
+    return m;
+  }
+  Embeddings own;
+  if (!external) own = SegmentEmbeddings(piece, options.unit);
+  auto ssm = SelfSimilarity(external ? *external : own);
+  if (!ssm.ok()) return ssm.status();
+  m.structure = ScoreStructure(*ssm, options.structure);
   if (ssm_out) *ssm_out = std::move(ssm).value();
   return m;
 }
@@ -114,6 +124,7 @@ json PieceJson(const PieceMetrics& m) {
             {"pitch_class_histogram", NumArray(m.pitch_class_histogram)},
             {"note_length_histogram", NumArray(m.note_length_histogram)}};
   if (!m.ssm_png.empty()) j["ssm_png"] = m.ssm_png;
+  if (!m.note.empty()) j["note"] = m.note;
   return j;
 }
 
@@ -255,6 +266,7 @@ std::string ReportJson(const EvaluationReport& report) {
                   {"variation_low", o.structure.variation_low},
                   {"scape_threshold", o.structure.scape_threshold},
                   {"max_lag", o.structure.max_lag},
+                  {"max_segments", o.max_segments},
                   {"si_ranges", si_ranges}};
   j["inputs"] = report.inputs;
   j["summary"] = {{"pieces", report.pieces.size()}, {"skipped", report.skipped.size()}, {"seconds", report.seconds}};
@@ -372,7 +384,7 @@ StatusOr<EvaluationReport> RunEvaluation(const EvaluateRequest& request) {
       return;
     }
     m->name = files[i];
-    if (!request.ssm_png_dir.empty()) {
+    if (!request.ssm_png_dir.empty() && ssm.n > 0) {
       const std::string png = (fs::path(request.ssm_png_dir) / PngName(i, files[i])).string();
       Status s = WritePng(png, RenderSsm(ssm, BarGridOfSegments(*piece, request.options.unit)));
       if (s.ok()) m->ssm_png = png;

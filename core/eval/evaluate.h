@@ -15,6 +15,9 @@ namespace cadenza {
 struct EvalOptions {
   SegmentUnit unit = SegmentUnit::kBar;
   StructureOptions structure;
+  // Above this many segments the SSM (n^2 memory) is not built: structure scores are NaN and PieceMetrics::note
+  // says why; melody and rhythm are still measured.
+  int max_segments = 2048;
 };
 
 struct PieceMetrics {
@@ -26,6 +29,7 @@ struct PieceMetrics {
   std::vector<double> pitch_class_histogram;  // 12, sums to 1
   std::vector<double> note_length_histogram;  // 12, sums to 1
   std::string ssm_png;                        // written heatmap, if any
+  std::string note;                           // why something was not measured (empty if all was)
 };
 
 // Metrics of one piece with the built-in segment embeddings. An empty piece (no notes or no bars) is an error.

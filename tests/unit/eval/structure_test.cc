@@ -163,6 +163,23 @@ TEST(StructureTest, EmbeddingsFromAMatrix) {
   EXPECT_FALSE(nan.ok());
 }
 
+TEST(StructureTest, TooManySegmentsSkipsOnlyTheStructure) {
+  std::vector<EvalNote> notes;
+  for (int bar = 0; bar < 6; ++bar) AddBarA(&notes, 48 * bar);
+  EvalOptions o;
+  o.max_segments = 5;
+  Ssm ssm;
+  auto m = EvaluatePiece(MakeUniformPiece(6, 4, 4, notes), o, &ssm);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->segments, 6);
+  EXPECT_EQ(ssm.n, 0);
+  EXPECT_TRUE(std::isnan(m->structure.repetition));
+  EXPECT_TRUE(std::isnan(m->structure.structureness));
+  EXPECT_NE(m->note.find("more than the limit of 5"), std::string::npos) << m->note;
+  EXPECT_DOUBLE_EQ(m->melody.pitch_range, 12);
+  EXPECT_DOUBLE_EQ(m->rhythm.syncopation, 0);
+}
+
 TEST(StructureTest, EmptyPieceIsAnError) {
   auto m = EvaluatePiece(MakeUniformPiece(2, 4, 4, {}), EvalOptions{});
   ASSERT_FALSE(m.ok());
