@@ -218,6 +218,30 @@ int RunDemo(const std::string& data, const std::string& out, int jobs, int count
     if (fs::exists(DefaultSoundfont())) generate.push_back("--wav");
     if (int rc = RunModelBinary(generate)) return rc;
   }
+  // Both families' samples against the test split: structure, melody, rhythm, and mgeval overlap, side by side.
+  std::cout << "== " << stage++ << ". evaluate the samples against the test split\n" << std::flush;
+  std::vector<std::string> names;
+  std::vector<EvaluationReport> reports;
+  fs::create_directories(fs::path(out) / "evaluation", ec);
+  for (const std::string family : {"transformer", "lstm"}) {
+    EvaluateRequest request;
+    request.inputs = {(fs::path(out) / "samples" / family).string()};
+    request.reference_dataset = o.out_dir;
+    request.jobs = jobs;
+    auto report = RunEvaluation(request);
+    if (!report.ok()) {  // e.g. a corpus too small for a test split: evaluate without the comparison
+      std::cout << family << ": " << report.status().message() << " (evaluated without a reference)\n";
+      request.reference_dataset.clear();
+      report = RunEvaluation(request);
+    }
+    if (!report.ok()) return Fail(report.status());
+    const std::string path = (fs::path(out) / "evaluation" / (family + ".json")).string();
+    if (Status s = WriteFileAtomic(path, ReportJson(*report)); !s.ok()) return Fail(s);
+    names.push_back(family);
+    reports.push_back(std::move(report).value());
+  }
+  std::cout << SideBySideTable(names, reports) << "reports: " << (fs::path(out) / "evaluation").string()
+            << "/{transformer,lstm}.json (metrics: docs/evaluation.md)\n";
   std::cout << "done in " << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
   return 0;
 }

@@ -318,6 +318,68 @@ std::string ReportJson(const EvaluationReport& report) {
   return j.dump(2) + "\n";
 }
 
+std::string SideBySideTable(const std::vector<std::string>& names, const std::vector<EvaluationReport>& reports) {
+  const EvaluationReport* with_ref = nullptr;
+  for (const EvaluationReport& r : reports) {
+    if (r.has_reference && !with_ref) with_ref = &r;
+  }
+  auto cell = [](double mean, double sd) {
+    char buf[64];
+    if (!std::isfinite(mean)) return std::string("-");
+    std::snprintf(buf, sizeof buf, std::isfinite(sd) ? "%.3f ± %.3f" : "%.3f", mean, sd);
+    return std::string(buf);
+  };
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> header = {"metric"};
+  for (size_t k = 0; k < reports.size(); ++k) header.push_back(k < names.size() ? names[k] : "set " + std::to_string(k));
+  if (with_ref) {
+    header.push_back("reference (" + with_ref->reference_split + ")");
+    for (size_t k = 0; k < reports.size(); ++k) header.push_back("overlap " + header[k + 1]);
+  }
+  rows.push_back(header);
+  const auto& features = Features();
+  for (size_t f = 0; f < features.size(); ++f) {
+    if (features[f].get(PieceMetrics{}).size() != 1) continue;  // scalar features only
+    std::vector<std::string> row = {features[f].name};
+    auto stats = [&](const std::vector<PieceMetrics>& pieces) {
+      std::vector<double> v;
+      for (const PieceMetrics& m : pieces) v.push_back(features[f].get(m)[0]);
+      return Summarize(v);
+    };
+    for (const EvaluationReport& r : reports) {
+      const Summary s = stats(r.pieces);
+      row.push_back(cell(s.mean, s.std));
+    }
+    if (with_ref) {
+      const Summary s = stats(with_ref->reference);
+      row.push_back(cell(s.mean, s.std));
+      for (const EvaluationReport& r : reports) {
+        row.push_back(f < r.comparisons.size() ? cell(r.comparisons[f].reference_vs_inter.overlap, NAN) : "-");
+      }
+    }
+    rows.push_back(row);
+  }
+  // Column widths in code points (the ± sign is two bytes, one column).
+  auto width = [](const std::string& t) {
+    size_t w = 0;
+    for (unsigned char c : t) w += (c & 0xC0) != 0x80;
+    return w;
+  };
+  std::vector<size_t> widths(header.size(), 0);
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], width(row[c]));
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size(); ++c) {
+      out += (c ? "  " : "") + row[c] + std::string(widths[c] - width(row[c]), ' ');
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    out += "\n";
+  }
+  return out;
+}
+
 StatusOr<EvaluationReport> RunEvaluation(const EvaluateRequest& request) {
   const auto t0 = std::chrono::steady_clock::now();
   EvaluationReport report;

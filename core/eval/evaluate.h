@@ -67,6 +67,11 @@ void CompareSets(EvaluationReport* report);
 // The report as JSON text (schema: docs/evaluation.md); NaN values are written as null.
 std::string ReportJson(const EvaluationReport& report);
 
+// A plain-text side-by-side table: one row per scalar feature; per report the set mean ± std, then the reference
+// set's mean (from the first report that has one), then per report the mgeval overlap of intra(reference) with
+// inter(generated, reference) (1 = indistinguishable from the reference's own spread).
+std::string SideBySideTable(const std::vector<std::string>& names, const std::vector<EvaluationReport>& reports);
+
 struct EvaluateRequest {
   std::vector<std::string> inputs;  // MIDI files and folders (searched recursively for .mid/.midi)
   std::string reference_dataset;    // empty: no reference

@@ -131,6 +131,12 @@ TEST(ReportTest, JsonHoldsPiecesSetStatsAndComparison) {
   EXPECT_EQ(j["reference"]["pieces"], 3);
   for (const std::string& f : FeatureNames()) EXPECT_TRUE(j["reference"]["comparison"].contains(f)) << f;
   EXPECT_NEAR(j["reference"]["comparison"]["pitch_class_entropy"]["generated_vs_reference"]["overlap"].get<double>(), 1.0, 1e-3);
+  const std::string table = SideBySideTable({"mine"}, {report});
+  EXPECT_NE(table.find("metric  "), std::string::npos) << table;
+  EXPECT_NE(table.find("reference (test)"), std::string::npos) << table;
+  EXPECT_NE(table.find("overlap mine"), std::string::npos) << table;
+  EXPECT_NE(table.find("\nsyncopation "), std::string::npos) << table;
+  EXPECT_EQ(table.find("pitch_class_histogram"), std::string::npos) << "vector features stay out of the table";
   // Undefined values are null, not NaN (which JSON cannot hold).
   report.pieces[0].melody.avg_pitch_deviation = NAN;
   EXPECT_TRUE(nlohmann::json::parse(ReportJson(report))["pieces"][0]["melody"]["avg_pitch_deviation"].is_null());
