@@ -74,6 +74,33 @@ Embeddings SegmentEmbeddings(const EvalPiece& piece, SegmentUnit unit) {
   return out;
 }
 
+StatusOr<Embeddings> PoolTokenEmbeddings(const Embeddings& per_token, const Segmentation& segmentation, SegmentUnit unit) {
+  if (static_cast<int64_t>(per_token.size()) != segmentation.num_tokens) {
+    return InvalidArgument("token embeddings have " + std::to_string(per_token.size()) + " rows, the sequence has " +
+                           std::to_string(segmentation.num_tokens) + " tokens");
+  }
+  const size_t dims = per_token.empty() ? 0 : per_token[0].size();
+  for (size_t i = 0; i < per_token.size(); ++i) {
+    if (per_token[i].size() != dims) {
+      return InvalidArgument("token embeddings row " + std::to_string(i) + " has " + std::to_string(per_token[i].size()) +
+                             " values, row 0 has " + std::to_string(dims));
+    }
+  }
+  const int64_t segments = unit == SegmentUnit::kBar ? static_cast<int64_t>(segmentation.bars.size())
+                                                     : static_cast<int64_t>(segmentation.beat_token_offsets.size());
+  Embeddings out(segments, std::vector<float>(dims, 0.0f));
+  for (int64_t k = 0; k < segments; ++k) {
+    const auto [begin, end] = unit == SegmentUnit::kBar ? segmentation.BarRange(k) : segmentation.BeatRange(k);
+    if (end <= begin) continue;
+    std::vector<double> sum(dims, 0.0);
+    for (int64_t t = begin; t < end; ++t) {
+      for (size_t d = 0; d < dims; ++d) sum[d] += per_token[t][d];
+    }
+    for (size_t d = 0; d < dims; ++d) out[k][d] = static_cast<float>(sum[d] / (end - begin));
+  }
+  return out;
+}
+
 double Cosine(const float* a, const float* b, size_t dims) {
   double dot = 0, na = 0, nb = 0;
   for (size_t i = 0; i < dims; ++i) {

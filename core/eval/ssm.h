@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/eval/piece.h"
+#include "core/segmentation.h"
 #include "core/status.h"
 
 namespace cadenza {
@@ -28,6 +29,12 @@ std::vector<int> BarGridOfSegments(const EvalPiece& piece, SegmentUnit unit);
 //       ++ [binary onset vector over kRhythmDims positions of the segment (all notes), L2-normalised] / sqrt(2).
 // An empty segment gives the zero row. For non-zero parts, cos(e_i, e_j) = (cos_pitch + cos_rhythm) / 2.
 Embeddings SegmentEmbeddings(const EvalPiece& piece, SegmentUnit unit);
+
+// Segment embeddings from per-token vectors (e.g. a model's hidden states, one row per token of the sequence that
+// `segmentation` was computed from): the mean of the rows in each bar's (BarRange) or beat's (BeatRange) token range.
+// A segment without tokens (an empty beat) gets a zero row. Errors: row count != segmentation.num_tokens, ragged rows.
+// The rows line up with the segments of PieceFromTokens(tokens), ready for EvaluatePieceWithEmbeddings.
+StatusOr<Embeddings> PoolTokenEmbeddings(const Embeddings& per_token, const Segmentation& segmentation, SegmentUnit unit);
 
 // Cosine similarity with a defined value for zero vectors: both zero -> 1 (two silent segments are the same),
 // exactly one zero -> 0.

@@ -5,6 +5,7 @@
 
 #include "core/eval/evaluate.h"
 #include "core/eval/ssm.h"
+#include "core/tokenizer.h"
 
 namespace cadenza {
 namespace {
@@ -178,6 +179,44 @@ TEST(StructureTest, TooManySegmentsSkipsOnlyTheStructure) {
   EXPECT_NE(m->note.find("more than the limit of 5"), std::string::npos) << m->note;
   EXPECT_DOUBLE_EQ(m->melody.pitch_range, 12);
   EXPECT_DOUBLE_EQ(m->rhythm.syncopation, 0);
+}
+
+TEST(StructureTest, HiddenStatesPooledPerBarAndBeat) {
+  // Tokens of two 4/4 bars; fake "hidden states": row t = (t, 1).
+  Score score;
+  score.tracks = {{"t"}};
+  for (int k = 0; k < 8; ++k) {
+    Note n;
+    n.start = 480 * k;
+    n.end = n.start + 480;
+    n.pitch = static_cast<uint8_t>(60 + k);
+    n.velocity = 80;
+    score.notes.push_back(n);
+  }
+  auto enc = Tokenizer().Encode(score);
+  ASSERT_TRUE(enc.ok());
+  const Segmentation& seg = enc->segmentation;
+  Embeddings hidden;
+  for (int64_t t = 0; t < seg.num_tokens; ++t) hidden.push_back({static_cast<float>(t), 1.0f});
+  auto bars = PoolTokenEmbeddings(hidden, seg, SegmentUnit::kBar);
+  ASSERT_TRUE(bars.ok()) << bars.status().message();
+  ASSERT_EQ(bars->size(), 2u);
+  const auto [b0, e0] = seg.BarRange(0);
+  EXPECT_FLOAT_EQ((*bars)[0][0], (b0 + e0 - 1) / 2.0f);  // mean of b0 .. e0-1
+  EXPECT_FLOAT_EQ((*bars)[0][1], 1.0f);
+  auto beats = PoolTokenEmbeddings(hidden, seg, SegmentUnit::kBeat);
+  ASSERT_TRUE(beats.ok());
+  EXPECT_EQ(beats->size(), 8u);
+  // They line up with the piece's segments.
+  auto piece = PieceFromTokens(enc->tokens);
+  ASSERT_TRUE(piece.ok());
+  EvalOptions o;
+  o.unit = SegmentUnit::kBeat;
+  EXPECT_TRUE(EvaluatePieceWithEmbeddings(*piece, *beats, o).ok());
+  hidden.pop_back();
+  auto short_rows = PoolTokenEmbeddings(hidden, seg, SegmentUnit::kBar);
+  ASSERT_FALSE(short_rows.ok());
+  EXPECT_NE(short_rows.status().message().find("tokens"), std::string::npos);
 }
 
 TEST(StructureTest, EmptyPieceIsAnError) {
