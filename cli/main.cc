@@ -254,6 +254,7 @@ int RunEvaluate(EvaluateRequest request, const std::string& out, const std::stri
   request.options.unit = segment == "beat" ? SegmentUnit::kBeat : SegmentUnit::kBar;
   if (request.options.unit == SegmentUnit::kBeat) {
     for (auto& range : request.options.structure.si_ranges) range = {range.first * 4, range.second * 4};
+    request.options.structure.si_length_step = 4;  // segments of whole 4/4 bars: a quarter of the work
   }
   request.progress = !quiet;
   auto report = RunEvaluation(request);

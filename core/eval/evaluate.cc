@@ -267,7 +267,8 @@ std::string ReportJson(const EvaluationReport& report) {
                   {"scape_threshold", o.structure.scape_threshold},
                   {"max_lag", o.structure.max_lag},
                   {"max_segments", o.max_segments},
-                  {"si_ranges", si_ranges}};
+                  {"si_ranges", si_ranges},
+                  {"si_length_step", o.structure.si_length_step}};
   j["inputs"] = report.inputs;
   j["summary"] = {{"pieces", report.pieces.size()}, {"skipped", report.skipped.size()}, {"seconds", report.seconds}};
   json pieces = json::array();

@@ -273,7 +273,7 @@ StructureScores ScoreStructure(const Ssm& ssm, const StructureOptions& options) 
   std::vector<double> by_length(n + 1, kNaN);  // max fitness over starts, per length, computed on demand
   for (const auto& [lo, hi] : options.si_ranges) {
     double m = kNaN;
-    for (int len = std::max(1, lo); len <= std::min(hi, n); ++len) {
+    for (int len = std::max(1, lo); len <= std::min(hi, n); len += std::max(1, options.si_length_step)) {
       if (std::isnan(by_length[len])) {
         double f = 0;
         for (int s = 0; s + len <= n; ++s) f = std::max(f, FitnessFromSums(sums, n, s, len, &dp).fitness);

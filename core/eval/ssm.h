@@ -57,6 +57,7 @@ struct StructureOptions {
   int max_lag = 32;                   // repetition_by_lag is reported for lags 1..max_lag
   // Segment-length ranges [lo, hi] (in segments) of the structureness indicators SI_lo^hi.
   std::vector<std::pair<int, int>> si_ranges = {{2, 4}, {4, 8}, {8, 16}};
+  int si_length_step = 1;  // lengths lo, lo + step, ... <= hi (cadenza evaluate --segment beat: 4, whole bars of 4/4)
 };
 
 struct StructureScores {
