@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -37,6 +38,11 @@ struct Row {
 };
 
 using bench::Now;
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
 
 Row RunFamily(const Args& a, const std::string& family, Communicator& comm) {
   auto loaded = LoadModelConfig(std::string(CADENZA_SOURCE_DIR) + "/configs/models/" + family + "-base.yaml");
@@ -114,25 +120,26 @@ Row RunFamily(const Args& a, const std::string& family, Communicator& comm) {
   // Bandwidth: the reducer's buckets vs one raw MPI_Allreduce of the same number of floats.
   const double bytes = double(reducer.total_floats()) * sizeof(float);
   std::vector<float> raw(reducer.total_floats(), 1.0f);
-  double bucketed = 0, raw_t = 0, copy_t = 0;
+  // Medians of the repetitions: the machine is shared, and one descheduled rank spoils a single round.
+  std::vector<double> bucketed, raw_t, copy_t;
   for (int r = 0; r < a.reps + 2; ++r) {
     const bool timed = r >= 2;  // two untimed rounds first
     (void)comm.Barrier("bandwidth");
     t = Now();
     if (!reducer.ReduceBucketsOnly().ok()) AbortJob(kExitCollectiveTimeout);
-    if (timed) bucketed += Now() - t;
+    if (timed) bucketed.push_back(Now() - t);
     (void)comm.Barrier("bandwidth");
     t = Now();
     MPI_Allreduce(MPI_IN_PLACE, raw.data(), int(raw.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    if (timed) raw_t += Now() - t;
+    if (timed) raw_t.push_back(Now() - t);
     (void)comm.Barrier("bandwidth");
     t = Now();
     if (!reducer.ReduceExistingGradients().ok()) AbortJob(kExitCollectiveTimeout);
-    if (timed) copy_t += Now() - t;
+    if (timed) copy_t.push_back(Now() - t);
   }
-  row.bucketed_gbs = bytes * a.reps / bucketed / 1e9;
-  row.raw_gbs = bytes * a.reps / raw_t / 1e9;
-  row.bucketed_copy_gbs = bytes * a.reps / copy_t / 1e9;
+  row.bucketed_gbs = bytes / Median(bucketed) / 1e9;
+  row.raw_gbs = bytes / Median(raw_t) / 1e9;
+  row.bucketed_copy_gbs = bytes / Median(copy_t) / 1e9;
   return row;
 }
 
@@ -174,7 +181,7 @@ int main(int argc, char** argv) {
                   100.0 * r.bucketed_gbs / r.raw_gbs, r.bucketed_copy_gbs);
     }
     std::printf("scaling = worldN tok/s / (N x world1 tok/s); exposed wait = time from the end of backward to all "
-                "buckets reduced (what overlap did not hide); GB/s = gradient bytes / time per allreduce\n");
+                "buckets reduced (what overlap did not hide); GB/s = gradient bytes / median time per allreduce\n");
   }
   made->reset();
   cadenza::FinalizeMpi();
