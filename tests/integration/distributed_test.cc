@@ -176,11 +176,11 @@ TEST_F(DistributedTest, ResumesAtAnotherWorldSize) {
 
 TEST_F(DistributedTest, StalledRankStopsTheJobWithExitCode75) {
   const std::string exp = Experiment("stall", kTransformer);
-  ShellRun r = Shell(MpiRun(2, "train " + exp + " --quiet --threads 1 --timeout 4", " -x CADENZA_WORKER_FAULT=1:3:stall"));
+  ShellRun r = Shell(MpiRun(2, "train " + exp + " --quiet --threads 1 --timeout 5", " -x CADENZA_WORKER_FAULT=1:3:stall"));
   std::printf("stalled rank: exit %d after %.1f s\n", r.exit_code, r.seconds);
   EXPECT_EQ(r.exit_code, 75) << r.output;
-  EXPECT_LT(r.seconds, 4 + 30) << r.output;
-  EXPECT_NE(r.output.find("did not complete within 4 s"), std::string::npos) << r.output;
+  EXPECT_LT(r.seconds, 5 + 30) << r.output;
+  EXPECT_NE(r.output.find("did not complete within 5 s"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("behind: rank 1 last at step 2"), std::string::npos) << r.output;
 }
 
