@@ -54,17 +54,26 @@ torch::Tensor AttentionRnnModel::Scores(const torch::Tensor& hs) {
 }
 
 torch::Tensor AttentionRnnModel::Output(const torch::Tensor& context, const torch::Tensor& hs) {
-  auto out = dropout_(torch::tanh(Affine(combine_, torch::cat({context, hs}, -1))));
+  return Project(Combined(context, hs));
+}
+
+torch::Tensor AttentionRnnModel::Combined(const torch::Tensor& context, const torch::Tensor& hs) {
+  return dropout_(torch::tanh(Affine(combine_, torch::cat({context, hs}, -1))));
+}
+
+torch::Tensor AttentionRnnModel::Project(const torch::Tensor& out) {
   if (OneRow(out)) return RowAffine(out, config_.tie_embeddings ? embedding_->weight : output_->weight, torch::Tensor());
   return config_.tie_embeddings ? torch::matmul(out, embedding_->weight.t()) : output_(out);
 }
 
-torch::Tensor AttentionRnnModel::forward(const torch::Tensor& tokens) {
+torch::Tensor AttentionRnnModel::forward(const torch::Tensor& tokens) { return Project(Hidden(tokens)); }
+
+torch::Tensor AttentionRnnModel::Hidden(const torch::Tensor& tokens) {
   auto x = dropout_(embedding_(tokens)).transpose(0, 1);  // [T, B, D]: LibTorch 1.13 RNNs are time-major
   auto hs = (lstm_ ? std::get<0>(lstm_rnn_(x)) : std::get<0>(gru_rnn_(x))).transpose(0, 1).contiguous();  // [B, T, H]
   auto attn = torch::softmax(Scores(hs), -1);
   auto context = torch::bmm(attn, hs);
-  return Output(context, hs);
+  return Combined(context, hs);
 }
 
 namespace {

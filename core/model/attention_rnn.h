@@ -9,6 +9,7 @@ class AttentionRnnModel : public SequenceModelImpl {
  public:
   explicit AttentionRnnModel(const ModelConfig& config);
   torch::Tensor forward(const torch::Tensor& tokens) override;
+  torch::Tensor Hidden(const torch::Tensor& tokens) override;
   std::unique_ptr<DecodeState> NewState(int64_t batch, int64_t max_len) override;
   torch::Tensor Step(const torch::Tensor& tokens, DecodeState& state) override;
   int64_t MaxContext() const override { return std::numeric_limits<int64_t>::max(); }
@@ -18,6 +19,8 @@ class AttentionRnnModel : public SequenceModelImpl {
   torch::Tensor Scores(const torch::Tensor& hs);
   // Combines context and state into the output and projects it to logits.
   torch::Tensor Output(const torch::Tensor& context, const torch::Tensor& hs);
+  torch::Tensor Combined(const torch::Tensor& context, const torch::Tensor& hs);  // the output before projection
+  torch::Tensor Project(const torch::Tensor& out);
 
   bool lstm_;
   torch::nn::Embedding embedding_{nullptr};

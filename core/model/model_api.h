@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,5 +29,22 @@ StatusOr<CheckpointInfo> InspectCheckpoint(const std::string& path);
 // Loads the checkpoint's model and samples from it (see generator.h for the rules).
 StatusOr<std::vector<GeneratedSample>> GenerateFromCheckpoint(const std::string& path, const GenerateOptions& options,
                                                               CheckpointInfo* info = nullptr);
+
+// A checkpoint's model kept loaded to read its final hidden states: segment embeddings for the SSM.
+class HiddenStateReader {
+ public:
+  static StatusOr<std::unique_ptr<HiddenStateReader>> Open(const std::string& checkpoint);
+  ~HiddenStateReader();
+  // One row of d_model floats per token. A Transformer reads sequences longer than its context in consecutive
+  // windows of max_len tokens, each starting afresh; an RNN reads the whole sequence at once.
+  StatusOr<std::vector<std::vector<float>>> PerToken(const std::vector<int32_t>& tokens) const;
+  const CheckpointInfo& info() const { return info_; }
+
+ private:
+  struct Impl;
+  HiddenStateReader() = default;
+  std::unique_ptr<Impl> impl_;
+  CheckpointInfo info_;
+};
 
 }  // namespace cadenza

@@ -22,6 +22,9 @@ class SequenceModelImpl : public torch::nn::Module {
 
   // tokens [B, T] int64 -> logits [B, T, V]; position t sees tokens 0..t only.
   virtual torch::Tensor forward(const torch::Tensor& tokens) = 0;
+  // tokens [B, T] -> the final hidden states [B, T, d_model] that forward() projects to logits (segment
+  // embeddings for the self-similarity matrix). Causal like forward().
+  virtual torch::Tensor Hidden(const torch::Tensor& tokens) = 0;
   // A fresh state for a batch of B sequences that will hold at most max_len tokens.
   virtual std::unique_ptr<DecodeState> NewState(int64_t batch, int64_t max_len) = 0;
   // tokens [B] int64 -> logits [B, V] for the next token; advances the state by one.

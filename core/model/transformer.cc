@@ -78,22 +78,25 @@ TransformerModel::TransformerModel(const ModelConfig& c) : SequenceModelImpl(c),
   dropout_ = register_module("dropout", torch::nn::Dropout(c.dropout));
 }
 
-torch::Tensor TransformerModel::Logits(const torch::Tensor& hidden) {
-  auto h = ln_final_(hidden);
+torch::Tensor TransformerModel::Logits(const torch::Tensor& hidden) { return Project(ln_final_(hidden)); }
+
+torch::Tensor TransformerModel::Project(const torch::Tensor& h) {
   // Tied and unscaled, as in the paper. The untrained model then favours repeating its input token (the
   // residual carries sqrt(d) * embedding), yet it learned fastest of three variants we measured (docs/models.md).
   if (OneRow(h)) return RowAffine(h, config_.tie_embeddings ? embedding_->weight : output_->weight, torch::Tensor());
   return config_.tie_embeddings ? torch::matmul(h, embedding_->weight.t()) : output_(h);
 }
 
-torch::Tensor TransformerModel::forward(const torch::Tensor& tokens) {
+torch::Tensor TransformerModel::Hidden(const torch::Tensor& tokens) {
   const int64_t T = tokens.size(1);
   TORCH_CHECK(T <= config_.max_len, "sequence of ", T, " tokens is longer than max_len ", config_.max_len);
   auto x = dropout_(embedding_(tokens) * embed_scale_ + positions_.narrow(0, 0, T));
   auto mask = torch::full({T, T}, -std::numeric_limits<float>::infinity()).triu(1);
   for (const auto& block : *blocks_) x = block->as<TransformerBlock>()->forward(x, mask);
-  return Logits(x);
+  return ln_final_(x);
 }
+
+torch::Tensor TransformerModel::forward(const torch::Tensor& tokens) { return Project(Hidden(tokens)); }
 
 namespace {
 struct KvCache : DecodeState {

@@ -28,12 +28,14 @@ class TransformerModel : public SequenceModelImpl {
  public:
   explicit TransformerModel(const ModelConfig& config);
   torch::Tensor forward(const torch::Tensor& tokens) override;
+  torch::Tensor Hidden(const torch::Tensor& tokens) override;
   std::unique_ptr<DecodeState> NewState(int64_t batch, int64_t max_len) override;
   torch::Tensor Step(const torch::Tensor& tokens, DecodeState& state) override;
   int64_t MaxContext() const override { return config_.max_len; }
 
  private:
-  torch::Tensor Logits(const torch::Tensor& hidden);
+  torch::Tensor Logits(const torch::Tensor& hidden);     // final layer norm, then Project
+  torch::Tensor Project(const torch::Tensor& normed);    // output projection (tied or not)
   torch::nn::Embedding embedding_{nullptr};
   torch::Tensor positions_;  // [max_len, D] sinusoids (a buffer: saved, not trained)
   torch::nn::ModuleList blocks_{nullptr};

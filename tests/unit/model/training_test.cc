@@ -258,6 +258,48 @@ TEST_F(TrainingTest, GenerationIsReproducibleDecodesAndHonoursBarsAndPrimer) {
   }
 }
 
+TEST_F(TrainingTest, HiddenStatesOfACheckpointAreCausalDeterministicAndWindowed) {
+  for (const std::string family : {"transformer", "lstm"}) {
+    ExperimentConfig c = Config(family, "hidden-" + family);
+    c.model.dropout = 0.3;  // reading must switch dropout off
+    c.model.max_len = 64;   // so a long piece is read in windows (Transformer)
+    c.train.steps = 2;
+    c.train.eval_every = 2;
+    ASSERT_TRUE(Train(c, train_, val_, Quiet()).ok()) << family;
+    auto reader = HiddenStateReader::Open(c.out + "/checkpoints/latest.pt");
+    ASSERT_TRUE(reader.ok()) << reader.status().message();
+    auto enc = Tokenizer().Encode(MakeSyntheticTune(3, 0).score);
+    ASSERT_TRUE(enc.ok());
+    std::vector<int32_t> tokens(enc->tokens.begin(), enc->tokens.begin() + 150);
+    auto a = (*reader)->PerToken(tokens);
+    ASSERT_TRUE(a.ok()) << a.status().message();
+    ASSERT_EQ(a->size(), tokens.size()) << family;
+    for (const auto& row : *a) ASSERT_EQ(row.size(), static_cast<size_t>(c.model.d_model));
+    auto b = (*reader)->PerToken(tokens);
+    EXPECT_EQ(*a, *b) << family << ": two reads differ (dropout left on?)";
+    // Causal: changing the last token leaves every earlier row as it was, and changes the last one.
+    std::vector<int32_t> changed = tokens;
+    changed.back() = changed.back() == 5 ? 6 : 5;
+    auto d = (*reader)->PerToken(changed);
+    ASSERT_TRUE(d.ok());
+    for (size_t t = 0; t + 1 < tokens.size(); ++t) {
+      for (int64_t k = 0; k < c.model.d_model; ++k) ASSERT_NEAR((*a)[t][k], (*d)[t][k], 1e-5) << family << " token " << t;
+    }
+    EXPECT_NE((*a).back(), (*d).back()) << family;
+    // The Transformer reads 64-token windows afresh: token 64 sees only itself, as at the start of a sequence.
+    if (family == "transformer") {
+      std::vector<int32_t> tail(tokens.begin() + 64, tokens.end());
+      auto t2 = (*reader)->PerToken(tail);
+      ASSERT_TRUE(t2.ok());
+      for (int64_t k = 0; k < c.model.d_model; ++k) EXPECT_NEAR((*a)[64][k], (*t2)[0][k], 1e-5);
+    }
+    auto bad = (*reader)->PerToken({1, 2, 99999});
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.status().message().find("token 2: id 99999 is outside the model's vocabulary"), std::string::npos)
+        << bad.status().message();
+  }
+}
+
 TEST_F(TrainingTest, StateDictExportLoadsInPythonTorch) {
   if (std::system("/usr/bin/python3 -c 'import torch' 2>/dev/null") != 0) {
     GTEST_SKIP() << "Debian's python3-torch is not installed (scripts/install-deps.sh installs it)";
