@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <unordered_set>
 
@@ -73,6 +74,7 @@ Status GradientReducer::BeginStep(int64_t step) {
     std::fflush(stderr);
     if (options_.fault_mode == "exit") _exit(3);
     if (options_.fault_mode == "stall") sleep(3600);
+    if (options_.fault_mode == "term") std::raise(SIGTERM);  // as Slurm does before a time limit, on one rank
   }
   step_ = step;
   comm_.Heartbeat(step);  // "this rank has started step `step`"

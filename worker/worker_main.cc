@@ -43,14 +43,14 @@ int LocalRanks() {
   return 1;
 }
 
-// "rank:step:mode", e.g. "1:5:stall" (tests only).
+// "rank:step:mode", e.g. "1:5:stall" (tests only; modes exit, stall, term).
 bool ParseFault(const std::string& text, ReducerOptions* o) {
   const size_t a = text.find(':'), b = text.find(':', a == std::string::npos ? a : a + 1);
   if (a == std::string::npos || b == std::string::npos) return false;
   o->fault_rank = std::atoi(text.substr(0, a).c_str());
   o->fault_step = std::atoll(text.substr(a + 1, b - a - 1).c_str());
   o->fault_mode = text.substr(b + 1);
-  return o->fault_mode == "exit" || o->fault_mode == "stall";
+  return o->fault_mode == "exit" || o->fault_mode == "stall" || o->fault_mode == "term";
 }
 
 int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
@@ -112,7 +112,7 @@ int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
   ro.timeline = timeline_path.empty() ? nullptr : &timeline;
   if (const char* f = std::getenv("CADENZA_WORKER_FAULT")) a.fault = f;
   if (!a.fault.empty() && !ParseFault(a.fault, &ro)) {
-    return fail("CADENZA_WORKER_FAULT: expected rank:step:exit|stall, got '" + a.fault + "'", 2);
+    return fail("CADENZA_WORKER_FAULT: expected rank:step:exit|stall|term, got '" + a.fault + "'", 2);
   }
   GradientReducer reducer(*comm, ro);
 

@@ -174,6 +174,18 @@ TEST_F(DistributedTest, ResumesAtAnotherWorldSize) {
   EXPECT_TRUE(fs::exists(dir_ / "split" / "model_state.pt"));
 }
 
+// SIGTERM on one rank only (Slurm signals every task, but not at the same instant): all ranks stop after the
+// same step with a checkpoint and exit 0; the run then finishes at a world of one.
+TEST_F(DistributedTest, SignalOnOneRankStopsAllAtTheSameStep) {
+  const std::string exp = Experiment("term", kTransformer);
+  ShellRun r = Shell(MpiRun(2, "train " + exp + " --quiet --threads 1", " -x CADENZA_WORKER_FAULT=1:5:term"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("steps          6 of 20 (stopped: resume with --resume)"), std::string::npos) << r.output;
+  ShellRun rest = Shell(std::string(CADENZA_WORKER) + " train " + exp + " --quiet --threads 1 --resume");
+  ASSERT_EQ(rest.exit_code, 0) << rest.output;
+  EXPECT_NE(rest.output.find("steps          20 of 20"), std::string::npos) << rest.output;
+}
+
 TEST_F(DistributedTest, StalledRankStopsTheJobWithExitCode75) {
   const std::string exp = Experiment("stall", kTransformer);
   ShellRun r = Shell(MpiRun(2, "train " + exp + " --quiet --threads 1 --timeout 5", " -x CADENZA_WORKER_FAULT=1:3:stall"));
