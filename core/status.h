@@ -7,7 +7,11 @@
 
 namespace cadenza {
 
-enum class StatusCode { kOk = 0, kInvalidArgument, kNotFound, kDataLoss, kFailedPrecondition, kInternal, kIo };
+enum class StatusCode {
+  kOk = 0, kInvalidArgument, kNotFound, kDataLoss, kFailedPrecondition, kInternal, kIo,
+  // RPC boundaries (the coordinator maps these one to one onto gRPC codes).
+  kUnauthenticated, kPermissionDenied, kAborted, kUnavailable, kDeadlineExceeded
+};
 
 class [[nodiscard]] Status {
  public:
@@ -33,6 +37,11 @@ inline Status NotFound(std::string m) { return Status(StatusCode::kNotFound, std
 inline Status DataLoss(std::string m) { return Status(StatusCode::kDataLoss, std::move(m)); }
 inline Status FailedPrecondition(std::string m) { return Status(StatusCode::kFailedPrecondition, std::move(m)); }
 inline Status IoError(std::string m) { return Status(StatusCode::kIo, std::move(m)); }
+inline Status Unauthenticated(std::string m) { return Status(StatusCode::kUnauthenticated, std::move(m)); }
+inline Status PermissionDenied(std::string m) { return Status(StatusCode::kPermissionDenied, std::move(m)); }
+inline Status Aborted(std::string m) { return Status(StatusCode::kAborted, std::move(m)); }
+inline Status Unavailable(std::string m) { return Status(StatusCode::kUnavailable, std::move(m)); }
+inline Status InternalError(std::string m) { return Status(StatusCode::kInternal, std::move(m)); }
 
 template <typename T>
 class [[nodiscard]] StatusOr {

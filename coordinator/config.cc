@@ -1,0 +1,125 @@
+// Parses and validates configs/coordinator.yaml (yaml-cpp); every key is checked, errors name file and key.
+#include "coordinator/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace cadenza::coord {
+namespace {
+
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+  Status Error(const std::string& key, const std::string& what) const { return InvalidArgument(file_ + ": " + key + ": " + what); }
+  Status Keys(const YAML::Node& n, const std::string& prefix, const std::set<std::string>& allowed) const {
+    if (!n.IsMap()) return Error(prefix.empty() ? "(top level)" : prefix, "expected a mapping");
+    for (const auto& kv : n) {
+      const std::string k = kv.first.as<std::string>();
+      if (!allowed.count(k)) return Error(prefix.empty() ? k : prefix + "." + k, "unknown key");
+    }
+    return Status::Ok();
+  }
+  template <typename T>
+  Status Get(const YAML::Node& n, const std::string& key, const std::string& path, T* out) const {
+    const YAML::Node v = n[key];
+    if (!v) return Status::Ok();
+    try {
+      *out = v.as<T>();
+    } catch (const YAML::Exception&) {
+      return Error(path, std::string("expected ") + (std::is_arithmetic_v<T> ? "a number" : "a string"));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::string file_;
+};
+
+#define CADENZA_RETURN_IF(expr)  \
+  do {                           \
+    Status _s = (expr);          \
+    if (!_s.ok()) return _s;     \
+  } while (0)
+
+}  // namespace
+
+StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(path + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  CoordinatorConfig c;
+  if (root.IsNull()) return c;
+  Reader r(path);
+  CADENZA_RETURN_IF(r.Keys(root, "", {"listen", "database", "tokens_file", "tls", "heartbeat", "lease", "limits"}));
+  CADENZA_RETURN_IF(r.Get(root, "listen", "listen", &c.listen));
+  CADENZA_RETURN_IF(r.Get(root, "database", "database", &c.database));
+  CADENZA_RETURN_IF(r.Get(root, "tokens_file", "tokens_file", &c.tokens_file));
+  if (const YAML::Node tls = root["tls"]) {
+    CADENZA_RETURN_IF(r.Keys(tls, "tls", {"cert", "key"}));
+    CADENZA_RETURN_IF(r.Get(tls, "cert", "tls.cert", &c.tls_cert));
+    CADENZA_RETURN_IF(r.Get(tls, "key", "tls.key", &c.tls_key));
+  }
+  if (const YAML::Node hb = root["heartbeat"]) {
+    CADENZA_RETURN_IF(r.Keys(hb, "heartbeat", {"period_ms", "failure_threshold", "grace_ms", "reaper_interval_ms"}));
+    CADENZA_RETURN_IF(r.Get(hb, "period_ms", "heartbeat.period_ms", &c.heartbeat.period_ms));
+    CADENZA_RETURN_IF(r.Get(hb, "failure_threshold", "heartbeat.failure_threshold", &c.heartbeat.failure_threshold));
+    CADENZA_RETURN_IF(r.Get(hb, "grace_ms", "heartbeat.grace_ms", &c.heartbeat.grace_ms));
+    CADENZA_RETURN_IF(r.Get(hb, "reaper_interval_ms", "heartbeat.reaper_interval_ms", &c.heartbeat.reaper_interval_ms));
+  }
+  if (const YAML::Node lease = root["lease"]) {
+    CADENZA_RETURN_IF(r.Keys(lease, "lease", {"duration_ms", "retry_budget", "idle_poll_ms"}));
+    CADENZA_RETURN_IF(r.Get(lease, "duration_ms", "lease.duration_ms", &c.scheduler.lease_ms));
+    CADENZA_RETURN_IF(r.Get(lease, "retry_budget", "lease.retry_budget", &c.scheduler.retry_budget));
+    CADENZA_RETURN_IF(r.Get(lease, "idle_poll_ms", "lease.idle_poll_ms", &c.idle_poll_ms));
+  }
+  if (const YAML::Node lim = root["limits"]) {
+    CADENZA_RETURN_IF(r.Keys(lim, "limits", {"max_receive_message_bytes", "max_send_message_bytes", "max_sweep_experiments"}));
+    CADENZA_RETURN_IF(r.Get(lim, "max_receive_message_bytes", "limits.max_receive_message_bytes", &c.max_receive_message_bytes));
+    CADENZA_RETURN_IF(r.Get(lim, "max_send_message_bytes", "limits.max_send_message_bytes", &c.max_send_message_bytes));
+    CADENZA_RETURN_IF(r.Get(lim, "max_sweep_experiments", "limits.max_sweep_experiments", &c.max_sweep_experiments));
+  }
+  if (c.listen.empty() || c.listen.find(':') == std::string::npos) return r.Error("listen", "expected host:port");
+  if (c.database.empty()) return r.Error("database", "required: the SQLite file of the coordinator's state");
+  if (c.tokens_file.empty()) return r.Error("tokens_file", "required: every RPC needs a bearer token");
+  if (c.tls_cert.empty() != c.tls_key.empty()) return r.Error("tls", "set both cert and key, or neither (plaintext)");
+  if (c.heartbeat.period_ms < 1) return r.Error("heartbeat.period_ms", "expected >= 1");
+  if (c.heartbeat.failure_threshold < 1) return r.Error("heartbeat.failure_threshold", "expected >= 1");
+  if (c.heartbeat.grace_ms < 0) return r.Error("heartbeat.grace_ms", "expected >= 0");
+  if (c.heartbeat.reaper_interval_ms < 1) return r.Error("heartbeat.reaper_interval_ms", "expected >= 1");
+  if (c.scheduler.lease_ms < 1) return r.Error("lease.duration_ms", "expected >= 1");
+  if (c.scheduler.retry_budget < 0 || c.scheduler.retry_budget > 100) return r.Error("lease.retry_budget", "expected 0..100");
+  if (c.idle_poll_ms < 1) return r.Error("lease.idle_poll_ms", "expected >= 1");
+  if (c.max_receive_message_bytes < 1024) return r.Error("limits.max_receive_message_bytes", "expected >= 1024");
+  if (c.max_send_message_bytes < 1024) return r.Error("limits.max_send_message_bytes", "expected >= 1024");
+  if (c.max_sweep_experiments < 1) return r.Error("limits.max_sweep_experiments", "expected >= 1");
+  return c;
+}
+
+StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound(path + ": cannot read the coordinator config");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseCoordinatorConfig(ss.str(), path);
+}
+
+std::string CoordinatorConfig::ToYaml() const {
+  std::ostringstream o;
+  o << "listen: " << listen << "\ndatabase: " << database << "\ntokens_file: " << tokens_file << "\ntls: {cert: \"" << tls_cert
+    << "\", key: \"" << tls_key << "\"}\nheartbeat: {period_ms: " << heartbeat.period_ms
+    << ", failure_threshold: " << heartbeat.failure_threshold << ", grace_ms: " << heartbeat.grace_ms
+    << ", reaper_interval_ms: " << heartbeat.reaper_interval_ms << "}\nlease: {duration_ms: " << scheduler.lease_ms
+    << ", retry_budget: " << scheduler.retry_budget << ", idle_poll_ms: " << idle_poll_ms
+    << "}\nlimits: {max_receive_message_bytes: " << max_receive_message_bytes
+    << ", max_send_message_bytes: " << max_send_message_bytes << ", max_sweep_experiments: " << max_sweep_experiments << "}\n";
+  return o.str();
+}
+
+}  // namespace cadenza::coord

@@ -1,0 +1,33 @@
+// Coordinator configuration (configs/coordinator.yaml): listen address, database, tokens, TLS, liveness, limits.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "coordinator/registry.h"
+#include "coordinator/scheduler.h"
+#include "core/status.h"
+
+namespace cadenza::coord {
+
+struct CoordinatorConfig {
+  std::string listen = "127.0.0.1:7070";          // host:port; port 0 picks a free port (tests)
+  std::string database = "out/coordinator/cadenza.db";
+  std::string tokens_file = "configs/tokens.txt";  // "<token> <user>" per line
+  std::string tls_cert, tls_key;                   // PEM files; both empty = plaintext
+  HeartbeatOptions heartbeat;
+  SchedulerOptions scheduler;
+  int64_t idle_poll_ms = 500;                      // retry_after_ms answered when no task is ready
+  int max_receive_message_bytes = 4 << 20;
+  int max_send_message_bytes = 16 << 20;
+  int max_sweep_experiments = 10000;
+
+  std::string ToYaml() const;
+};
+
+// Reads the YAML at `path`; unknown keys and bad values are errors naming the file and key. Relative paths are
+// relative to the working directory of the coordinator.
+StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path);
+StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml_text, const std::string& path_for_errors);
+
+}  // namespace cadenza::coord

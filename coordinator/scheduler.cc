@@ -1,0 +1,613 @@
+// Scheduler: write-through state machine (SQLite transaction first, then memory) for jobs and their task graphs.
+#include "coordinator/scheduler.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+namespace cadenza::coord {
+namespace {
+
+std::string Join(const std::string& dir, const std::string& rel) { return (std::filesystem::path(dir) / rel).string(); }
+std::string ShardDir(const Experiment& e, int shard) { return Join(e.output_dir, "samples/shard-" + std::to_string(shard)); }
+std::string ShardReport(const Experiment& e, int shard) { return Join(e.output_dir, "evaluation/shard-" + std::to_string(shard) + ".json"); }
+std::string Describe(const TaskRecord& t) {
+  std::string s = std::string(TaskKindName(t.kind)) + " task " + std::to_string(t.id);
+  if (t.kind == TaskKind::kGenerate || t.kind == TaskKind::kEvaluate) s += " (shard " + std::to_string(t.shard_index) + ")";
+  return s;
+}
+
+}  // namespace
+
+const char* TaskKindName(TaskKind k) {
+  static const char* names[] = {"unspecified", "train", "generate", "evaluate", "aggregate"};
+  return names[static_cast<int>(k)];
+}
+const char* TaskStateName(TaskState s) {
+  static const char* names[] = {"unspecified", "blocked", "pending", "leased", "succeeded", "failed", "cancelled"};
+  return names[static_cast<int>(s)];
+}
+const char* JobStateName(JobState s) {
+  static const char* names[] = {"unspecified", "queued", "running", "succeeded", "failed", "cancelled"};
+  return names[static_cast<int>(s)];
+}
+
+Scheduler::Scheduler(Store* store, SchedulerOptions options, std::function<int()> live_ranks)
+    : store_(store), options_(options), live_ranks_(std::move(live_ranks)) {}
+
+// ---- memory indexes ----
+
+const std::string& Scheduler::UserOfLocked(const TaskRecord& t) const { return jobs_.at(t.job_id).user; }
+
+void Scheduler::IndexLocked(const TaskRecord& t, int delta) {
+  UserQueue& q = users_[UserOfLocked(t)];
+  if (t.state == TaskState::kPending) {
+    if (delta > 0) q.pending[static_cast<int>(t.kind)].insert(t.id);
+    else q.pending[static_cast<int>(t.kind)].erase(t.id);
+  } else if (t.state == TaskState::kLeased) {
+    q.leased += delta;
+    if (delta > 0) {
+      expiry_.insert({t.lease_expires_ms, t.id});
+      held_[t.worker].insert(t.id);
+    } else {
+      expiry_.erase({t.lease_expires_ms, t.id});
+      auto h = held_.find(t.worker);
+      if (h != held_.end()) {
+        h->second.erase(t.id);
+        if (h->second.empty()) held_.erase(h);
+      }
+    }
+  }
+}
+
+void Scheduler::PutLocked(const TaskRecord& t) {
+  auto it = tasks_.find(t.id);
+  if (it != tasks_.end()) {
+    IndexLocked(it->second, -1);
+    it->second = t;
+  } else {
+    tasks_[t.id] = t;
+    job_tasks_[t.job_id].push_back(t.id);
+  }
+  IndexLocked(t, +1);
+}
+
+Status Scheduler::CommitLocked(Change& c) {
+  Status s = store_->Transaction([&]() -> Status {
+    for (JobRecord& j : c.jobs) {
+      if (Status e = store_->UpdateJob(j); !e.ok()) return e;
+    }
+    for (TaskRecord& t : c.inserts) {
+      if (t.parent_id < 0) t.parent_id = c.inserts[static_cast<size_t>(-t.parent_id - 1)].id;
+      if (Status e = store_->InsertTask(&t); !e.ok()) return e;
+    }
+    for (const TaskRecord& t : c.updates) {
+      if (Status e = store_->UpdateTask(t); !e.ok()) return e;
+    }
+    if (c.result) return store_->InsertResult(*c.result);
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  for (const JobRecord& j : c.jobs) jobs_[j.id] = j;
+  for (const TaskRecord& t : c.updates) PutLocked(t);
+  for (const TaskRecord& t : c.inserts) PutLocked(t);
+  for (const auto& [w, n] : c.stops) stops_[w].push_back(n);
+  ++version_;
+  changed_.notify_all();
+  return Status::Ok();
+}
+
+// ---- recovery and submission ----
+
+Status Scheduler::Recover(int64_t now_ms) {
+  auto jobs = store_->LoadJobs();
+  if (!jobs.ok()) return jobs.status();
+  auto tasks = store_->LoadTasks();
+  if (!tasks.ok()) return tasks.status();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (JobRecord& j : *jobs) jobs_[j.id] = std::move(j);
+  for (TaskRecord& t : *tasks) {
+    if (!jobs_.count(t.job_id)) return DataLoss("coordinator database: task " + std::to_string(t.id) + " has no job");
+    if (t.state == TaskState::kLeased) t.lease_expires_ms = now_ms + options_.lease_ms;
+    PutLocked(t);
+  }
+  ++version_;
+  return Status::Ok();
+}
+
+StatusOr<std::vector<int64_t>> Scheduler::Submit(const std::string& user, const std::vector<Experiment>& experiments, bool sweep,
+                                                 int64_t now_ms, int64_t* sweep_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<JobRecord> jobs;
+  std::vector<TaskRecord> trains;
+  int64_t sid = 0;
+  Status s = store_->Transaction([&]() -> Status {
+    if (sweep) {
+      if (Status e = store_->NewSweepId(&sid); !e.ok()) return e;
+    }
+    for (const Experiment& e : experiments) {
+      JobRecord j;
+      j.sweep_id = sid;
+      j.user = user;
+      j.experiment = e;
+      j.created_ms = now_ms;
+      if (Status st = store_->InsertJob(&j); !st.ok()) return st;
+      TaskRecord t;
+      t.job_id = j.id;
+      t.kind = TaskKind::kTrain;
+      t.state = TaskState::kPending;
+      t.max_attempts = 1 + options_.retry_budget;
+      t.checkpoint = Join(e.output_dir, "checkpoints/latest.pt");
+      if (Status st = store_->InsertTask(&t); !st.ok()) return st;
+      jobs.push_back(std::move(j));
+      trains.push_back(std::move(t));
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  std::vector<int64_t> ids;
+  for (JobRecord& j : jobs) {
+    ids.push_back(j.id);
+    jobs_[j.id] = std::move(j);
+  }
+  for (const TaskRecord& t : trains) PutLocked(t);
+  if (sweep_id) *sweep_id = sid;
+  ++version_;
+  changed_.notify_all();
+  return ids;
+}
+
+// ---- leasing ----
+
+Assignment Scheduler::AssignmentLocked(const TaskRecord& t) const {
+  const JobRecord& j = jobs_.at(t.job_id);
+  Assignment a;
+  a.task = t;
+  a.user = j.user;
+  a.experiment = j.experiment;
+  a.checkpoint = t.checkpoint;
+  const Experiment& e = j.experiment;
+  switch (t.kind) {
+    case TaskKind::kTrain:
+      a.resume = t.attempt > 1;
+      break;
+    case TaskKind::kGenerate:
+      a.samples_dir = ShardDir(e, t.shard_index);
+      for (int i = 0; i < t.sample_count; ++i) a.seeds.push_back(e.seed * 1000003ull + static_cast<uint64_t>(t.sample_begin + i));
+      break;
+    case TaskKind::kEvaluate:
+      a.samples_dir = ShardDir(e, t.shard_index);
+      a.report_path = ShardReport(e, t.shard_index);
+      break;
+    case TaskKind::kAggregate:
+      a.report_path = Join(e.output_dir, "result.json");
+      for (int i = 0; i < t.shard_count; ++i) a.inputs.push_back(ShardReport(e, i));
+      break;
+    default:
+      break;
+  }
+  return a;
+}
+
+StatusOr<std::optional<Assignment>> Scheduler::Lease(const WorkerKey& worker, uint32_t kind_mask, int64_t now_ms) {
+  const uint32_t others = KindBit(TaskKind::kGenerate) | KindBit(TaskKind::kEvaluate) | KindBit(TaskKind::kAggregate);
+  if (kind_mask == 0) kind_mask = others | (worker.rank == 0 ? KindBit(TaskKind::kTrain) : 0);
+  if ((kind_mask & KindBit(TaskKind::kTrain)) && worker.rank != 0) {
+    return InvalidArgument("kinds: train tasks are leased by rank 0 of a worker group (rank " + std::to_string(worker.rank) + " asked)");
+  }
+  ExpireLeases(now_ms);
+  std::lock_guard<std::mutex> lock(mu_);
+  // Fair share: the user with the fewest leased tasks among those with a ready task of an accepted kind.
+  const UserQueue* best_q = nullptr;
+  int64_t best_task = 0;
+  for (const auto& [user, q] : users_) {
+    int64_t head = 0;
+    for (int k = 1; k <= 4; ++k) {
+      if (!(kind_mask & (1u << k)) || q.pending[k].empty()) continue;
+      const int64_t id = *q.pending[k].begin();
+      if (head == 0 || id < head) head = id;
+    }
+    if (head == 0) continue;
+    if (!best_q || q.leased < best_q->leased || (q.leased == best_q->leased && head < best_task)) {
+      best_q = &q;
+      best_task = head;
+    }
+  }
+  if (!best_q) return std::optional<Assignment>();
+  TaskRecord t = tasks_.at(best_task);
+  t.state = TaskState::kLeased;
+  t.attempt += 1;
+  t.worker = worker;
+  t.fraction = 0;
+  t.message.clear();
+  t.lease_expires_ms = now_ms + options_.lease_ms;
+  Change c;
+  c.updates.push_back(t);
+  const JobRecord& job = jobs_.at(t.job_id);
+  if (job.state == JobState::kQueued) {
+    JobRecord j = job;
+    j.state = JobState::kRunning;
+    c.jobs.push_back(std::move(j));
+  }
+  if (Status s = CommitLocked(c); !s.ok()) return s;
+  return std::optional<Assignment>(AssignmentLocked(tasks_.at(best_task)));
+}
+
+std::vector<StopNotice> Scheduler::Heartbeat(const WorkerKey& worker, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto h = held_.find(worker);
+  if (h != held_.end()) {
+    for (int64_t id : h->second) {
+      TaskRecord& t = tasks_.at(id);
+      expiry_.erase({t.lease_expires_ms, id});
+      t.lease_expires_ms = now_ms + options_.lease_ms;
+      expiry_.insert({t.lease_expires_ms, id});
+    }
+  }
+  std::vector<StopNotice> out;
+  auto s = stops_.find(worker);
+  if (s != stops_.end()) {
+    out = std::move(s->second);
+    stops_.erase(s);
+  }
+  return out;
+}
+
+// ---- reports ----
+
+Status Scheduler::CheckAttemptLocked(const TaskRecord& t, int attempt) const {
+  if (attempt < 1 || attempt > t.attempt) {
+    return InvalidArgument("task.attempt: task " + std::to_string(t.id) + " has had " + std::to_string(t.attempt) +
+                           " attempts, found " + std::to_string(attempt));
+  }
+  if (attempt < t.attempt) {
+    return Aborted("task " + std::to_string(t.id) + ": attempt " + std::to_string(attempt) + " is stale (the lease was lost; now attempt " +
+                   std::to_string(t.attempt) + ")");
+  }
+  return Status::Ok();
+}
+
+StatusOr<ProgressAck> Scheduler::Progress(const WorkerKey& worker, int64_t task_id, int attempt, double fraction,
+                                          const std::string& message, const std::string& checkpoint, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end()) return NotFound("task.task_id: no task " + std::to_string(task_id));
+  if (attempt < 1 || attempt > it->second.attempt) return CheckAttemptLocked(it->second, attempt);
+  ProgressAck ack;
+  TaskRecord& t = it->second;
+  if (t.state != TaskState::kLeased || attempt != t.attempt || !(t.worker == worker)) {
+    ack.stop = true;
+    return ack;
+  }
+  if (!checkpoint.empty() && checkpoint != t.checkpoint) {  // durable: a retry resumes from it
+    TaskRecord u = t;
+    u.checkpoint = checkpoint;
+    u.fraction = std::clamp(fraction, 0.0, 1.0);
+    u.message = message;
+    Change c;
+    c.updates.push_back(u);
+    if (Status s = CommitLocked(c); !s.ok()) return s;
+  } else {
+    t.fraction = std::clamp(fraction, 0.0, 1.0);
+    t.message = message;
+    ++version_;
+    changed_.notify_all();
+  }
+  TaskRecord& cur = tasks_.at(task_id);
+  expiry_.erase({cur.lease_expires_ms, task_id});
+  cur.lease_expires_ms = now_ms + options_.lease_ms;
+  expiry_.insert({cur.lease_expires_ms, task_id});
+  ack.lease_expires_ms = cur.lease_expires_ms;
+  return ack;
+}
+
+void Scheduler::FollowUpsLocked(const TaskRecord& done, const ResultRecord& result, int64_t now_ms, Change* c) {
+  const JobRecord& job = jobs_.at(done.job_id);
+  const Experiment& e = job.experiment;
+  const std::vector<int64_t>& siblings = job_tasks_.at(done.job_id);
+  if (done.kind == TaskKind::kTrain) {
+    const int n = e.samples;
+    int g = e.samples_per_task > 0 ? (n + e.samples_per_task - 1) / e.samples_per_task : std::min(n, std::max(1, live_ranks_ ? live_ranks_() : 1));
+    g = std::max(1, std::min(g, n));
+    const std::string checkpoint = result.checkpoint.empty() ? Join(e.output_dir, "checkpoints/best.pt") : result.checkpoint;
+    int begin = 0;
+    for (int i = 0; i < g; ++i) {
+      TaskRecord t;
+      t.job_id = done.job_id;
+      t.kind = TaskKind::kGenerate;
+      t.state = TaskState::kPending;
+      t.max_attempts = 1 + options_.retry_budget;
+      t.shard_index = i;
+      t.shard_count = g;
+      t.sample_begin = begin;
+      t.sample_count = n / g + (i < n % g ? 1 : 0);
+      t.checkpoint = checkpoint;
+      begin += t.sample_count;
+      c->inserts.push_back(t);
+    }
+    for (int i = 0; i < g; ++i) {
+      TaskRecord t = c->inserts[i];
+      t.kind = TaskKind::kEvaluate;
+      t.state = TaskState::kBlocked;
+      t.parent_id = -(i + 1);
+      c->inserts.push_back(t);
+    }
+    TaskRecord agg;
+    agg.job_id = done.job_id;
+    agg.kind = TaskKind::kAggregate;
+    agg.state = TaskState::kBlocked;
+    agg.max_attempts = 1 + options_.retry_budget;
+    agg.shard_count = g;
+    c->inserts.push_back(agg);
+  } else if (done.kind == TaskKind::kGenerate) {
+    for (int64_t id : siblings) {
+      const TaskRecord& t = tasks_.at(id);
+      if (t.kind == TaskKind::kEvaluate && t.parent_id == done.id && t.state == TaskState::kBlocked) {
+        TaskRecord u = t;
+        u.state = TaskState::kPending;
+        c->updates.push_back(u);
+      }
+    }
+  } else if (done.kind == TaskKind::kEvaluate) {
+    bool all = true;
+    const TaskRecord* agg = nullptr;
+    for (int64_t id : siblings) {
+      const TaskRecord& t = tasks_.at(id);
+      if (t.kind == TaskKind::kEvaluate && t.id != done.id && t.state != TaskState::kSucceeded) all = false;
+      if (t.kind == TaskKind::kAggregate) agg = &t;
+    }
+    if (all && agg && agg->state == TaskState::kBlocked) {
+      TaskRecord u = *agg;
+      u.state = TaskState::kPending;
+      c->updates.push_back(u);
+    }
+  } else if (done.kind == TaskKind::kAggregate) {
+    JobRecord j = job;
+    j.state = JobState::kSucceeded;
+    j.finished_ms = now_ms;
+    c->jobs.push_back(std::move(j));
+  }
+}
+
+StatusOr<CompleteAck> Scheduler::Complete(const WorkerKey& worker, int64_t task_id, int attempt, ResultRecord result, int64_t now_ms) {
+  (void)worker;  // the attempt number identifies the lease; a late but unreplaced attempt is still accepted
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end()) return NotFound("task.task_id: no task " + std::to_string(task_id));
+  const TaskRecord& cur = it->second;
+  CompleteAck ack;
+  if (cur.state == TaskState::kSucceeded && attempt == cur.attempt) {
+    ack.duplicate = true;
+    return ack;
+  }
+  if (Status s = CheckAttemptLocked(cur, attempt); !s.ok()) return s;
+  if (cur.state == TaskState::kCancelled) {
+    ack.accepted = false;
+    return ack;
+  }
+  if (cur.state == TaskState::kFailed) return Aborted("task " + std::to_string(task_id) + " has failed (its retry budget is spent)");
+  TaskRecord t = cur;  // leased, or pending after an expired lease that nobody took over: the work is valid
+  t.state = TaskState::kSucceeded;
+  t.fraction = 1;
+  t.message = result.summary;
+  if (t.kind == TaskKind::kTrain && !result.checkpoint.empty()) t.checkpoint = result.checkpoint;
+  result.task_id = t.id;
+  result.attempt = attempt;
+  result.job_id = t.job_id;
+  result.kind = t.kind;
+  result.shard_index = t.shard_index;
+  result.recorded_ms = now_ms;
+  Change c;
+  c.updates.push_back(t);
+  FollowUpsLocked(t, result, now_ms, &c);
+  c.result = std::move(result);
+  if (Status s = CommitLocked(c); !s.ok()) return s;
+  return ack;
+}
+
+void Scheduler::FailJobLocked(const JobRecord& job, int64_t failed_task, const std::string& error, int64_t now_ms, Change* c) {
+  JobRecord j = job;
+  j.state = JobState::kFailed;
+  j.finished_ms = now_ms;
+  j.error = error;
+  c->jobs.push_back(j);
+  for (int64_t id : job_tasks_.at(job.id)) {
+    const TaskRecord& t = tasks_.at(id);
+    if (id == failed_task || IsTerminal(t.state)) continue;
+    TaskRecord u = t;
+    u.state = TaskState::kCancelled;
+    u.message = "job failed";
+    if (t.state == TaskState::kLeased) c->stops.push_back({t.worker, {t.id, t.attempt}});
+    c->updates.push_back(u);
+  }
+}
+
+void Scheduler::RetryOrFailLocked(TaskRecord t, const std::string& error, bool retryable, Change* c, bool* will_retry) {
+  t.message = error;
+  *will_retry = retryable && t.attempt < t.max_attempts;
+  t.state = *will_retry ? TaskState::kPending : TaskState::kFailed;
+  if (!*will_retry) {
+    const std::string why = Describe(t) + " failed after " + std::to_string(t.attempt) + " attempt(s): " + error;
+    FailJobLocked(jobs_.at(t.job_id), t.id, why, t.lease_expires_ms, c);
+  }
+  c->updates.push_back(std::move(t));
+}
+
+StatusOr<FailAck> Scheduler::Fail(const WorkerKey& worker, int64_t task_id, int attempt, const std::string& error, bool retryable,
+                                  const std::string& checkpoint, int64_t now_ms) {
+  (void)worker;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end()) return NotFound("task.task_id: no task " + std::to_string(task_id));
+  const TaskRecord& cur = it->second;
+  if (Status s = CheckAttemptLocked(cur, attempt); !s.ok()) return s;
+  FailAck ack;
+  ack.attempts_left = std::max(0, cur.max_attempts - cur.attempt);
+  if (cur.state == TaskState::kSucceeded) return Aborted("task " + std::to_string(task_id) + " has succeeded already");
+  if (cur.state != TaskState::kLeased) {  // reported before (pending again, failed) or cancelled meanwhile
+    ack.duplicate = cur.state != TaskState::kCancelled;
+    ack.will_retry = cur.state == TaskState::kPending;
+    return ack;
+  }
+  TaskRecord t = cur;
+  if (!checkpoint.empty()) t.checkpoint = checkpoint;
+  t.lease_expires_ms = now_ms;
+  Change c;
+  RetryOrFailLocked(t, error.empty() ? "failed (no reason given)" : error, retryable, &c, &ack.will_retry);
+  if (Status s = CommitLocked(c); !s.ok()) return s;
+  return ack;
+}
+
+int Scheduler::ExpireLocked(const std::vector<int64_t>& ids, const std::string& why, int64_t now_ms) {
+  int n = 0;
+  for (int64_t id : ids) {
+    auto it = tasks_.find(id);
+    if (it == tasks_.end() || it->second.state != TaskState::kLeased) continue;
+    TaskRecord t = it->second;
+    Change c;
+    c.stops.push_back({t.worker, {t.id, t.attempt}});
+    bool retry = false;
+    const std::string error = why + " (worker " + t.worker.ToString() + ", attempt " + std::to_string(t.attempt) + ")";
+    t.lease_expires_ms = now_ms;
+    RetryOrFailLocked(t, error, true, &c, &retry);
+    // A failed write leaves the lease in place: the next sweep tries again.
+    if (CommitLocked(c).ok()) ++n;
+  }
+  return n;
+}
+
+int Scheduler::ExpireLeases(int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<int64_t> ids;
+  for (auto it = expiry_.begin(); it != expiry_.end() && it->first <= now_ms; ++it) ids.push_back(it->second);
+  if (ids.empty()) return 0;
+  return ExpireLocked(ids, "lease expired", now_ms);
+}
+
+int Scheduler::ReleaseWorker(const WorkerKey& worker, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto h = held_.find(worker);
+  if (h == held_.end()) return 0;
+  const std::vector<int64_t> ids(h->second.begin(), h->second.end());
+  return ExpireLocked(ids, "worker declared dead (no heartbeat)", now_ms);
+}
+
+StatusOr<CancelAck> Scheduler::Cancel(const std::string& user, int64_t job_id, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return NotFound("job_id: no job " + std::to_string(job_id));
+  if (it->second.user != user) {
+    return PermissionDenied("job " + std::to_string(job_id) + " belongs to another user; only its submitter may cancel it");
+  }
+  CancelAck ack;
+  ack.state = it->second.state;
+  if (IsTerminal(it->second.state)) return ack;
+  Change c;
+  JobRecord j = it->second;
+  j.state = JobState::kCancelled;
+  j.finished_ms = now_ms;
+  j.error = "cancelled by " + user;
+  c.jobs.push_back(j);
+  for (int64_t id : job_tasks_.at(job_id)) {
+    const TaskRecord& t = tasks_.at(id);
+    if (IsTerminal(t.state)) continue;
+    TaskRecord u = t;
+    u.state = TaskState::kCancelled;
+    if (t.state == TaskState::kLeased) c.stops.push_back({t.worker, {t.id, t.attempt}});
+    c.updates.push_back(u);
+  }
+  ack.tasks_cancelled = static_cast<int>(c.updates.size());
+  ack.state = JobState::kCancelled;
+  if (Status s = CommitLocked(c); !s.ok()) return s;
+  return ack;
+}
+
+// ---- queries ----
+
+JobView Scheduler::ViewLocked(const JobRecord& j, bool with_tasks) const {
+  JobView v;
+  v.job = j;
+  double train = 0, rest = 0;
+  int rest_n = 0;
+  auto it = job_tasks_.find(j.id);
+  if (it != job_tasks_.end()) {
+    for (int64_t id : it->second) {
+      const TaskRecord& t = tasks_.at(id);
+      v.counts.by_state[static_cast<int>(t.state)]++;
+      const double f = t.state == TaskState::kSucceeded ? 1.0 : t.state == TaskState::kLeased ? t.fraction : 0.0;
+      if (t.kind == TaskKind::kTrain) {
+        train = f;
+      } else {
+        rest += f;
+        ++rest_n;
+      }
+      if (with_tasks) v.tasks.push_back(t);
+    }
+  }
+  v.progress = j.state == JobState::kSucceeded ? 1.0 : 0.5 * train + (rest_n ? 0.5 * rest / rest_n : 0.0);
+  return v;
+}
+
+StatusOr<JobView> Scheduler::GetJob(int64_t job_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return NotFound("job_id: no job " + std::to_string(job_id));
+  return ViewLocked(it->second, true);
+}
+
+std::vector<JobView> Scheduler::ListJobs(const JobFilter& f) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<JobView> out;
+  const int limit = f.limit > 0 ? f.limit : 1000;
+  for (auto it = jobs_.rbegin(); it != jobs_.rend() && static_cast<int>(out.size()) < limit; ++it) {
+    const JobRecord& j = it->second;
+    if (!f.user.empty() && j.user != f.user) continue;
+    if (f.sweep_id != 0 && j.sweep_id != f.sweep_id) continue;
+    if (f.active_only && IsTerminal(j.state)) continue;
+    out.push_back(ViewLocked(j, false));
+    out.back().job.experiment.experiment_yaml.clear();
+  }
+  return out;
+}
+
+StatusOr<std::vector<ResultView>> Scheduler::QueryResults(const ResultFilter& f) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ResultView> out;
+  const size_t limit = f.limit > 0 ? static_cast<size_t>(f.limit) : 10000;
+  for (const auto& [id, j] : jobs_) {
+    if (f.job_id != 0 && id != f.job_id) continue;
+    if (f.sweep_id != 0 && j.sweep_id != f.sweep_id) continue;
+    if (!f.user.empty() && j.user != f.user) continue;
+    if (!f.dataset.empty() && j.experiment.dataset != f.dataset) continue;
+    if (!f.model_family.empty() && j.experiment.model_family != f.model_family) continue;
+    auto rows = store_->LoadResults(id, f.kind);
+    if (!rows.ok()) return rows.status();
+    for (ResultRecord& r : *rows) {
+      if (out.size() >= limit) return out;
+      ResultView v;
+      v.job = j;
+      v.job.experiment.experiment_yaml.clear();
+      v.result = std::move(r);
+      out.push_back(std::move(v));
+    }
+  }
+  return out;
+}
+
+uint64_t Scheduler::WaitForChange(uint64_t seen, int64_t timeout_ms) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return version_ != seen; });
+  return version_;
+}
+
+uint64_t Scheduler::version() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return version_;
+}
+
+size_t Scheduler::NumTasks() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return tasks_.size();
+}
+
+}  // namespace cadenza::coord

@@ -1,0 +1,359 @@
+// gRPC adapters for ClientService and WorkerService: authenticate, convert, call the plain classes, map Status.
+#include "coordinator/server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "cadenza/v1/client.grpc.pb.h"
+#include "cadenza/v1/worker.grpc.pb.h"
+#include "coordinator/convert.h"
+#include "coordinator/sweep.h"
+
+namespace cadenza::coord {
+
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+namespace {
+
+// The user behind the call's bearer token (metadata `authorization: Bearer <token>`).
+StatusOr<std::string> CallUser(const TokenAuth& auth, grpc::ServerContext* ctx) {
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("authorization");
+  return auth.Authenticate(it == md.end() ? std::string() : std::string(it->second.data(), it->second.size()));
+}
+
+WorkerKey Key(const v1::WorkerRef& w) { return {w.group_id(), w.rank()}; }
+
+#define CADENZA_GRPC_TRY(expr)               \
+  do {                                       \
+    Status _st = (expr);                     \
+    if (!_st.ok()) return ToGrpc(_st);       \
+  } while (0)
+
+#define CADENZA_AUTH(user)                                  \
+  auto user##_or = CallUser(*auth_, ctx);                   \
+  if (!user##_or.ok()) return ToGrpc(user##_or.status());   \
+  const std::string& user = *user##_or
+
+}  // namespace
+
+class ClientServiceImpl final : public v1::ClientService::Service {
+ public:
+  ClientServiceImpl(const CoordinatorConfig* config, const TokenAuth* auth, Scheduler* scheduler, const std::atomic<bool>* stopping)
+      : config_(config), auth_(auth), scheduler_(scheduler), stopping_(stopping) {}
+
+  grpc::Status SubmitExperiment(grpc::ServerContext* ctx, const v1::SubmitExperimentRequest* req, v1::SubmitResponse* resp) override {
+    CADENZA_AUTH(user);
+    if (!req->has_experiment()) return ToGrpc(InvalidArgument("experiment: required"));
+    auto e = ValidateExperiment(FromProto(req->experiment()), "experiment");
+    if (!e.ok()) return ToGrpc(e.status());
+    return Submit(user, {*e}, false, resp);
+  }
+
+  grpc::Status SubmitSweep(grpc::ServerContext* ctx, const v1::SubmitSweepRequest* req, v1::SubmitResponse* resp) override {
+    CADENZA_AUTH(user);
+    if (!req->has_sweep()) return ToGrpc(InvalidArgument("sweep: required"));
+    auto specs = ExpandSweep(FromProto(req->sweep()), config_->max_sweep_experiments);
+    if (!specs.ok()) return ToGrpc(specs.status());
+    std::vector<Experiment> experiments;
+    for (size_t i = 0; i < specs->size(); ++i) {
+      auto e = ValidateExperiment((*specs)[i], "sweep.experiments[" + std::to_string(i) + "]");
+      if (!e.ok()) return ToGrpc(e.status());
+      experiments.push_back(std::move(e).value());
+    }
+    return Submit(user, experiments, true, resp);
+  }
+
+  grpc::Status GetJob(grpc::ServerContext* ctx, const v1::GetJobRequest* req, v1::Job* resp) override {
+    CADENZA_AUTH(user);
+    (void)user;
+    auto v = scheduler_->GetJob(req->job_id());
+    if (!v.ok()) return ToGrpc(v.status());
+    ToProto(*v, resp);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListJobs(grpc::ServerContext* ctx, const v1::ListJobsRequest* req, v1::ListJobsResponse* resp) override {
+    CADENZA_AUTH(user);
+    (void)user;
+    JobFilter f;
+    f.user = req->user();
+    f.sweep_id = req->sweep_id();
+    f.active_only = req->active_only();
+    f.limit = req->limit();
+    if (f.limit < 0) return ToGrpc(InvalidArgument("limit: expected >= 0"));
+    for (const JobView& v : scheduler_->ListJobs(f)) ToProto(v, resp->add_jobs());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CancelJob(grpc::ServerContext* ctx, const v1::CancelJobRequest* req, v1::CancelJobResponse* resp) override {
+    CADENZA_AUTH(user);
+    auto ack = scheduler_->Cancel(user, req->job_id(), NowUnixMs());
+    if (!ack.ok()) return ToGrpc(ack.status());
+    resp->set_tasks_cancelled(ack->tasks_cancelled);
+    resp->set_state(static_cast<v1::JobState>(ack->state));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* req, grpc::ServerWriter<v1::Job>* writer) override {
+    CADENZA_AUTH(user);
+    (void)user;
+    uint64_t seen = 0;
+    std::string last;
+    while (!ctx->IsCancelled() && !stopping_->load()) {
+      const uint64_t version = scheduler_->version();
+      if (version != seen || seen == 0) {
+        seen = version;
+        auto v = scheduler_->GetJob(req->job_id());
+        if (!v.ok()) return ToGrpc(v.status());
+        v1::Job job;
+        ToProto(*v, &job);
+        std::string bytes = job.SerializeAsString();
+        if (bytes != last) {  // only real changes of this job
+          if (!writer->Write(job)) return grpc::Status::OK;
+          last = std::move(bytes);
+        }
+        if (IsTerminal(v->job.state)) return grpc::Status::OK;
+      }
+      scheduler_->WaitForChange(seen, 500);
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status QueryResults(grpc::ServerContext* ctx, const v1::QueryResultsRequest* req, v1::QueryResultsResponse* resp) override {
+    CADENZA_AUTH(user);
+    (void)user;
+    auto rows = scheduler_->QueryResults(FromProto(*req));
+    if (!rows.ok()) return ToGrpc(rows.status());
+    for (const ResultView& r : *rows) ToProto(r, resp->add_rows());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status AggregateResults(grpc::ServerContext* ctx, const v1::AggregateResultsRequest* req,
+                                v1::AggregateResultsResponse* resp) override {
+    CADENZA_AUTH(user);
+    (void)user;
+    auto rows = scheduler_->QueryResults(FromProto(req->filter()));
+    if (!rows.ok()) return ToGrpc(rows.status());
+    auto agg = Aggregate(*rows, {req->group_by().begin(), req->group_by().end()}, {req->metrics().begin(), req->metrics().end()});
+    if (!agg.ok()) return ToGrpc(agg.status());
+    *resp = std::move(agg).value();
+    return grpc::Status::OK;
+  }
+
+ private:
+  grpc::Status Submit(const std::string& user, const std::vector<Experiment>& experiments, bool sweep, v1::SubmitResponse* resp) {
+    int64_t sweep_id = 0;
+    auto ids = scheduler_->Submit(user, experiments, sweep, NowUnixMs(), &sweep_id);
+    if (!ids.ok()) return ToGrpc(ids.status());
+    for (int64_t id : *ids) resp->add_job_ids(id);
+    resp->set_sweep_id(sweep_id);
+    return grpc::Status::OK;
+  }
+
+  const CoordinatorConfig* config_;
+  const TokenAuth* auth_;
+  Scheduler* scheduler_;
+  const std::atomic<bool>* stopping_;
+};
+
+class WorkerServiceImpl final : public v1::WorkerService::Service {
+ public:
+  WorkerServiceImpl(const CoordinatorConfig* config, const TokenAuth* auth, WorkerRegistry* registry, Scheduler* scheduler)
+      : config_(config), auth_(auth), registry_(registry), scheduler_(scheduler) {}
+
+  grpc::Status RegisterWorkerGroup(grpc::ServerContext* ctx, const v1::RegisterWorkerGroupRequest* req,
+                                   v1::RegisterWorkerGroupResponse* resp) override {
+    CADENZA_AUTH(user);
+    WorkerGroup g;
+    g.host = req->group().host();
+    g.ranks = req->group().ranks();
+    g.threads_per_rank = req->group().threads_per_rank();
+    g.device = req->group().device();
+    g.name = req->group().name().empty() ? user : req->group().name();
+    auto id = registry_->Register(g, req->group_id(), NowUnixMs());
+    if (!id.ok()) return ToGrpc(id.status());
+    const HeartbeatOptions& hb = registry_->options();
+    resp->set_group_id(*id);
+    resp->set_heartbeat_period_ms(hb.period_ms);
+    resp->set_lease_duration_ms(config_->scheduler.lease_ms);
+    resp->set_heartbeat_failure_threshold(hb.failure_threshold);
+    resp->set_worst_case_detection_ms(hb.WorstCaseDetectionMs());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Heartbeat(grpc::ServerContext* ctx, const v1::HeartbeatRequest* req, v1::HeartbeatResponse* resp) override {
+    CADENZA_AUTH(user);
+    (void)user;
+    const int64_t now = NowUnixMs();
+    const WorkerKey w = Key(req->worker());
+    CADENZA_GRPC_TRY(registry_->Heartbeat(w, now));
+    for (const StopNotice& n : scheduler_->Heartbeat(w, now)) {
+      v1::TaskAttempt* a = resp->add_stop();
+      a->set_task_id(n.task_id);
+      a->set_attempt(n.attempt);
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status LeaseTask(grpc::ServerContext* ctx, const v1::LeaseTaskRequest* req, v1::LeaseTaskResponse* resp) override {
+    CADENZA_AUTH(user);
+    (void)user;
+    const int64_t now = NowUnixMs();
+    const WorkerKey w = Key(req->worker());
+    CADENZA_GRPC_TRY(registry_->Heartbeat(w, now));  // any call proves the rank alive
+    uint32_t mask = 0;
+    for (int i = 0; i < req->kinds_size(); ++i) {
+      const int k = req->kinds(i);
+      if (k < 1 || k > 4) return ToGrpc(InvalidArgument("kinds[" + std::to_string(i) + "]: unknown task kind " + std::to_string(k)));
+      mask |= 1u << k;
+    }
+    auto a = scheduler_->Lease(w, mask, now);
+    if (!a.ok()) return ToGrpc(a.status());
+    if (!a->has_value()) {
+      resp->set_leased(false);
+      resp->set_retry_after_ms(config_->idle_poll_ms);
+      return grpc::Status::OK;
+    }
+    resp->set_leased(true);
+    ToProto(**a, (**a).task.lease_expires_ms, resp->mutable_task());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ReportProgress(grpc::ServerContext* ctx, const v1::ReportProgressRequest* req, v1::ReportProgressResponse* resp) override {
+    CADENZA_AUTH(user);
+    (void)user;
+    const int64_t now = NowUnixMs();
+    const WorkerKey w = Key(req->worker());
+    CADENZA_GRPC_TRY(registry_->Heartbeat(w, now));
+    auto ack = scheduler_->Progress(w, req->task().task_id(), req->task().attempt(), req->fraction(), req->message(), req->checkpoint(), now);
+    if (!ack.ok()) return ToGrpc(ack.status());
+    resp->set_stop(ack->stop);
+    resp->set_lease_expires_unix_ms(ack->lease_expires_ms);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CompleteTask(grpc::ServerContext* ctx, const v1::CompleteTaskRequest* req, v1::CompleteTaskResponse* resp) override {
+    CADENZA_AUTH(user);
+    (void)user;
+    const int64_t now = NowUnixMs();
+    const WorkerKey w = Key(req->worker());
+    CADENZA_GRPC_TRY(registry_->Heartbeat(w, now));
+    ResultRecord r;
+    for (const auto& [k, x] : req->result().metrics()) r.metrics[k] = x;
+    r.artifacts.assign(req->result().artifacts().begin(), req->result().artifacts().end());
+    r.checkpoint = req->result().checkpoint();
+    r.summary = req->result().summary();
+    auto ack = scheduler_->Complete(w, req->task().task_id(), req->task().attempt(), std::move(r), now);
+    if (!ack.ok()) return ToGrpc(ack.status());
+    resp->set_duplicate(ack->duplicate);
+    resp->set_accepted(ack->accepted);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status FailTask(grpc::ServerContext* ctx, const v1::FailTaskRequest* req, v1::FailTaskResponse* resp) override {
+    CADENZA_AUTH(user);
+    (void)user;
+    const int64_t now = NowUnixMs();
+    const WorkerKey w = Key(req->worker());
+    CADENZA_GRPC_TRY(registry_->Heartbeat(w, now));
+    auto ack = scheduler_->Fail(w, req->task().task_id(), req->task().attempt(), req->error(), req->retryable(), req->checkpoint(), now);
+    if (!ack.ok()) return ToGrpc(ack.status());
+    resp->set_will_retry(ack->will_retry);
+    resp->set_attempts_left(ack->attempts_left);
+    resp->set_duplicate(ack->duplicate);
+    return grpc::Status::OK;
+  }
+
+ private:
+  const CoordinatorConfig* config_;
+  const TokenAuth* auth_;
+  WorkerRegistry* registry_;
+  Scheduler* scheduler_;
+};
+
+namespace {
+
+StatusOr<std::string> ReadPem(const std::string& path, const std::string& key) {
+  std::ifstream in(path);
+  if (!in) return NotFound(key + ": cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(const CoordinatorConfig& config) {
+  std::unique_ptr<CoordinatorServer> s(new CoordinatorServer());
+  s->config_ = config;
+  auto auth = TokenAuth::Load(config.tokens_file);
+  if (!auth.ok()) return auth.status();
+  s->auth_ = std::make_unique<TokenAuth>(std::move(auth).value());
+  auto store = Store::Open(config.database);
+  if (!store.ok()) return store.status();
+  s->store_ = std::move(store).value();
+  const int64_t now = NowUnixMs();
+  s->registry_ = std::make_unique<WorkerRegistry>(s->store_.get(), config.heartbeat);
+  if (Status st = s->registry_->Recover(now); !st.ok()) return st;
+  WorkerRegistry* registry = s->registry_.get();
+  s->scheduler_ = std::make_unique<Scheduler>(s->store_.get(), config.scheduler, [registry] { return registry->LiveRanks(); });
+  if (Status st = s->scheduler_->Recover(now); !st.ok()) return st;
+
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (!config.tls_cert.empty()) {
+    auto cert = ReadPem(config.tls_cert, "tls.cert");
+    if (!cert.ok()) return cert.status();
+    auto key = ReadPem(config.tls_key, "tls.key");
+    if (!key.ok()) return key.status();
+    grpc::SslServerCredentialsOptions opts;
+    opts.pem_key_cert_pairs.push_back({*key, *cert});
+    creds = grpc::SslServerCredentials(opts);
+  }
+  s->client_service_ = std::make_unique<ClientServiceImpl>(&s->config_, s->auth_.get(), s->scheduler_.get(), &s->stopping_);
+  s->worker_service_ = std::make_unique<WorkerServiceImpl>(&s->config_, s->auth_.get(), s->registry_.get(), s->scheduler_.get());
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.listen, creds, &s->port_);
+  builder.SetMaxReceiveMessageSize(config.max_receive_message_bytes);
+  builder.SetMaxSendMessageSize(config.max_send_message_bytes);
+  builder.RegisterService(s->client_service_.get());
+  builder.RegisterService(s->worker_service_.get());
+  s->server_ = builder.BuildAndStart();
+  if (!s->server_ || s->port_ == 0) return Unavailable("listen: cannot bind " + config.listen);
+  s->reaper_ = std::thread([p = s.get()] { p->ReaperLoop(); });
+  return s;
+}
+
+void CoordinatorServer::ReaperLoop() {
+  while (!stopping_.load()) {
+    const int64_t now = NowUnixMs();
+    for (const WorkerKey& w : registry_->CollectDead(now)) scheduler_->ReleaseWorker(w, now);
+    scheduler_->ExpireLeases(now);
+    // Wakes early on a state change only to notice `stopping_`; the sweep itself runs every reaper_interval_ms.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.heartbeat.reaper_interval_ms);
+    while (!stopping_.load() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(50, config_.heartbeat.reaper_interval_ms)));
+    }
+  }
+}
+
+void CoordinatorServer::Shutdown() {
+  if (stopping_.exchange(true)) return;
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  if (reaper_.joinable()) reaper_.join();
+}
+
+void CoordinatorServer::Wait() {
+  if (server_) server_->Wait();
+}
+
+CoordinatorServer::~CoordinatorServer() { Shutdown(); }
+
+}  // namespace cadenza::coord

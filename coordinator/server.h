@@ -1,0 +1,58 @@
+// The coordinator process: store + registry + scheduler behind thin gRPC adapters, a reaper thread, health service.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "coordinator/auth.h"
+#include "coordinator/config.h"
+#include "coordinator/registry.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/store.h"
+#include "core/status.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace cadenza::coord {
+
+class ClientServiceImpl;
+class WorkerServiceImpl;
+
+class CoordinatorServer {
+ public:
+  // Opens the database (recovering jobs, tasks, leases and worker groups), loads the tokens, binds and serves.
+  static StatusOr<std::unique_ptr<CoordinatorServer>> Start(const CoordinatorConfig& config);
+  ~CoordinatorServer();
+
+  int port() const { return port_; }  // the bound port (useful with listen port 0)
+  void Wait();      // until Shutdown
+  void Shutdown();  // stops serving (in-flight calls get a short deadline) and the reaper
+
+  Scheduler& scheduler() { return *scheduler_; }
+  WorkerRegistry& registry() { return *registry_; }
+
+ private:
+  CoordinatorServer() = default;
+  void ReaperLoop();
+
+  CoordinatorConfig config_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<WorkerRegistry> registry_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<TokenAuth> auth_;
+  std::unique_ptr<ClientServiceImpl> client_service_;
+  std::unique_ptr<WorkerServiceImpl> worker_service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::thread reaper_;
+  std::atomic<bool> stopping_{false};
+  int port_ = 0;
+};
+
+// Wall-clock milliseconds since the Unix epoch (leases and timestamps).
+int64_t NowUnixMs();
+
+}  // namespace cadenza::coord

@@ -1,0 +1,329 @@
+// SQLite persistence of the coordinator: schema, prepared statements, transactions, recovery loads.
+#include "coordinator/store.h"
+
+#include <sqlite3.h>
+
+#include <nlohmann/json.hpp>
+
+namespace cadenza::coord {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, sweep_id INTEGER NOT NULL, user TEXT NOT NULL, name TEXT NOT NULL,
+  dataset TEXT NOT NULL, model_family TEXT NOT NULL, seed INTEGER NOT NULL, output_dir TEXT NOT NULL,
+  reference_split TEXT NOT NULL, samples INTEGER NOT NULL, samples_per_task INTEGER NOT NULL,
+  experiment_yaml TEXT NOT NULL, state INTEGER NOT NULL, created_ms INTEGER NOT NULL,
+  finished_ms INTEGER NOT NULL, error TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER NOT NULL REFERENCES jobs(id), kind INTEGER NOT NULL,
+  state INTEGER NOT NULL, attempt INTEGER NOT NULL, max_attempts INTEGER NOT NULL, shard_index INTEGER NOT NULL,
+  shard_count INTEGER NOT NULL, sample_begin INTEGER NOT NULL, sample_count INTEGER NOT NULL,
+  parent_id INTEGER NOT NULL, checkpoint TEXT NOT NULL, message TEXT NOT NULL, fraction REAL NOT NULL,
+  worker_group INTEGER NOT NULL, worker_rank INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS tasks_by_job ON tasks(job_id);
+CREATE TABLE IF NOT EXISTS results (
+  task_id INTEGER PRIMARY KEY REFERENCES tasks(id), attempt INTEGER NOT NULL, job_id INTEGER NOT NULL,
+  kind INTEGER NOT NULL, shard_index INTEGER NOT NULL, metrics_json TEXT NOT NULL, artifacts_json TEXT NOT NULL,
+  checkpoint TEXT NOT NULL, summary TEXT NOT NULL, recorded_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS results_by_job ON results(job_id, kind);
+CREATE TABLE IF NOT EXISTS worker_groups (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL, ranks INTEGER NOT NULL, threads_per_rank INTEGER NOT NULL,
+  device TEXT NOT NULL, name TEXT NOT NULL, registered_ms INTEGER NOT NULL);
+)sql";
+
+// Binds by position, 1-based, in the order given.
+class Binder {
+ public:
+  explicit Binder(sqlite3_stmt* s) : s_(s) { sqlite3_reset(s_); sqlite3_clear_bindings(s_); }
+  Binder& I(int64_t v) { sqlite3_bind_int64(s_, ++i_, v); return *this; }
+  Binder& D(double v) { sqlite3_bind_double(s_, ++i_, v); return *this; }
+  Binder& S(const std::string& v) { sqlite3_bind_text(s_, ++i_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT); return *this; }
+
+ private:
+  sqlite3_stmt* s_;
+  int i_ = 0;
+};
+
+std::string Text(sqlite3_stmt* s, int col) {
+  const unsigned char* p = sqlite3_column_text(s, col);
+  return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s, col)) : std::string();
+}
+int64_t Int(sqlite3_stmt* s, int col) { return sqlite3_column_int64(s, col); }
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return IoError(path + ": cannot open the coordinator database: " + msg);
+  }
+  std::unique_ptr<Store> store(new Store(db));
+  sqlite3_busy_timeout(db, 5000);
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
+    if (Status s = store->Exec(pragma); !s.ok()) return s.WithContext(path);
+  }
+  if (Status s = store->Exec(kSchema); !s.ok()) return s.WithContext(path);
+  struct { sqlite3_stmt** slot; const char* sql; } statements[] = {
+      {&store->insert_job_,
+       "INSERT INTO jobs (sweep_id, user, name, dataset, model_family, seed, output_dir, reference_split, samples, "
+       "samples_per_task, experiment_yaml, state, created_ms, finished_ms, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
+      {&store->update_job_, "UPDATE jobs SET state=?, finished_ms=?, error=? WHERE id=?"},
+      {&store->insert_task_,
+       "INSERT INTO tasks (job_id, kind, state, attempt, max_attempts, shard_index, shard_count, sample_begin, "
+       "sample_count, parent_id, checkpoint, message, fraction, worker_group, worker_rank) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
+      {&store->update_task_,
+       "UPDATE tasks SET state=?, attempt=?, checkpoint=?, message=?, fraction=?, worker_group=?, worker_rank=? WHERE id=?"},
+      {&store->insert_result_,
+       "INSERT INTO results (task_id, attempt, job_id, kind, shard_index, metrics_json, artifacts_json, checkpoint, "
+       "summary, recorded_ms) VALUES (?,?,?,?,?,?,?,?,?,?)"},
+      {&store->select_results_,
+       "SELECT task_id, attempt, job_id, kind, shard_index, metrics_json, artifacts_json, checkpoint, summary, recorded_ms "
+       "FROM results WHERE job_id=? AND (?=0 OR kind=?) ORDER BY task_id"},
+  };
+  for (auto& st : statements) {
+    auto p = store->Prepare(st.sql);
+    if (!p.ok()) return p.status().WithContext(path);
+    *st.slot = *p;
+  }
+  return store;
+}
+
+Store::~Store() {
+  for (sqlite3_stmt* s : statements_) sqlite3_finalize(s);
+  sqlite3_close(db_);
+}
+
+Status Store::Error(const std::string& what) const { return IoError("coordinator database: " + what + ": " + sqlite3_errmsg(db_)); }
+
+Status Store::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return IoError(std::string("coordinator database: ") + msg);
+  }
+  return Status::Ok();
+}
+
+StatusOr<sqlite3_stmt*> Store::Prepare(const char* sql) {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) return Error(std::string("prepare ") + sql);
+  statements_.push_back(s);
+  return s;
+}
+
+Status Store::Transaction(const std::function<Status()>& fn) {
+  if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  Status s = fn();
+  if (!s.ok()) {
+    (void)Exec("ROLLBACK");
+    return s;
+  }
+  if (Status c = Exec("COMMIT"); !c.ok()) {
+    (void)Exec("ROLLBACK");
+    return c;
+  }
+  return Status::Ok();
+}
+
+Status Store::InsertJob(JobRecord* j) {
+  const Experiment& e = j->experiment;
+  Binder(insert_job_).I(j->sweep_id).S(j->user).S(e.name).S(e.dataset).S(e.model_family).I(static_cast<int64_t>(e.seed))
+      .S(e.output_dir).S(e.reference_split).I(e.samples).I(e.samples_per_task).S(e.experiment_yaml)
+      .I(static_cast<int>(j->state)).I(j->created_ms).I(j->finished_ms).S(j->error);
+  if (sqlite3_step(insert_job_) != SQLITE_DONE) return Error("insert job");
+  j->id = sqlite3_last_insert_rowid(db_);
+  return Status::Ok();
+}
+
+Status Store::UpdateJob(const JobRecord& j) {
+  Binder(update_job_).I(static_cast<int>(j.state)).I(j.finished_ms).S(j.error).I(j.id);
+  if (sqlite3_step(update_job_) != SQLITE_DONE) return Error("update job " + std::to_string(j.id));
+  return Status::Ok();
+}
+
+Status Store::InsertTask(TaskRecord* t) {
+  Binder(insert_task_).I(t->job_id).I(static_cast<int>(t->kind)).I(static_cast<int>(t->state)).I(t->attempt)
+      .I(t->max_attempts).I(t->shard_index).I(t->shard_count).I(t->sample_begin).I(t->sample_count).I(t->parent_id)
+      .S(t->checkpoint).S(t->message).D(t->fraction).I(t->worker.group_id).I(t->worker.rank);
+  if (sqlite3_step(insert_task_) != SQLITE_DONE) return Error("insert task");
+  t->id = sqlite3_last_insert_rowid(db_);
+  return Status::Ok();
+}
+
+Status Store::UpdateTask(const TaskRecord& t) {
+  Binder(update_task_).I(static_cast<int>(t.state)).I(t.attempt).S(t.checkpoint).S(t.message).D(t.fraction)
+      .I(t.worker.group_id).I(t.worker.rank).I(t.id);
+  if (sqlite3_step(update_task_) != SQLITE_DONE) return Error("update task " + std::to_string(t.id));
+  return Status::Ok();
+}
+
+Status Store::InsertResult(const ResultRecord& r) {
+  nlohmann::json metrics = nlohmann::json::object();
+  for (const auto& [k, v] : r.metrics) metrics[k] = v;
+  Binder(insert_result_).I(r.task_id).I(r.attempt).I(r.job_id).I(static_cast<int>(r.kind)).I(r.shard_index)
+      .S(metrics.dump()).S(nlohmann::json(r.artifacts).dump()).S(r.checkpoint).S(r.summary).I(r.recorded_ms);
+  const int rc = sqlite3_step(insert_result_);
+  if (rc == SQLITE_CONSTRAINT) return Aborted("task " + std::to_string(r.task_id) + ": a result is already recorded");
+  if (rc != SQLITE_DONE) return Error("insert result of task " + std::to_string(r.task_id));
+  return Status::Ok();
+}
+
+Status Store::InsertWorkerGroup(WorkerGroup* g) {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db_, "INSERT INTO worker_groups (host, ranks, threads_per_rank, device, name, registered_ms) VALUES (?,?,?,?,?,?)",
+                         -1, &s, nullptr) != SQLITE_OK) {
+    return Error("prepare insert worker group");
+  }
+  Binder(s).S(g->host).I(g->ranks).I(g->threads_per_rank).S(g->device).S(g->name).I(g->registered_ms);
+  const int rc = sqlite3_step(s);
+  sqlite3_finalize(s);
+  if (rc != SQLITE_DONE) return Error("insert worker group");
+  g->id = sqlite3_last_insert_rowid(db_);
+  return Status::Ok();
+}
+
+Status Store::NewSweepId(int64_t* id) {
+  if (Status s = Exec("INSERT INTO meta (key, value) VALUES ('sweep_id', 1) ON CONFLICT(key) DO UPDATE SET value = value + 1");
+      !s.ok()) {
+    return s;
+  }
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db_, "SELECT value FROM meta WHERE key='sweep_id'", -1, &s, nullptr) != SQLITE_OK) return Error("read sweep id");
+  const bool row = sqlite3_step(s) == SQLITE_ROW;
+  *id = row ? Int(s, 0) : 0;
+  sqlite3_finalize(s);
+  return row ? Status::Ok() : Error("read sweep id");
+}
+
+StatusOr<std::vector<JobRecord>> Store::LoadJobs() {
+  auto p = Prepare(
+      "SELECT id, sweep_id, user, name, dataset, model_family, seed, output_dir, reference_split, samples, samples_per_task, "
+      "experiment_yaml, state, created_ms, finished_ms, error FROM jobs ORDER BY id");
+  if (!p.ok()) return p.status();
+  std::vector<JobRecord> jobs;
+  int rc;
+  while ((rc = sqlite3_step(*p)) == SQLITE_ROW) {
+    JobRecord j;
+    Experiment& e = j.experiment;
+    j.id = Int(*p, 0);
+    j.sweep_id = Int(*p, 1);
+    j.user = Text(*p, 2);
+    e.name = Text(*p, 3);
+    e.dataset = Text(*p, 4);
+    e.model_family = Text(*p, 5);
+    e.seed = static_cast<uint64_t>(Int(*p, 6));
+    e.output_dir = Text(*p, 7);
+    e.reference_split = Text(*p, 8);
+    e.samples = static_cast<int>(Int(*p, 9));
+    e.samples_per_task = static_cast<int>(Int(*p, 10));
+    e.experiment_yaml = Text(*p, 11);
+    j.state = static_cast<JobState>(Int(*p, 12));
+    j.created_ms = Int(*p, 13);
+    j.finished_ms = Int(*p, 14);
+    j.error = Text(*p, 15);
+    jobs.push_back(std::move(j));
+  }
+  if (rc != SQLITE_DONE) return Error("load jobs");
+  return jobs;
+}
+
+StatusOr<std::vector<TaskRecord>> Store::LoadTasks() {
+  auto p = Prepare(
+      "SELECT id, job_id, kind, state, attempt, max_attempts, shard_index, shard_count, sample_begin, sample_count, "
+      "parent_id, checkpoint, message, fraction, worker_group, worker_rank FROM tasks ORDER BY id");
+  if (!p.ok()) return p.status();
+  std::vector<TaskRecord> tasks;
+  int rc;
+  while ((rc = sqlite3_step(*p)) == SQLITE_ROW) {
+    TaskRecord t;
+    t.id = Int(*p, 0);
+    t.job_id = Int(*p, 1);
+    t.kind = static_cast<TaskKind>(Int(*p, 2));
+    t.state = static_cast<TaskState>(Int(*p, 3));
+    t.attempt = static_cast<int>(Int(*p, 4));
+    t.max_attempts = static_cast<int>(Int(*p, 5));
+    t.shard_index = static_cast<int>(Int(*p, 6));
+    t.shard_count = static_cast<int>(Int(*p, 7));
+    t.sample_begin = static_cast<int>(Int(*p, 8));
+    t.sample_count = static_cast<int>(Int(*p, 9));
+    t.parent_id = Int(*p, 10);
+    t.checkpoint = Text(*p, 11);
+    t.message = Text(*p, 12);
+    t.fraction = sqlite3_column_double(*p, 13);
+    t.worker.group_id = Int(*p, 14);
+    t.worker.rank = static_cast<int>(Int(*p, 15));
+    tasks.push_back(std::move(t));
+  }
+  if (rc != SQLITE_DONE) return Error("load tasks");
+  return tasks;
+}
+
+StatusOr<std::vector<WorkerGroup>> Store::LoadWorkerGroups() {
+  auto p = Prepare("SELECT id, host, ranks, threads_per_rank, device, name, registered_ms FROM worker_groups ORDER BY id");
+  if (!p.ok()) return p.status();
+  std::vector<WorkerGroup> groups;
+  int rc;
+  while ((rc = sqlite3_step(*p)) == SQLITE_ROW) {
+    WorkerGroup g;
+    g.id = Int(*p, 0);
+    g.host = Text(*p, 1);
+    g.ranks = static_cast<int>(Int(*p, 2));
+    g.threads_per_rank = static_cast<int>(Int(*p, 3));
+    g.device = Text(*p, 4);
+    g.name = Text(*p, 5);
+    g.registered_ms = Int(*p, 6);
+    groups.push_back(std::move(g));
+  }
+  if (rc != SQLITE_DONE) return Error("load worker groups");
+  return groups;
+}
+
+StatusOr<std::vector<ResultRecord>> Store::LoadResults(int64_t job_id, TaskKind kind) {
+  Binder(select_results_).I(job_id).I(static_cast<int>(kind)).I(static_cast<int>(kind));
+  std::vector<ResultRecord> rows;
+  int rc;
+  while ((rc = sqlite3_step(select_results_)) == SQLITE_ROW) {
+    sqlite3_stmt* s = select_results_;
+    ResultRecord r;
+    r.task_id = Int(s, 0);
+    r.attempt = static_cast<int>(Int(s, 1));
+    r.job_id = Int(s, 2);
+    r.kind = static_cast<TaskKind>(Int(s, 3));
+    r.shard_index = static_cast<int>(Int(s, 4));
+    const nlohmann::json m = nlohmann::json::parse(Text(s, 5), nullptr, false);
+    if (m.is_object()) {
+      for (auto it = m.begin(); it != m.end(); ++it) {
+        if (it->is_number()) r.metrics[it.key()] = it->get<double>();
+      }
+    }
+    const nlohmann::json a = nlohmann::json::parse(Text(s, 6), nullptr, false);
+    if (a.is_array()) {
+      for (const auto& x : a) {
+        if (x.is_string()) r.artifacts.push_back(x.get<std::string>());
+      }
+    }
+    r.checkpoint = Text(s, 7);
+    r.summary = Text(s, 8);
+    r.recorded_ms = Int(s, 9);
+    rows.push_back(std::move(r));
+  }
+  sqlite3_reset(select_results_);
+  if (rc != SQLITE_DONE) return Error("load results");
+  return rows;
+}
+
+StatusOr<int64_t> Store::CountResults() {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM results", -1, &s, nullptr) != SQLITE_OK) return Error("count results");
+  const int64_t n = sqlite3_step(s) == SQLITE_ROW ? Int(s, 0) : -1;
+  sqlite3_finalize(s);
+  if (n < 0) return Error("count results");
+  return n;
+}
+
+}  // namespace cadenza::coord

@@ -1,0 +1,103 @@
+// Plain records of the coordinator (jobs, tasks, results, worker groups): no gRPC, no SQLite, no torch.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace cadenza::coord {
+
+// Values equal the cadenza.v1 enums (proto/cadenza/v1/common.proto).
+enum class TaskKind { kUnspecified = 0, kTrain = 1, kGenerate = 2, kEvaluate = 3, kAggregate = 4 };
+enum class TaskState { kUnspecified = 0, kBlocked = 1, kPending = 2, kLeased = 3, kSucceeded = 4, kFailed = 5, kCancelled = 6 };
+enum class JobState { kUnspecified = 0, kQueued = 1, kRunning = 2, kSucceeded = 3, kFailed = 4, kCancelled = 5 };
+
+const char* TaskKindName(TaskKind k);    // "train", "generate", ...
+const char* TaskStateName(TaskState s);  // "pending", ...
+const char* JobStateName(JobState s);    // "running", ...
+inline bool IsTerminal(TaskState s) { return s == TaskState::kSucceeded || s == TaskState::kFailed || s == TaskState::kCancelled; }
+inline bool IsTerminal(JobState s) { return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled; }
+
+// One experiment as submitted (fields override the YAML's; see ExperimentSpec in client.proto).
+struct ExperimentSpec {
+  std::string experiment_yaml;
+  std::string name, dataset, model_family, output_dir, reference_split;
+  uint64_t seed = 0;
+  int samples = 0;
+  int samples_per_task = 0;
+};
+
+struct SweepSpec {
+  ExperimentSpec base;
+  std::vector<std::string> datasets, model_families;
+  std::vector<uint64_t> seeds;
+  std::string name;
+};
+
+// A validated experiment: every field resolved, `experiment_yaml` the effective (self-contained) YAML.
+struct Experiment {
+  std::string name, dataset, model_family, output_dir, reference_split, experiment_yaml;
+  uint64_t seed = 1;
+  int samples = 8;
+  int samples_per_task = 0;
+};
+
+struct WorkerKey {
+  int64_t group_id = 0;
+  int rank = 0;
+  bool operator<(const WorkerKey& o) const { return group_id != o.group_id ? group_id < o.group_id : rank < o.rank; }
+  bool operator==(const WorkerKey& o) const { return group_id == o.group_id && rank == o.rank; }
+  std::string ToString() const { return std::to_string(group_id) + "/" + std::to_string(rank); }
+};
+
+struct WorkerGroup {
+  int64_t id = 0;
+  std::string host, device, name;
+  int ranks = 1;
+  int threads_per_rank = 1;
+  int64_t registered_ms = 0;
+};
+
+struct JobRecord {
+  int64_t id = 0;
+  int64_t sweep_id = 0;
+  std::string user;
+  Experiment experiment;
+  JobState state = JobState::kQueued;
+  int64_t created_ms = 0, finished_ms = 0;
+  std::string error;
+};
+
+struct TaskRecord {
+  int64_t id = 0;
+  int64_t job_id = 0;
+  TaskKind kind = TaskKind::kTrain;
+  TaskState state = TaskState::kPending;
+  int attempt = 0;       // attempts leased so far (the current one while leased)
+  int max_attempts = 1;  // 1 + retry budget
+  int shard_index = 0, shard_count = 1;
+  int sample_begin = 0, sample_count = 0;
+  int64_t parent_id = 0;     // evaluate: its generate task
+  std::string checkpoint;    // train: the latest checkpoint reported (a retry resumes from it)
+  std::string message;       // last progress message or error
+  double fraction = 0;
+  WorkerKey worker;          // the holder while leased
+  // In memory only: renewed by the holder's heartbeats; reset to now + lease on recovery.
+  int64_t lease_expires_ms = 0;
+};
+
+// A recorded task result (exactly one per task).
+struct ResultRecord {
+  int64_t task_id = 0;
+  int attempt = 0;
+  int64_t job_id = 0;
+  TaskKind kind = TaskKind::kTrain;
+  int shard_index = 0;
+  std::map<std::string, double> metrics;
+  std::vector<std::string> artifacts;
+  std::string checkpoint, summary;
+  int64_t recorded_ms = 0;
+};
+
+}  // namespace cadenza::coord
