@@ -151,6 +151,12 @@ void ExpectWorldTwoFollowsWorldOne(const std::string& exp1, const std::string& e
 
 TEST_F(DistributedTest, WorldOfTwoFollowsWorldOfOneTransformer) {
   ExpectWorldTwoFollowsWorldOne(Experiment("t1", kTransformer), Experiment("t2", kTransformer), dir_ / "t1", dir_ / "t2");
+  // The single-process trainer (`cadenza train`, no GradientSync) takes the same steps as well.
+  ShellRun plain = Shell(std::string(CADENZA_CLI) + " train " + Experiment("t0", kTransformer) + " --quiet --threads 1");
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  const double diff = MaxRelativeDifference(ReadMetrics(dir_ / "t0")["train/loss"], ReadMetrics(dir_ / "t2")["train/loss"]);
+  std::printf("cadenza train vs cadenza-worker at a world of 2: max relative loss difference %.3g\n", diff);
+  EXPECT_LT(diff, 1e-5);
 }
 
 TEST_F(DistributedTest, WorldOfTwoFollowsWorldOfOneLstm) {
