@@ -1,0 +1,57 @@
+// TokenAuth and the coordinator config: tokens file parsing, bearer checks, config keys and ranges.
+#include "coordinator/auth.h"
+
+#include <gtest/gtest.h>
+
+#include "coordinator/config.h"
+
+namespace cadenza::coord {
+namespace {
+
+TEST(AuthTest, MapsTokensToUsers) {
+  auto a = TokenAuth::Parse("# tokens\n\nsecret-alice-1 alice\nsecret-bob-22 bob\n", "tokens.txt");
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  EXPECT_EQ(a->size(), 2u);
+  EXPECT_EQ(*a->Authenticate("Bearer secret-alice-1"), "alice");
+  EXPECT_EQ(*a->Authenticate("Bearer secret-bob-22"), "bob");
+  EXPECT_EQ(a->Authenticate("").status().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(a->Authenticate("Bearer nope-nope-nope").status().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(a->Authenticate("secret-alice-1").status().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(a->Authenticate("Basic secret-alice-1").status().code(), StatusCode::kUnauthenticated);
+}
+
+TEST(AuthTest, RejectsBadTokenFiles) {
+  EXPECT_EQ(TokenAuth::Parse("onlytoken12\n", "t").status().message(), "t: line 1: expected '<token> <user>'");
+  EXPECT_EQ(TokenAuth::Parse("short u\n", "t").status().message(), "t: line 1: token too short (expected >= 8 characters)");
+  EXPECT_EQ(TokenAuth::Parse("abcdefgh u\nabcdefgh v\n", "t").status().message(), "t: line 2: duplicate token");
+  EXPECT_FALSE(TokenAuth::Parse("# nothing\n", "t").ok());
+  EXPECT_EQ(TokenAuth::Load("/nonexistent/tokens").status().code(), StatusCode::kNotFound);
+}
+
+TEST(ConfigTest, ParsesAndNamesBadKeys) {
+  auto c = ParseCoordinatorConfig(
+      "listen: 127.0.0.1:0\ndatabase: x.db\ntokens_file: t.txt\nheartbeat: {period_ms: 100, failure_threshold: 2}\n"
+      "lease: {duration_ms: 500, retry_budget: 1}\nlimits: {max_sweep_experiments: 5}\n",
+      "c.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->heartbeat.period_ms, 100);
+  EXPECT_EQ(c->heartbeat.failure_threshold, 2);
+  EXPECT_EQ(c->scheduler.lease_ms, 500);
+  EXPECT_EQ(c->scheduler.retry_budget, 1);
+  EXPECT_EQ(c->max_sweep_experiments, 5);
+  EXPECT_EQ(ParseCoordinatorConfig("heartbeat: {period: 1}\n", "c.yaml").status().message(), "c.yaml: heartbeat.period: unknown key");
+  EXPECT_EQ(ParseCoordinatorConfig("lease: {duration_ms: -1}\n", "c.yaml").status().message(), "c.yaml: lease.duration_ms: expected >= 1");
+  EXPECT_EQ(ParseCoordinatorConfig("tls: {cert: a.pem}\n", "c.yaml").status().message(),
+            "c.yaml: tls: set both cert and key, or neither (plaintext)");
+  EXPECT_EQ(ParseCoordinatorConfig("heartbeat: {period_ms: x}\n", "c.yaml").status().message(),
+            "c.yaml: heartbeat.period_ms: expected a number");
+}
+
+TEST(ConfigTest, TheShippedConfigLoads) {
+  auto c = LoadCoordinatorConfig(std::string(CADENZA_SOURCE_DIR) + "/configs/coordinator.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_GT(c->heartbeat.WorstCaseDetectionMs(), c->heartbeat.period_ms);
+}
+
+}  // namespace
+}  // namespace cadenza::coord

@@ -1,0 +1,271 @@
+// Scheduler: the task graph end to end, fan-out, leases and expiry, retries with resume, idempotent reports,
+// cancellation, fair share, recovery after a restart. No network; time is passed explicitly.
+#include "coordinator/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/unit/coordinator/test_util.h"
+
+namespace cadenza::coord {
+namespace {
+
+constexpr int64_t kLease = 1000;
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+  void Open() {
+    sched_.reset();
+    store_.reset();
+    auto s = Store::Open(dir_.File("c.db"));
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    store_ = std::move(s).value();
+    SchedulerOptions o;
+    o.lease_ms = kLease;
+    o.retry_budget = retry_budget_;
+    sched_ = std::make_unique<Scheduler>(store_.get(), o, [this] { return live_ranks_; });
+  }
+  int64_t Submit(const std::string& user, int samples = 4, int per_task = 0) {
+    auto ids = sched_->Submit(user, {testing::MakeExperiment(samples, per_task)}, false, now_, nullptr);
+    EXPECT_TRUE(ids.ok()) << ids.status().message();
+    return ids.ok() ? (*ids)[0] : 0;
+  }
+  Assignment Lease(WorkerKey w, uint32_t mask = 0) {
+    auto a = sched_->Lease(w, mask, now_);
+    EXPECT_TRUE(a.ok()) << a.status().message();
+    EXPECT_TRUE(a.ok() && a->has_value()) << "no task for " << w.ToString();
+    return a.ok() && a->has_value() ? **a : Assignment();
+  }
+  bool NothingFor(WorkerKey w, uint32_t mask = 0) {
+    auto a = sched_->Lease(w, mask, now_);
+    return a.ok() && !a->has_value();
+  }
+  CompleteAck Complete(const Assignment& a, double metric = 1.0) {
+    ResultRecord r;
+    r.metrics["score"] = metric;
+    auto ack = sched_->Complete(a.task.worker, a.task.id, a.task.attempt, r, now_);
+    EXPECT_TRUE(ack.ok()) << ack.status().message();
+    return ack.ok() ? *ack : CompleteAck();
+  }
+  JobState StateOf(int64_t job) { return sched_->GetJob(job)->job.state; }
+
+  testing::TempDir dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Scheduler> sched_;
+  int live_ranks_ = 2;
+  int retry_budget_ = 2;
+  int64_t now_ = 1000000;
+  const WorkerKey w0_{1, 0}, w1_{1, 1}, v0_{2, 0};
+};
+
+TEST_F(SchedulerTest, RunsTheGraphTrainGenerateEvaluateAggregate) {
+  const int64_t job = Submit("alice", 5);
+  EXPECT_EQ(StateOf(job), JobState::kQueued);
+  EXPECT_TRUE(NothingFor(w1_));  // rank 1 never gets the training task
+  Assignment train = Lease(w0_);
+  EXPECT_EQ(train.task.kind, TaskKind::kTrain);
+  EXPECT_FALSE(train.resume);
+  EXPECT_EQ(train.checkpoint, "/runs/unit/checkpoints/latest.pt");
+  EXPECT_NE(train.experiment.experiment_yaml.find("family: transformer"), std::string::npos);
+  EXPECT_EQ(StateOf(job), JobState::kRunning);
+  EXPECT_TRUE(NothingFor(w1_));
+  Complete(train);
+  // Fan-out over the 2 live ranks: 5 samples as 3 + 2, seeds derived from the experiment seed (7).
+  Assignment g0 = Lease(w0_), g1 = Lease(w1_);
+  ASSERT_EQ(g0.task.kind, TaskKind::kGenerate);
+  ASSERT_EQ(g1.task.kind, TaskKind::kGenerate);
+  EXPECT_EQ(g0.task.shard_count, 2);
+  EXPECT_EQ(g0.task.sample_count + g1.task.sample_count, 5);
+  EXPECT_EQ(g0.seeds.size(), 3u);
+  EXPECT_EQ(g0.seeds[0], 7u * 1000003u);
+  EXPECT_EQ(g1.seeds[0], 7u * 1000003u + 3);
+  EXPECT_EQ(g0.checkpoint, "/runs/unit/checkpoints/best.pt");
+  EXPECT_EQ(g0.samples_dir, "/runs/unit/samples/shard-0");
+  EXPECT_TRUE(NothingFor(v0_));  // evaluations wait for their generation
+  Complete(g1);
+  Assignment e1 = Lease(v0_);
+  EXPECT_EQ(e1.task.kind, TaskKind::kEvaluate);
+  EXPECT_EQ(e1.task.shard_index, 1);
+  EXPECT_EQ(e1.samples_dir, "/runs/unit/samples/shard-1");
+  EXPECT_EQ(e1.report_path, "/runs/unit/evaluation/shard-1.json");
+  Complete(g0);
+  Assignment e0 = Lease(w0_);
+  Complete(e0);
+  EXPECT_TRUE(NothingFor(w0_));  // the aggregate waits for every evaluation
+  Complete(e1);
+  Assignment agg = Lease(w1_);
+  ASSERT_EQ(agg.task.kind, TaskKind::kAggregate);
+  EXPECT_EQ(agg.inputs, (std::vector<std::string>{"/runs/unit/evaluation/shard-0.json", "/runs/unit/evaluation/shard-1.json"}));
+  EXPECT_EQ(agg.report_path, "/runs/unit/result.json");
+  Complete(agg, 0.75);
+  auto view = sched_->GetJob(job);
+  EXPECT_EQ(view->job.state, JobState::kSucceeded);
+  EXPECT_DOUBLE_EQ(view->progress, 1.0);
+  EXPECT_EQ(view->counts.by_state[static_cast<int>(TaskState::kSucceeded)], 6);
+  EXPECT_EQ(*store_->CountResults(), 6);
+  auto rows = sched_->QueryResults({});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);  // the aggregate result by default
+  EXPECT_DOUBLE_EQ((*rows)[0].result.metrics.at("score"), 0.75);
+}
+
+TEST_F(SchedulerTest, SamplesPerTaskFixesTheFanOut) {
+  Submit("alice", 10, 3);
+  Complete(Lease(w0_));
+  Assignment g = Lease(w0_);
+  EXPECT_EQ(g.task.shard_count, 4);  // ceil(10 / 3)
+}
+
+TEST_F(SchedulerTest, CompletionIsIdempotentPerAttempt) {
+  Submit("alice");
+  Assignment train = Lease(w0_);
+  EXPECT_FALSE(Complete(train).duplicate);
+  const size_t tasks = sched_->NumTasks();
+  EXPECT_TRUE(Complete(train).duplicate);
+  EXPECT_EQ(sched_->NumTasks(), tasks);  // no second fan-out
+  EXPECT_EQ(*store_->CountResults(), 1);
+  auto fail = sched_->Fail(w0_, train.task.id, 1, "late", true, "", now_);
+  EXPECT_EQ(fail.status().code(), StatusCode::kAborted);
+  auto bad = sched_->Complete(w0_, train.task.id, 2, {}, now_);
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("task.attempt"), std::string::npos);
+}
+
+TEST_F(SchedulerTest, ExpiredTrainingLeaseResumesFromTheLatestCheckpoint) {
+  Submit("alice");
+  Assignment a1 = Lease(w0_);
+  auto p = sched_->Progress(w0_, a1.task.id, 1, 0.4, "step 40", "/runs/unit/checkpoints/step40.pt", now_);
+  ASSERT_TRUE(p.ok());
+  EXPECT_FALSE(p->stop);
+  now_ += kLease - 1;
+  EXPECT_EQ(sched_->ExpireLeases(now_), 0);  // renewed by the progress report
+  sched_->Heartbeat(w0_, now_);                // and by the heartbeat
+  now_ += kLease - 1;
+  EXPECT_EQ(sched_->ExpireLeases(now_), 0);
+  now_ += 2;
+  EXPECT_EQ(sched_->ExpireLeases(now_), 1);
+  auto stops = sched_->Heartbeat(w0_, now_);
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops[0].task_id, a1.task.id);
+  Assignment a2 = Lease(v0_);
+  EXPECT_EQ(a2.task.id, a1.task.id);
+  EXPECT_EQ(a2.task.attempt, 2);
+  EXPECT_TRUE(a2.resume);
+  EXPECT_EQ(a2.checkpoint, "/runs/unit/checkpoints/step40.pt");
+  // The old holder's reports are stale now.
+  auto late = sched_->Complete(w0_, a1.task.id, 1, {}, now_);
+  EXPECT_EQ(late.status().code(), StatusCode::kAborted);
+  auto prog = sched_->Progress(w0_, a1.task.id, 1, 0.5, "", "", now_);
+  ASSERT_TRUE(prog.ok());
+  EXPECT_TRUE(prog->stop);
+  EXPECT_FALSE(Complete(a2).duplicate);
+}
+
+TEST_F(SchedulerTest, DeadWorkerLosesItsLeasesAtOnce) {
+  Submit("alice");
+  Assignment a = Lease(w0_);
+  EXPECT_EQ(sched_->ReleaseWorker(w0_, now_), 1);
+  Assignment b = Lease(v0_);
+  EXPECT_EQ(b.task.id, a.task.id);
+  EXPECT_EQ(b.task.attempt, 2);
+}
+
+TEST_F(SchedulerTest, RetryBudgetThenTheJobFails) {
+  retry_budget_ = 1;
+  Open();
+  const int64_t job = Submit("alice");
+  Assignment a1 = Lease(w0_);
+  auto f1 = sched_->Fail(w0_, a1.task.id, 1, "out of memory", true, "/ck1.pt", now_);
+  ASSERT_TRUE(f1.ok());
+  EXPECT_TRUE(f1->will_retry);
+  auto dup = sched_->Fail(w0_, a1.task.id, 1, "out of memory", true, "", now_);
+  ASSERT_TRUE(dup.ok());
+  EXPECT_TRUE(dup->duplicate);
+  Assignment a2 = Lease(w0_);
+  EXPECT_EQ(a2.checkpoint, "/ck1.pt");
+  auto f2 = sched_->Fail(w0_, a2.task.id, 2, "out of memory again", true, "", now_);
+  ASSERT_TRUE(f2.ok());
+  EXPECT_FALSE(f2->will_retry);
+  auto view = sched_->GetJob(job);
+  EXPECT_EQ(view->job.state, JobState::kFailed);
+  EXPECT_NE(view->job.error.find("out of memory again"), std::string::npos) << view->job.error;
+  EXPECT_TRUE(NothingFor(w0_));
+}
+
+TEST_F(SchedulerTest, NonRetryableFailureFailsAtOnce) {
+  const int64_t job = Submit("alice");
+  Assignment a = Lease(w0_);
+  auto f = sched_->Fail(w0_, a.task.id, 1, "bad config", false, "", now_);
+  ASSERT_TRUE(f.ok());
+  EXPECT_FALSE(f->will_retry);
+  EXPECT_EQ(StateOf(job), JobState::kFailed);
+}
+
+TEST_F(SchedulerTest, OnlyTheSubmitterCancels) {
+  const int64_t job = Submit("alice");
+  Assignment a = Lease(w0_);
+  EXPECT_EQ(sched_->Cancel("mallory", job, now_).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(sched_->Cancel("alice", job + 100, now_).status().code(), StatusCode::kNotFound);
+  auto ack = sched_->Cancel("alice", job, now_);
+  ASSERT_TRUE(ack.ok());
+  EXPECT_EQ(ack->tasks_cancelled, 1);
+  EXPECT_EQ(StateOf(job), JobState::kCancelled);
+  auto stops = sched_->Heartbeat(w0_, now_);
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops[0].task_id, a.task.id);
+  EXPECT_FALSE(Complete(a).accepted);
+  EXPECT_EQ(*store_->CountResults(), 0);
+  EXPECT_TRUE(NothingFor(w0_));
+  EXPECT_EQ(sched_->Cancel("alice", job, now_)->tasks_cancelled, 0);  // again: nothing changes
+}
+
+TEST_F(SchedulerTest, FairShareLeasesTheUserWithFewestRunningTasks) {
+  const int64_t a1 = Submit("alice"), a2 = Submit("alice"), a3 = Submit("alice");
+  const int64_t b1 = Submit("bob");
+  const WorkerKey g1{1, 0}, g2{2, 0}, g3{3, 0}, g4{4, 0};
+  EXPECT_EQ(Lease(g1).task.job_id, a1);  // tie at 0 running: the oldest task
+  EXPECT_EQ(Lease(g2).task.job_id, b1);  // alice runs 1, bob 0
+  EXPECT_EQ(Lease(g3).task.job_id, a2);
+  EXPECT_EQ(Lease(g4).task.job_id, a3);
+}
+
+TEST_F(SchedulerTest, RankZeroOnlyTrains) {
+  Submit("alice");
+  auto bad = sched_->Lease(w1_, KindBit(TaskKind::kTrain), now_);
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("kinds"), std::string::npos);
+  EXPECT_TRUE(NothingFor(w0_, KindBit(TaskKind::kGenerate)));  // only asks for generation
+}
+
+TEST_F(SchedulerTest, RestartRecoversLeasesAndFinishesWithOneResultPerTask) {
+  const int64_t job = Submit("alice", 2);
+  Complete(Lease(w0_));
+  Assignment g0 = Lease(w0_);
+  Assignment g1 = Lease(w1_);
+  Complete(g0);
+  Open();  // the coordinator restarts: memory is gone, the database remains
+  ASSERT_TRUE(sched_->Recover(now_).ok());
+  auto view = sched_->GetJob(job);
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(view->counts.by_state[static_cast<int>(TaskState::kLeased)], 1);  // g1 keeps its lease
+  EXPECT_TRUE(Complete(g0).duplicate);  // a retried report after the restart changes nothing
+  EXPECT_FALSE(Complete(g1).duplicate);
+  Complete(Lease(w0_));
+  Complete(Lease(w1_));
+  Complete(Lease(w0_));
+  EXPECT_EQ(StateOf(job), JobState::kSucceeded);
+  EXPECT_EQ(*store_->CountResults(), 6);
+}
+
+TEST_F(SchedulerTest, RecoveredLeaseExpiresWhenItsHolderNeverReturns) {
+  Submit("alice");
+  Lease(w0_);
+  Open();
+  ASSERT_TRUE(sched_->Recover(now_).ok());
+  EXPECT_EQ(sched_->ExpireLeases(now_ + kLease - 1), 0);
+  EXPECT_EQ(sched_->ExpireLeases(now_ + kLease), 1);
+  EXPECT_EQ(Lease(v0_).task.attempt, 2);
+}
+
+}  // namespace
+}  // namespace cadenza::coord
