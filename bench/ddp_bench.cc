@@ -27,6 +27,7 @@ struct Args {
   int seq = 256, batch = 8, steps = 6, warmup = 2, threads = 1, reps = 20;
   double bucket_mb = 4;
   std::string timeline;
+  bool serial = false;
 };
 
 struct Row {
@@ -126,7 +127,7 @@ Row RunFamily(const Args& a, const std::string& family, Communicator& comm) {
     const bool timed = r >= 2;  // two untimed rounds first
     (void)comm.Barrier("bandwidth");
     t = Now();
-    if (!reducer.ReduceBucketsOnly().ok()) AbortJob(kExitCollectiveTimeout);
+    if (!reducer.ReduceBucketsOnly(a.serial).ok()) AbortJob(kExitCollectiveTimeout);
     if (timed) bucketed.push_back(Now() - t);
     (void)comm.Barrier("bandwidth");
     t = Now();
@@ -160,6 +161,7 @@ int main(int argc, char** argv) {
   app.add_option("--reps", a.reps, "allreduce repetitions for the bandwidth figures");
   app.add_option("--bucket-mb", a.bucket_mb, "gradient bucket size in MiB");
   app.add_option("--timeline", a.timeline, "write per-rank chrome traces: FILE.<family>.rankR.json");
+  app.add_flag("--serial-buckets", a.serial, "bandwidth: wait for each bucket before starting the next");
   CLI11_PARSE(app, argc, argv);
   torch::set_num_threads(a.threads);
   auto made = cadenza::MakeMpiCommunicator(&argc, &argv);

@@ -193,9 +193,15 @@ Status GradientReducer::ReduceExistingGradients() {
   return FinishGradients();
 }
 
-Status GradientReducer::ReduceBucketsOnly() {
+Status GradientReducer::ReduceBucketsOnly(bool serial) {
   std::vector<std::unique_ptr<CollectiveRequest>> requests;
-  for (Bucket& b : buckets_) requests.push_back(comm_.StartAllreduceSum(b.flat.data_ptr<float>(), b.floats));
+  for (size_t i = 0; i < buckets_.size(); ++i) {
+    requests.push_back(comm_.StartAllreduceSum(buckets_[i].flat.data_ptr<float>(), buckets_[i].floats));
+    if (serial) {
+      Status s = comm_.Wait(*requests.back(), "allreduce of gradient bucket " + std::to_string(i));
+      if (!s.ok()) return s;
+    }
+  }
   for (size_t i = 0; i < requests.size(); ++i) {
     Status s = comm_.Wait(*requests[i], "allreduce of gradient bucket " + std::to_string(i));
     if (!s.ok()) return s;

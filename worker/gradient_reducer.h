@@ -45,7 +45,8 @@ class GradientReducer : public GradientSync {
   Status ReduceExistingGradients();
   // Only the collectives of a step: every bucket's allreduce launched back to back and waited for, without
   // copying gradients in or out (the benchmark's bucketed-allreduce bandwidth).
-  Status ReduceBucketsOnly();
+  // `serial`: each bucket waited for before the next starts (for comparison).
+  Status ReduceBucketsOnly(bool serial = false);
 
   struct BucketInfo {
     size_t parameters = 0;
