@@ -57,6 +57,16 @@ Status GradientReducer::Attach(torch::nn::Module& model) {
   for (Bucket& b : buckets_) {
     b.flat = torch::zeros({int64_t(b.floats)}, params_[b.params.front()].tensor.options().requires_grad(false));
   }
+  // Every rank must have the same layout, or the allreduces would mix unrelated tensors (or never match).
+  int64_t layout[2] = {int64_t(total_floats_), int64_t(buckets_.size())}, root_layout[2] = {layout[0], layout[1]};
+  Status s = comm_.Broadcast(root_layout, sizeof root_layout, 0, "broadcast of the gradient bucket layout");
+  if (!s.ok()) return s;
+  if (root_layout[0] != layout[0] || root_layout[1] != layout[1]) {
+    return FailedPrecondition("rank " + std::to_string(comm_.rank()) + " has " + std::to_string(layout[0]) +
+                              " gradient floats in " + std::to_string(layout[1]) + " buckets, rank 0 has " +
+                              std::to_string(root_layout[0]) + " in " + std::to_string(root_layout[1]) +
+                              ": every rank must train the same model config with the same --bucket-mb");
+  }
   // 3. A hook per parameter: runs when autograd has the parameter's full gradient for this backward.
   for (size_t i = 0; i < params_.size(); ++i) {
     torch::autograd::Variable v = params_[i].tensor;
