@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/file_util.h"
 
@@ -28,8 +29,14 @@ Status Timeline::Write(const std::string& path) const {
   {
     std::lock_guard<std::mutex> lock(mu_);
     events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", rank_}, {"args", {{"name", "rank " + std::to_string(rank_)}}}});
+    std::set<int> lanes;
     for (const Event& e : events_) {
       events.push_back({{"name", e.name}, {"ph", "X"}, {"ts", e.ts}, {"dur", e.dur}, {"pid", rank_}, {"tid", e.tid}});
+      lanes.insert(e.tid);
+    }
+    for (int tid : lanes) {  // lane names shown by chrome://tracing and Perfetto
+      const std::string name = tid == 1 ? "step phases" : "bucket " + std::to_string(tid - 2);
+      events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", rank_}, {"tid", tid}, {"args", {{"name", name}}}});
     }
   }
   return WriteFileAtomic(path, events.dump() + "\n");
