@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "cli/evaluate_command.h"
 #include "cli/model_options.h"
 #include "core/audio.h"
 #include "core/eval/evaluate.h"
@@ -246,32 +247,6 @@ int RunDemo(const std::string& data, const std::string& out, int jobs, int count
   return 0;
 }
 
-// Exit codes of `cadenza evaluate`: 0 every input evaluated; 3 report written but some inputs were skipped (listed in
-// the report); 1 fatal (nothing evaluable, bad dataset or split, report not writable); 2 usage.
-constexpr int kExitPartial = 3;
-
-int RunEvaluate(EvaluateRequest request, const std::string& out, const std::string& segment, bool quiet) {
-  request.options.unit = segment == "beat" ? SegmentUnit::kBeat : SegmentUnit::kBar;
-  if (request.options.unit == SegmentUnit::kBeat) {
-    for (auto& range : request.options.structure.si_ranges) range = {range.first * 4, range.second * 4};
-    request.options.structure.si_length_step = 4;  // segments of whole 4/4 bars: a quarter of the work
-  }
-  request.progress = !quiet;
-  auto report = RunEvaluation(request);
-  if (!report.ok()) return Fail(report.status());
-  Status s = WriteFileAtomic(out, ReportJson(*report));
-  if (!s.ok()) return Fail(s);
-  for (const SkippedInput& sk : report->skipped) std::cerr << "cadenza: skipped " << sk.input << ": " << sk.reason << "\n";
-  std::cout << "evaluated " << report->pieces.size() << " pieces (" << report->skipped.size() << " skipped)";
-  if (report->has_reference) {
-    std::cout << " against " << report->reference.size() << " " << report->reference_split << " pieces of "
-              << report->reference_dataset;
-  }
-  std::cout << " in " << report->seconds << " s -> " << out << "\n";
-  if (report->pieces.empty()) return Fail(InvalidArgument("no input could be evaluated (see \"skipped\" in " + out + ")"));
-  return report->skipped.empty() ? 0 : kExitPartial;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -322,25 +297,11 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--steps", demo_steps, "Training steps per model family (0 = stop after the dataset)")->capture_default_str()->check(CLI::Range(0, 1000000));
   demo_cmd->add_option("--count", demo_count, "Synthetic tunes to make when no --data is given")->capture_default_str()->check(CLI::Range(1, 100000));
 
-  EvaluateRequest eval_request;
-  std::string eval_out, eval_segment = "bar";
-  bool eval_quiet = false;
-  auto* eval_cmd = app.add_subcommand(
-      "evaluate",
-      "Structure (self-similarity), melodic and rhythmic metrics of MIDI files, optionally compared with a dataset split "
-      "(mgeval overlap/KL). Exit code 0: all inputs evaluated; 3: report written, some inputs skipped (listed in it); "
-      "1: fatal error; 2: usage. Metrics: docs/evaluation.md");
-  eval_cmd->add_option("inputs", eval_request.inputs, "MIDI files and/or folders (searched recursively for .mid/.midi)")->required();
-  eval_cmd->add_option("--out", eval_out, "Report file to write (JSON, written atomically)")->required();
-  eval_cmd->add_option("--reference", eval_request.reference_dataset, "Dataset folder (from `cadenza ingest`) to compare against");
-  eval_cmd->add_option("--split", eval_request.split, "Split of the --reference dataset: train, val or test")->capture_default_str();
-  eval_cmd->add_option("--ssm-png", eval_request.ssm_png_dir, "Folder for one self-similarity heatmap PNG per piece (bar grid drawn)");
-  eval_cmd->add_option("--segment", eval_segment, "Segment unit of the self-similarity matrix: bar or beat")->capture_default_str()->check(CLI::IsMember({"bar", "beat"}));
-  eval_cmd->add_option("--threshold", eval_request.options.structure.repetition_threshold, "Similarity at or above which two segments count as a repetition")->capture_default_str()->check(CLI::Range(-1.0, 1.0));
-  eval_cmd->add_option("--max-segments", eval_request.options.max_segments, "Pieces with more SSM segments get no structure scores (the SSM needs n^2 memory)")->capture_default_str()->check(CLI::Range(2, 100000));
-  eval_request.jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  eval_cmd->add_option("--jobs,-j", eval_request.jobs, "Worker threads (default: the number of cores)")->capture_default_str()->check(CLI::Range(1, 256));
-  eval_cmd->add_flag("--quiet,-q", eval_quiet, "No progress lines on stderr");
+  int eval_exit = -1;
+  // With --checkpoint the model's hidden states are needed: the run moves to cadenza-model (LibTorch).
+  auto* eval_cmd = AddEvaluateCommand(app, [argc, argv](const EvaluateArgs& a) {
+    return a.checkpoint.empty() ? RunEvaluate(a) : RunModelBinary(std::vector<std::string>(argv + 1, argv + argc));
+  }, &eval_exit);
 
   int model_exit = -1;  // set by the callbacks of train / generate / params
   // Options are checked here (so --help and usage errors are instant); the work runs in cadenza-model.
@@ -366,7 +327,7 @@ int main(int argc, char** argv) {
   if (*inspect_cmd) return RunInspect(inspect_dir, verify, piece);
   if (*tokens_cmd) return RunTokens(tokens_file, tokens_json);
   if (*synth_cmd) return RunSynth(synth_out, synth_count, synth_seed);
-  if (*eval_cmd) return RunEvaluate(eval_request, eval_out, eval_segment, eval_quiet);
+  if (*eval_cmd) return eval_exit;
   if (*demo_cmd) return RunDemo(demo_data, demo_out, demo_jobs, demo_count, demo_steps);
   return kExitUsage;
 }

@@ -7,9 +7,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "core/audio.h"
+#include "core/eval/ssm.h"
 #include "core/experiment_config.h"
 #include "core/file_util.h"
 #include "core/midi.h"
@@ -200,6 +203,31 @@ int RunProbe(const ProbeArgs& a) {
   }
   std::printf("probe: %zu rows -> %s\n", rows.size(), a.out.c_str());
   return 0;
+}
+
+int RunEvaluateWithModel(const EvaluateArgs& in) {
+  EvaluateArgs a = in;
+  if (a.checkpoint.empty()) return RunEvaluate(a);
+  auto opened = HiddenStateReader::Open(a.checkpoint);
+  if (!opened.ok()) return Fail(opened.status());
+  std::shared_ptr<HiddenStateReader> reader(std::move(opened).value());
+  auto model_lock = std::make_shared<std::mutex>();  // one forward at a time; LibTorch parallelises inside it
+  const SegmentUnit unit = a.segment == "beat" ? SegmentUnit::kBeat : SegmentUnit::kBar;
+  a.request.segment_embeddings = [reader, model_lock, unit](const std::vector<int32_t>& tokens) -> StatusOr<Embeddings> {
+    auto segmentation = Segment(tokens);
+    if (!segmentation.ok()) return segmentation.status();
+    StatusOr<Embeddings> per_token = Embeddings();
+    {
+      std::lock_guard<std::mutex> hold(*model_lock);
+      per_token = reader->PerToken(tokens);
+    }
+    if (!per_token.ok()) return per_token.status();
+    return PoolTokenEmbeddings(*per_token, *segmentation, unit);
+  };
+  const CheckpointInfo& info = reader->info();
+  a.request.embeddings_source = "hidden states of " + a.checkpoint + " (" + info.config.model.family + ", step " +
+                                std::to_string(info.step) + ")";
+  return RunEvaluate(a);
 }
 
 }  // namespace cadenza

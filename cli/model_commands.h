@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/evaluate_command.h"
 #include "cli/model_options.h"
 
 namespace cadenza {
@@ -12,5 +13,6 @@ int RunTrain(const TrainArgs& args);                   // prints the run summary
 int RunGenerate(GenerateArgs args);                    // writes sample-NNN.{mid,json,wav}
 int RunParams(const std::vector<std::string>& files);  // parameter counts of model configs
 int RunProbe(const ProbeArgs& args);                   // latency and memory against context length, as CSV
+int RunEvaluateWithModel(const EvaluateArgs& args);    // evaluate, the SSM on --checkpoint's hidden states
 
 }  // namespace cadenza

@@ -2,6 +2,7 @@
 // the same arguments, so that every other command starts without loading LibTorch (0.8 s, 170 MB).
 #include <malloc.h>
 
+#include "cli/evaluate_command.h"
 #include "cli/model_commands.h"
 
 int main(int argc, char** argv) {
@@ -11,6 +12,7 @@ int main(int argc, char** argv) {
   CLI::App app{"cadenza-model: the model commands of cadenza (run them as `cadenza train|generate|params`)"};
   app.require_subcommand(1);
   int exit_code = 2;
+  cadenza::AddEvaluateCommand(app, cadenza::RunEvaluateWithModel, &exit_code);
   cadenza::AddModelCommands(app, {cadenza::RunTrain, cadenza::RunGenerate, cadenza::RunParams, cadenza::RunProbe}, &exit_code);
   try {
     app.parse(argc, argv);

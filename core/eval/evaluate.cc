@@ -269,7 +269,8 @@ std::string ReportJson(const EvaluationReport& report) {
                   {"max_lag", o.structure.max_lag},
                   {"max_segments", o.max_segments},
                   {"si_ranges", si_ranges},
-                  {"si_length_step", o.structure.si_length_step}};
+                  {"si_length_step", o.structure.si_length_step},
+                  {"embeddings", report.embeddings}};
   j["inputs"] = report.inputs;
   j["summary"] = {{"pieces", report.pieces.size()}, {"skipped", report.skipped.size()}, {"seconds", report.seconds}};
   json pieces = json::array();
@@ -387,6 +388,19 @@ StatusOr<EvaluationReport> RunEvaluation(const EvaluateRequest& request) {
   EvaluationReport report;
   report.options = request.options;
   report.inputs = request.inputs;
+  if (request.segment_embeddings) {
+    report.embeddings = request.embeddings_source.empty() ? "external" : request.embeddings_source;
+  }
+  // Metrics of one piece from its tokens, with the request's embeddings when it has them.
+  auto measure_tokens = [&](const std::vector<int32_t>& tokens, Ssm* ssm, EvalPiece* piece_out) -> StatusOr<PieceMetrics> {
+    auto piece = PieceFromTokens(tokens);
+    if (!piece.ok()) return piece.status();
+    if (piece_out) *piece_out = *piece;
+    if (!request.segment_embeddings) return EvaluatePiece(*piece, request.options, ssm);
+    auto embeddings = request.segment_embeddings(tokens);
+    if (!embeddings.ok()) return embeddings.status().WithContext("segment embeddings");
+    return EvaluatePieceWithEmbeddings(*piece, *embeddings, request.options, ssm);
+  };
 
   // Validate the reference before any work, so a typo fails fast.
   std::unique_ptr<Dataset> dataset;
@@ -436,13 +450,25 @@ StatusOr<EvaluationReport> RunEvaluation(const EvaluateRequest& request) {
 
   std::vector<StatusOr<PieceMetrics>> results(files.size(), StatusOr<PieceMetrics>(Status(StatusCode::kInternal, "not evaluated")));
   ParallelFor(static_cast<int64_t>(files.size()), request.jobs, request.progress, "evaluate", [&](int64_t i) {
-    auto piece = ReadEvalPiece(files[i]);
-    if (!piece.ok()) {
-      results[i] = piece.status();
-      return;
-    }
     Ssm ssm;
-    auto m = EvaluatePiece(*piece, request.options, request.ssm_png_dir.empty() ? nullptr : &ssm);
+    Ssm* ssm_out = request.ssm_png_dir.empty() ? nullptr : &ssm;
+    StatusOr<EvalPiece> piece = EvalPiece();
+    StatusOr<PieceMetrics> m = PieceMetrics();
+    if (request.segment_embeddings) {  // the model reads tokens, so the piece comes from the same tokens
+      auto tokens = ReadPieceTokens(files[i]);
+      if (!tokens.ok()) {
+        results[i] = tokens.status();
+        return;
+      }
+      m = measure_tokens(*tokens, ssm_out, &*piece);
+    } else {
+      piece = ReadEvalPiece(files[i]);
+      if (!piece.ok()) {
+        results[i] = piece.status();
+        return;
+      }
+      m = EvaluatePiece(*piece, request.options, ssm_out);
+    }
     if (!m.ok()) {
       results[i] = m.status().WithContext(files[i]);
       return;
@@ -473,12 +499,7 @@ StatusOr<EvaluationReport> RunEvaluation(const EvaluateRequest& request) {
         refs[i] = tokens.status();
         return;
       }
-      auto piece = PieceFromTokens(tokens->tokens);
-      if (!piece.ok()) {
-        refs[i] = piece.status().WithContext(source);
-        return;
-      }
-      auto m = EvaluatePiece(*piece, request.options);
+      auto m = measure_tokens(tokens->tokens, nullptr, nullptr);
       if (!m.ok()) {
         refs[i] = m.status().WithContext(source);
         return;

@@ -1,6 +1,7 @@
 // Evaluating pieces and sets: per-piece metrics, set statistics, comparison with a dataset split, the JSON report.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,7 @@ struct SkippedInput {
 
 struct EvaluationReport {
   EvalOptions options;
+  std::string embeddings = "built-in";  // or what EvaluateRequest::embeddings_source said
   std::vector<std::string> inputs;
   std::vector<PieceMetrics> pieces;
   std::vector<SkippedInput> skipped;
@@ -78,6 +80,11 @@ struct EvaluateRequest {
   std::string split = "test";
   std::string ssm_png_dir;          // empty: no heatmaps
   EvalOptions options;
+  // Optional: segment embeddings computed from a piece's tokens (e.g. a model's hidden states pooled per bar or
+  // beat with PoolTokenEmbeddings) replace the built-in ones in the structure scores, for inputs and reference
+  // alike. Called from `jobs` threads at once. `embeddings_source` names them in the report.
+  std::function<StatusOr<Embeddings>(const std::vector<int32_t>& tokens)> segment_embeddings;
+  std::string embeddings_source;
   int jobs = 1;
   bool progress = false;            // a progress line on stderr
 };

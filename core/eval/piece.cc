@@ -73,6 +73,15 @@ StatusOr<EvalPiece> ReadEvalPiece(const std::string& path) {
   return piece;
 }
 
+StatusOr<std::vector<int32_t>> ReadPieceTokens(const std::string& path) {
+  auto score = ReadMidiFile(path);
+  if (!score.ok()) return score.status();
+  if (score->notes.empty()) return InvalidArgument(path + ": the file has no notes (empty piece)");
+  auto enc = Tokenizer().Encode(*score);
+  if (!enc.ok()) return enc.status().WithContext(path);
+  return std::move(enc->tokens);
+}
+
 EvalPiece MakeUniformPiece(int bars, int numerator, int denominator, std::vector<EvalNote> notes) {
   EvalPiece p;
   int64_t start = 0;

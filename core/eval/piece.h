@@ -44,6 +44,8 @@ inline StatusOr<EvalPiece> PieceFromTokens(const std::vector<int32_t>& tokens) {
 StatusOr<EvalPiece> PieceFromScore(const Score& score);
 // Reads a MIDI file; an unreadable file or one without notes is an error naming the path.
 StatusOr<EvalPiece> ReadEvalPiece(const std::string& path);
+// The beat-level tokens of a MIDI file (what a model reads); an empty file is an error naming it.
+StatusOr<std::vector<int32_t>> ReadPieceTokens(const std::string& path);
 
 // Builds a piece by hand (tests, synthetic input): `bars` bars of one meter starting at step 0.
 EvalPiece MakeUniformPiece(int bars, int numerator, int denominator, std::vector<EvalNote> notes);

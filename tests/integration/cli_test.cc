@@ -1,5 +1,6 @@
 // The `cadenza` command as a user runs it: help texts, errors that name the input, and synth -> ingest -> inspect.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -132,6 +133,36 @@ TEST_F(CliTest, TrainThenGenerateMidiAndWav) {
   }
   CliRun inspect = Cadenza("tokens " + samples + "/sample-000.mid");
   EXPECT_EQ(inspect.exit_code, 0) << "generated MIDI must read back: " << inspect.output;
+
+  // The same samples with the model's own hidden states as SSM segment embeddings (runs in cadenza-model).
+  const std::string builtin = (dir_ / "builtin.json").string(), hidden = (dir_ / "hidden.json").string();
+  CliRun e1 = Cadenza("evaluate " + midi + " --out " + builtin + " --quiet --jobs 1");
+  ASSERT_EQ(e1.exit_code, 0) << e1.output;
+  CliRun e2 = Cadenza("evaluate " + midi + " --out " + hidden + " --quiet --jobs 2 --checkpoint " + run + "/checkpoints/best.pt");
+  ASSERT_EQ(e2.exit_code, 0) << e2.output;
+  EXPECT_NE(e2.output.find("with hidden states of " + run + "/checkpoints/best.pt (lstm, step 6) as segment embeddings"),
+            std::string::npos) << e2.output;
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    return nlohmann::json::parse(in, nullptr, false);
+  };
+  const nlohmann::json a = read(builtin), b = read(hidden);
+  ASSERT_FALSE(a.is_discarded() || b.is_discarded());
+  EXPECT_EQ(a["options"]["embeddings"], "built-in");
+  EXPECT_NE(b["options"]["embeddings"].get<std::string>().find("hidden states of"), std::string::npos);
+  ASSERT_EQ(a["pieces"].size(), 30u);
+  ASSERT_EQ(b["pieces"].size(), 30u);
+  int structure_differs = 0;
+  for (size_t i = 0; i < 30; ++i) {
+    // Melody and rhythm do not depend on the embeddings; the SSM does.
+    EXPECT_EQ(a["pieces"][i]["melody"], b["pieces"][i]["melody"]) << i;
+    EXPECT_EQ(a["pieces"][i]["rhythm"], b["pieces"][i]["rhythm"]) << i;
+    structure_differs += a["pieces"][i]["structure"]["mean_similarity"] != b["pieces"][i]["structure"]["mean_similarity"];
+  }
+  EXPECT_GT(structure_differs, 20);
+  CliRun junk = Cadenza("evaluate " + midi + " --out " + (dir_ / "x.json").string() + " --checkpoint " + exp.string());
+  EXPECT_EQ(junk.exit_code, 1) << junk.output;
+  EXPECT_NE(junk.output.find(exp.string() + ": not a cadenza checkpoint"), std::string::npos) << junk.output;
 }
 
 TEST_F(CliTest, ModelCommandErrorsAreNamed) {

@@ -1,0 +1,69 @@
+// `cadenza evaluate` options and run (torch-free; cadenza-model adds model embeddings through the request).
+#include "cli/evaluate_command.h"
+
+#include <iostream>
+#include <memory>
+#include <thread>
+
+#include "core/file_util.h"
+
+namespace cadenza {
+
+CLI::App* AddEvaluateCommand(CLI::App& app, const std::function<int(const EvaluateArgs&)>& run, int* exit_code) {
+  auto a = std::make_shared<EvaluateArgs>();
+  EvaluateRequest& r = a->request;
+  auto* cmd = app.add_subcommand(
+      "evaluate",
+      "Structure (self-similarity), melodic and rhythmic metrics of MIDI files, optionally compared with a dataset split "
+      "(mgeval overlap/KL). Exit code 0: all inputs evaluated; 3: report written, some inputs skipped (listed in it); "
+      "1: fatal error; 2: usage. Metrics: docs/evaluation.md");
+  cmd->add_option("inputs", r.inputs, "MIDI files and/or folders (searched recursively for .mid/.midi)")->required();
+  cmd->add_option("--out", a->out, "Report file to write (JSON, written atomically)")->required();
+  cmd->add_option("--reference", r.reference_dataset, "Dataset folder (from `cadenza ingest`) to compare against");
+  cmd->add_option("--split", r.split, "Split of the --reference dataset: train, val or test")->capture_default_str();
+  cmd->add_option("--ssm-png", r.ssm_png_dir, "Folder for one self-similarity heatmap PNG per piece (bar grid drawn)");
+  cmd->add_option("--segment", a->segment, "Segment unit of the self-similarity matrix: bar or beat")->capture_default_str()->check(CLI::IsMember({"bar", "beat"}));
+  cmd->add_option("--checkpoint", a->checkpoint,
+                  "Use this model's final hidden states, averaged over each bar/beat, as the SSM's segment embeddings "
+                  "(instead of pitch-class + onset vectors); melody and rhythm metrics are unchanged")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--threshold", r.options.structure.repetition_threshold, "Similarity at or above which two segments count as a repetition")->capture_default_str()->check(CLI::Range(-1.0, 1.0));
+  cmd->add_option("--max-segments", r.options.max_segments, "Pieces with more SSM segments get no structure scores (the SSM needs n^2 memory)")->capture_default_str()->check(CLI::Range(2, 100000));
+  r.jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  cmd->add_option("--jobs,-j", r.jobs, "Worker threads (default: the number of cores)")->capture_default_str()->check(CLI::Range(1, 256));
+  cmd->add_flag("--quiet,-q", a->quiet, "No progress lines on stderr");
+  cmd->callback([a, run, exit_code] { *exit_code = run(*a); });
+  return cmd;
+}
+
+int RunEvaluate(EvaluateArgs args) {
+  EvaluateRequest& request = args.request;
+  auto fail = [](const Status& s) {
+    std::cerr << "cadenza: error: " << s.message() << "\n";
+    return 1;
+  };
+  request.options.unit = args.segment == "beat" ? SegmentUnit::kBeat : SegmentUnit::kBar;
+  if (request.options.unit == SegmentUnit::kBeat) {
+    for (auto& range : request.options.structure.si_ranges) range = {range.first * 4, range.second * 4};
+    request.options.structure.si_length_step = 4;  // segments of whole 4/4 bars: a quarter of the work
+  }
+  request.progress = !args.quiet;
+  auto report = RunEvaluation(request);
+  if (!report.ok()) return fail(report.status());
+  Status s = WriteFileAtomic(args.out, ReportJson(*report));
+  if (!s.ok()) return fail(s);
+  for (const SkippedInput& sk : report->skipped) std::cerr << "cadenza: skipped " << sk.input << ": " << sk.reason << "\n";
+  std::cout << "evaluated " << report->pieces.size() << " pieces (" << report->skipped.size() << " skipped)";
+  if (report->has_reference) {
+    std::cout << " against " << report->reference.size() << " " << report->reference_split << " pieces of "
+              << report->reference_dataset;
+  }
+  if (request.segment_embeddings) std::cout << " with " << report->embeddings << " as segment embeddings";
+  std::cout << " in " << report->seconds << " s -> " << args.out << "\n";
+  if (report->pieces.empty()) {
+    return fail(InvalidArgument("no input could be evaluated (see \"skipped\" in " + args.out + ")"));
+  }
+  return report->skipped.empty() ? 0 : kEvaluateExitPartial;
+}
+
+}  // namespace cadenza
