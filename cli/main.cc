@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "cli/evaluate_command.h"
+#include "cli/cluster_commands.h"
 #include "cli/model_options.h"
 #include "core/audio.h"
 #include "core/eval/evaluate.h"
@@ -310,6 +311,9 @@ int main(int argc, char** argv) {
   };
   AddModelCommands(app, {hand_over, hand_over, hand_over, hand_over}, &model_exit);
 
+  int cluster_exit = -1;  // set by coordinator / submit / status / results / cancel (cli/cluster_commands.cc)
+  AddClusterCommands(app, &cluster_exit);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -317,6 +321,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : kExitUsage;
   }
   if (model_exit >= 0) return model_exit;
+  if (cluster_exit >= 0) return cluster_exit;
   if (*ingest_cmd) {
     if (ingest.val_fraction + ingest.test_fraction >= 1.0) {
       std::cerr << "cadenza: error: --val + --test must be below 1\n";

@@ -233,21 +233,27 @@ StatusOr<std::optional<Assignment>> Scheduler::Lease(const WorkerKey& worker, ui
   return std::optional<Assignment>(AssignmentLocked(tasks_.at(best_task)));
 }
 
-std::vector<StopNotice> Scheduler::Heartbeat(const WorkerKey& worker, int64_t now_ms) {
+std::vector<StopNotice> Scheduler::Heartbeat(const WorkerKey& worker, const std::vector<StopNotice>& running, int64_t now_ms) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto h = held_.find(worker);
-  if (h != held_.end()) {
-    for (int64_t id : h->second) {
-      TaskRecord& t = tasks_.at(id);
-      expiry_.erase({t.lease_expires_ms, id});
-      t.lease_expires_ms = now_ms + options_.lease_ms;
-      expiry_.insert({t.lease_expires_ms, id});
-    }
-  }
   std::vector<StopNotice> out;
+  for (const StopNotice& r : running) {
+    auto it = tasks_.find(r.task_id);
+    if (it == tasks_.end() || it->second.state != TaskState::kLeased || it->second.attempt != r.attempt || !(it->second.worker == worker)) {
+      out.push_back(r);  // not this worker's lease (any more): stop it
+      continue;
+    }
+    TaskRecord& t = it->second;
+    expiry_.erase({t.lease_expires_ms, t.id});
+    t.lease_expires_ms = now_ms + options_.lease_ms;
+    expiry_.insert({t.lease_expires_ms, t.id});
+  }
   auto s = stops_.find(worker);
   if (s != stops_.end()) {
-    out = std::move(s->second);
+    for (const StopNotice& n : s->second) {
+      bool dup = false;
+      for (const StopNotice& o : out) dup = dup || (o.task_id == n.task_id && o.attempt == n.attempt);
+      if (!dup) out.push_back(n);
+    }
     stops_.erase(s);
   }
   return out;

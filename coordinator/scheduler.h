@@ -103,8 +103,10 @@ class Scheduler {
   // The next task for `worker` among `kind_mask` (0: every kind it may take), or nullopt. Fair share: the user
   // with the fewest leased tasks goes first; within a user, the oldest task.
   StatusOr<std::optional<Assignment>> Lease(const WorkerKey& worker, uint32_t kind_mask, int64_t now_ms);
-  // Renews the leases `worker` holds; returns (and forgets) the tasks it should stop.
-  std::vector<StopNotice> Heartbeat(const WorkerKey& worker, int64_t now_ms);
+  // Renews the leases of the tasks `worker` says it runs (a lease it does not mention, e.g. one whose LeaseTask
+  // answer was lost, is not renewed and expires); returns (and forgets) the tasks it should stop, including listed
+  // ones it no longer holds.
+  std::vector<StopNotice> Heartbeat(const WorkerKey& worker, const std::vector<StopNotice>& running, int64_t now_ms);
   StatusOr<ProgressAck> Progress(const WorkerKey& worker, int64_t task_id, int attempt, double fraction,
                                  const std::string& message, const std::string& checkpoint, int64_t now_ms);
   StatusOr<CompleteAck> Complete(const WorkerKey& worker, int64_t task_id, int attempt, ResultRecord result, int64_t now_ms);

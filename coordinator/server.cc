@@ -194,7 +194,9 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
     CADENZA_GRPC_TRY(registry_->Heartbeat(w, now));
-    for (const StopNotice& n : scheduler_->Heartbeat(w, now)) {
+    std::vector<StopNotice> running;
+    for (const v1::TaskAttempt& a : req->running()) running.push_back({a.task_id(), a.attempt()});
+    for (const StopNotice& n : scheduler_->Heartbeat(w, running, now)) {
       v1::TaskAttempt* a = resp->add_stop();
       a->set_task_id(n.task_id);
       a->set_attempt(n.attempt);

@@ -139,12 +139,12 @@ TEST_F(SchedulerTest, ExpiredTrainingLeaseResumesFromTheLatestCheckpoint) {
   EXPECT_FALSE(p->stop);
   now_ += kLease - 1;
   EXPECT_EQ(sched_->ExpireLeases(now_), 0);  // renewed by the progress report
-  sched_->Heartbeat(w0_, now_);                // and by the heartbeat
+  EXPECT_TRUE(sched_->Heartbeat(w0_, {{a1.task.id, 1}}, now_).empty());  // and by the heartbeat
   now_ += kLease - 1;
   EXPECT_EQ(sched_->ExpireLeases(now_), 0);
   now_ += 2;
   EXPECT_EQ(sched_->ExpireLeases(now_), 1);
-  auto stops = sched_->Heartbeat(w0_, now_);
+  auto stops = sched_->Heartbeat(w0_, {}, now_);
   ASSERT_EQ(stops.size(), 1u);
   EXPECT_EQ(stops[0].task_id, a1.task.id);
   Assignment a2 = Lease(v0_);
@@ -159,6 +159,16 @@ TEST_F(SchedulerTest, ExpiredTrainingLeaseResumesFromTheLatestCheckpoint) {
   ASSERT_TRUE(prog.ok());
   EXPECT_TRUE(prog->stop);
   EXPECT_FALSE(Complete(a2).duplicate);
+}
+
+TEST_F(SchedulerTest, AnUnmentionedLeaseIsNotRenewed) {
+  Submit("alice");
+  Assignment a = Lease(w0_);  // say the answer never reached the worker
+  now_ += kLease / 2;
+  EXPECT_TRUE(sched_->Heartbeat(w0_, {}, now_).empty());
+  now_ += kLease / 2;
+  EXPECT_EQ(sched_->ExpireLeases(now_), 1);
+  EXPECT_EQ(Lease(w0_).task.attempt, 2);
 }
 
 TEST_F(SchedulerTest, DeadWorkerLosesItsLeasesAtOnce) {
@@ -210,8 +220,8 @@ TEST_F(SchedulerTest, OnlyTheSubmitterCancels) {
   ASSERT_TRUE(ack.ok());
   EXPECT_EQ(ack->tasks_cancelled, 1);
   EXPECT_EQ(StateOf(job), JobState::kCancelled);
-  auto stops = sched_->Heartbeat(w0_, now_);
-  ASSERT_EQ(stops.size(), 1u);
+  auto stops = sched_->Heartbeat(w0_, {{a.task.id, a.task.attempt}}, now_);
+  ASSERT_EQ(stops.size(), 1u);  // listed and noticed: reported once
   EXPECT_EQ(stops[0].task_id, a.task.id);
   EXPECT_FALSE(Complete(a).accepted);
   EXPECT_EQ(*store_->CountResults(), 0);
