@@ -66,7 +66,11 @@ StatusOr<std::vector<GeneratedSample>> Generate(SequenceModelImpl& model, const 
       const int64_t keep = context / 2;
       for (int64_t k = keep; k > 1; --k) {
         std::vector<int64_t> column(B);
-        for (int64_t b = 0; b < B; ++b) column[b] = seqs[b][seqs[b].size() - k];
+        for (int64_t b = 0; b < B; ++b) {
+          // A finished sequence stopped growing (it is fed PAD) and may be shorter than the window kept.
+          const size_t n = seqs[b].size();
+          column[b] = done[b] || n < static_cast<size_t>(k) ? v.Pad() : seqs[b][n - k];
+        }
         model.Step(torch::tensor(column, torch::kInt64), *state);
       }
     }

@@ -6,6 +6,8 @@
 #include "core/model/additive_attention.h"
 #include "core/model/model_api.h"
 #include "core/model/sequence_model.h"
+#include "core/tokenizer.h"
+#include "core/model/generator.h"
 #include "core/vocabulary.h"
 
 namespace cadenza {
@@ -89,6 +91,29 @@ INSTANTIATE_TEST_SUITE_P(Models, EveryModel,
                          CaseName);
 
 // The blocked additive attention with its recomputing backward must equal the naive [B, T, T, A] version.
+// Regression: when the Transformer's cache filled up, the sampler refilled it from every sequence's last
+// tokens, reading before the start of a sequence that had already finished (an out-of-range token id).
+TEST(Generation, CacheRestartWithFinishedSequencesStaysValid) {
+  ModelConfig c = Tiny("transformer");
+  c.max_len = 24;  // restarts every 12 tokens
+  torch::manual_seed(3);
+  SequenceModel model = MakeModel(c);
+  for (uint64_t seed = 0; seed < 6; ++seed) {
+    GenerateOptions o;
+    o.count = 8;
+    o.bars = 1;  // sequences finish at different lengths; the unfinished ones run on past the context
+    o.max_new_tokens = 160;
+    o.seed = seed;
+    auto samples = Generate(*model, o);
+    ASSERT_TRUE(samples.ok()) << samples.status().message();
+    for (const GeneratedSample& g : *samples) {
+      ASSERT_FALSE(g.tokens.empty());
+      EXPECT_EQ(g.tokens.back(), Vocabulary::Get().Eos());
+      EXPECT_TRUE(Tokenizer().Decode(g.tokens).ok());
+    }
+  }
+}
+
 TEST(AdditiveAttention, MatchesNaiveValuesAndGradients) {
   torch::manual_seed(5);
   for (int64_t window : {0, 1, 7}) {
