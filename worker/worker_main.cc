@@ -1,4 +1,4 @@
-// `cadenza-worker train`: data-parallel training launched by mpirun or srun (or alone, as a world of one).
+// `cadenza-worker train` (data-parallel training) and `cadenza-worker --coordinator` (the agent), under mpirun or srun.
 #include <malloc.h>
 
 #include <CLI/CLI.hpp>
@@ -7,12 +7,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "core/experiment_config.h"
 #include "core/model/trainer.h"
 #include "storage/dataset.h"
 #include "storage/training_windows.h"
+#include "worker/agent.h"
 #include "worker/communicator.h"
 #include "worker/gradient_reducer.h"
 #include "worker/mpi_communicator.h"
@@ -22,7 +25,11 @@ namespace cadenza {
 namespace {
 
 std::atomic<bool> g_stop{false};
-extern "C" void OnStopSignal(int) { g_stop.store(true); }
+std::atomic<int> g_signal{0};
+extern "C" void OnStopSignal(int signo) {
+  g_signal.store(signo);
+  g_stop.store(true);
+}
 
 struct WorkerArgs {
   std::string experiment, out, timeline, comm = "auto", fault;
@@ -159,6 +166,62 @@ int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
   return 0;
 }
 
+struct AgentArgs {
+  std::string coordinator, token_file, tls_root, tls_name, comm = "auto";
+  AgentOptions o;
+};
+
+int RunWorkerAgent(AgentArgs a, int* argc, char*** argv) {
+  a.o.client.target = a.coordinator;
+  if (!a.token_file.empty()) {
+    auto token = coord::ReadTokenFile(a.token_file);
+    if (!token.ok()) {
+      std::fprintf(stderr, "cadenza-worker: error: --token-file: %s\n", token.status().message().c_str());
+      return 2;
+    }
+    a.o.client.token = *token;
+  } else if (const char* t = std::getenv("CADENZA_TOKEN")) {
+    a.o.client.token = t;
+  }
+  if (!a.tls_root.empty()) {
+    std::ifstream in(a.tls_root);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    if (!in || pem.str().empty()) {
+      std::fprintf(stderr, "cadenza-worker: error: --tls-root: %s: cannot read the certificate\n", a.tls_root.c_str());
+      return 2;
+    }
+    a.o.client.tls_root_cert_pem = pem.str();
+    a.o.client.tls_server_name = a.tls_name;
+  }
+  std::unique_ptr<Communicator> comm;
+  if (a.comm == "mpi" || (a.comm == "auto" && LaunchedAsMpiJob())) {
+    auto made = MakeMpiCommunicator(argc, argv);
+    if (!made.ok()) {
+      std::fprintf(stderr, "cadenza-worker: error: %s\n", made.status().message().c_str());
+      return 1;
+    }
+    comm = std::move(*made);
+  } else {
+    comm = MakeInProcessCommunicator();
+  }
+  if (a.o.threads <= 0) a.o.threads = std::max(1, int(std::thread::hardware_concurrency()) / LocalRanks());
+  comm->set_timeout_seconds(a.o.timeout);
+  comm->set_timeout_handler([](const std::string& message) {
+    std::fprintf(stderr, "cadenza-worker: %s; aborting the job with exit code %d\n", message.c_str(), kExitCollectiveTimeout);
+    std::fflush(stderr);
+    AbortJob(kExitCollectiveTimeout);
+  });
+  std::signal(SIGINT, OnStopSignal);
+  std::signal(SIGTERM, OnStopSignal);
+  std::signal(SIGUSR1, OnStopSignal);
+  const int rc = RunAgent(a.o, *comm, &g_stop, &g_signal);
+  if (rc == 1 && comm->world() > 1) AbortJob(1);  // a rank that returns alone would leave the others waiting
+  comm.reset();
+  FinalizeMpi();
+  return rc;
+}
+
 }  // namespace
 }  // namespace cadenza
 
@@ -167,14 +230,47 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, -1);
   cadenza::WorkerArgs a;
+  cadenza::AgentArgs g;
   CLI::App app{
-      "cadenza-worker: data-parallel training over MPI ranks.\n"
+      "cadenza-worker: data-parallel training over MPI ranks, alone or as a worker group of a coordinator.\n"
+      "  mpirun -np N cadenza-worker --coordinator HOST:PORT --token-file F   (or srun --mpi=pmix -n N ...)\n"
+      "    The agent (docs/worker.md): rank 0 registers the group and leases training tasks, which every rank trains\n"
+      "    together; each rank leases generate/evaluate/aggregate tasks on its own; heartbeats per rank keep the\n"
+      "    leases. SIGTERM/SIGUSR1/SIGINT: checkpoint, hand the task back (it resumes from the checkpoint), exit 4.\n"
       "  mpirun -np N cadenza-worker train EXPERIMENT.yaml      (or srun --mpi=pmix -n N cadenza-worker ...)\n"
       "Each rank reads every N-th window; train.batch_size is the GLOBAL batch (batch_size/N per rank), so the\n"
       "same experiment follows the same loss trajectory at any N (exactly without dropout) and resumes at any N.\n"
       "Gradients are averaged in buckets reduced while backward runs. Rank 0 writes the run folder.\n"
-      "Exit codes: 0 done, 1 error, 2 bad usage, 75 a collective timed out (a rank died or stalled)."};
-  app.require_subcommand(1);
+      "Exit codes: 0 done (agent: idle for --max-idle), 1 error, 2 bad usage, 4 agent stopped by a signal,\n"
+      "75 a collective timed out (a rank died or stalled)."};
+  app.require_subcommand(0, 1);
+  app.add_option("--coordinator", g.coordinator, "agent: coordinator HOST:PORT to serve (required unless `train`)");
+  app.add_option("--token-file", g.token_file, "agent: file whose first line is the bearer token (default: $CADENZA_TOKEN)");
+  app.add_option("--tls-root", g.tls_root, "agent: PEM certificate of the coordinator's CA (default: plaintext)");
+  app.add_option("--tls-server-name", g.tls_name, "agent: name to check the certificate against (default: HOST)");
+  app.add_option("--name", g.o.name, "agent: worker group name (default: slurm-$SLURM_JOB_ID or host:pid)");
+  app.add_option("--threads", g.o.threads, "agent: intra-op threads per rank (default: cores / ranks on this node)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--bucket-mb", g.o.bucket_mb, "agent: gradient bucket size in MiB for training tasks (default 4)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--timeout", g.o.timeout, "agent: seconds a training collective may wait before exit 75 (default 60)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-idle", g.o.max_idle_seconds, "agent: exit 0 after this many seconds with no task on any rank (default 0: never)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--connect-timeout", g.o.connect_timeout_ms, "agent: milliseconds rank 0 waits for the coordinator at start (default 60000)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--bars", g.o.sample.bars, "agent: generate tasks stop a sample after this many bars (default 8)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-tokens", g.o.sample.max_tokens, "agent: generate tasks cap a sample at this many tokens (default 1500)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--temperature", g.o.sample.temperature, "agent: sampling temperature (default 1)")->check(CLI::NonNegativeNumber);
+  app.add_option("--top-p", g.o.sample.top_p, "agent: nucleus sampling mass (default 0.95)")->check(CLI::Range(0.0, 1.0));
+  app.add_flag("--wav", g.o.sample.wav, "agent: generate tasks also render WAV (when the soundfont exists)");
+  app.add_option("--eval-jobs", g.o.eval_jobs, "agent: threads of an evaluate/aggregate task (default 1)")->check(CLI::PositiveNumber);
+  app.add_option("--comm", g.comm, "agent: collectives: auto (MPI when launched by mpirun/srun), mpi, local")
+      ->check(CLI::IsMember({"auto", "mpi", "local"}));
+  app.add_flag("-q,--quiet", g.o.quiet, "agent: no log lines");
+  g.o.threads = 0;
   auto* train = app.add_subcommand("train", "train an experiment data-parallel on every rank of the job");
   train->add_option("experiment", a.experiment, "experiment YAML (configs/experiments/*.yaml)")->required()->check(CLI::ExistingFile);
   train->add_option("--out", a.out, "run folder (default: the experiment's `out`)");
@@ -196,5 +292,11 @@ int main(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
-  return cadenza::RunWorkerTrain(a, &argc, &argv);
+  if (*train) return cadenza::RunWorkerTrain(a, &argc, &argv);
+  if (g.coordinator.empty()) {
+    std::fprintf(stderr, "cadenza-worker: error: give --coordinator HOST:PORT (the agent) or the `train` command\n%s",
+                 app.help().c_str());
+    return 2;
+  }
+  return cadenza::RunWorkerAgent(g, &argc, &argv);
 }

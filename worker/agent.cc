@@ -1,0 +1,524 @@
+// The worker agent: rank 0 registers the group and leases training tasks; every round it tells all ranks the next
+// action over MPI (train together, work alone, stop); each rank leases generate/evaluate/aggregate tasks itself.
+#include "worker/agent.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "core/experiment_config.h"
+#include "core/model/model_api.h"
+#include "core/model/trainer.h"
+#include "storage/dataset.h"
+#include "storage/training_windows.h"
+#include "worker/gradient_reducer.h"
+
+namespace cadenza {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// The round header every rank contributes to (summed): rank 0 writes the action and the payload size, every rank
+// its stop flag and whether it ran a task in the previous round.
+enum Action { kWorkAlone = 0, kTrain = 1, kExit = 2 };
+struct Header {
+  double action = 0, payload_bytes = 0, stopping = 0, busy = 0;
+};
+
+bool Transient(const Status& s) {
+  return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded;
+}
+
+// Errors that another attempt cannot fix: the task itself is wrong.
+bool Permanent(const Status& s) {
+  return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kFailedPrecondition;
+}
+
+const char* KindName(v1::TaskKind k) {
+  switch (k) {
+    case v1::TASK_KIND_TRAIN: return "train";
+    case v1::TASK_KIND_GENERATE: return "generate";
+    case v1::TASK_KIND_EVALUATE: return "evaluate";
+    case v1::TASK_KIND_AGGREGATE: return "aggregate";
+    default: return "unknown";
+  }
+}
+
+// The step of the last `train/loss` row of <out>/metrics.csv ("step,tag,value"), or -1.
+int64_t LastLoggedStep(const fs::path& out) {
+  std::ifstream in(out / "metrics.csv", std::ios::binary);
+  if (!in) return -1;
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  const std::streamoff from = std::max<std::streamoff>(0, size - 4096);
+  in.seekg(from);
+  std::string tail(size_t(size - from), '\0');
+  in.read(tail.data(), tail.size());
+  int64_t step = -1;
+  size_t pos = 0;
+  while (pos < tail.size()) {
+    size_t end = tail.find('\n', pos);
+    if (end == std::string::npos) break;  // a partial last line
+    const std::string line = tail.substr(pos, end - pos);
+    if (line.find(",train/loss,") != std::string::npos) step = std::atoll(line.c_str());
+    pos = end + 1;
+  }
+  return step;
+}
+
+class Agent {
+ public:
+  Agent(const AgentOptions& o, Communicator& comm, std::atomic<bool>* stop, std::atomic<int>* signo)
+      : o_(o), comm_(comm), rank_(comm.rank()), world_(comm.world()), signal_stop_(stop), signo_(signo) {}
+
+  int Run();
+
+ private:
+  void Log(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+  // Waits for a collective without a deadline (an idle rank may wait for a long task of another), sleeping
+  // between polls so that waiting ranks leave the cores to the working ones.
+  void Await(std::unique_ptr<CollectiveRequest> r) {
+    while (!r->Test()) std::this_thread::sleep_for(1ms);
+  }
+  bool Stopping() const { return signal_stop_->load(); }
+  Status Register(v1::RegisterWorkerGroupResponse* resp);
+  void HeartbeatLoop();
+  void ProgressCheck();
+  // Reports that must arrive: retried while the coordinator is away (e.g. restarting).
+  void Complete(const v1::Task& t, const TaskOutcome& r);
+  void Fail(const v1::Task& t, const std::string& error, bool retryable, const std::string& checkpoint = "");
+  template <typename Call>
+  Status Retrying(const char* what, Call call);
+  void SetRunning(const v1::Task* t);
+  bool LeaseLocal(v1::Task* task, int64_t* retry_after_ms);
+  void RunLocal(const v1::Task& t);
+  void RunTrain(const v1::Task& t);
+  v1::WorkerRef Ref() const {
+    v1::WorkerRef r;
+    r.set_group_id(group_id_);
+    r.set_rank(rank_);
+    return r;
+  }
+
+  const AgentOptions& o_;
+  Communicator& comm_;
+  const int rank_, world_;
+  std::atomic<bool>* signal_stop_;
+  std::atomic<int>* signo_;
+  std::unique_ptr<coord::CoordinatorClient> client_;
+  int64_t group_id_ = 0;
+  int64_t period_ms_ = 1000;
+
+  std::mutex mu_;
+  std::optional<v1::Task> running_;  // the task this rank runs (its lease is renewed by the heartbeats)
+  fs::path train_out_;               // rank 0, while training: the run folder (progress reports)
+  int64_t train_steps_ = 0;
+  fs::file_time_type reported_checkpoint_time_{};
+  std::atomic<bool> task_stop_{false};   // the coordinator said: stop the running task (cancelled, lease lost)
+  std::atomic<bool> train_stop_{false};  // the trainer's stop flag: a signal or task_stop_
+  std::atomic<bool> quit_{false};
+};
+
+void Agent::Log(const char* fmt, ...) {
+  if (o_.quiet) return;
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  std::fprintf(stderr, "cadenza-worker: rank %d of %d: %s\n", rank_, world_, buf);
+  std::fflush(stderr);
+}
+
+template <typename Call>
+Status Agent::Retrying(const char* what, Call call) {
+  const auto until = Clock::now() + 300s;
+  Status s;
+  for (int attempt = 0;; ++attempt) {
+    s = call();
+    if (!Transient(s) || Clock::now() > until) break;
+    if (attempt == 0) Log("%s: %s; retrying until the coordinator answers", what, s.message().c_str());
+    std::this_thread::sleep_for(200ms);
+  }
+  return s;
+}
+
+Status Agent::Register(v1::RegisterWorkerGroupResponse* resp) {
+  Status s = client_->WaitHealthy(o_.connect_timeout_ms);
+  if (!s.ok()) return s;
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  v1::RegisterWorkerGroupRequest req;
+  req.mutable_group()->set_host(host);
+  req.mutable_group()->set_ranks(world_);
+  req.mutable_group()->set_threads_per_rank(o_.threads);
+  req.mutable_group()->set_device("cpu");
+  std::string name = o_.name;
+  if (name.empty()) {
+    const char* job = std::getenv("SLURM_JOB_ID");
+    name = job ? std::string("slurm-") + job : std::string(host) + ":" + std::to_string(getpid());
+  }
+  req.mutable_group()->set_name(name);
+  return client_->RegisterWorkerGroup(req, resp);
+}
+
+void Agent::SetRunning(const v1::Task* t) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (t) running_ = *t;
+  else running_.reset();
+  task_stop_ = false;
+  train_stop_ = Stopping();
+}
+
+void Agent::HeartbeatLoop() {
+  auto last = Clock::now() - std::chrono::milliseconds(period_ms_);
+  bool warned = false;
+  while (!quit_.load()) {
+    std::this_thread::sleep_for(20ms);
+    if (Stopping()) train_stop_ = true;
+    if (Clock::now() - last < std::chrono::milliseconds(period_ms_)) continue;
+    last = Clock::now();
+    v1::HeartbeatRequest req;
+    *req.mutable_worker() = Ref();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (running_) {
+        req.add_running()->set_task_id(running_->task_id());
+        req.mutable_running(0)->set_attempt(running_->attempt());
+      }
+    }
+    v1::HeartbeatResponse resp;
+    Status s = client_->Heartbeat(req, &resp);
+    if (!s.ok()) {
+      if (!warned && !Transient(s)) Log("heartbeat: %s", s.message().c_str());
+      warned = !Transient(s);
+      continue;
+    }
+    warned = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const v1::TaskAttempt& a : resp.stop()) {
+        if (running_ && running_->task_id() == a.task_id() && running_->attempt() == a.attempt()) {
+          Log("the coordinator stopped task %lld (attempt %d): cancelled or lease lost", (long long)a.task_id(), a.attempt());
+          task_stop_ = true;
+          train_stop_ = true;
+        }
+      }
+    }
+    if (rank_ == 0) ProgressCheck();
+  }
+}
+
+// Rank 0 while training: reports the step and, when a new checkpoint was written, its path (a retry resumes from it).
+void Agent::ProgressCheck() {
+  v1::ReportProgressRequest req;
+  fs::path out;
+  int64_t steps = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!running_ || running_->kind() != v1::TASK_KIND_TRAIN || train_out_.empty()) return;
+    req.mutable_task()->set_task_id(running_->task_id());
+    req.mutable_task()->set_attempt(running_->attempt());
+    out = train_out_;
+    steps = train_steps_;
+  }
+  *req.mutable_worker() = Ref();
+  const int64_t step = LastLoggedStep(out);
+  if (step < 0) return;
+  req.set_step(step);
+  req.set_fraction(steps > 0 ? std::min(1.0, double(step) / steps) : 0.0);
+  req.set_message("step " + std::to_string(step) + " of " + std::to_string(steps));
+  std::error_code ec;
+  const fs::path latest = out / "checkpoints" / "latest.pt";
+  const auto mtime = fs::last_write_time(latest, ec);
+  if (!ec && mtime != reported_checkpoint_time_) req.set_checkpoint(latest.string());
+  v1::ReportProgressResponse resp;
+  Status s = client_->ReportProgress(req, &resp);
+  if (s.ok() && !ec) reported_checkpoint_time_ = mtime;
+  if (s.ok() && resp.stop()) {
+    task_stop_ = true;
+    train_stop_ = true;
+  }
+}
+
+void Agent::Complete(const v1::Task& t, const TaskOutcome& r) {
+  v1::CompleteTaskRequest req;
+  *req.mutable_worker() = Ref();
+  req.mutable_task()->set_task_id(t.task_id());
+  req.mutable_task()->set_attempt(t.attempt());
+  for (const auto& [k, v] : r.metrics) (*req.mutable_result()->mutable_metrics())[k] = v;
+  for (const auto& a : r.artifacts) req.mutable_result()->add_artifacts(a);
+  req.mutable_result()->set_checkpoint(r.checkpoint);
+  req.mutable_result()->set_summary(r.summary);
+  v1::CompleteTaskResponse resp;
+  Status s = Retrying("CompleteTask", [&] { return client_->CompleteTask(req, &resp); });
+  if (!s.ok()) {
+    Log("task %lld (%s): the completion was refused: %s", (long long)t.task_id(), KindName(t.kind()), s.message().c_str());
+  } else {
+    Log("task %lld (%s, attempt %d) done%s: %s", (long long)t.task_id(), KindName(t.kind()), t.attempt(),
+        resp.duplicate() ? " (duplicate report)" : !resp.accepted() ? " (job cancelled: dropped)" : "", r.summary.c_str());
+  }
+}
+
+void Agent::Fail(const v1::Task& t, const std::string& error, bool retryable, const std::string& checkpoint) {
+  v1::FailTaskRequest req;
+  *req.mutable_worker() = Ref();
+  req.mutable_task()->set_task_id(t.task_id());
+  req.mutable_task()->set_attempt(t.attempt());
+  req.set_error(error);
+  req.set_retryable(retryable);
+  req.set_checkpoint(checkpoint);
+  v1::FailTaskResponse resp;
+  Status s = Retrying("FailTask", [&] { return client_->FailTask(req, &resp); });
+  Log("task %lld (%s, attempt %d) failed%s: %s%s", (long long)t.task_id(), KindName(t.kind()), t.attempt(),
+      s.ok() ? (resp.will_retry() ? " (will be retried)" : " (no retry)") : "", error.c_str(),
+      s.ok() ? "" : ("; the report was refused: " + s.message()).c_str());
+}
+
+bool Agent::LeaseLocal(v1::Task* task, int64_t* retry_after_ms) {
+  v1::LeaseTaskRequest req;
+  *req.mutable_worker() = Ref();
+  if (rank_ != 0) {
+    req.add_kinds(v1::TASK_KIND_GENERATE);
+    req.add_kinds(v1::TASK_KIND_EVALUATE);
+    req.add_kinds(v1::TASK_KIND_AGGREGATE);
+  }
+  v1::LeaseTaskResponse resp;
+  Status s = client_->LeaseTask(req, &resp);
+  if (!s.ok()) {
+    if (!Transient(s)) Log("LeaseTask: %s", s.message().c_str());
+    *retry_after_ms = 500;
+    return false;
+  }
+  if (!resp.leased()) {
+    *retry_after_ms = resp.retry_after_ms() > 0 ? resp.retry_after_ms() : 500;
+    return false;
+  }
+  *task = resp.task();
+  return true;
+}
+
+void Agent::RunLocal(const v1::Task& t) {
+  SetRunning(&t);
+  Log("task %lld: %s (job %lld %s, attempt %d, shard %d of %d)", (long long)t.task_id(), KindName(t.kind()),
+      (long long)t.job_id(), t.experiment_name().c_str(), t.attempt(), t.shard_index() + 1, std::max(1, t.shard_count()));
+  StatusOr<TaskOutcome> r = InvalidArgument("task.kind: " + std::string(KindName(t.kind())) + " is not run alone by a rank");
+  if (t.kind() == v1::TASK_KIND_GENERATE) {
+    std::vector<uint64_t> seeds(t.seeds().begin(), t.seeds().end());
+    r = RunGenerateTask(t.checkpoint(), seeds, t.sample_begin(), t.samples_dir(), o_.sample);
+  } else if (t.kind() == v1::TASK_KIND_EVALUATE) {
+    r = RunEvaluateTask(t.samples_dir(), t.dataset(), t.reference_split(), t.report_path(), o_.eval_jobs);
+  } else if (t.kind() == v1::TASK_KIND_AGGREGATE) {
+    std::vector<std::string> inputs(t.inputs().begin(), t.inputs().end());
+    r = RunAggregateTask(inputs, (fs::path(t.output_dir()) / "samples").string(), t.dataset(), t.reference_split(),
+                         t.report_path(), o_.eval_jobs);
+  }
+  if (r.ok()) Complete(t, *r);
+  else Fail(t, r.status().message(), !Permanent(r.status()));
+  SetRunning(nullptr);
+}
+
+// Every rank: the broadcast task, data-parallel. Rank 0 reports.
+void Agent::RunTrain(const v1::Task& t) {
+  SetRunning(rank_ == 0 ? &t : nullptr);
+  if (rank_ == 0) {
+    Log("task %lld: train job %lld %s (attempt %d%s) on %d rank(s)", (long long)t.task_id(), (long long)t.job_id(),
+        t.experiment_name().c_str(), t.attempt(), t.resume() ? ", resuming from its checkpoint" : "", world_);
+  }
+  auto run = [&]() -> StatusOr<TrainSummary> {
+    auto config = ParseExperimentConfig(t.experiment_yaml(), "task " + std::to_string(t.task_id()) + ": experiment_yaml");
+    if (!config.ok()) return config.status();
+    if (!t.output_dir().empty()) config->out = t.output_dir();
+    if (!t.dataset().empty()) config->dataset = t.dataset();
+    if (t.seed() != 0) config->train.seed = t.seed();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      train_out_ = config->out;
+      train_steps_ = config->train.steps;
+    }
+    auto dataset = Dataset::Open(config->dataset);
+    if (!dataset.ok()) return dataset.status();
+    WindowSamplerOptions w;
+    w.length = config->train.seq_len + 1;
+    w.min_tokens = std::min<int64_t>(32, w.length);
+    w.seed = config->train.seed;
+    w.rank = rank_;
+    w.world = world_;
+    w.split = Split::kTrain;
+    auto train = DatasetWindows::Create(**dataset, w);
+    if (!train.ok()) return train.status();
+    w.split = Split::kVal;
+    auto val = DatasetWindows::Create(**dataset, w);
+    if (!val.ok()) return val.status();
+    ReducerOptions ro;
+    ro.bucket_bytes = size_t(o_.bucket_mb * 1024 * 1024);
+    GradientReducer reducer(comm_, ro);
+    TrainOptions to;
+    to.resume = t.resume();
+    to.progress = !o_.quiet;
+    to.stop_requested = &train_stop_;
+    to.sync = &reducer;
+    to.threads = o_.threads;
+    return Train(*config, **train, **val, to);
+  };
+  StatusOr<TrainSummary> r = run();
+  if (rank_ == 0) {
+    const fs::path out = t.output_dir();
+    const std::string latest = (out / "checkpoints" / "latest.pt").string();
+    if (!r.ok()) {
+      Fail(t, r.status().message(), !Permanent(r.status()), fs::exists(latest) ? latest : "");
+    } else if (r->interrupted) {
+      if (task_stop_) {
+        Log("task %lld: training stopped at step %lld at the coordinator's request", (long long)t.task_id(), (long long)r->steps);
+      } else {
+        Fail(t, "stopped by signal " + std::to_string(signo_->load()) + " at step " + std::to_string(r->steps) +
+                    ": resume from checkpoint " + latest,
+             true, latest);
+      }
+    } else {
+      TaskOutcome o;
+      const fs::path best = out / "checkpoints" / "best.pt";
+      o.checkpoint = fs::exists(best) ? best.string() : latest;
+      o.metrics["val_nll"] = r->best_val_nll;
+      o.metrics["val_perplexity"] = r->best_val_perplexity;
+      o.metrics["val_nll_per_bar"] = r->best_val_nll_per_bar;
+      o.metrics["train_loss"] = r->last_train_loss;
+      o.metrics["steps"] = double(r->steps);
+      o.metrics["parameters"] = double(r->parameters);
+      o.metrics["tokens_per_second"] = r->tokens_per_second;
+      o.metrics["train_seconds"] = r->seconds;
+      o.metrics["ranks"] = world_;
+      o.artifacts = {o.checkpoint, (out / "metrics.csv").string(), (out / "config.yaml").string()};
+      char line[200];
+      std::snprintf(line, sizeof line, "%lld steps on %d rank(s), best val NLL/token %.4f%s", (long long)r->steps, world_,
+                    r->best_val_nll, r->early_stopped ? " (early stop)" : "");
+      o.summary = line;
+      Complete(t, o);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    train_out_.clear();
+  }
+  SetRunning(nullptr);
+}
+
+int Agent::Run() {
+  client_ = coord::CoordinatorClient::Connect(o_.client);
+  // Rank 0 registers; every rank learns the group id and the heartbeat period from it.
+  int64_t reg[3] = {0, 1000, 0};
+  if (rank_ == 0) {
+    v1::RegisterWorkerGroupResponse resp;
+    Status s = Register(&resp);
+    if (s.ok()) {
+      reg[0] = resp.group_id();
+      reg[1] = resp.heartbeat_period_ms();
+      reg[2] = resp.lease_duration_ms();
+      Log("registered worker group %lld (%d rank(s), %d thread(s) each) with %s: heartbeat every %lld ms, leases of %lld ms",
+          (long long)reg[0], world_, o_.threads, o_.client.target.c_str(), (long long)reg[1], (long long)reg[2]);
+    } else {
+      std::fprintf(stderr, "cadenza-worker: error: cannot register with %s: %s\n", o_.client.target.c_str(), s.message().c_str());
+    }
+  }
+  Await(comm_.StartBroadcast(reg, sizeof reg, 0));
+  if (reg[0] <= 0) return 1;
+  group_id_ = reg[0];
+  period_ms_ = std::max<int64_t>(10, reg[1]);
+  std::thread heartbeats([this] { HeartbeatLoop(); });
+
+  int exit_code = 0;
+  bool busy = true;
+  auto last_busy = Clock::now();
+  while (true) {
+    // Rank 0 decides the action of this round; every rank adds its stop flag and whether it worked.
+    double h[4] = {0, 0, Stopping() ? 1.0 : 0.0, busy ? 1.0 : 0.0};
+    std::string payload;
+    std::optional<v1::Task> mine;
+    int64_t retry_after_ms = 0;
+    if (rank_ == 0 && !Stopping()) {
+      if (o_.max_idle_seconds > 0 && Clock::now() - last_busy > std::chrono::duration<double>(o_.max_idle_seconds)) {
+        h[0] = kExit;
+      } else {
+        v1::Task t;
+        if (LeaseLocal(&t, &retry_after_ms)) {  // rank 0 may lease any kind: a training task goes to the group
+          if (t.kind() == v1::TASK_KIND_TRAIN) {
+            const fs::path latest = fs::path(t.output_dir()) / "checkpoints" / "latest.pt";
+            t.set_resume(t.resume() && fs::exists(latest));  // an attempt that died before its first checkpoint starts afresh
+            payload = t.SerializeAsString();
+            h[0] = kTrain;
+            h[1] = double(payload.size());
+          } else {
+            mine = t;
+          }
+        }
+      }
+    }
+    Await(comm_.StartAllreduceSum(h, 4));
+    if (h[3] > 0 || h[0] != kWorkAlone) last_busy = Clock::now();
+    if (h[2] > 0) {  // a signal reached some rank: hand back what rank 0 just leased, then every rank stops
+      if (rank_ == 0) {
+        v1::Task t;
+        if (!payload.empty() && t.ParseFromString(payload)) Fail(t, "the worker group is stopping (signal)", true);
+        if (mine) Fail(*mine, "the worker group is stopping (signal)", true);
+      }
+      exit_code = kExitStoppedBySignal;
+      break;
+    }
+    if (h[0] == kExit) {
+      if (rank_ == 0) Log("no task for %.0f s: exiting", o_.max_idle_seconds);
+      break;
+    }
+    if (h[0] == kTrain) {
+      payload.resize(size_t(h[1]));
+      Await(comm_.StartBroadcast(payload.data(), payload.size(), 0));
+      v1::Task t;
+      if (!t.ParseFromString(payload)) {
+        Log("error: the broadcast training task does not parse");
+        exit_code = 1;
+        break;
+      }
+      RunTrain(t);
+      busy = true;
+      continue;
+    }
+    // Work alone: rank 0 runs what it leased; the others lease their own.
+    if (rank_ != 0 && !Stopping()) {
+      v1::Task t;
+      if (LeaseLocal(&t, &retry_after_ms)) mine = t;
+    }
+    busy = mine.has_value();
+    if (mine) {
+      RunLocal(*mine);
+    } else {
+      const auto until = Clock::now() + std::chrono::milliseconds(std::clamp<int64_t>(retry_after_ms, 10, 1000));
+      while (Clock::now() < until && !Stopping()) std::this_thread::sleep_for(5ms);
+    }
+  }
+  quit_ = true;
+  heartbeats.join();
+  if (exit_code == kExitStoppedBySignal && rank_ == 0) {
+    Log("stopped by signal %d: checkpointed and handed back; exit code %d", signo_->load(), kExitStoppedBySignal);
+  }
+  return exit_code;
+}
+
+}  // namespace
+
+int RunAgent(const AgentOptions& options, Communicator& comm, std::atomic<bool>* stop, std::atomic<int>* signal_number) {
+  Agent agent(options, comm, stop, signal_number);
+  return agent.Run();
+}
+
+}  // namespace cadenza
