@@ -13,8 +13,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "cli/evaluate_command.h"
 #include "cli/cluster_commands.h"
+#include "cli/commands.h"
+#include "cli/evaluate_command.h"
 #include "cli/model_options.h"
 #include "core/audio.h"
 #include "core/eval/evaluate.h"
@@ -30,9 +31,12 @@ namespace fs = std::filesystem;
 using namespace cadenza;
 
 namespace {
-
 constexpr int kExitUsage = 2;
 constexpr int kExitFailure = 1;
+}  // namespace
+
+// Declared in cli/commands.h (shared with the main job in cli/demo.cc); the rest is main()'s own.
+namespace cadenza {
 
 int Fail(const Status& s) {
   std::cerr << "cadenza: error: " << s.message() << "\n";
@@ -164,91 +168,7 @@ int RunSynth(const std::string& out, int count, uint64_t seed) {
   return 0;
 }
 
-// The demo's models: small enough to train in about a minute each on two cores.
-std::string DemoExperiment(const std::string& family, const std::string& dataset, const std::string& run, int steps) {
-  std::string model = family == "transformer"
-                          ? "{family: transformer, d_model: 64, layers: 2, heads: 4, ff_dim: 256, max_len: 512, dropout: 0.1}"
-                          : "{family: lstm, d_model: 64, layers: 1, hidden: 128, attention: general, dropout: 0.1}";
-  return "# Written by `cadenza demo`: train it again with `cadenza train <this file>`.\n"
-         "name: demo-" + family + "\ndataset: " + dataset + "\nout: " + run + "\nmodel: " + model +
-         "\ntrain: {seq_len: 128, batch_size: 8, steps: " + std::to_string(steps) +
-         ", lr: " + std::string(family == "transformer" ? "0.002" : "0.01") +  // RNNs want larger steps
-         ", warmup_steps: 20, eval_every: " + std::to_string(std::max(1, steps / 2)) +
-         ", eval_windows: 32, threads: 0}\n";
-}
-
-// The main job, grown issue by issue: corpus -> ingest -> dataset summary -> train both families -> generate.
-int RunDemo(const std::string& data, const std::string& out, int jobs, int count, int steps) {
-  const auto t0 = std::chrono::steady_clock::now();
-  std::error_code ec;
-  fs::create_directories(out, ec);
-  if (ec) return Fail(IoError(out + ": cannot create: " + ec.message()));
-  std::string corpus = data;
-  if (corpus.empty()) {
-    corpus = (fs::path(out) / "synthetic-midi").string();
-    fs::remove_all(corpus, ec);
-    std::cout << "== 1. corpus: " << count << " synthetic tunes (no --data given) -> " << corpus << "\n";
-    if (int rc = RunSynth(corpus, count, 1)) return rc;
-  } else {
-    std::cout << "== 1. corpus: " << corpus << "\n";
-  }
-  IngestOptions o;
-  o.input_dir = corpus;
-  o.out_dir = (fs::path(out) / "dataset").string();
-  o.shards = 4;
-  o.jobs = jobs;
-  o.overwrite = true;
-  std::cout << "== 2. ingest -> " << o.out_dir << "\n";
-  if (int rc = RunIngest(o, false)) return rc;
-  std::cout << "== 3. dataset\n";
-  if (int rc = RunInspect(o.out_dir, true, -1)) return rc;
-  if (steps == 0) return 0;
-  int stage = 4;
-  for (const std::string family : {"transformer", "lstm"}) {
-    const fs::path run = fs::path(out) / "runs" / family;
-    const fs::path experiment = fs::path(out) / "experiments" / (family + ".yaml");
-    fs::remove_all(run, ec);  // the demo always starts its runs afresh
-    fs::create_directories(experiment.parent_path(), ec);
-    Status s = WriteFileAtomic(experiment.string(), DemoExperiment(family, o.out_dir, run.string(), steps));
-    if (!s.ok()) return Fail(s);
-    std::cout << "== " << stage++ << ". train " << family << " (" << experiment.string() << ")\n" << std::flush;
-    if (int rc = RunModelBinary({"train", experiment.string()})) return rc;
-    std::cout << "== " << stage++ << ". generate from " << family << "\n" << std::flush;
-    std::vector<std::string> generate = {"generate", (run / "checkpoints" / "best.pt").string(), "--out",
-                                         (fs::path(out) / "samples" / family).string(), "--count", "2", "--bars", "8",
-                                         "--tokens", "1500", "--top-p", "0.95"};
-    if (fs::exists(DefaultSoundfont())) generate.push_back("--wav");
-    if (int rc = RunModelBinary(generate)) return rc;
-  }
-  // Both families' samples against the test split: structure, melody, rhythm, and mgeval overlap, side by side.
-  std::cout << "== " << stage++ << ". evaluate the samples against the test split\n" << std::flush;
-  std::vector<std::string> names;
-  std::vector<EvaluationReport> reports;
-  fs::create_directories(fs::path(out) / "evaluation", ec);
-  for (const std::string family : {"transformer", "lstm"}) {
-    EvaluateRequest request;
-    request.inputs = {(fs::path(out) / "samples" / family).string()};
-    request.reference_dataset = o.out_dir;
-    request.jobs = jobs;
-    auto report = RunEvaluation(request);
-    if (!report.ok()) {  // e.g. a corpus too small for a test split: evaluate without the comparison
-      std::cout << family << ": " << report.status().message() << " (evaluated without a reference)\n";
-      request.reference_dataset.clear();
-      report = RunEvaluation(request);
-    }
-    if (!report.ok()) return Fail(report.status());
-    const std::string path = (fs::path(out) / "evaluation" / (family + ".json")).string();
-    if (Status s = WriteFileAtomic(path, ReportJson(*report)); !s.ok()) return Fail(s);
-    names.push_back(family);
-    reports.push_back(std::move(report).value());
-  }
-  std::cout << SideBySideTable(names, reports) << "reports: " << (fs::path(out) / "evaluation").string()
-            << "/{transformer,lstm}.json (metrics: docs/evaluation.md)\n";
-  std::cout << "done in " << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
-  return 0;
-}
-
-}  // namespace
+}  // namespace cadenza
 
 int main(int argc, char** argv) {
   CLI::App app{"cadenza: train and compare attention-RNN and Transformer music generators on MIDI corpora.\n"
@@ -289,14 +209,17 @@ int main(int argc, char** argv) {
   synth_cmd->add_option("--count", synth_count, "Number of tunes")->capture_default_str()->check(CLI::Range(1, 1000000));
   synth_cmd->add_option("--seed", synth_seed, "Seed: the same seed always gives the same corpus")->capture_default_str();
 
-  std::string demo_data, demo_out = "out/demo";
-  int demo_jobs = 2, demo_count = 200, demo_steps = 200;
-  auto* demo_cmd = app.add_subcommand("demo", "The main job end to end on one machine (default corpus: synthetic tunes)");
-  demo_cmd->add_option("--data", demo_data, "A folder of MIDI files to use instead of the synthetic corpus")->check(CLI::ExistingDirectory);
-  demo_cmd->add_option("--out", demo_out, "Folder for everything the job writes")->capture_default_str();
-  demo_cmd->add_option("--jobs,-j", demo_jobs, "Parser threads")->capture_default_str()->check(CLI::Range(1, 256));
-  demo_cmd->add_option("--steps", demo_steps, "Training steps per model family (0 = stop after the dataset)")->capture_default_str()->check(CLI::Range(0, 1000000));
-  demo_cmd->add_option("--count", demo_count, "Synthetic tunes to make when no --data is given")->capture_default_str()->check(CLI::Range(1, 100000));
+  DemoOptions demo;
+  auto* demo_cmd = app.add_subcommand(
+      "demo",
+      "The main job end to end on one machine: corpus -> ingest -> train a Transformer and an attention LSTM of matched "
+      "size -> generate MIDI/WAV -> evaluate against the test split -> probe latency/memory -> side-by-side table");
+  demo_cmd->add_option("--data", demo.data, "A folder of MIDI files to use instead of the synthetic corpus")->check(CLI::ExistingDirectory);
+  demo_cmd->add_option("--out", demo.out, "Folder for everything the job writes")->capture_default_str();
+  demo_cmd->add_option("--jobs,-j", demo.jobs, "Parser and evaluation threads")->capture_default_str()->check(CLI::Range(1, 256));
+  demo_cmd->add_option("--steps", demo.steps, "Training steps per model family (0 = stop after the dataset)")->capture_default_str()->check(CLI::Range(0, 1000000));
+  demo_cmd->add_option("--samples", demo.samples, "Pieces generated per model family")->capture_default_str()->check(CLI::Range(2, 256));
+  demo_cmd->add_option("--count", demo.count, "Synthetic tunes to make when no --data is given")->capture_default_str()->check(CLI::Range(1, 100000));
 
   int eval_exit = -1;
   // With --checkpoint the model's hidden states are needed: the run moves to cadenza-model (LibTorch).
@@ -333,6 +256,6 @@ int main(int argc, char** argv) {
   if (*tokens_cmd) return RunTokens(tokens_file, tokens_json);
   if (*synth_cmd) return RunSynth(synth_out, synth_count, synth_seed);
   if (*eval_cmd) return eval_exit;
-  if (*demo_cmd) return RunDemo(demo_data, demo_out, demo_jobs, demo_count, demo_steps);
+  if (*demo_cmd) return RunDemo(demo);
   return kExitUsage;
 }

@@ -1,0 +1,31 @@
+// The `cadenza` command's building blocks (cli/main.cc), shared with the main job (cli/demo.cc).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "storage/ingest.h"
+
+namespace cadenza {
+
+int Fail(const Status& s);                              // prints "cadenza: error: ..." and returns 1
+int RunModelBinary(const std::vector<std::string>& args);  // runs cadenza-model with argv[1..] = args
+int RunIngest(IngestOptions options, bool quiet);
+int RunInspect(const std::string& dir, bool verify, int64_t piece);
+int RunSynth(const std::string& out, int count, uint64_t seed);
+
+struct DemoOptions {
+  std::string data;         // MIDI folder; empty: synthetic tunes
+  std::string out = "out/demo";
+  int jobs = 2;
+  int count = 200;          // synthetic tunes
+  int steps = 1200;         // training steps per family (0: stop after the dataset); ~50 s each on 2 cores
+  int samples = 8;          // generated pieces per family
+};
+
+// The main job on one machine: corpus -> ingest -> train both families at matched size -> generate (MIDI, WAV)
+// -> evaluate against the test split -> probe latency and memory -> side-by-side table.
+int RunDemo(const DemoOptions& options);
+
+}  // namespace cadenza

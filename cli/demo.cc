@@ -1,0 +1,247 @@
+// The main job (`cadenza demo`): the single-machine comparison of the two model families, end to end.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "core/audio.h"
+#include "core/eval/evaluate.h"
+#include "core/file_util.h"
+
+namespace cadenza {
+namespace {
+
+namespace fs = std::filesystem;
+const char* const kFamilies[] = {"transformer", "lstm"};
+
+// Matched size (140,288 vs 146,880 parameters, 4.7% apart; checked by a test), small enough for two cores.
+std::string DemoModel(const std::string& family) {
+  return family == "transformer"
+             ? "{family: transformer, d_model: 64, layers: 2, heads: 4, ff_dim: 256, max_len: 1024, dropout: 0.1}"
+             : "{family: lstm, d_model: 64, layers: 1, hidden: 112, attention: general, dropout: 0.1}";
+}
+
+std::string DemoExperiment(const std::string& family, const std::string& dataset, const std::string& run, int steps) {
+  return "# Written by `cadenza demo`: train it again with `cadenza train <this file>`.\n"
+         "name: demo-" + family + "\ndataset: " + dataset + "\nout: " + run + "\nmodel: " + DemoModel(family) +
+         "\ntrain: {seq_len: 128, batch_size: 8, steps: " + std::to_string(steps) +
+         ", lr: " + std::string(family == "transformer" ? "0.002" : "0.01") +  // RNNs want larger steps
+         ", warmup_steps: 20, eval_every: " + std::to_string(std::max(1, steps / 3)) +
+         ", eval_windows: 32, threads: 0}\n";
+}
+
+// What the training run logged (metrics.jsonl): best validation NLL per token and the last tokens/s.
+struct RunFigures {
+  double best_val_nll = NAN, best_val_perplexity = NAN, tokens_per_second = NAN;
+};
+RunFigures ReadRunFigures(const fs::path& run) {
+  RunFigures f;
+  std::ifstream in(run / "metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.contains("tag") || !j["value"].is_number()) continue;
+    const std::string tag = j["tag"];
+    const double v = j["value"];
+    if (tag == "val/nll_per_token" && !(v >= f.best_val_nll)) {
+      f.best_val_nll = v;
+      f.best_val_perplexity = std::exp(v);
+    }
+    if (tag == "train/tokens_per_second") f.tokens_per_second = v;
+  }
+  return f;
+}
+
+// The probe CSV as rows of column -> text (its one quoted column, model, never holds a comma here).
+std::vector<std::map<std::string, std::string>> ReadCsv(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::vector<std::string> header;
+  std::vector<std::map<std::string, std::string>> rows;
+  auto split = [](const std::string& l) {
+    std::vector<std::string> out;
+    std::string cell;
+    bool quoted = false;
+    for (char c : l) {
+      if (c == '"') {
+        quoted = !quoted;
+      } else if (c == ',' && !quoted) {
+        out.push_back(cell);
+        cell.clear();
+      } else {
+        cell += c;
+      }
+    }
+    out.push_back(cell);
+    return out;
+  };
+  if (std::getline(in, line)) header = split(line);
+  while (std::getline(in, line)) {
+    const auto cells = split(line);
+    std::map<std::string, std::string> row;
+    for (size_t i = 0; i < header.size() && i < cells.size(); ++i) row[header[i]] = cells[i];
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+std::string Fixed(double v, int digits) {
+  if (!std::isfinite(v)) return "-";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+// A plain text table: the first column left-aligned, the rest too (they are already formatted).
+std::string Table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()), 0);
+    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) line += (c ? "  " : "") + row[c] + std::string(widths[c] - row[c].size(), ' ');
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+int RunDemo(const DemoOptions& d) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  std::error_code ec;
+  fs::create_directories(d.out, ec);
+  if (ec) return Fail(IoError(d.out + ": cannot create: " + ec.message()));
+  std::string corpus = d.data;
+  if (corpus.empty()) {
+    corpus = (fs::path(d.out) / "synthetic-midi").string();
+    fs::remove_all(corpus, ec);
+    std::cout << "== 1. corpus: " << d.count << " synthetic tunes (no --data given) -> " << corpus << "\n";
+    if (int rc = RunSynth(corpus, d.count, 1)) return rc;
+  } else {
+    std::cout << "== 1. corpus: " << corpus << "\n";
+  }
+  IngestOptions o;
+  o.input_dir = corpus;
+  o.out_dir = (fs::path(d.out) / "dataset").string();
+  o.shards = 4;
+  o.jobs = d.jobs;
+  o.overwrite = true;
+  std::cout << "== 2. ingest -> " << o.out_dir << "\n";
+  if (int rc = RunIngest(o, false)) return rc;
+  std::cout << "== 3. dataset\n";
+  if (int rc = RunInspect(o.out_dir, true, -1)) return rc;
+  if (d.steps == 0) return 0;
+
+  int stage = 4;
+  const bool wav = fs::exists(DefaultSoundfont());
+  for (const std::string family : kFamilies) {
+    const fs::path run = fs::path(d.out) / "runs" / family;
+    const fs::path experiment = fs::path(d.out) / "experiments" / (family + ".yaml");
+    fs::remove_all(run, ec);  // the demo always starts its runs afresh
+    fs::create_directories(experiment.parent_path(), ec);
+    Status s = WriteFileAtomic(experiment.string(), DemoExperiment(family, o.out_dir, run.string(), d.steps));
+    if (!s.ok()) return Fail(s);
+    std::cout << "== " << stage++ << ". train " << family << " (" << experiment.string() << ")\n" << std::flush;
+    if (int rc = RunModelBinary({"train", experiment.string()})) return rc;
+    const fs::path samples = fs::path(d.out) / "samples" / family;
+    fs::remove_all(samples, ec);
+    std::cout << "== " << stage++ << ". generate " << d.samples << " pieces of 8 bars from " << family
+              << (wav ? " (MIDI and WAV)" : " (MIDI; no soundfont for WAV)") << "\n" << std::flush;
+    std::vector<std::string> generate = {"generate", (run / "checkpoints" / "best.pt").string(), "--out",
+                                         samples.string(), "--count", std::to_string(d.samples), "--bars", "8",
+                                         "--tokens", "1500", "--top-p", "0.95"};
+    if (wav) generate.push_back("--wav");
+    if (int rc = RunModelBinary(generate)) return rc;
+  }
+
+  // Both families' samples against the test split: structure, melody, rhythm, and mgeval overlap.
+  std::cout << "== " << stage++ << ". evaluate the samples against the test split\n" << std::flush;
+  std::vector<std::string> names;
+  std::vector<EvaluationReport> reports;
+  const fs::path eval_dir = fs::path(d.out) / "evaluation";
+  fs::create_directories(eval_dir, ec);
+  for (const std::string family : kFamilies) {
+    EvaluateRequest request;
+    request.inputs = {(fs::path(d.out) / "samples" / family).string()};
+    request.reference_dataset = o.out_dir;
+    request.ssm_png_dir = (eval_dir / (family + "-ssm")).string();
+    request.jobs = d.jobs;
+    auto report = RunEvaluation(request);
+    if (!report.ok()) {  // e.g. a corpus too small for a test split: evaluate without the comparison
+      std::cout << family << ": " << report.status().message() << " (evaluated without a reference)\n";
+      request.reference_dataset.clear();
+      report = RunEvaluation(request);
+    }
+    if (!report.ok()) return Fail(report.status());
+    const std::string path = (eval_dir / (family + ".json")).string();
+    if (Status s = WriteFileAtomic(path, ReportJson(*report)); !s.ok()) return Fail(s);
+    names.push_back(family);
+    reports.push_back(std::move(report).value());
+  }
+
+  // Latency and memory against context length (the paper's efficiency figures), on the trained checkpoints.
+  std::cout << "== " << stage++ << ". probe latency and memory at contexts of 128 and 512 tokens\n" << std::flush;
+  const std::string probe_csv = (fs::path(d.out) / "probe.csv").string();
+  if (int rc = RunModelBinary({"probe", "--checkpoint", (fs::path(d.out) / "runs/transformer/checkpoints/best.pt").string(),
+                               "--checkpoint", (fs::path(d.out) / "runs/lstm/checkpoints/best.pt").string(),
+                               "--lengths", "128,512", "--repeats", "5", "--out", probe_csv, "--quiet"})) {
+    return rc;
+  }
+  const auto probe = ReadCsv(probe_csv);
+  auto probe_cell = [&](const std::string& family, const std::string& length, const std::string& column, int digits) {
+    for (const auto& row : probe) {
+      if (row.count("family") && row.at("family") == family && row.at("length") == length) {
+        return Fixed(std::atof(row.at(column).c_str()), digits);
+      }
+    }
+    return std::string("-");
+  };
+
+  std::vector<std::vector<std::string>> model_rows = {{"model", "transformer", "lstm"}};
+  auto add = [&](const std::string& label, const std::function<std::string(const std::string&)>& value) {
+    std::vector<std::string> row = {label};
+    for (const std::string family : kFamilies) row.push_back(value(family));
+    model_rows.push_back(row);
+  };
+  std::map<std::string, RunFigures> runs;
+  for (const std::string family : kFamilies) runs[family] = ReadRunFigures(fs::path(d.out) / "runs" / family);
+  add("parameters", [&](const std::string& f) { return probe_cell(f, "128", "parameters", 0); });
+  add("validation NLL per token", [&](const std::string& f) { return Fixed(runs[f].best_val_nll, 3); });
+  add("validation perplexity", [&](const std::string& f) { return Fixed(runs[f].best_val_perplexity, 2); });
+  add("training tokens/s", [&](const std::string& f) { return Fixed(runs[f].tokens_per_second, 0); });
+  add("generation ms/token at context 128", [&](const std::string& f) { return probe_cell(f, "128", "step_ms", 3); });
+  add("generation ms/token at context 512", [&](const std::string& f) { return probe_cell(f, "512", "step_ms", 3); });
+  add("forward ms, 512 tokens", [&](const std::string& f) { return probe_cell(f, "512", "forward_ms", 2); });
+  add("forward peak MiB, 512 tokens", [&](const std::string& f) { return probe_cell(f, "512", "forward_peak_mb", 1); });
+  add("generation state MiB at 512", [&](const std::string& f) { return probe_cell(f, "512", "state_mb", 2); });
+
+  const std::string models = Table(model_rows);
+  const std::string metrics = SideBySideTable(names, reports);
+  std::ostringstream summary;
+  summary << "# cadenza demo: Transformer vs attention LSTM\n\n"
+          << "Training, speed and memory (validation on the dataset's val split; probe: " << probe_csv << "):\n\n"
+          << models << "\nGenerated pieces (" << d.samples << " per family) against the test split, mean ± sd per piece;"
+          << " overlap = mgeval overlap of intra-reference and inter-set distances (1 = indistinguishable):\n\n"
+          << metrics;
+  const std::string table_path = (fs::path(d.out) / "comparison.txt").string();
+  if (Status s = WriteFileAtomic(table_path, summary.str()); !s.ok()) return Fail(s);
+  std::cout << "\n" << summary.str() << "\nfiles: " << d.out << "/{runs,samples,evaluation,probe.csv,comparison.txt}"
+            << " (metrics: docs/evaluation.md, probe: docs/models.md)\n";
+  std::cout << "done in " << Fixed(elapsed(), 1) << " s\n";
+  return 0;
+}
+
+}  // namespace cadenza
