@@ -22,7 +22,7 @@ int64_t NowUnixMs() {
 namespace {
 
 // The user behind the call's bearer token (metadata `authorization: Bearer <token>`).
-StatusOr<std::string> CallUser(const TokenAuth& auth, grpc::ServerContext* ctx) {
+StatusOr<std::string> CallUser(const TokenAuth& auth, grpc::ServerContextBase* ctx) {
   const auto& md = ctx->client_metadata();
   auto it = md.find("authorization");
   return auth.Authenticate(it == md.end() ? std::string() : std::string(it->second.data(), it->second.size()));
@@ -163,13 +163,17 @@ class ClientServiceImpl final : public v1::ClientService::Service {
   const std::atomic<bool>* stopping_;
 };
 
-class WorkerServiceImpl final : public v1::WorkerService::Service {
+// The worker calls are short (a lock and one SQLite transaction): they run inline on gRPC's threads through the
+// callback API, which saves the thread hand-offs of the synchronous API (docs/PERFORMANCE.md).
+class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
  public:
   WorkerServiceImpl(const CoordinatorConfig* config, const TokenAuth* auth, WorkerRegistry* registry, Scheduler* scheduler)
       : config_(config), auth_(auth), registry_(registry), scheduler_(scheduler) {}
 
-  grpc::Status RegisterWorkerGroup(grpc::ServerContext* ctx, const v1::RegisterWorkerGroupRequest* req,
-                                   v1::RegisterWorkerGroupResponse* resp) override {
+  grpc::ServerUnaryReactor* RegisterWorkerGroup(grpc::CallbackServerContext* ctx, const v1::RegisterWorkerGroupRequest* req, v1::RegisterWorkerGroupResponse* resp) override {
+    return Finish(ctx, DoRegisterWorkerGroup(ctx, req, resp));
+  }
+  grpc::Status DoRegisterWorkerGroup(grpc::CallbackServerContext* ctx, const v1::RegisterWorkerGroupRequest* req, v1::RegisterWorkerGroupResponse* resp) {
     CADENZA_AUTH(user);
     WorkerGroup g;
     g.host = req->group().host();
@@ -188,7 +192,10 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Heartbeat(grpc::ServerContext* ctx, const v1::HeartbeatRequest* req, v1::HeartbeatResponse* resp) override {
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx, const v1::HeartbeatRequest* req, v1::HeartbeatResponse* resp) override {
+    return Finish(ctx, DoHeartbeat(ctx, req, resp));
+  }
+  grpc::Status DoHeartbeat(grpc::CallbackServerContext* ctx, const v1::HeartbeatRequest* req, v1::HeartbeatResponse* resp) {
     CADENZA_AUTH(user);
     (void)user;
     const int64_t now = NowUnixMs();
@@ -204,31 +211,30 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status LeaseTask(grpc::ServerContext* ctx, const v1::LeaseTaskRequest* req, v1::LeaseTaskResponse* resp) override {
+  grpc::ServerUnaryReactor* LeaseTask(grpc::CallbackServerContext* ctx, const v1::LeaseTaskRequest* req, v1::LeaseTaskResponse* resp) override {
+    return Finish(ctx, DoLeaseTask(ctx, req, resp));
+  }
+  grpc::Status DoLeaseTask(grpc::CallbackServerContext* ctx, const v1::LeaseTaskRequest* req, v1::LeaseTaskResponse* resp) {
     CADENZA_AUTH(user);
     (void)user;
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
     CADENZA_GRPC_TRY(registry_->Heartbeat(w, now));  // any call proves the rank alive
-    uint32_t mask = 0;
-    for (int i = 0; i < req->kinds_size(); ++i) {
-      const int k = req->kinds(i);
-      if (k < 1 || k > 4) return ToGrpc(InvalidArgument("kinds[" + std::to_string(i) + "]: unknown task kind " + std::to_string(k)));
-      mask |= 1u << k;
+    bool leased = false;
+    int64_t retry_after = 0;
+    if (Status st = LeaseInto(w, req->kinds(), now, resp->mutable_task(), &leased, &retry_after); !st.ok()) return ToGrpc(st);
+    resp->set_leased(leased);
+    if (!leased) {
+      resp->clear_task();
+      resp->set_retry_after_ms(retry_after);
     }
-    auto a = scheduler_->Lease(w, mask, now);
-    if (!a.ok()) return ToGrpc(a.status());
-    if (!a->has_value()) {
-      resp->set_leased(false);
-      resp->set_retry_after_ms(config_->idle_poll_ms);
-      return grpc::Status::OK;
-    }
-    resp->set_leased(true);
-    ToProto(**a, (**a).task.lease_expires_ms, resp->mutable_task());
     return grpc::Status::OK;
   }
 
-  grpc::Status ReportProgress(grpc::ServerContext* ctx, const v1::ReportProgressRequest* req, v1::ReportProgressResponse* resp) override {
+  grpc::ServerUnaryReactor* ReportProgress(grpc::CallbackServerContext* ctx, const v1::ReportProgressRequest* req, v1::ReportProgressResponse* resp) override {
+    return Finish(ctx, DoReportProgress(ctx, req, resp));
+  }
+  grpc::Status DoReportProgress(grpc::CallbackServerContext* ctx, const v1::ReportProgressRequest* req, v1::ReportProgressResponse* resp) {
     CADENZA_AUTH(user);
     (void)user;
     const int64_t now = NowUnixMs();
@@ -241,7 +247,10 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status CompleteTask(grpc::ServerContext* ctx, const v1::CompleteTaskRequest* req, v1::CompleteTaskResponse* resp) override {
+  grpc::ServerUnaryReactor* CompleteTask(grpc::CallbackServerContext* ctx, const v1::CompleteTaskRequest* req, v1::CompleteTaskResponse* resp) override {
+    return Finish(ctx, DoCompleteTask(ctx, req, resp));
+  }
+  grpc::Status DoCompleteTask(grpc::CallbackServerContext* ctx, const v1::CompleteTaskRequest* req, v1::CompleteTaskResponse* resp) {
     CADENZA_AUTH(user);
     (void)user;
     const int64_t now = NowUnixMs();
@@ -256,10 +265,23 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
     if (!ack.ok()) return ToGrpc(ack.status());
     resp->set_duplicate(ack->duplicate);
     resp->set_accepted(ack->accepted);
+    if (req->lease_next()) {
+      bool leased = false;
+      int64_t retry_after = 0;
+      if (Status st = LeaseInto(w, req->next_kinds(), now, resp->mutable_next(), &leased, &retry_after); !st.ok()) return ToGrpc(st);
+      resp->set_next_leased(leased);
+      if (!leased) {
+        resp->clear_next();
+        resp->set_retry_after_ms(retry_after);
+      }
+    }
     return grpc::Status::OK;
   }
 
-  grpc::Status FailTask(grpc::ServerContext* ctx, const v1::FailTaskRequest* req, v1::FailTaskResponse* resp) override {
+  grpc::ServerUnaryReactor* FailTask(grpc::CallbackServerContext* ctx, const v1::FailTaskRequest* req, v1::FailTaskResponse* resp) override {
+    return Finish(ctx, DoFailTask(ctx, req, resp));
+  }
+  grpc::Status DoFailTask(grpc::CallbackServerContext* ctx, const v1::FailTaskRequest* req, v1::FailTaskResponse* resp) {
     CADENZA_AUTH(user);
     (void)user;
     const int64_t now = NowUnixMs();
@@ -274,6 +296,29 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
   }
 
  private:
+  // Leases the next task for `w` among `kinds` into `task`; *leased false (and *retry_after_ms set) when none is ready.
+  Status LeaseInto(const WorkerKey& w, const google::protobuf::RepeatedField<int>& kinds, int64_t now, v1::Task* task, bool* leased,
+                   int64_t* retry_after_ms) {
+    uint32_t mask = 0;
+    for (int i = 0; i < kinds.size(); ++i) {
+      const int k = kinds.Get(i);
+      if (k < 1 || k > 4) return InvalidArgument("kinds[" + std::to_string(i) + "]: unknown task kind " + std::to_string(k));
+      mask |= 1u << k;
+    }
+    auto a = scheduler_->Lease(w, mask, now);
+    if (!a.ok()) return a.status();
+    *leased = a->has_value();
+    if (*leased) ToProto(**a, (**a).task.lease_expires_ms, task);
+    else *retry_after_ms = config_->idle_poll_ms;
+    return Status::Ok();
+  }
+
+  static grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, const grpc::Status& status) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(status);
+    return reactor;
+  }
+
   const CoordinatorConfig* config_;
   const TokenAuth* auth_;
   WorkerRegistry* registry_;
@@ -323,6 +368,11 @@ StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(const Coor
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, creds, &s->port_);
+  // The synchronous ClientService (low rate: submissions, queries, watch streams) needs few polling threads; the
+  // worker calls run on the callback threads.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 2);
   builder.SetMaxReceiveMessageSize(config.max_receive_message_bytes);
   builder.SetMaxSendMessageSize(config.max_send_message_bytes);
   builder.RegisterService(s->client_service_.get());

@@ -63,7 +63,9 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   }
   std::unique_ptr<Store> store(new Store(db));
   sqlite3_busy_timeout(db, 5000);
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
+  // Exclusive: one coordinator per database (a second one fails to start instead of corrupting the schedule), and
+  // no file-lock system calls per transaction.
+  for (const char* pragma : {"PRAGMA locking_mode=EXCLUSIVE", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
     if (Status s = store->Exec(pragma); !s.ok()) return s.WithContext(path);
   }
   if (Status s = store->Exec(kSchema); !s.ok()) return s.WithContext(path);

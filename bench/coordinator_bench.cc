@@ -1,0 +1,341 @@
+// coordinator_bench: 500 simulated workers heartbeating at 1 Hz while leasing and completing tasks against a real
+// coordinator (gRPC on loopback, SQLite on disk): lease+complete pairs/s and p50/p99 latency, as a table.
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "bench/bench_util.h"
+#include "coordinator/client.h"
+#include "coordinator/server.h"
+
+namespace fs = std::filesystem;
+using namespace cadenza;
+using namespace cadenza::coord;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const char* kToken = "bench-token-000001";
+
+// Latencies in microseconds, appended under a lock (callbacks run on gRPC threads).
+struct Samples {
+  std::mutex mu;
+  std::vector<double> us;
+  void Add(double v) {
+    std::lock_guard<std::mutex> l(mu);
+    us.push_back(v);
+  }
+  double Pct(double p) {
+    std::lock_guard<std::mutex> l(mu);
+    if (us.empty()) return 0;
+    std::sort(us.begin(), us.end());
+    return us[std::min(us.size() - 1, static_cast<size_t>(p * (us.size() - 1) + 0.5))] / 1000.0;
+  }
+  size_t Size() {
+    std::lock_guard<std::mutex> l(mu);
+    return us.size();
+  }
+};
+
+double Us(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::micro>(b - a).count(); }
+
+struct Bench {
+  std::vector<CoordinatorClient*> clients;  // one connection each; loops and heartbeats spread over them
+  std::vector<v1::WorkerRef> workers;
+  std::atomic<bool> measuring{false}, stopping{false};
+  std::atomic<int64_t> next_worker{0}, pairs{0}, empty_leases{0}, errors{0}, heartbeats{0}, inflight{0};
+  Samples lease, complete, pair, heartbeat;
+  std::mutex mu;
+  std::condition_variable idle;
+
+  // One closed loop: lease -> complete -> lease ... on the next simulated worker each time.
+  void StartPair(CoordinatorClient* client) {
+    if (stopping.load()) {
+      if (--inflight == 0) idle.notify_all();
+      return;
+    }
+    const v1::WorkerRef w = workers[next_worker++ % workers.size()];
+    auto ctx = std::make_shared<grpc::ClientContext>();
+    client->Prepare(ctx.get());
+    auto req = std::make_shared<v1::LeaseTaskRequest>();
+    *req->mutable_worker() = w;
+    auto resp = std::make_shared<v1::LeaseTaskResponse>();
+    const auto t0 = Clock::now();
+    client->worker_stub()->async()->LeaseTask(ctx.get(), req.get(), resp.get(), [this, client, ctx, req, resp, w, t0](grpc::Status s) {
+      const auto t1 = Clock::now();
+      if (!s.ok() || !resp->leased()) {
+        (s.ok() ? empty_leases : errors)++;
+        StartPair(client);
+        return;
+      }
+      if (measuring.load()) lease.Add(Us(t0, t1));
+      auto cctx = std::make_shared<grpc::ClientContext>();
+      client->Prepare(cctx.get());
+      auto creq = std::make_shared<v1::CompleteTaskRequest>();
+      *creq->mutable_worker() = w;
+      creq->mutable_task()->set_task_id(resp->task().task_id());
+      creq->mutable_task()->set_attempt(resp->task().attempt());
+      (*creq->mutable_result()->mutable_metrics())["score"] = 0.5;
+      auto cresp = std::make_shared<v1::CompleteTaskResponse>();
+      client->worker_stub()->async()->CompleteTask(cctx.get(), creq.get(), cresp.get(), [this, client, cctx, creq, cresp, t0, t1](grpc::Status cs) {
+        const auto t2 = Clock::now();
+        if (!cs.ok()) {
+          errors++;
+        } else if (measuring.load()) {
+          complete.Add(Us(t1, t2));
+          pair.Add(Us(t0, t2));
+          pairs++;
+        }
+        StartPair(client);
+      });
+    });
+  }
+
+  // Piggybacked: CompleteTask(lease_next) completes the held task and leases the next one in one round trip;
+  // a plain LeaseTask only when the loop holds nothing. `task_id` 0: nothing held.
+  void StartPiggy(CoordinatorClient* client, v1::WorkerRef w, int64_t task_id, int attempt) {
+    if (stopping.load()) {
+      if (--inflight == 0) idle.notify_all();
+      return;
+    }
+    if (task_id == 0) {
+      w = workers[next_worker++ % workers.size()];
+      auto ctx = std::make_shared<grpc::ClientContext>();
+      client->Prepare(ctx.get());
+      auto req = std::make_shared<v1::LeaseTaskRequest>();
+      *req->mutable_worker() = w;
+      auto resp = std::make_shared<v1::LeaseTaskResponse>();
+      client->worker_stub()->async()->LeaseTask(ctx.get(), req.get(), resp.get(), [this, client, ctx, req, resp, w](grpc::Status s) {
+        if (!s.ok() || !resp->leased()) (s.ok() ? empty_leases : errors)++;
+        const bool ok = s.ok() && resp->leased();
+        StartPiggy(client, w, ok ? resp->task().task_id() : 0, ok ? resp->task().attempt() : 0);
+      });
+      return;
+    }
+    auto ctx = std::make_shared<grpc::ClientContext>();
+    client->Prepare(ctx.get());
+    auto req = std::make_shared<v1::CompleteTaskRequest>();
+    *req->mutable_worker() = w;
+    req->mutable_task()->set_task_id(task_id);
+    req->mutable_task()->set_attempt(attempt);
+    (*req->mutable_result()->mutable_metrics())["score"] = 0.5;
+    req->set_lease_next(true);
+    auto resp = std::make_shared<v1::CompleteTaskResponse>();
+    const auto t0 = Clock::now();
+    client->worker_stub()->async()->CompleteTask(ctx.get(), req.get(), resp.get(), [this, client, ctx, req, resp, w, t0](grpc::Status s) {
+      if (!s.ok()) {
+        errors++;
+        StartPiggy(client, w, 0, 0);
+        return;
+      }
+      if (measuring.load()) {
+        complete.Add(Us(t0, Clock::now()));
+        pairs++;
+      }
+      const bool next = resp->next_leased();
+      if (!next) empty_leases++;
+      StartPiggy(client, w, next ? resp->next().task_id() : 0, next ? resp->next().attempt() : 0);
+    });
+  }
+
+  // Every worker once per second, spread evenly: one heartbeat every 1/N s.
+  void HeartbeatLoop() {
+    const auto period = std::chrono::microseconds(1000000 / workers.size());
+    auto next = Clock::now();
+    size_t i = 0;
+    while (!stopping.load()) {
+      next += period;
+      std::this_thread::sleep_until(next);
+      CoordinatorClient* client = clients[i % clients.size()];
+      auto ctx = std::make_shared<grpc::ClientContext>();
+      client->Prepare(ctx.get());
+      auto req = std::make_shared<v1::HeartbeatRequest>();
+      *req->mutable_worker() = workers[i++ % workers.size()];
+      auto resp = std::make_shared<v1::HeartbeatResponse>();
+      const auto t0 = Clock::now();
+      client->worker_stub()->async()->Heartbeat(ctx.get(), req.get(), resp.get(), [this, ctx, req, resp, t0](grpc::Status s) {
+        if (!s.ok()) errors++;
+        else if (measuring.load()) {
+          heartbeat.Add(Us(t0, Clock::now()));
+          heartbeats++;
+        }
+      });
+    }
+  }
+};
+
+std::string Row(const std::string& name, const std::string& value, const std::string& target, const std::string& verdict) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "| %-34s | %14s | %10s | %-7s |\n", name.c_str(), value.c_str(), target.c_str(), verdict.c_str());
+  return buf;
+}
+std::string Fmt(double v, int digits = 2) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Load generator for the coordinator: simulated workers heartbeat at 1 Hz while leasing and completing tasks"};
+  int workers = 500, groups = 50, inflight = 16, connections = 8, experiments = 5000, samples = 8;
+  double seconds = 10, warmup = 1;
+  std::string dir = "out/coordinator-bench";
+  app.add_option("--workers", workers, "Simulated worker ranks (each heartbeats once per second)")->capture_default_str();
+  app.add_option("--groups", groups, "Worker groups the ranks are split into")->capture_default_str();
+  app.add_option("--inflight", inflight, "Lease+complete loops running at once (closed loops)")->capture_default_str();
+  app.add_option("--connections", connections, "Client connections (channels) the loops and heartbeats are spread over")->capture_default_str();
+  app.add_option("--experiments", experiments, "Experiments submitted up front (each = 2 + 2 * samples tasks)")->capture_default_str();
+  app.add_option("--samples", samples, "Samples per experiment, one generate task each")->capture_default_str();
+  app.add_option("--seconds", seconds, "Measured duration")->capture_default_str();
+  app.add_option("--warmup", warmup, "Unmeasured seconds first")->capture_default_str();
+  int direct = 0;
+  std::string mode = "separate";
+  app.add_option("--mode", mode, "separate: LeaseTask then CompleteTask per task; piggyback: CompleteTask(lease_next) leases the next task in the same call")
+      ->capture_default_str()->check(CLI::IsMember({"separate", "piggyback"}));
+  app.add_option("--direct", direct, "First run this many pairs straight on the scheduler (no gRPC) and print the rate")->capture_default_str();
+  app.add_option("--dir", dir, "Folder for the database and tokens (wiped first)")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  if (groups < 1 || workers < groups) {
+    std::cerr << "coordinator_bench: --workers must be >= --groups >= 1\n";
+    return 2;
+  }
+
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir + "/tokens.txt") << kToken << " bench\n";
+  CoordinatorConfig config;
+  config.listen = "127.0.0.1:0";
+  config.database = dir + "/coordinator.db";
+  config.tokens_file = dir + "/tokens.txt";
+  config.max_sweep_experiments = experiments;
+  auto server = CoordinatorServer::Start(config);
+  if (!server.ok()) {
+    std::cerr << "coordinator_bench: " << server.status().message() << "\n";
+    return 1;
+  }
+  ClientOptions co;
+  co.target = "127.0.0.1:" + std::to_string((*server)->port());
+  co.token = kToken;
+  auto client = CoordinatorClient::Connect(co);
+
+  Bench b;
+  std::vector<std::unique_ptr<CoordinatorClient>> pool;
+  for (int i = 0; i < std::max(1, connections); ++i) {
+    pool.push_back(CoordinatorClient::Connect(co));
+    b.clients.push_back(pool.back().get());
+  }
+  const int per_group = workers / groups;
+  for (int g = 0; g < groups; ++g) {
+    v1::RegisterWorkerGroupRequest req;
+    req.mutable_group()->set_host("sim-" + std::to_string(g));
+    req.mutable_group()->set_ranks(per_group);
+    req.mutable_group()->set_device("cpu");
+    v1::RegisterWorkerGroupResponse resp;
+    if (Status s = client->RegisterWorkerGroup(req, &resp); !s.ok()) {
+      std::cerr << "coordinator_bench: register: " << s.message() << "\n";
+      return 1;
+    }
+    for (int r = 0; r < per_group; ++r) {
+      v1::WorkerRef w;
+      w.set_group_id(resp.group_id());
+      w.set_rank(r);
+      b.workers.push_back(w);
+    }
+  }
+  // One sweep over `experiments` seeds: each experiment is train -> samples x generate -> samples x evaluate -> aggregate.
+  const double t_submit = bench::Now();
+  v1::SubmitSweepRequest sweep;
+  sweep.mutable_sweep()->mutable_base()->set_experiment_yaml(
+      "name: bench\ndataset: /data/bench\nout: /runs/bench\nmodel: {family: lstm, d_model: 32, layers: 1, hidden: 32}\n"
+      "train: {seq_len: 32, steps: 10}\n");
+  sweep.mutable_sweep()->mutable_base()->set_samples(samples);
+  sweep.mutable_sweep()->mutable_base()->set_samples_per_task(1);
+  for (int i = 1; i <= experiments; ++i) sweep.mutable_sweep()->add_seeds(static_cast<uint64_t>(i));
+  v1::SubmitResponse submitted;
+  ClientOptions slow = co;
+  slow.deadline_ms = 600000;
+  if (Status s = CoordinatorClient::Connect(slow)->SubmitSweep(sweep, &submitted); !s.ok()) {
+    std::cerr << "coordinator_bench: submit: " << s.message() << "\n";
+    return 1;
+  }
+  const double submit_s = bench::Now() - t_submit;
+
+  if (direct > 0) {  // the scheduler alone, no gRPC: what the state machine and SQLite cost per pair
+    Scheduler& sched = (*server)->scheduler();
+    const double d0 = bench::Now();
+    int n = 0;
+    for (; n < direct; ++n) {
+      const v1::WorkerRef& w = b.workers[n % b.workers.size()];
+      const WorkerKey key{w.group_id(), w.rank()};
+      auto a = sched.Lease(key, 0, NowUnixMs());
+      if (!a.ok() || !a->has_value()) break;
+      ResultRecord r;
+      r.metrics["score"] = 0.5;
+      if (!sched.Complete(key, (**a).task.id, (**a).task.attempt, r, NowUnixMs()).ok()) break;
+    }
+    std::cout << "direct (no gRPC): " << n << " lease+complete pairs in " << Fmt(bench::Now() - d0, 3) << " s = "
+              << Fmt(n / (bench::Now() - d0), 0) << " pairs/s\n";
+  }
+  std::thread hb([&b] { b.HeartbeatLoop(); });
+  b.inflight = inflight;
+  for (int i = 0; i < inflight; ++i) {
+    if (mode == "piggyback") b.StartPiggy(b.clients[i % b.clients.size()], {}, 0, 0);
+    else b.StartPair(b.clients[i % b.clients.size()]);
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
+  b.measuring = true;
+  const double t0 = bench::Now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  b.measuring = false;
+  const double elapsed = bench::Now() - t0;
+  b.stopping = true;
+  {
+    std::unique_lock<std::mutex> l(b.mu);
+    b.idle.wait_for(l, std::chrono::seconds(10), [&b] { return b.inflight.load() == 0; });
+  }
+  hb.join();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // last heartbeat callbacks
+
+  const double pairs_s = b.pairs.load() / elapsed;
+  const double lease99 = b.lease.Pct(0.99), complete99 = b.complete.Pct(0.99);
+  const bool piggy = mode == "piggyback";
+  const bool met_rate = pairs_s >= 5000, met_p99 = (piggy || lease99 < 20) && complete99 < 20;
+  char host[256] = "?";
+  gethostname(host, sizeof host);
+  std::cout << "coordinator_bench: " << b.workers.size() << " workers (" << groups << " groups x " << per_group
+            << " ranks) heartbeating at 1 Hz; mode " << mode << "; " << inflight << " lease+complete loops in flight over " << b.clients.size()
+            << " connections; " << Fmt(seconds, 0)
+            << " s measured after " << Fmt(warmup, 0) << " s warm-up; coordinator in this process on 127.0.0.1, SQLite WAL at "
+            << config.database << "; " << std::thread::hardware_concurrency() << " cores (" << host << ")\n";
+  std::cout << "submitted " << submitted.job_ids_size() << " experiments (" << experiments * (2 + 2 * samples) << " tasks once expanded) in "
+            << Fmt(submit_s) << " s\n\n";
+  std::cout << Row("metric", "value", "target", "verdict") << "|" << std::string(36, '-') << "|" << std::string(16, '-') << "|"
+            << std::string(12, '-') << "|" << std::string(9, '-') << "|\n";
+  std::cout << Row("lease+complete pairs/s", Fmt(pairs_s, 0), ">= 5000", met_rate ? "met" : "MISSED");
+  if (!piggy) {
+    std::cout << Row("LeaseTask p50 / p99 (ms)", Fmt(b.lease.Pct(0.5)) + " / " + Fmt(lease99), "p99 < 20", lease99 < 20 ? "met" : "MISSED");
+    std::cout << Row("CompleteTask p50 / p99 (ms)", Fmt(b.complete.Pct(0.5)) + " / " + Fmt(complete99), "p99 < 20", complete99 < 20 ? "met" : "MISSED");
+    std::cout << Row("pair: lease then complete p50/p99", Fmt(b.pair.Pct(0.5)) + " / " + Fmt(b.pair.Pct(0.99)), "", "");
+  } else {
+    std::cout << Row("Complete+lease_next p50 / p99 (ms)", Fmt(b.complete.Pct(0.5)) + " / " + Fmt(complete99), "p99 < 20", complete99 < 20 ? "met" : "MISSED");
+  }
+  std::cout << Row("Heartbeat p50 / p99 (ms)", Fmt(b.heartbeat.Pct(0.5)) + " / " + Fmt(b.heartbeat.Pct(0.99)), "", "");
+  std::cout << Row("heartbeats/s", Fmt(b.heartbeats.load() / elapsed, 0), "500", "");
+  std::cout << Row("empty leases / errors", std::to_string(b.empty_leases.load()) + " / " + std::to_string(b.errors.load()), "", "");
+  (*server)->Shutdown();
+  return met_rate && met_p99 ? 0 : 3;
+}
