@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "coordinator/client.h"
 #include "coordinator/server.h"
@@ -330,6 +331,54 @@ TEST(CoordinatorTlsTest, ServesOverTlsWithTheConfiguredCertificate) {
   EXPECT_EQ(CoordinatorClient::Connect(o)->ListJobs({}, &jobs).code(), StatusCode::kUnauthenticated);
   auto plain = Client(target, kAlice);
   EXPECT_EQ(plain->ListJobs({}, &jobs).code(), StatusCode::kUnavailable);
+}
+
+// ---- the command line: cadenza submit / status / cancel / results against a coordinator ----
+
+// Runs `cadenza ARGS` with the coordinator and token in the environment; returns exit code and stdout+stderr.
+std::pair<int, std::string> Cli(const std::string& target, const std::string& token, const std::string& args) {
+  const std::string cmd = "CADENZA_COORDINATOR=" + target + " CADENZA_TOKEN=" + token + " " + CADENZA_CLI + " " + args + " 2>&1";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST_F(CoordinatorGrpcTest, CommandLineSubmitStatusCancelResults) {
+  const std::string yaml = dir_.Write("exp.yaml", ExperimentYaml("gru"));
+  const std::string sweep = dir_.Write("sweep.yaml", "name: sc\nseeds: [1, 2]\nmodel_families: [lstm, transformer]\n");
+  auto [rc, out] = Cli(target_, kAlice, "submit " + yaml + " --samples 2");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "1 job(s): 1\n");
+  std::tie(rc, out) = Cli(target_, kAlice, "submit " + yaml + " --sweep " + sweep);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "sweep 1: 4 job(s): 2 3 4 5\n");
+  std::tie(rc, out) = Cli(target_, kBob, "status 1");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("job 1 (e2e, user alice): queued"), std::string::npos) << out;
+  EXPECT_NE(out.find("train"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(target_, kBob, "status");
+  EXPECT_NE(out.find("sc-ds-transformer-s2"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(target_, kBob, "cancel 1");
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("only its submitter may cancel it"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(target_, kAlice, "cancel 1");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "job 1: cancelled (1 tasks cancelled)\n");
+  std::tie(rc, out) = Cli(target_, "no-such-token-1", "status");
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("unknown token"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(target_, kAlice, "results --format csv");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "job,experiment,dataset,family,seed,task,shard\n");
+  std::string text = ExperimentYaml("lstm");
+  text.replace(text.find("steps: 5"), 8, "steps: 0");
+  std::tie(rc, out) = Cli(target_, kAlice, "submit " + dir_.Write("bad.yaml", text));
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("train.steps: expected >= 1"), std::string::npos) << out;
 }
 
 // ---- SIGKILL of a real `cadenza coordinator` ----
