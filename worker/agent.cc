@@ -491,6 +491,7 @@ int Agent::Run() {
       }
       RunTrain(t);
       busy = true;
+      last_busy = Clock::now();
       continue;
     }
     // Work alone: rank 0 runs what it leased; the others lease their own.
@@ -501,6 +502,7 @@ int Agent::Run() {
     busy = mine.has_value();
     if (mine) {
       RunLocal(*mine);
+      last_busy = Clock::now();
     } else {
       const auto until = Clock::now() + std::chrono::milliseconds(std::clamp<int64_t>(retry_after_ms, 10, 1000));
       while (Clock::now() < until && !Stopping()) std::this_thread::sleep_for(5ms);

@@ -1,0 +1,397 @@
+// A real `cadenza coordinator` and `mpirun ... cadenza-worker --coordinator` groups on loopback: an experiment end
+// to end, SIGKILL of a worker group during training, SIGTERM hand-back, SIGKILL of the coordinator mid-run.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <functional>
+#include <iostream>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "coordinator/client.h"
+
+namespace cadenza {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+const char* kToken = "cluster-test-token-1";
+
+std::string Slurp(const fs::path& p) {
+  std::stringstream s;
+  s << std::ifstream(p).rdbuf();
+  return s.str();
+}
+
+std::string Shell(const std::string& cmd, int* exit_code) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  std::string out;
+  if (!p) return out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = pclose(p);
+  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+// A child in its own process group (so a SIGKILL of the group takes mpirun and every rank), output to `log`.
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    if (!freopen(log.c_str(), "w", stdout)) _exit(127);
+    dup2(STDOUT_FILENO, STDERR_FILENO);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  setpgid(pid, pid);
+  return pid;
+}
+
+// Waits for `pid` up to `timeout`; returns its exit code, 128+signal, or -1 on timeout (then kills its group).
+int WaitExit(pid_t pid, std::chrono::milliseconds timeout) {
+  const auto until = Clock::now() + timeout;
+  int status = 0;
+  while (Clock::now() < until) {
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    std::this_thread::sleep_for(20ms);
+  }
+  kill(-pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return -1;
+}
+
+bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto until = Clock::now() + timeout;
+  while (Clock::now() < until) {
+    if (done()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return done();
+}
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    suite_ = fs::temp_directory_path() / ("cadenza_cluster_" + std::to_string(::getpid()));
+    fs::remove_all(suite_);
+    fs::create_directories(suite_);
+    int rc = 0;
+    std::string out = Shell(std::string(CADENZA_CLI) + " synth --out " + (suite_ / "midi").string() + " --count 30 --seed 4", &rc);
+    ASSERT_EQ(rc, 0) << out;
+    out = Shell(std::string(CADENZA_CLI) + " ingest " + (suite_ / "midi").string() + " --out " + (suite_ / "ds").string() +
+                    " --val 0.2 --test 0.2 --quiet",
+                &rc);
+    ASSERT_EQ(rc, 0) << out;
+  }
+  static void TearDownTestSuite() { fs::remove_all(suite_); }
+
+  void SetUp() override {
+    dir_ = suite_ / ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::create_directories(dir_);
+    std::ofstream(dir_ / "tokens.txt") << kToken << " alice\n";
+    std::ofstream(dir_ / "alice.token") << kToken << "\n";
+  }
+  void TearDown() override {
+    for (pid_t p : children_) {
+      kill(-p, SIGKILL);
+      waitpid(p, nullptr, 0);
+    }
+    if (HasFailure()) {  // the logs say why
+      for (const auto& e : fs::directory_iterator(dir_)) {
+        if (e.path().extension() == ".log") std::cerr << "---- " << e.path().filename() << "\n" << Slurp(e.path()) << "\n";
+      }
+    }
+  }
+
+  // Starts `cadenza coordinator` (port 0: a free one; else that port) and waits for its "listening on" line.
+  pid_t StartCoordinator(int port, const std::string& log_name) {
+    const fs::path config = dir_ / "coordinator.yaml";
+    std::ofstream(config) << "listen: 127.0.0.1:" << port << "\ndatabase: " << (dir_ / "coordinator.db").string()
+                          << "\ntokens_file: " << (dir_ / "tokens.txt").string()
+                          << "\nheartbeat: {period_ms: 100, failure_threshold: 5, grace_ms: 300, reaper_interval_ms: 50}"
+                          << "\nlease: {duration_ms: 2000, retry_budget: 3, idle_poll_ms: 100}\n";
+    const fs::path log = dir_ / log_name;
+    const pid_t pid = Spawn({CADENZA_CLI, "coordinator", "--config", config.string()}, log.string());
+    children_.push_back(pid);
+    port_ = 0;
+    WaitFor([&] {
+      const std::string text = Slurp(log);
+      const size_t at = text.find("listening on 127.0.0.1:");
+      if (at != std::string::npos) port_ = std::atoi(text.c_str() + at + 23);
+      return port_ > 0;
+    }, 10s);
+    return pid;
+  }
+  std::string Target() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  // `mpirun -np N cadenza-worker --coordinator ...`, one thread per rank, small samples.
+  pid_t StartGroup(int ranks, const std::string& name, double max_idle = 0) {
+    std::vector<std::string> argv = {CADENZA_MPIEXEC, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
+                                     "-np", std::to_string(ranks), "-x", "OMP_WAIT_POLICY=passive", "-x", "OMP_NUM_THREADS=1",
+                                     CADENZA_WORKER, "--coordinator", Target(), "--token-file", (dir_ / "alice.token").string(),
+                                     "--name", name, "--threads", "1", "--bars", "4", "--max-tokens", "300",
+                                     "--max-idle", std::to_string(max_idle)};
+    const pid_t pid = Spawn(argv, (dir_ / (name + ".log")).string());
+    children_.push_back(pid);
+    return pid;
+  }
+  bool WaitRegistered(const std::string& name) {
+    return WaitFor([&] { return Slurp(dir_ / (name + ".log")).find("registered worker group") != std::string::npos; }, 20s);
+  }
+  void Forget(pid_t pid) { children_.erase(std::remove(children_.begin(), children_.end(), pid), children_.end()); }
+
+  // A tiny experiment; a validation (and checkpoint) every `eval_every` steps.
+  std::string Experiment(const std::string& name, const std::string& family, int steps, int eval_every) {
+    const std::string model = family == "transformer"
+                                  ? "{family: transformer, d_model: 32, layers: 2, heads: 4, ff_dim: 64, max_len: 128, dropout: 0.0}"
+                                  : "{family: lstm, d_model: 32, layers: 1, hidden: 48, attention: general, dropout: 0.0}";
+    const fs::path exp = dir_ / (name + ".yaml");
+    std::ofstream(exp) << "name: " << name << "\ndataset: " << (suite_ / "ds").string() << "\nout: " << (dir_ / "runs" / name).string()
+                       << "\nmodel: " << model << "\ntrain: {seq_len: 64, batch_size: 8, steps: " << steps
+                       << ", lr: 0.002, warmup_steps: 4, eval_every: " << eval_every << ", eval_windows: 8, threads: 1, seed: 3}\n";
+    return exp.string();
+  }
+  int64_t Submit(const std::string& experiment, int samples) {
+    int rc = 0;
+    const std::string out = Shell(std::string(CADENZA_CLI) + " submit " + experiment + " --samples " + std::to_string(samples) +
+                                      " --coordinator " + Target() + " --token-file " + (dir_ / "alice.token").string(),
+                                  &rc);
+    EXPECT_EQ(rc, 0) << out;
+    const size_t at = out.find(": ");
+    return at == std::string::npos ? 0 : std::atoll(out.c_str() + at + 2);
+  }
+  std::unique_ptr<coord::CoordinatorClient> Client() const {
+    coord::ClientOptions o;
+    o.target = Target();
+    o.token = kToken;
+    o.deadline_ms = 5000;
+    return coord::CoordinatorClient::Connect(o);
+  }
+  // Waits until every job finished; false on timeout.
+  bool WaitJobsDone(coord::CoordinatorClient* c, std::chrono::milliseconds timeout) {
+    return WaitFor([&] {
+      v1::ListJobsRequest r;
+      r.set_active_only(true);
+      v1::ListJobsResponse active;
+      return c->ListJobs(r, &active).ok() && active.jobs_size() == 0;
+    }, timeout);
+  }
+  std::vector<v1::ResultRow> Results(coord::CoordinatorClient* c, v1::TaskKind kind, int64_t job = 0) {
+    v1::QueryResultsRequest q;
+    q.set_kind(kind);
+    q.set_job_id(job);
+    v1::QueryResultsResponse rows;
+    EXPECT_TRUE(c->QueryResults(q, &rows).ok());
+    return {rows.rows().begin(), rows.rows().end()};
+  }
+
+  static inline fs::path suite_;
+  fs::path dir_;
+  int port_ = 0;
+  std::vector<pid_t> children_;
+};
+
+TEST_F(ClusterTest, TwoWorkerGroupsRunExperimentsEndToEnd) {
+  StartCoordinator(0, "coordinator.log");
+  ASSERT_GT(port_, 0);
+  const pid_t a = StartGroup(2, "group-a", 3), b = StartGroup(1, "group-b", 3);
+  ASSERT_TRUE(WaitRegistered("group-a") && WaitRegistered("group-b"));
+  const int64_t j1 = Submit(Experiment("e2e-lstm", "lstm", 30, 10), 6);
+  const int64_t j2 = Submit(Experiment("e2e-transformer", "transformer", 30, 10), 6);
+  ASSERT_GT(j1, 0);
+  ASSERT_GT(j2, 0);
+  auto c = Client();
+  ASSERT_TRUE(WaitJobsDone(c.get(), 50s)) << "jobs still active";
+  for (int64_t j : {j1, j2}) {
+    v1::Job job;
+    ASSERT_TRUE(c->GetJob(j, &job).ok());
+    EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+    // train, G generate, G evaluate, aggregate; G = live ranks (3)
+    EXPECT_EQ(job.counts().succeeded(), 1 + 3 + 3 + 1);
+  }
+  // Each group trained one experiment: the two training results came from a world of 2 and a world of 1.
+  std::multiset<double> worlds;
+  for (const auto& r : Results(c.get(), v1::TASK_KIND_TRAIN)) {
+    worlds.insert(r.metrics().at("ranks"));
+    EXPECT_GT(r.metrics().at("val_nll"), 0);
+    EXPECT_EQ(r.metrics().at("steps"), 30);
+  }
+  EXPECT_EQ(worlds, (std::multiset<double>{1, 2}));
+  // Samples, shard reports and the job's result are where the tasks said.
+  for (const char* name : {"e2e-lstm", "e2e-transformer"}) {
+    const fs::path run = dir_ / "runs" / name;
+    int mids = 0;
+    for (const auto& e : fs::recursive_directory_iterator(run / "samples")) mids += e.path().extension() == ".mid";
+    EXPECT_EQ(mids, 6) << name;
+    EXPECT_TRUE(fs::exists(run / "result.json")) << name;
+    EXPECT_TRUE(fs::exists(run / "evaluation" / "shard-0.json")) << name;
+  }
+  // `cadenza results --format json`: one aggregate row per experiment with the evaluation's metrics.
+  int rc = 0;
+  const std::string out = Shell(std::string(CADENZA_CLI) + " results --format json --coordinator " + Target() +
+                                    " --token-file " + (dir_ / "alice.token").string(),
+                                &rc);
+  ASSERT_EQ(rc, 0) << out;
+  auto rows = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_TRUE(rows.is_array()) << out;
+  ASSERT_EQ(rows.size(), 2u) << out;
+  std::set<std::string> families;
+  for (const auto& r : rows) {
+    families.insert(r.at("family").get<std::string>());
+    EXPECT_EQ(r.at("pieces").get<double>(), 6) << r.dump();
+    EXPECT_TRUE(r.contains("pitch_class_entropy/mean")) << r.dump();
+    EXPECT_TRUE(r.contains("pitch_class_entropy/overlap")) << r.dump();
+  }
+  EXPECT_EQ(families, (std::set<std::string>{"lstm", "transformer"}));
+  // Idle for --max-idle: both groups exit 0.
+  EXPECT_EQ(WaitExit(a, 20s), 0);
+  EXPECT_EQ(WaitExit(b, 20s), 0);
+  Forget(a);
+  Forget(b);
+}
+
+TEST_F(ClusterTest, KilledWorkerGroupsTrainingResumesFromItsCheckpointElsewhere) {
+  StartCoordinator(0, "coordinator.log");
+  ASSERT_GT(port_, 0);
+  const pid_t a = StartGroup(2, "group-a");
+  ASSERT_TRUE(WaitRegistered("group-a"));
+  const int64_t job = Submit(Experiment("killed", "lstm", 150, 10), 2);
+  ASSERT_GT(job, 0);
+  // Kill the whole group (mpirun and both ranks) once the first checkpoint was reported to the coordinator.
+  auto c = Client();
+  ASSERT_TRUE(WaitFor([&] {
+    v1::Job j;
+    if (!c->GetJob(job, &j).ok()) return false;
+    for (const auto& t : j.tasks()) {
+      if (t.kind() == v1::TASK_KIND_TRAIN && t.fraction() >= 0.1) return true;
+    }
+    return false;
+  }, 30s)) << "no training progress";
+  std::this_thread::sleep_for(300ms);  // a checkpoint or two more
+  ASSERT_EQ(kill(-a, SIGKILL), 0);
+  EXPECT_EQ(WaitExit(a, 10s), 128 + SIGKILL);
+  Forget(a);
+  // Another group takes the task over once the dead ranks are detected, and resumes.
+  const pid_t b = StartGroup(1, "group-b", 3);
+  ASSERT_TRUE(WaitJobsDone(c.get(), 50s)) << "the job did not finish after the kill";
+  v1::Job j;
+  ASSERT_TRUE(c->GetJob(job, &j).ok());
+  EXPECT_EQ(j.state(), v1::JOB_STATE_SUCCEEDED) << j.error();
+  const auto train = Results(c.get(), v1::TASK_KIND_TRAIN, job);
+  ASSERT_EQ(train.size(), 1u);
+  EXPECT_GE(train[0].attempt(), 2);
+  EXPECT_EQ(train[0].metrics().at("steps"), 150);
+  EXPECT_EQ(train[0].metrics().at("ranks"), 1);
+  const std::string log = Slurp(dir_ / "group-b.log");
+  EXPECT_NE(log.find("resuming from its checkpoint"), std::string::npos) << log;
+  const size_t at = log.find("resuming at step ");
+  ASSERT_NE(at, std::string::npos) << log;
+  EXPECT_GE(std::atoi(log.c_str() + at + 17), 10) << log;
+  EXPECT_EQ(WaitExit(b, 20s), 0);
+  Forget(b);
+}
+
+TEST_F(ClusterTest, SignalCheckpointsHandsTheTaskBackAndExits4) {
+  StartCoordinator(0, "coordinator.log");
+  ASSERT_GT(port_, 0);
+  const pid_t a = StartGroup(2, "group-a");
+  ASSERT_TRUE(WaitRegistered("group-a"));
+  const int64_t job = Submit(Experiment("termed", "lstm", 150, 50), 2);
+  ASSERT_GT(job, 0);
+  const fs::path metrics = dir_ / "runs" / "termed" / "metrics.csv";
+  ASSERT_TRUE(WaitFor([&] { return Slurp(metrics).find("\n5,train/loss") != std::string::npos; }, 30s)) << "no training";
+  // mpirun forwards SIGUSR1 to every rank and exits with their code. (On SIGTERM mpirun itself exits 1 after
+  // forwarding it; the ranks stop the same way. srun forwards SIGTERM and reports the ranks' code.)
+  ASSERT_EQ(kill(a, SIGUSR1), 0);
+  EXPECT_EQ(WaitExit(a, 30s), 4);
+  Forget(a);
+  // The attempt was handed back with its checkpoint at once (no lease expiry needed): the task is pending again.
+  auto c = Client();
+  v1::Job j;
+  ASSERT_TRUE(c->GetJob(job, &j).ok());
+  bool pending = false;
+  for (const auto& t : j.tasks()) {
+    if (t.kind() == v1::TASK_KIND_TRAIN) {
+      pending = t.state() == v1::TASK_STATE_PENDING;
+      EXPECT_NE(t.message().find("resume from checkpoint"), std::string::npos) << t.message();
+    }
+  }
+  EXPECT_TRUE(pending);
+  EXPECT_TRUE(fs::exists(dir_ / "runs" / "termed" / "checkpoints" / "latest.pt"));
+  const pid_t b = StartGroup(1, "group-b", 3);
+  ASSERT_TRUE(WaitJobsDone(c.get(), 50s));
+  ASSERT_TRUE(c->GetJob(job, &j).ok());
+  EXPECT_EQ(j.state(), v1::JOB_STATE_SUCCEEDED) << j.error();
+  EXPECT_NE(Slurp(dir_ / "group-b.log").find("resuming at step "), std::string::npos);
+  EXPECT_EQ(WaitExit(b, 20s), 0);
+  Forget(b);
+}
+
+TEST_F(ClusterTest, KilledCoordinatorRestartsAndEveryTaskHasExactlyOneResult) {
+  pid_t coordinator = StartCoordinator(0, "coordinator-1.log");
+  ASSERT_GT(port_, 0);
+  const int port = port_;
+  const pid_t a = StartGroup(2, "group-a", 4), b = StartGroup(1, "group-b", 4);
+  ASSERT_TRUE(WaitRegistered("group-a") && WaitRegistered("group-b"));
+  std::vector<int64_t> jobs;
+  for (const char* name : {"ck-1", "ck-2", "ck-3"}) jobs.push_back(Submit(Experiment(name, "lstm", 40, 10), 4));
+  auto c = Client();
+  // Kill it mid-run: after the first training result, while other tasks run.
+  ASSERT_TRUE(WaitFor([&] { return !Results(c.get(), v1::TASK_KIND_TRAIN).empty(); }, 40s));
+  ASSERT_EQ(kill(coordinator, SIGKILL), 0);
+  EXPECT_EQ(WaitExit(coordinator, 5s), 128 + SIGKILL);
+  Forget(coordinator);
+  std::this_thread::sleep_for(500ms);
+  coordinator = StartCoordinator(port, "coordinator-2.log");
+  ASSERT_EQ(port_, port) << "the restarted coordinator must take the same port";
+  ASSERT_TRUE(WaitJobsDone(c.get(), 50s)) << "jobs still active after the restart";
+  int succeeded = 0;
+  for (int64_t id : jobs) {
+    v1::Job j;
+    ASSERT_TRUE(c->GetJob(id, &j).ok());
+    EXPECT_EQ(j.state(), v1::JOB_STATE_SUCCEEDED) << j.error();
+    succeeded += j.counts().succeeded();
+    EXPECT_EQ(j.counts().succeeded(), j.tasks_size()) << id;
+  }
+  std::set<int64_t> ids;
+  size_t rows = 0;
+  for (v1::TaskKind k : {v1::TASK_KIND_TRAIN, v1::TASK_KIND_GENERATE, v1::TASK_KIND_EVALUATE, v1::TASK_KIND_AGGREGATE}) {
+    for (const auto& r : Results(c.get(), k)) {
+      ids.insert(r.task_id());
+      ++rows;
+    }
+  }
+  EXPECT_EQ(rows, size_t(succeeded));
+  EXPECT_EQ(ids.size(), size_t(succeeded));
+  EXPECT_EQ(WaitExit(a, 30s), 0);
+  EXPECT_EQ(WaitExit(b, 30s), 0);
+  Forget(a);
+  Forget(b);
+}
+
+}  // namespace
+}  // namespace cadenza
