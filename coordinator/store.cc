@@ -65,7 +65,8 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   sqlite3_busy_timeout(db, 5000);
   // Exclusive: one coordinator per database (a second one fails to start instead of corrupting the schedule), and
   // no file-lock system calls per transaction.
-  for (const char* pragma : {"PRAGMA locking_mode=EXCLUSIVE", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
+  // 1 KiB pages (set before the first table): a commit appends ~4 small pages to the WAL instead of ~4 x 4 KiB.
+  for (const char* pragma : {"PRAGMA page_size=1024", "PRAGMA locking_mode=EXCLUSIVE", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
     if (Status s = store->Exec(pragma); !s.ok()) return s.WithContext(path);
   }
   if (Status s = store->Exec(kSchema); !s.ok()) return s.WithContext(path);
