@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/local_cluster.h"
 #include "coordinator/client.h"
 
 namespace cadenza {
@@ -391,6 +392,30 @@ TEST_F(ClusterTest, KilledCoordinatorRestartsAndEveryTaskHasExactlyOneResult) {
   EXPECT_EQ(WaitExit(b, 30s), 0);
   Forget(a);
   Forget(b);
+}
+
+// What `cadenza demo --cluster` runs: an in-process coordinator, one 2-rank group, the experiments, the results.
+TEST_F(ClusterTest, LocalClusterRunsExperimentsAndCollectsTheirResults) {
+  setenv("CADENZA_WORKER", CADENZA_WORKER, 1);
+  setenv("CADENZA_MPIRUN", CADENZA_MPIEXEC, 1);
+  LocalClusterOptions o;
+  o.work_dir = (dir_ / "cluster").string();
+  o.worker_args = {"--bars", "4", "--max-tokens", "300"};
+  o.progress = false;
+  std::vector<LocalExperimentResult> results;
+  Status s = RunOnLocalCluster(o, {{Experiment("lc-transformer", "transformer", 20, 10), 4}, {Experiment("lc-lstm", "lstm", 20, 10), 4}},
+                               &results);
+  ASSERT_TRUE(s.ok()) << s.message() << "\n" << Slurp(dir_ / "cluster" / "workers.log");
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& r : results) {
+    EXPECT_GT(r.train.at("val_nll"), 0) << r.name;
+    EXPECT_EQ(r.train.at("ranks"), 2) << r.name;
+    EXPECT_EQ(r.generate.at("samples"), 4) << r.name;
+    EXPECT_EQ(r.aggregate.at("pieces"), 4) << r.name;
+    EXPECT_TRUE(fs::exists(r.checkpoint)) << r.checkpoint;
+    EXPECT_TRUE(fs::exists(r.result_json)) << r.result_json;
+  }
+  EXPECT_NE(Slurp(dir_ / "cluster" / "workers.log").find("exit code 4"), std::string::npos);
 }
 
 }  // namespace

@@ -1,0 +1,238 @@
+// The main job's local cluster: coordinator in this process, one mpirun worker group, submit, follow, collect.
+#include "cli/local_cluster.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "coordinator/client.h"
+#include "coordinator/config.h"
+#include "coordinator/server.h"
+#include "core/file_util.h"
+
+namespace cadenza {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+std::string RandomToken() {
+  std::random_device rd;
+  std::ostringstream o;
+  for (int i = 0; i < 4; ++i) o << std::hex << rd();
+  return o.str();
+}
+
+const char* KindName(v1::TaskKind k) {
+  switch (k) {
+    case v1::TASK_KIND_TRAIN: return "train";
+    case v1::TASK_KIND_GENERATE: return "generate";
+    case v1::TASK_KIND_EVALUATE: return "evaluate";
+    case v1::TASK_KIND_AGGREGATE: return "aggregate";
+    default: return "task";
+  }
+}
+
+// The worker group: mpirun in its own process group, output to `log`.
+pid_t SpawnGroup(const std::vector<std::string>& argv, const std::string& log) {
+  std::cout << std::flush;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    if (!freopen(log.c_str(), "w", stdout)) _exit(127);
+    dup2(STDOUT_FILENO, STDERR_FILENO);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    std::fprintf(stderr, "cannot run %s\n", args[0]);
+    _exit(127);
+  }
+  if (pid > 0) setpgid(pid, pid);
+  return pid;
+}
+
+// Exit code, 128 + signal, or -1 while it runs.
+int ExitCodeIfDone(pid_t pid) {
+  int status = 0;
+  if (waitpid(pid, &status, WNOHANG) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace
+
+std::string WorkerBinary() {
+  if (const char* w = std::getenv("CADENZA_WORKER")) return w;
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (const fs::path& p : {self.parent_path() / "cadenza-worker", self.parent_path().parent_path() / "worker" / "cadenza-worker"}) {
+      if (fs::exists(p)) return p.string();
+    }
+  }
+  return "cadenza-worker";
+}
+
+Status RunOnLocalCluster(const LocalClusterOptions& o, const std::vector<LocalExperiment>& experiments,
+                         std::vector<LocalExperimentResult>* results) {
+  std::error_code ec;
+  const fs::path dir = fs::absolute(o.work_dir);
+  fs::remove_all(dir, ec);
+  fs::create_directories(dir, ec);
+  if (ec) return IoError(dir.string() + ": cannot create: " + ec.message());
+  const std::string token = RandomToken();
+  Status s = WriteFileAtomic((dir / "tokens.txt").string(), token + " demo\n");
+  if (!s.ok()) return s;
+  if (!(s = WriteFileAtomic((dir / "worker.token").string(), token + "\n")).ok()) return s;
+
+  coord::CoordinatorConfig config;
+  config.listen = "127.0.0.1:0";
+  config.database = (dir / "coordinator.db").string();
+  config.tokens_file = (dir / "tokens.txt").string();
+  config.heartbeat.period_ms = 500;
+  config.heartbeat.failure_threshold = 10;
+  config.heartbeat.grace_ms = 2000;
+  config.heartbeat.reaper_interval_ms = 250;
+  config.scheduler.lease_ms = 30000;
+  config.idle_poll_ms = 100;
+  auto server = coord::CoordinatorServer::Start(config);
+  if (!server.ok()) return server.status().WithContext("coordinator");
+  const std::string target = "127.0.0.1:" + std::to_string((*server)->port());
+  coord::ClientOptions co;
+  co.target = target;
+  co.token = token;
+  auto client = coord::CoordinatorClient::Connect(co);
+
+  const std::string mpirun = std::getenv("CADENZA_MPIRUN") ? std::getenv("CADENZA_MPIRUN") : "mpirun";
+  std::vector<std::string> argv = {mpirun, "--oversubscribe", "--bind-to", "none", "-np", std::to_string(o.ranks),
+                                   "-x", "OMP_WAIT_POLICY=passive", "-x", "OMP_NUM_THREADS=" + std::to_string(o.threads_per_rank)};
+  if (geteuid() == 0) argv.insert(argv.begin() + 1, "--allow-run-as-root");
+  for (const std::string& a : {WorkerBinary(), std::string("--coordinator"), target, std::string("--token-file"),
+                               (dir / "worker.token").string(), std::string("--name"), std::string("demo"),
+                               std::string("--threads"), std::to_string(o.threads_per_rank)}) {
+    argv.push_back(a);
+  }
+  argv.insert(argv.end(), o.worker_args.begin(), o.worker_args.end());
+  const std::string log = (dir / "workers.log").string();
+  if (o.progress) {
+    std::cout << "cluster: coordinator on " << target << " (database " << config.database << "); worker group: mpirun -np "
+              << o.ranks << " " << WorkerBinary() << " --coordinator " << target << " (log " << log << ")\n" << std::flush;
+  }
+  const pid_t group = SpawnGroup(argv, log);
+  if (group < 0) return IoError("cannot start " + mpirun);
+  auto stop_all = [&](int sig) {
+    if (ExitCodeIfDone(group) < 0) {
+      kill(group, sig);
+      const auto until = Clock::now() + 60s;
+      while (ExitCodeIfDone(group) < 0 && Clock::now() < until) std::this_thread::sleep_for(20ms);
+      if (Clock::now() >= until) {
+        kill(-group, SIGKILL);
+        waitpid(group, nullptr, 0);
+      }
+    }
+    (*server)->Shutdown();
+  };
+
+  std::vector<int64_t> jobs;
+  for (const LocalExperiment& e : experiments) {
+    std::ifstream in(e.yaml_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) {
+      stop_all(SIGUSR1);
+      return NotFound(e.yaml_file + ": cannot read the experiment");
+    }
+    v1::SubmitExperimentRequest req;
+    req.mutable_experiment()->set_experiment_yaml(text.str());
+    req.mutable_experiment()->set_samples(e.samples);
+    v1::SubmitResponse resp;
+    s = client->SubmitExperiment(req, &resp);
+    if (!s.ok() || resp.job_ids_size() != 1) {
+      stop_all(SIGUSR1);
+      return s.ok() ? InternalError("submit: no job id") : s.WithContext(e.yaml_file);
+    }
+    jobs.push_back(resp.job_ids(0));
+  }
+
+  // Follow: a line whenever a task is leased or finishes.
+  std::set<std::pair<int64_t, int>> seen;  // (task id, state)
+  while (true) {
+    bool active = false;
+    for (int64_t id : jobs) {
+      v1::Job job;
+      if (!(s = client->GetJob(id, &job)).ok()) {
+        stop_all(SIGUSR1);
+        return s;
+      }
+      if (job.state() == v1::JOB_STATE_FAILED || job.state() == v1::JOB_STATE_CANCELLED) {
+        stop_all(SIGUSR1);
+        return InternalError("job " + std::to_string(id) + " (" + job.name() + ") failed: " + job.error() + " (see " + log + ")");
+      }
+      active = active || job.state() != v1::JOB_STATE_SUCCEEDED;
+      for (const v1::TaskStatus& t : job.tasks()) {
+        if (t.state() != v1::TASK_STATE_LEASED && t.state() != v1::TASK_STATE_SUCCEEDED) continue;
+        if (!seen.insert({t.task_id(), int(t.state())}).second || !o.progress) continue;
+        std::string what = KindName(t.kind());
+        if (t.kind() == v1::TASK_KIND_GENERATE || t.kind() == v1::TASK_KIND_EVALUATE) what += " " + std::to_string(t.shard_index());
+        if (t.state() == v1::TASK_STATE_LEASED) {
+          std::cout << "  " << job.name() << ": " << what << " on rank " << t.worker().rank() << " of group "
+                    << t.worker().group_id() << (t.attempt() > 1 ? " (attempt " + std::to_string(t.attempt()) + ")" : "") << "\n";
+        } else {
+          std::cout << "  " << job.name() << ": " << what << " done" << (t.message().empty() ? "" : ": " + t.message()) << "\n";
+        }
+        std::cout << std::flush;
+      }
+    }
+    if (!active) break;
+    const int rc = ExitCodeIfDone(group);
+    if (rc >= 0) {
+      (*server)->Shutdown();
+      return InternalError("the worker group exited with code " + std::to_string(rc) + " before the jobs finished (see " + log + ")");
+    }
+    std::this_thread::sleep_for(200ms);
+  }
+
+  // Collect the results before stopping the coordinator.
+  results->clear();
+  for (int64_t id : jobs) {
+    v1::Job job;
+    if (!(s = client->GetJob(id, &job)).ok()) break;
+    LocalExperimentResult r;
+    r.name = job.name();
+    r.output_dir = job.output_dir();
+    r.samples_dir = (fs::path(job.output_dir()) / "samples").string();
+    r.result_json = (fs::path(job.output_dir()) / "result.json").string();
+    for (v1::TaskKind k : {v1::TASK_KIND_TRAIN, v1::TASK_KIND_GENERATE, v1::TASK_KIND_AGGREGATE}) {
+      v1::QueryResultsRequest q;
+      q.set_job_id(id);
+      q.set_kind(k);
+      v1::QueryResultsResponse rows;
+      if (!(s = client->QueryResults(q, &rows)).ok()) break;
+      for (const v1::ResultRow& row : rows.rows()) {
+        for (const auto& [name, value] : row.metrics()) {
+          if (k == v1::TASK_KIND_TRAIN) r.train[name] = value;
+          else if (k == v1::TASK_KIND_GENERATE) r.generate[name] += value;
+          else r.aggregate[name] = value;
+        }
+        if (k == v1::TASK_KIND_TRAIN && row.artifacts_size() > 0) r.checkpoint = row.artifacts(0);
+      }
+    }
+    results->push_back(std::move(r));
+  }
+  stop_all(SIGUSR1);
+  return s;
+}
+
+}  // namespace cadenza

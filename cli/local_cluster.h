@@ -1,0 +1,44 @@
+// A local cluster for the main job: an in-process coordinator on a free loopback port and one mpirun worker group.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace cadenza {
+
+struct LocalClusterOptions {
+  std::string work_dir;                 // coordinator.db, tokens.txt, workers.log (wiped at start)
+  int ranks = 2;                        // ranks of the worker group (mpirun -np)
+  int threads_per_rank = 1;             // intra-op threads of each rank
+  std::vector<std::string> worker_args; // extra `cadenza-worker` options (sampling: --bars, --max-tokens, --wav ...)
+  bool progress = true;                 // a line per task state change on stdout
+};
+
+struct LocalExperiment {
+  std::string yaml_file;  // experiment YAML with `model:` inline (its dataset and out are used as they are)
+  int samples = 8;        // generated and evaluated pieces
+};
+
+struct LocalExperimentResult {
+  std::string name, output_dir;
+  std::string checkpoint;                     // the trained checkpoint the samples came from
+  std::map<std::string, double> train;        // metrics of the training task (val_nll, tokens_per_second, ...)
+  std::map<std::string, double> generate;     // generate metrics summed over shards (new_tokens, generate_seconds)
+  std::map<std::string, double> aggregate;    // metrics of the job's result (the whole sample set evaluated)
+  std::string samples_dir;                    // <output_dir>/samples (one folder per shard)
+  std::string result_json;                    // <output_dir>/result.json (evaluation report, docs/evaluation.md)
+};
+
+// `cadenza-worker` next to this binary, in the build tree's worker/ folder, or on PATH; $CADENZA_WORKER wins.
+std::string WorkerBinary();
+
+// Starts the coordinator and `mpirun -np ranks cadenza-worker --coordinator ...`, submits every experiment, prints
+// progress until all jobs finish, stops the worker group (SIGUSR1: exit 4 after handing back) and the coordinator.
+// An error names the job that failed and points at workers.log.
+Status RunOnLocalCluster(const LocalClusterOptions& options, const std::vector<LocalExperiment>& experiments,
+                         std::vector<LocalExperimentResult>* results);
+
+}  // namespace cadenza
