@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -233,6 +234,42 @@ Status RunOnLocalCluster(const LocalClusterOptions& o, const std::vector<LocalEx
   }
   stop_all(SIGUSR1);
   return s;
+}
+
+Status RunDemoStagesOnCluster(const std::string& out, const std::vector<std::string>& families,
+                              const std::vector<std::string>& experiment_files, int samples, bool wav) {
+  if (families.size() != experiment_files.size()) return InvalidArgument("families: one experiment file per family");
+  LocalClusterOptions o;
+  o.work_dir = (fs::path(out) / "cluster").string();
+  o.worker_args = {"--bars", "8", "--max-tokens", "1500", "--top-p", "0.95"};
+  if (wav) o.worker_args.push_back("--wav");
+  std::vector<LocalExperiment> experiments;
+  for (const std::string& f : experiment_files) experiments.push_back({f, samples});
+  std::vector<LocalExperimentResult> results;
+  Status s = RunOnLocalCluster(o, experiments, &results);
+  if (!s.ok()) return s;
+  if (results.size() != families.size()) return InternalError("cluster: " + std::to_string(results.size()) + " results for " +
+                                                              std::to_string(families.size()) + " experiments");
+  for (size_t i = 0; i < families.size(); ++i) {
+    const fs::path dest = fs::path(out) / "samples" / families[i];
+    std::error_code ec;
+    fs::remove_all(dest, ec);
+    fs::create_directories(dest, ec);
+    if (ec) return IoError(dest.string() + ": cannot create: " + ec.message());
+    int copied = 0;
+    for (const auto& e : fs::recursive_directory_iterator(results[i].samples_dir, ec)) {
+      if (!e.is_regular_file()) continue;
+      fs::copy_file(e.path(), dest / e.path().filename(), fs::copy_options::overwrite_existing, ec);
+      if (ec) return IoError(e.path().string() + ": cannot copy to " + dest.string() + ": " + ec.message());
+      copied += e.path().extension() == ".mid";
+    }
+    const auto& g = results[i].generate;
+    const double tokens = g.count("new_tokens") ? g.at("new_tokens") : 0, secs = g.count("generate_seconds") ? g.at("generate_seconds") : 0;
+    std::printf("%s: %d pieces -> %s (%.0f tokens in %.2f s of generation, %.0f tokens/s over the ranks' tasks)\n",
+                families[i].c_str(), copied, dest.string().c_str(), tokens, secs, tokens / std::max(1e-9, secs));
+  }
+  std::fflush(stdout);
+  return Status::Ok();
 }
 
 }  // namespace cadenza

@@ -41,4 +41,11 @@ std::string WorkerBinary();
 Status RunOnLocalCluster(const LocalClusterOptions& options, const std::vector<LocalExperiment>& experiments,
                          std::vector<LocalExperimentResult>* results);
 
+// `cadenza demo --cluster`: the demo's train and generate stages through the local cluster (2 ranks, 1 thread
+// each; samples as the single-machine demo draws them: 8 bars, at most 1500 tokens, top-p 0.95, WAV when `wav`).
+// experiment_files[i] trains families[i]; its samples are then copied to <out>/samples/<family>/ so that the
+// demo's evaluate, probe and table stages follow unchanged.
+Status RunDemoStagesOnCluster(const std::string& out, const std::vector<std::string>& families,
+                              const std::vector<std::string>& experiment_files, int samples, bool wav);
+
 }  // namespace cadenza
