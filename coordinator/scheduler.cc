@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 namespace cadenza::coord {
@@ -72,29 +74,62 @@ void Scheduler::PutLocked(const TaskRecord& t) {
   IndexLocked(t, +1);
 }
 
-Status Scheduler::CommitLocked(Change& c) {
-  Status s = store_->Transaction([&]() -> Status {
-    for (JobRecord& j : c.jobs) {
-      if (Status e = store_->UpdateJob(j); !e.ok()) return e;
-    }
-    for (TaskRecord& t : c.inserts) {
-      if (t.parent_id < 0) t.parent_id = c.inserts[static_cast<size_t>(-t.parent_id - 1)].id;
-      if (Status e = store_->InsertTask(&t); !e.ok()) return e;
-    }
-    for (const TaskRecord& t : c.updates) {
-      if (Status e = store_->UpdateTask(t); !e.ok()) return e;
-    }
-    if (c.result) return store_->InsertResult(*c.result);
-    return Status::Ok();
-  });
-  if (!s.ok()) return s;
+Status Scheduler::CommitLocked(Change& c, std::unique_lock<std::mutex>& lock, bool wait) {
+  for (TaskRecord& t : c.inserts) t.id = next_task_id_++;
+  for (TaskRecord& t : c.inserts) {
+    if (t.parent_id < 0) t.parent_id = c.inserts[static_cast<size_t>(-t.parent_id - 1)].id;
+  }
   for (const JobRecord& j : c.jobs) jobs_[j.id] = j;
   for (const TaskRecord& t : c.updates) PutLocked(t);
   for (const TaskRecord& t : c.inserts) PutLocked(t);
   for (const auto& [w, n] : c.stops) stops_[w].push_back(n);
+  c.stops.clear();
+  pending_.push_back(std::move(c));
+  const uint64_t ticket = ++enqueued_;
   ++version_;
   changed_.notify_all();
+  if (wait) WaitDurableLocked(lock, ticket);
   return Status::Ok();
+}
+
+void Scheduler::WaitDurableLocked(std::unique_lock<std::mutex>& lock, uint64_t ticket) {
+  while (durable_ < ticket) {
+    if (committing_) {
+      durable_cv_.wait(lock);
+      continue;
+    }
+    committing_ = true;
+    std::vector<Change> batch;
+    batch.swap(pending_);
+    const uint64_t last = enqueued_;
+    lock.unlock();
+    Status s = store_->Transaction([&]() -> Status {
+      for (Change& c : batch) {
+        for (const JobRecord& j : c.jobs) {
+          if (Status e = store_->UpdateJob(j); !e.ok()) return e;
+        }
+        for (TaskRecord& t : c.inserts) {
+          if (Status e = store_->InsertTask(&t); !e.ok()) return e;
+        }
+        for (const TaskRecord& t : c.updates) {
+          if (Status e = store_->UpdateTask(t); !e.ok()) return e;
+        }
+        if (c.result) {
+          if (Status e = store_->InsertResult(*c.result); !e.ok()) return e;
+        }
+      }
+      return Status::Ok();
+    });
+    if (!s.ok()) {
+      std::fprintf(stderr, "cadenza coordinator: cannot write its database (%s); stopping: a restart recovers the last written state\n",
+                   s.message().c_str());
+      std::abort();
+    }
+    lock.lock();
+    committing_ = false;
+    durable_ = std::max(durable_, last);
+    durable_cv_.notify_all();
+  }
 }
 
 // ---- recovery and submission ----
@@ -104,11 +139,12 @@ Status Scheduler::Recover(int64_t now_ms) {
   if (!jobs.ok()) return jobs.status();
   auto tasks = store_->LoadTasks();
   if (!tasks.ok()) return tasks.status();
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   for (JobRecord& j : *jobs) jobs_[j.id] = std::move(j);
   for (TaskRecord& t : *tasks) {
     if (!jobs_.count(t.job_id)) return DataLoss("coordinator database: task " + std::to_string(t.id) + " has no job");
     if (t.state == TaskState::kLeased) t.lease_expires_ms = now_ms + options_.lease_ms;
+    next_task_id_ = std::max(next_task_id_, t.id + 1);
     PutLocked(t);
   }
   ++version_;
@@ -117,10 +153,11 @@ Status Scheduler::Recover(int64_t now_ms) {
 
 StatusOr<std::vector<int64_t>> Scheduler::Submit(const std::string& user, const std::vector<Experiment>& experiments, bool sweep,
                                                  int64_t now_ms, int64_t* sweep_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   std::vector<JobRecord> jobs;
   std::vector<TaskRecord> trains;
   int64_t sid = 0;
+  int64_t next_id = next_task_id_;
   Status s = store_->Transaction([&]() -> Status {
     if (sweep) {
       if (Status e = store_->NewSweepId(&sid); !e.ok()) return e;
@@ -138,6 +175,7 @@ StatusOr<std::vector<int64_t>> Scheduler::Submit(const std::string& user, const 
       t.state = TaskState::kPending;
       t.max_attempts = 1 + options_.retry_budget;
       t.checkpoint = Join(e.output_dir, "checkpoints/latest.pt");
+      t.id = next_id++;
       if (Status st = store_->InsertTask(&t); !st.ok()) return st;
       jobs.push_back(std::move(j));
       trains.push_back(std::move(t));
@@ -145,6 +183,7 @@ StatusOr<std::vector<int64_t>> Scheduler::Submit(const std::string& user, const 
     return Status::Ok();
   });
   if (!s.ok()) return s;
+  next_task_id_ = next_id;
   std::vector<int64_t> ids;
   for (JobRecord& j : jobs) {
     ids.push_back(j.id);
@@ -196,7 +235,7 @@ StatusOr<std::optional<Assignment>> Scheduler::Lease(const WorkerKey& worker, ui
     return InvalidArgument("kinds: train tasks are leased by rank 0 of a worker group (rank " + std::to_string(worker.rank) + " asked)");
   }
   ExpireLeases(now_ms);
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   // Fair share: the user with the fewest leased tasks among those with a ready task of an accepted kind.
   const UserQueue* best_q = nullptr;
   int64_t best_task = 0;
@@ -229,12 +268,12 @@ StatusOr<std::optional<Assignment>> Scheduler::Lease(const WorkerKey& worker, ui
     j.state = JobState::kRunning;
     c.jobs.push_back(std::move(j));
   }
-  if (Status s = CommitLocked(c); !s.ok()) return s;
-  return std::optional<Assignment>(AssignmentLocked(tasks_.at(best_task)));
+  if (Status s = CommitLocked(c, lock); !s.ok()) return s;
+  return std::optional<Assignment>(AssignmentLocked(t));
 }
 
 std::vector<StopNotice> Scheduler::Heartbeat(const WorkerKey& worker, const std::vector<StopNotice>& running, int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   std::vector<StopNotice> out;
   for (const StopNotice& r : running) {
     auto it = tasks_.find(r.task_id);
@@ -275,7 +314,7 @@ Status Scheduler::CheckAttemptLocked(const TaskRecord& t, int attempt) const {
 
 StatusOr<ProgressAck> Scheduler::Progress(const WorkerKey& worker, int64_t task_id, int attempt, double fraction,
                                           const std::string& message, const std::string& checkpoint, int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   auto it = tasks_.find(task_id);
   if (it == tasks_.end()) return NotFound("task.task_id: no task " + std::to_string(task_id));
   if (attempt < 1 || attempt > it->second.attempt) return CheckAttemptLocked(it->second, attempt);
@@ -292,7 +331,7 @@ StatusOr<ProgressAck> Scheduler::Progress(const WorkerKey& worker, int64_t task_
     u.message = message;
     Change c;
     c.updates.push_back(u);
-    if (Status s = CommitLocked(c); !s.ok()) return s;
+    if (Status s = CommitLocked(c, lock); !s.ok()) return s;
   } else {
     t.fraction = std::clamp(fraction, 0.0, 1.0);
     t.message = message;
@@ -377,7 +416,7 @@ void Scheduler::FollowUpsLocked(const TaskRecord& done, const ResultRecord& resu
 
 StatusOr<CompleteAck> Scheduler::Complete(const WorkerKey& worker, int64_t task_id, int attempt, ResultRecord result, int64_t now_ms) {
   (void)worker;  // the attempt number identifies the lease; a late but unreplaced attempt is still accepted
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   auto it = tasks_.find(task_id);
   if (it == tasks_.end()) return NotFound("task.task_id: no task " + std::to_string(task_id));
   const TaskRecord& cur = it->second;
@@ -407,7 +446,7 @@ StatusOr<CompleteAck> Scheduler::Complete(const WorkerKey& worker, int64_t task_
   c.updates.push_back(t);
   FollowUpsLocked(t, result, now_ms, &c);
   c.result = std::move(result);
-  if (Status s = CommitLocked(c); !s.ok()) return s;
+  if (Status s = CommitLocked(c, lock); !s.ok()) return s;
   return ack;
 }
 
@@ -442,7 +481,7 @@ void Scheduler::RetryOrFailLocked(TaskRecord t, const std::string& error, bool r
 StatusOr<FailAck> Scheduler::Fail(const WorkerKey& worker, int64_t task_id, int attempt, const std::string& error, bool retryable,
                                   const std::string& checkpoint, int64_t now_ms) {
   (void)worker;
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   auto it = tasks_.find(task_id);
   if (it == tasks_.end()) return NotFound("task.task_id: no task " + std::to_string(task_id));
   const TaskRecord& cur = it->second;
@@ -460,11 +499,11 @@ StatusOr<FailAck> Scheduler::Fail(const WorkerKey& worker, int64_t task_id, int 
   t.lease_expires_ms = now_ms;
   Change c;
   RetryOrFailLocked(t, error.empty() ? "failed (no reason given)" : error, retryable, &c, &ack.will_retry);
-  if (Status s = CommitLocked(c); !s.ok()) return s;
+  if (Status s = CommitLocked(c, lock); !s.ok()) return s;
   return ack;
 }
 
-int Scheduler::ExpireLocked(const std::vector<int64_t>& ids, const std::string& why, int64_t now_ms) {
+int Scheduler::ExpireLocked(const std::vector<int64_t>& ids, const std::string& why, int64_t now_ms, std::unique_lock<std::mutex>& lock) {
   int n = 0;
   for (int64_t id : ids) {
     auto it = tasks_.find(id);
@@ -476,30 +515,30 @@ int Scheduler::ExpireLocked(const std::vector<int64_t>& ids, const std::string& 
     const std::string error = why + " (worker " + t.worker.ToString() + ", attempt " + std::to_string(t.attempt) + ")";
     t.lease_expires_ms = now_ms;
     RetryOrFailLocked(t, error, true, &c, &retry);
-    // A failed write leaves the lease in place: the next sweep tries again.
-    if (CommitLocked(c).ok()) ++n;
+    if (CommitLocked(c, lock, false).ok()) ++n;
   }
+  if (n > 0) WaitDurableLocked(lock, enqueued_);
   return n;
 }
 
 int Scheduler::ExpireLeases(int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   std::vector<int64_t> ids;
   for (auto it = expiry_.begin(); it != expiry_.end() && it->first <= now_ms; ++it) ids.push_back(it->second);
   if (ids.empty()) return 0;
-  return ExpireLocked(ids, "lease expired", now_ms);
+  return ExpireLocked(ids, "lease expired", now_ms, lock);
 }
 
 int Scheduler::ReleaseWorker(const WorkerKey& worker, int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   auto h = held_.find(worker);
   if (h == held_.end()) return 0;
   const std::vector<int64_t> ids(h->second.begin(), h->second.end());
-  return ExpireLocked(ids, "worker declared dead (no heartbeat)", now_ms);
+  return ExpireLocked(ids, "worker declared dead (no heartbeat)", now_ms, lock);
 }
 
 StatusOr<CancelAck> Scheduler::Cancel(const std::string& user, int64_t job_id, int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return NotFound("job_id: no job " + std::to_string(job_id));
   if (it->second.user != user) {
@@ -524,7 +563,7 @@ StatusOr<CancelAck> Scheduler::Cancel(const std::string& user, int64_t job_id, i
   }
   ack.tasks_cancelled = static_cast<int>(c.updates.size());
   ack.state = JobState::kCancelled;
-  if (Status s = CommitLocked(c); !s.ok()) return s;
+  if (Status s = CommitLocked(c, lock); !s.ok()) return s;
   return ack;
 }
 
@@ -555,14 +594,14 @@ JobView Scheduler::ViewLocked(const JobRecord& j, bool with_tasks) const {
 }
 
 StatusOr<JobView> Scheduler::GetJob(int64_t job_id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return NotFound("job_id: no job " + std::to_string(job_id));
   return ViewLocked(it->second, true);
 }
 
 std::vector<JobView> Scheduler::ListJobs(const JobFilter& f) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   std::vector<JobView> out;
   const int limit = f.limit > 0 ? f.limit : 1000;
   for (auto it = jobs_.rbegin(); it != jobs_.rend() && static_cast<int>(out.size()) < limit; ++it) {
@@ -577,7 +616,7 @@ std::vector<JobView> Scheduler::ListJobs(const JobFilter& f) const {
 }
 
 StatusOr<std::vector<ResultView>> Scheduler::QueryResults(const ResultFilter& f) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   std::vector<ResultView> out;
   const size_t limit = f.limit > 0 ? static_cast<size_t>(f.limit) : 10000;
   for (const auto& [id, j] : jobs_) {
@@ -607,12 +646,12 @@ uint64_t Scheduler::WaitForChange(uint64_t seen, int64_t timeout_ms) const {
 }
 
 uint64_t Scheduler::version() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   return version_;
 }
 
 size_t Scheduler::NumTasks() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   return tasks_.size();
 }
 

@@ -137,7 +137,11 @@ class Scheduler {
     std::optional<ResultRecord> result;
     std::vector<std::pair<WorkerKey, StopNotice>> stops;
   };
-  Status CommitLocked(Change& c);
+  // Applies `c` to memory at once and queues its writes; with `wait`, returns once they are durable. Group commit:
+  // the first waiter writes every queued change in one transaction (without holding mu_), the others wait for it.
+  // A failed write stops the process (fail-stop: memory would be ahead of the database; a restart recovers).
+  Status CommitLocked(Change& c, std::unique_lock<std::mutex>& lock, bool wait = true);
+  void WaitDurableLocked(std::unique_lock<std::mutex>& lock, uint64_t ticket);
   void PutLocked(const TaskRecord& t);
   void IndexLocked(const TaskRecord& t, int delta);
   const std::string& UserOfLocked(const TaskRecord& t) const;
@@ -148,7 +152,7 @@ class Scheduler {
   void FollowUpsLocked(const TaskRecord& done, const ResultRecord& result, int64_t now_ms, Change* c);
   Assignment AssignmentLocked(const TaskRecord& t) const;
   JobView ViewLocked(const JobRecord& j, bool with_tasks) const;
-  int ExpireLocked(const std::vector<int64_t>& ids, const std::string& why, int64_t now_ms);
+  int ExpireLocked(const std::vector<int64_t>& ids, const std::string& why, int64_t now_ms, std::unique_lock<std::mutex>& lock);
 
   Store* store_;
   SchedulerOptions options_;
@@ -168,6 +172,11 @@ class Scheduler {
   std::set<std::pair<int64_t, int64_t>> expiry_;  // (lease_expires_ms, task id) of leased tasks
   std::map<WorkerKey, std::set<int64_t>> held_;   // leased task ids by holder
   std::map<WorkerKey, std::vector<StopNotice>> stops_;
+  int64_t next_task_id_ = 1;       // task ids are given here (memory first), not by SQLite
+  std::vector<Change> pending_;    // applied to memory, not yet written
+  uint64_t enqueued_ = 0, durable_ = 0;  // tickets of queued and of written changes
+  bool committing_ = false;
+  std::condition_variable durable_cv_;
 };
 
 }  // namespace cadenza::coord

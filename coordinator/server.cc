@@ -397,8 +397,9 @@ void CoordinatorServer::ReaperLoop() {
 }
 
 void CoordinatorServer::Shutdown() {
-  if (stopping_.exchange(true)) return;
-  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  // A signal thread and the destructor may both call this: the second waits until the first is done.
+  std::lock_guard<std::mutex> lock(shutdown_mu_);
+  if (!stopping_.exchange(true) && server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   if (reaper_.joinable()) reaper_.join();
 }
 

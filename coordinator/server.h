@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -49,6 +50,7 @@ class CoordinatorServer {
   std::unique_ptr<grpc::Server> server_;
   std::thread reaper_;
   std::atomic<bool> stopping_{false};
+  std::mutex shutdown_mu_;
   int port_ = 0;
 };
 

@@ -39,6 +39,7 @@ class Binder {
   explicit Binder(sqlite3_stmt* s) : s_(s) { sqlite3_reset(s_); sqlite3_clear_bindings(s_); }
   Binder& I(int64_t v) { sqlite3_bind_int64(s_, ++i_, v); return *this; }
   Binder& D(double v) { sqlite3_bind_double(s_, ++i_, v); return *this; }
+  Binder& N() { sqlite3_bind_null(s_, ++i_); return *this; }
   Binder& S(const std::string& v) { sqlite3_bind_text(s_, ++i_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT); return *this; }
 
  private:
@@ -76,8 +77,8 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
        "samples_per_task, experiment_yaml, state, created_ms, finished_ms, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
       {&store->update_job_, "UPDATE jobs SET state=?, finished_ms=?, error=? WHERE id=?"},
       {&store->insert_task_,
-       "INSERT INTO tasks (job_id, kind, state, attempt, max_attempts, shard_index, shard_count, sample_begin, "
-       "sample_count, parent_id, checkpoint, message, fraction, worker_group, worker_rank) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
+       "INSERT INTO tasks (id, job_id, kind, state, attempt, max_attempts, shard_index, shard_count, sample_begin, "
+       "sample_count, parent_id, checkpoint, message, fraction, worker_group, worker_rank) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
       {&store->update_task_,
        "UPDATE tasks SET state=?, attempt=?, checkpoint=?, message=?, fraction=?, worker_group=?, worker_rank=? WHERE id=?"},
       {&store->insert_result_,
@@ -120,6 +121,7 @@ StatusOr<sqlite3_stmt*> Store::Prepare(const char* sql) {
 }
 
 Status Store::Transaction(const std::function<Status()>& fn) {
+  std::lock_guard<std::mutex> lock(mu_);
   if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
   Status s = fn();
   if (!s.ok()) {
@@ -150,7 +152,10 @@ Status Store::UpdateJob(const JobRecord& j) {
 }
 
 Status Store::InsertTask(TaskRecord* t) {
-  Binder(insert_task_).I(t->job_id).I(static_cast<int>(t->kind)).I(static_cast<int>(t->state)).I(t->attempt)
+  Binder b(insert_task_);
+  if (t->id > 0) b.I(t->id);
+  else b.N();
+  b.I(t->job_id).I(static_cast<int>(t->kind)).I(static_cast<int>(t->state)).I(t->attempt)
       .I(t->max_attempts).I(t->shard_index).I(t->shard_count).I(t->sample_begin).I(t->sample_count).I(t->parent_id)
       .S(t->checkpoint).S(t->message).D(t->fraction).I(t->worker.group_id).I(t->worker.rank);
   if (sqlite3_step(insert_task_) != SQLITE_DONE) return Error("insert task");
@@ -204,6 +209,7 @@ Status Store::NewSweepId(int64_t* id) {
 }
 
 StatusOr<std::vector<JobRecord>> Store::LoadJobs() {
+  std::lock_guard<std::mutex> lock(mu_);
   auto p = Prepare(
       "SELECT id, sweep_id, user, name, dataset, model_family, seed, output_dir, reference_split, samples, samples_per_task, "
       "experiment_yaml, state, created_ms, finished_ms, error FROM jobs ORDER BY id");
@@ -236,6 +242,7 @@ StatusOr<std::vector<JobRecord>> Store::LoadJobs() {
 }
 
 StatusOr<std::vector<TaskRecord>> Store::LoadTasks() {
+  std::lock_guard<std::mutex> lock(mu_);
   auto p = Prepare(
       "SELECT id, job_id, kind, state, attempt, max_attempts, shard_index, shard_count, sample_begin, sample_count, "
       "parent_id, checkpoint, message, fraction, worker_group, worker_rank FROM tasks ORDER BY id");
@@ -267,6 +274,7 @@ StatusOr<std::vector<TaskRecord>> Store::LoadTasks() {
 }
 
 StatusOr<std::vector<WorkerGroup>> Store::LoadWorkerGroups() {
+  std::lock_guard<std::mutex> lock(mu_);
   auto p = Prepare("SELECT id, host, ranks, threads_per_rank, device, name, registered_ms FROM worker_groups ORDER BY id");
   if (!p.ok()) return p.status();
   std::vector<WorkerGroup> groups;
@@ -287,6 +295,7 @@ StatusOr<std::vector<WorkerGroup>> Store::LoadWorkerGroups() {
 }
 
 StatusOr<std::vector<ResultRecord>> Store::LoadResults(int64_t job_id, TaskKind kind) {
+  std::lock_guard<std::mutex> lock(mu_);
   Binder(select_results_).I(job_id).I(static_cast<int>(kind)).I(static_cast<int>(kind));
   std::vector<ResultRecord> rows;
   int rc;
@@ -321,6 +330,7 @@ StatusOr<std::vector<ResultRecord>> Store::LoadResults(int64_t job_id, TaskKind 
 }
 
 StatusOr<int64_t> Store::CountResults() {
+  std::lock_guard<std::mutex> lock(mu_);
   sqlite3_stmt* s = nullptr;
   if (sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM results", -1, &s, nullptr) != SQLITE_OK) return Error("count results");
   const int64_t n = sqlite3_step(s) == SQLITE_ROW ? Int(s, 0) : -1;

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -23,12 +24,13 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Runs `fn` between BEGIN IMMEDIATE and COMMIT; rolls back (and returns its error) when `fn` fails.
+  // Runs `fn` between BEGIN IMMEDIATE and COMMIT; rolls back (and returns its error) when `fn` fails. The Insert/Update
+  // calls belong inside `fn`; Load* and CountResults take the same lock themselves.
   Status Transaction(const std::function<Status()>& fn);
 
   Status InsertJob(JobRecord* job);  // assigns job->id
   Status UpdateJob(const JobRecord& job);  // state, finished_ms, error
-  Status InsertTask(TaskRecord* task);  // assigns task->id
+  Status InsertTask(TaskRecord* task);  // keeps task->id when set, else assigns one
   Status UpdateTask(const TaskRecord& task);
   // Records a result; Aborted when the task already has one (the primary key is the task id).
   Status InsertResult(const ResultRecord& result);
@@ -48,6 +50,7 @@ class Store {
   StatusOr<sqlite3_stmt*> Prepare(const char* sql);
   Status Error(const std::string& what) const;
 
+  std::mutex mu_;  // one connection: transactions and loads one at a time
   sqlite3* db_ = nullptr;
   std::vector<sqlite3_stmt*> statements_;  // prepared once, finalized in the destructor
   sqlite3_stmt* insert_job_ = nullptr;
