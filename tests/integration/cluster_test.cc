@@ -394,6 +394,46 @@ TEST_F(ClusterTest, KilledCoordinatorRestartsAndEveryTaskHasExactlyOneResult) {
   Forget(b);
 }
 
+// The same through two groups on a small Nottingham subset (60 tunes); skipped when ../shared/data is absent.
+TEST_F(ClusterTest, NottinghamSubsetThroughTwoWorkerGroups) {
+  const fs::path midi = fs::path(CADENZA_SHARED_DATA) / "nottingham" / "MIDI";
+  if (!fs::is_directory(midi)) GTEST_SKIP() << midi << " is absent: the synthetic-corpus tests cover the cluster";
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(midi)) {
+    if (e.path().extension() == ".mid") files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  ASSERT_GE(files.size(), 60u);
+  const fs::path subset = dir_ / "nottingham-60";
+  fs::create_directories(subset);
+  for (size_t i = 0; i < 60; ++i) fs::create_symlink(files[i * (files.size() / 60)], subset / files[i * (files.size() / 60)].filename());
+  int rc = 0;
+  const std::string out = Shell(std::string(CADENZA_CLI) + " ingest " + subset.string() + " --out " + (dir_ / "nds").string() +
+                                    " --val 0.15 --test 0.15 --quiet", &rc);
+  ASSERT_EQ(rc, 0) << out;
+  StartCoordinator(0, "coordinator.log");
+  ASSERT_GT(port_, 0);
+  const pid_t a = StartGroup(2, "group-a", 3), b = StartGroup(1, "group-b", 3);
+  ASSERT_TRUE(WaitRegistered("group-a") && WaitRegistered("group-b"));
+  std::string exp = Slurp(Experiment("nottingham-tf", "transformer", 30, 10));
+  exp.replace(exp.find((suite_ / "ds").string()), (suite_ / "ds").string().size(), (dir_ / "nds").string());
+  std::ofstream(dir_ / "nottingham-tf.yaml") << exp;
+  const int64_t job = Submit((dir_ / "nottingham-tf.yaml").string(), 6);
+  auto c = Client();
+  ASSERT_TRUE(WaitJobsDone(c.get(), 50s));
+  v1::Job j;
+  ASSERT_TRUE(c->GetJob(job, &j).ok());
+  EXPECT_EQ(j.state(), v1::JOB_STATE_SUCCEEDED) << j.error();
+  const auto rows = Results(c.get(), v1::TASK_KIND_AGGREGATE, job);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].metrics().at("pieces"), 6);
+  EXPECT_TRUE(rows[0].metrics().count("pitch_class_entropy/overlap"));  // compared with the subset's test split
+  EXPECT_EQ(WaitExit(a, 20s), 0);
+  EXPECT_EQ(WaitExit(b, 20s), 0);
+  Forget(a);
+  Forget(b);
+}
+
 // What `cadenza demo --cluster` runs: an in-process coordinator, one 2-rank group, the experiments, the results.
 TEST_F(ClusterTest, LocalClusterRunsExperimentsAndCollectsTheirResults) {
   setenv("CADENZA_WORKER", CADENZA_WORKER, 1);
