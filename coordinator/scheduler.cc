@@ -339,6 +339,10 @@ StatusOr<ProgressAck> Scheduler::Progress(const WorkerKey& worker, int64_t task_
     changed_.notify_all();
   }
   TaskRecord& cur = tasks_.at(task_id);
+  if (cur.state != TaskState::kLeased || cur.attempt != attempt) {  // expired or cancelled while the write waited
+    ack.stop = true;
+    return ack;
+  }
   expiry_.erase({cur.lease_expires_ms, task_id});
   cur.lease_expires_ms = now_ms + options_.lease_ms;
   expiry_.insert({cur.lease_expires_ms, task_id});
