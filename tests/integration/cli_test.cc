@@ -1,5 +1,7 @@
 // The `cadenza` command as a user runs it: help texts, errors that name the input, and synth -> ingest -> inspect.
 #include <gtest/gtest.h>
+
+#include "tests/support/shell.h"
 #include <sstream>
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
@@ -13,25 +15,13 @@
 
 namespace {
 
+using cadenza::Shell;
+using cadenza::ShellRun;
+
 namespace fs = std::filesystem;
 
-struct CliRun {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-CliRun Cadenza(const std::string& args) {
-  const std::string cmd = std::string(CADENZA_CLI) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  CliRun r{-1, ""};
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using CliRun = ShellRun;
+CliRun Cadenza(const std::string& args) { return Shell(std::string(CADENZA_CLI) + " " + args); }
 
 class CliTest : public ::testing::Test {
  protected:

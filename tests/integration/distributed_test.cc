@@ -1,5 +1,7 @@
 // cadenza-worker under mpirun: a world of 2 follows a world of 1, resume across world sizes, fail-fast on a stall.
 #include <gtest/gtest.h>
+
+#include "tests/support/shell.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,27 +18,11 @@
 
 namespace {
 
+using cadenza::Shell;
+using cadenza::ShellRun;
+
 namespace fs = std::filesystem;
 
-struct ShellRun {
-  int exit_code;
-  std::string output;
-  double seconds;
-};
-
-ShellRun Shell(const std::string& cmd) {
-  const auto t0 = std::chrono::steady_clock::now();
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  ShellRun r{-1, "", 0};
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return r;
-}
 
 // Two ranks on a 2-core machine shared with other work: one thread each, passive OpenMP waits, no binding.
 std::string MpiRun(int ranks, const std::string& args, const std::string& extra_env = "") {
