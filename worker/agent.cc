@@ -30,12 +30,9 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-// The round header every rank contributes to (summed): rank 0 writes the action and the payload size, every rank
-// its stop flag and whether it ran a task in the previous round.
+// The round header every rank contributes to (summed): rank 0 writes the action, the payload size and a new group
+// id after re-registering; every rank its stop flag and whether it ran a task in the previous round.
 enum Action { kWorkAlone = 0, kTrain = 1, kExit = 2 };
-struct Header {
-  double action = 0, payload_bytes = 0, stopping = 0, busy = 0;
-};
 
 bool Transient(const Status& s) {
   return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded;
@@ -94,6 +91,7 @@ class Agent {
   }
   bool Stopping() const { return signal_stop_->load(); }
   Status Register(v1::RegisterWorkerGroupResponse* resp);
+  int64_t Reregister();
   void HeartbeatLoop();
   void ProgressCheck();
   // Reports that must arrive: retried while the coordinator is away (e.g. restarting).
@@ -107,7 +105,7 @@ class Agent {
   void RunTrain(const v1::Task& t);
   v1::WorkerRef Ref() const {
     v1::WorkerRef r;
-    r.set_group_id(group_id_);
+    r.set_group_id(group_id_.load());
     r.set_rank(rank_);
     return r;
   }
@@ -118,7 +116,8 @@ class Agent {
   std::atomic<bool>* signal_stop_;
   std::atomic<int>* signo_;
   std::unique_ptr<coord::CoordinatorClient> client_;
-  int64_t group_id_ = 0;
+  std::atomic<int64_t> group_id_{0};
+  std::atomic<bool> reregister_{false};  // a heartbeat got NOT_FOUND: the coordinator lost the group (new database)
   int64_t period_ms_ = 1000;
 
   std::mutex mu_;
@@ -174,6 +173,19 @@ Status Agent::Register(v1::RegisterWorkerGroupResponse* resp) {
   return client_->RegisterWorkerGroup(req, resp);
 }
 
+// Rank 0, between rounds: the coordinator answered NOT_FOUND for the group (it runs on a new database).
+int64_t Agent::Reregister() {
+  v1::RegisterWorkerGroupResponse resp;
+  Status s = Register(&resp);
+  if (!s.ok()) {
+    Log("re-registering: %s", s.message().c_str());
+    return 0;
+  }
+  Log("the coordinator did not know group %lld any more: registered again as group %lld", (long long)group_id_.load(),
+      (long long)resp.group_id());
+  return resp.group_id();
+}
+
 void Agent::SetRunning(const v1::Task* t) {
   std::lock_guard<std::mutex> lock(mu_);
   if (t) running_ = *t;
@@ -201,6 +213,7 @@ void Agent::HeartbeatLoop() {
     }
     v1::HeartbeatResponse resp;
     Status s = client_->Heartbeat(req, &resp);
+    if (s.code() == StatusCode::kNotFound) reregister_ = true;
     if (!s.ok()) {
       if (!warned && !Transient(s)) Log("heartbeat: %s", s.message().c_str());
       warned = !Transient(s);
@@ -297,6 +310,7 @@ bool Agent::LeaseLocal(v1::Task* task, int64_t* retry_after_ms) {
   }
   v1::LeaseTaskResponse resp;
   Status s = client_->LeaseTask(req, &resp);
+  if (s.code() == StatusCode::kNotFound) reregister_ = true;
   if (!s.ok()) {
     if (!Transient(s)) Log("LeaseTask: %s", s.message().c_str());
     *retry_after_ms = 500;
@@ -443,7 +457,11 @@ int Agent::Run() {
   auto last_busy = Clock::now();
   while (true) {
     // Rank 0 decides the action of this round; every rank adds its stop flag and whether it worked.
-    double h[4] = {0, 0, Stopping() ? 1.0 : 0.0, busy ? 1.0 : 0.0};
+    double h[5] = {0, 0, Stopping() ? 1.0 : 0.0, busy ? 1.0 : 0.0, 0};
+    if (rank_ == 0 && reregister_.load() && !Stopping()) {
+      h[4] = double(Reregister());
+      if (h[4] > 0) group_id_ = int64_t(h[4]);
+    }
     std::string payload;
     std::optional<v1::Task> mine;
     int64_t retry_after_ms = 0;
@@ -465,7 +483,11 @@ int Agent::Run() {
         }
       }
     }
-    Await(comm_.StartAllreduceSum(h, 4));
+    Await(comm_.StartAllreduceSum(h, 5));
+    if (h[4] > 0) {  // every rank takes the new group id before anyone calls the coordinator again
+      group_id_ = int64_t(h[4]);
+      reregister_ = false;
+    }
     if (h[3] > 0 || h[0] != kWorkAlone) last_busy = Clock::now();
     if (h[2] > 0) {  // a signal reached some rank: hand back what rank 0 just leased, then every rank stops
       if (rank_ == 0) {

@@ -394,6 +394,33 @@ TEST_F(ClusterTest, KilledCoordinatorRestartsAndEveryTaskHasExactlyOneResult) {
   Forget(b);
 }
 
+// A coordinator restarted on a NEW database answers NOT_FOUND for the old group: the group registers again (rank 0,
+// the new id broadcast to every rank) and serves the new coordinator's jobs.
+TEST_F(ClusterTest, GroupRegistersAgainWithACoordinatorOnANewDatabase) {
+  pid_t coordinator = StartCoordinator(0, "coordinator-1.log");
+  ASSERT_GT(port_, 0);
+  const int port = port_;
+  const pid_t a = StartGroup(2, "group-a", 8);
+  ASSERT_TRUE(WaitRegistered("group-a"));
+  ASSERT_EQ(kill(coordinator, SIGKILL), 0);
+  EXPECT_EQ(WaitExit(coordinator, 5s), 128 + SIGKILL);
+  Forget(coordinator);
+  fs::remove(dir_ / "coordinator.db");
+  fs::remove(dir_ / "coordinator.db-wal");
+  fs::remove(dir_ / "coordinator.db-shm");
+  coordinator = StartCoordinator(port, "coordinator-2.log");
+  ASSERT_EQ(port_, port);
+  const int64_t job = Submit(Experiment("fresh-db", "lstm", 20, 10), 2);
+  auto c = Client();
+  ASSERT_TRUE(WaitJobsDone(c.get(), 40s));
+  v1::Job j;
+  ASSERT_TRUE(c->GetJob(job, &j).ok());
+  EXPECT_EQ(j.state(), v1::JOB_STATE_SUCCEEDED) << j.error();
+  EXPECT_NE(Slurp(dir_ / "group-a.log").find("registered again"), std::string::npos);
+  EXPECT_EQ(WaitExit(a, 30s), 0);
+  Forget(a);
+}
+
 // The same through two groups on a small Nottingham subset (60 tunes); skipped when ../shared/data is absent.
 TEST_F(ClusterTest, NottinghamSubsetThroughTwoWorkerGroups) {
   const fs::path midi = fs::path(CADENZA_SHARED_DATA) / "nottingham" / "MIDI";
