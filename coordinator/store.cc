@@ -84,6 +84,9 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
       {&store->insert_result_,
        "INSERT INTO results (task_id, attempt, job_id, kind, shard_index, metrics_json, artifacts_json, checkpoint, "
        "summary, recorded_ms) VALUES (?,?,?,?,?,?,?,?,?,?)"},
+      {&store->begin_, "BEGIN IMMEDIATE"},
+      {&store->commit_, "COMMIT"},
+      {&store->rollback_, "ROLLBACK"},
       {&store->select_results_,
        "SELECT task_id, attempt, job_id, kind, shard_index, metrics_json, artifacts_json, checkpoint, summary, recorded_ms "
        "FROM results WHERE job_id=? AND (?=0 OR kind=?) ORDER BY task_id"},
@@ -120,16 +123,22 @@ StatusOr<sqlite3_stmt*> Store::Prepare(const char* sql) {
   return s;
 }
 
+Status Store::Step(sqlite3_stmt* s, const char* what) {
+  const int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  return rc == SQLITE_DONE ? Status::Ok() : Error(what);
+}
+
 Status Store::Transaction(const std::function<Status()>& fn) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  if (Status s = Step(begin_, "begin"); !s.ok()) return s;
   Status s = fn();
   if (!s.ok()) {
-    (void)Exec("ROLLBACK");
+    (void)Step(rollback_, "rollback");
     return s;
   }
-  if (Status c = Exec("COMMIT"); !c.ok()) {
-    (void)Exec("ROLLBACK");
+  if (Status c = Step(commit_, "commit"); !c.ok()) {
+    (void)Step(rollback_, "rollback");
     return c;
   }
   return Status::Ok();

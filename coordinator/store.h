@@ -59,6 +59,10 @@ class Store {
   sqlite3_stmt* update_task_ = nullptr;
   sqlite3_stmt* insert_result_ = nullptr;
   sqlite3_stmt* select_results_ = nullptr;
+  sqlite3_stmt* begin_ = nullptr;  // BEGIN IMMEDIATE / COMMIT / ROLLBACK, prepared once (parsing them was 1% of a busy coordinator)
+  sqlite3_stmt* commit_ = nullptr;
+  sqlite3_stmt* rollback_ = nullptr;
+  Status Step(sqlite3_stmt* s, const char* what);
 };
 
 }  // namespace cadenza::coord
