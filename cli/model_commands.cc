@@ -43,18 +43,8 @@ int RunTrain(const TrainArgs& a) {
   auto config = LoadExperimentConfig(a.experiment);
   if (!config.ok()) return Fail(config.status());
   if (a.threads >= 0) config->train.threads = a.threads;
-  auto dataset = Dataset::Open(config->dataset);
-  if (!dataset.ok()) return Fail(config->dataset.empty() ? InvalidArgument(a.experiment + ": dataset: missing") : dataset.status());
-  WindowSamplerOptions w;
-  w.length = config->train.seq_len + 1;  // seq_len inputs, each with its next-token target
-  w.min_tokens = std::min<int64_t>(32, w.length);
-  w.seed = config->train.seed;
-  w.split = Split::kTrain;
-  auto train = DatasetWindows::Create(**dataset, w);
-  if (!train.ok()) return Fail(train.status());
-  w.split = Split::kVal;
-  auto val = DatasetWindows::Create(**dataset, w);
-  if (!val.ok()) return Fail(val.status());
+  auto windows = OpenExperimentWindows(*config);
+  if (!windows.ok()) return Fail(config->dataset.empty() ? windows.status().WithContext(a.experiment) : windows.status());
 
   // Slurm sends SIGTERM before a time limit or preemption: checkpoint and stop so `--resume` continues exactly.
   std::signal(SIGINT, OnStopSignal);
@@ -64,7 +54,7 @@ int RunTrain(const TrainArgs& a) {
   o.progress = !a.quiet;
   o.stop_after_steps = a.stop_after;
   o.stop_requested = &g_stop;
-  auto summary = Train(*config, **train, **val, o);
+  auto summary = Train(*config, *windows->train, *windows->val, o);
   if (!summary.ok()) return Fail(summary.status());
   const TrainSummary& s = *summary;
   std::printf("run            %s (%s, %lld parameters)\n", config->out.c_str(), config->model.family.c_str(),

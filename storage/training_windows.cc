@@ -38,4 +38,27 @@ void DatasetWindows::Fill(int64_t epoch, int64_t first, int64_t count, int32_t* 
   }
 }
 
+StatusOr<ExperimentWindows> OpenExperimentWindows(const ExperimentConfig& config, int rank, int world) {
+  if (config.dataset.empty()) return InvalidArgument("dataset: missing (the folder written by `cadenza ingest`)");
+  ExperimentWindows out;
+  auto dataset = Dataset::Open(config.dataset);
+  if (!dataset.ok()) return dataset.status();
+  out.dataset = std::move(dataset).value();
+  WindowSamplerOptions w;
+  w.length = config.train.seq_len + 1;  // seq_len inputs, each with its next-token target
+  w.min_tokens = std::min<int64_t>(32, w.length);
+  w.seed = config.train.seed;
+  w.rank = rank;
+  w.world = world;
+  w.split = Split::kTrain;
+  auto train = DatasetWindows::Create(*out.dataset, w);
+  if (!train.ok()) return train.status();
+  out.train = std::move(train).value();
+  w.split = Split::kVal;
+  auto val = DatasetWindows::Create(*out.dataset, w);
+  if (!val.ok()) return val.status();
+  out.val = std::move(val).value();
+  return out;
+}
+
 }  // namespace cadenza

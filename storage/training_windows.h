@@ -5,6 +5,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/experiment_config.h"
 #include "core/window_source.h"
 #include "storage/dataset.h"
 
@@ -27,5 +28,13 @@ class DatasetWindows : public WindowSource {
   mutable int64_t cached_epoch_ = -1;
   mutable std::vector<Window> windows_;
 };
+
+// What an experiment trains on: its dataset, and this rank's train and validation windows of seq_len + 1 tokens
+// (inputs and their next-token targets), bar-aligned, shuffled by the experiment's seed.
+struct ExperimentWindows {
+  std::unique_ptr<Dataset> dataset;
+  std::unique_ptr<DatasetWindows> train, val;
+};
+StatusOr<ExperimentWindows> OpenExperimentWindows(const ExperimentConfig& config, int rank = 0, int world = 1);
 
 }  // namespace cadenza

@@ -86,22 +86,10 @@ int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
   auto config = LoadExperimentConfig(a.experiment);
   if (!config.ok()) return fail(config.status().message(), 1);
   if (!a.out.empty()) config->out = a.out;
-  auto dataset = Dataset::Open(config->dataset);
-  if (!dataset.ok()) {
-    return fail(config->dataset.empty() ? a.experiment + ": dataset: missing" : dataset.status().message(), 1);
+  auto windows = OpenExperimentWindows(*config, rank, world);
+  if (!windows.ok()) {
+    return fail((config->dataset.empty() ? windows.status().WithContext(a.experiment) : windows.status()).message(), 1);
   }
-  WindowSamplerOptions w;
-  w.length = config->train.seq_len + 1;
-  w.min_tokens = std::min<int64_t>(32, w.length);
-  w.seed = config->train.seed;
-  w.rank = rank;
-  w.world = world;
-  w.split = Split::kTrain;
-  auto train = DatasetWindows::Create(**dataset, w);
-  if (!train.ok()) return fail(train.status().message(), 1);
-  w.split = Split::kVal;
-  auto val = DatasetWindows::Create(**dataset, w);
-  if (!val.ok()) return fail(val.status().message(), 1);
 
   Timeline timeline(rank);
   const std::string timeline_path = a.timeline.empty() ? "" : TimelinePathForRank(a.timeline, rank);
@@ -140,7 +128,7 @@ int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
                  "buckets of %.2f MB, timeout %.0f s\n", world, comm->name().c_str(), o.threads,
                  config->train.batch_size, world > 0 ? config->train.batch_size / world : 0, a.bucket_mb, a.timeout);
   }
-  auto summary = Train(*config, **train, **val, o);
+  auto summary = Train(*config, *windows->train, *windows->val, o);
   if (!timeline_path.empty()) {
     Status s = timeline.Write(timeline_path);
     if (!s.ok()) std::fprintf(stderr, "cadenza-worker: warning: %s\n", s.message().c_str());
