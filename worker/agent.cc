@@ -19,7 +19,6 @@
 #include "core/experiment_config.h"
 #include "core/model/model_api.h"
 #include "core/model/trainer.h"
-#include "storage/dataset.h"
 #include "storage/training_windows.h"
 #include "worker/gradient_reducer.h"
 
@@ -362,20 +361,8 @@ void Agent::RunTrain(const v1::Task& t) {
       train_out_ = config->out;
       train_steps_ = config->train.steps;
     }
-    auto dataset = Dataset::Open(config->dataset);
-    if (!dataset.ok()) return dataset.status();
-    WindowSamplerOptions w;
-    w.length = config->train.seq_len + 1;
-    w.min_tokens = std::min<int64_t>(32, w.length);
-    w.seed = config->train.seed;
-    w.rank = rank_;
-    w.world = world_;
-    w.split = Split::kTrain;
-    auto train = DatasetWindows::Create(**dataset, w);
-    if (!train.ok()) return train.status();
-    w.split = Split::kVal;
-    auto val = DatasetWindows::Create(**dataset, w);
-    if (!val.ok()) return val.status();
+    auto windows = OpenExperimentWindows(*config, rank_, world_);
+    if (!windows.ok()) return windows.status();
     ReducerOptions ro;
     ro.bucket_bytes = size_t(o_.bucket_mb * 1024 * 1024);
     GradientReducer reducer(comm_, ro);
@@ -385,7 +372,7 @@ void Agent::RunTrain(const v1::Task& t) {
     to.stop_requested = &train_stop_;
     to.sync = &reducer;
     to.threads = o_.threads;
-    return Train(*config, **train, **val, to);
+    return Train(*config, *windows->train, *windows->val, to);
   };
   StatusOr<TrainSummary> r = run();
   if (rank_ == 0) {
