@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/local_cluster.h"
 #include "core/audio.h"
 #include "core/eval/evaluate.h"
 #include "core/file_util.h"
@@ -154,6 +155,7 @@ int RunDemo(const DemoOptions& d) {
     fs::create_directories(experiment.parent_path(), ec);
     Status s = WriteFileAtomic(experiment.string(), DemoExperiment(family, o.out_dir, run.string(), d.steps));
     if (!s.ok()) return Fail(s);
+    if (d.cluster) continue;  // trained and sampled by the cluster below
     std::cout << "== " << stage++ << ". train " << family << " (" << experiment.string() << ")\n" << std::flush;
     if (int rc = RunModelBinary({"train", experiment.string()})) return rc;
     const fs::path samples = fs::path(d.out) / "samples" / family;
@@ -165,6 +167,18 @@ int RunDemo(const DemoOptions& d) {
                                          "--tokens", "1500", "--top-p", "0.95"};
     if (wav) generate.push_back("--wav");
     if (int rc = RunModelBinary(generate)) return rc;
+  }
+
+  if (d.cluster) {
+    std::vector<std::string> families, files;
+    for (const std::string family : kFamilies) {
+      families.push_back(family);
+      files.push_back((fs::path(d.out) / "experiments" / (family + ".yaml")).string());
+    }
+    std::cout << "== " << stage++ << ". train both families and generate " << d.samples << " pieces of 8 bars each"
+              << (wav ? " (MIDI and WAV)" : " (MIDI; no soundfont for WAV)")
+              << " through a local coordinator and a 2-rank worker group\n" << std::flush;
+    if (Status s = RunDemoStagesOnCluster(d.out, families, files, d.samples, wav); !s.ok()) return Fail(s);
   }
 
   // Both families' samples against the test split: structure, melody, rhythm, and mgeval overlap.

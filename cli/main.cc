@@ -219,6 +219,10 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--jobs,-j", demo.jobs, "Parser and evaluation threads")->capture_default_str()->check(CLI::Range(1, 256));
   demo_cmd->add_option("--steps", demo.steps, "Training steps per model family (0 = stop after the dataset)")->capture_default_str()->check(CLI::Range(0, 1000000));
   demo_cmd->add_option("--samples", demo.samples, "Pieces generated per model family")->capture_default_str()->check(CLI::Range(2, 256));
+  demo_cmd->add_flag("--cluster,!--single-process", demo.cluster,
+                     "Train and generate through a local coordinator (free loopback port, temporary token) and a two-rank "
+                     "worker group, mpirun -np 2 cadenza-worker --coordinator ... (the default); --single-process: in this "
+                     "process and cadenza-model, as before. Same table either way");
   demo_cmd->add_option("--count", demo.count, "Synthetic tunes to make when no --data is given")->capture_default_str()->check(CLI::Range(1, 100000));
 
   int eval_exit = -1;

@@ -485,5 +485,54 @@ TEST_F(ClusterTest, LocalClusterRunsExperimentsAndCollectsTheirResults) {
   EXPECT_NE(Slurp(dir_ / "cluster" / "workers.log").find("exit code 4"), std::string::npos);
 }
 
+// The README's main job (the cluster is the default) and its --single-process form print the same table.
+TEST_F(ClusterTest, DemoThroughTheLocalClusterPrintsTheSameTableAsOneProcess) {
+  setenv("CADENZA_WORKER", CADENZA_WORKER, 1);
+  setenv("CADENZA_MPIRUN", CADENZA_MPIEXEC, 1);
+  // The row labels of comparison.txt (the table the demo prints), in order.
+  auto rows = [](const std::string& text) {
+    std::vector<std::string> labels;
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (!line.empty()) labels.push_back(line.substr(0, line.find("  ")));
+    }
+    return labels;
+  };
+  std::vector<std::string> tables[2];
+  for (int mode = 0; mode < 2; ++mode) {
+    const fs::path out = dir_ / (mode == 0 ? "demo-cluster" : "demo-single");
+    int rc = 0;
+    const std::string text = Shell(std::string(CADENZA_CLI) + " demo " + (mode == 0 ? "" : "--single-process ") + "--out " +
+                                       out.string() + " --count 60 --steps 30 --samples 3",
+                                   &rc);
+    ASSERT_EQ(rc, 0) << text << "\n" << Slurp(out / "cluster" / "workers.log");
+    std::string table = Slurp(out / "comparison.txt");
+    for (size_t at; (at = table.find(out.string())) != std::string::npos;) table.replace(at, out.string().size(), "OUT");
+    tables[mode] = rows(table);
+    for (const char* line : {"model                               transformer  lstm", "validation NLL per token",
+                             "generation ms/token at context 512", "reference (test)", "structureness"}) {
+      EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+    }
+    for (const char* family : {"transformer", "lstm"}) {
+      EXPECT_TRUE(fs::exists(out / "runs" / family / "checkpoints" / "best.pt")) << family;
+      EXPECT_TRUE(fs::exists(out / "samples" / family / "sample-002.mid")) << family;
+      EXPECT_TRUE(fs::exists(out / "evaluation" / (std::string(family) + ".json"))) << family;
+    }
+    if (mode == 0) {
+      for (const char* line : {"through a local coordinator and a 2-rank worker group", "cluster: coordinator on 127.0.0.1:",
+                               "demo-transformer: train done", "demo-lstm: aggregate done"}) {
+        EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+      }
+      EXPECT_TRUE(fs::exists(out / "runs" / "lstm" / "result.json"));
+      EXPECT_NE(Slurp(out / "cluster" / "workers.log").find("exit code 4"), std::string::npos);
+    } else {
+      EXPECT_EQ(text.find("cluster: coordinator"), std::string::npos);
+    }
+  }
+  EXPECT_GT(tables[0].size(), 20u);
+  EXPECT_EQ(tables[0], tables[1]);
+}
+
 }  // namespace
 }  // namespace cadenza
