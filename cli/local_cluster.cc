@@ -116,11 +116,16 @@ Status RunOnLocalCluster(const LocalClusterOptions& o, const std::vector<LocalEx
   co.token = token;
   auto client = coord::CoordinatorClient::Connect(co);
 
+  const std::string worker = WorkerBinary();
+  if (worker.find('/') != std::string::npos && !fs::exists(worker)) {
+    (*server)->Shutdown();
+    return NotFound(worker + ": no cadenza-worker (build the cadenza-worker target, or run the demo with --single-process)");
+  }
   const std::string mpirun = std::getenv("CADENZA_MPIRUN") ? std::getenv("CADENZA_MPIRUN") : "mpirun";
   std::vector<std::string> argv = {mpirun, "--oversubscribe", "--bind-to", "none", "-np", std::to_string(o.ranks),
                                    "-x", "OMP_WAIT_POLICY=passive", "-x", "OMP_NUM_THREADS=" + std::to_string(o.threads_per_rank)};
   if (geteuid() == 0) argv.insert(argv.begin() + 1, "--allow-run-as-root");
-  for (const std::string& a : {WorkerBinary(), std::string("--coordinator"), target, std::string("--token-file"),
+  for (const std::string& a : {worker, std::string("--coordinator"), target, std::string("--token-file"),
                                (dir / "worker.token").string(), std::string("--name"), std::string("demo"),
                                std::string("--threads"), std::to_string(o.threads_per_rank)}) {
     argv.push_back(a);

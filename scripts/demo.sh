@@ -8,5 +8,5 @@ build=${BUILD_DIR:-build}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 bash scripts/install-deps.sh
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j "$(nproc)" --target cadenza
+cmake --build "$build" -j "$(nproc)" --target cadenza cadenza-worker  # the demo runs a local worker group
 "$build/cli/cadenza" demo "$@"
