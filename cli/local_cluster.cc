@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "coordinator/client.h"
+#include "coordinator/convert.h"
 #include "coordinator/config.h"
 #include "coordinator/server.h"
 #include "core/file_util.h"
@@ -36,15 +37,6 @@ std::string RandomToken() {
   return o.str();
 }
 
-const char* KindName(v1::TaskKind k) {
-  switch (k) {
-    case v1::TASK_KIND_TRAIN: return "train";
-    case v1::TASK_KIND_GENERATE: return "generate";
-    case v1::TASK_KIND_EVALUATE: return "evaluate";
-    case v1::TASK_KIND_AGGREGATE: return "aggregate";
-    default: return "task";
-  }
-}
 
 // The worker group: mpirun in its own process group, output to `log`.
 pid_t SpawnGroup(const std::vector<std::string>& argv, const std::string& log) {
@@ -190,7 +182,7 @@ Status RunOnLocalCluster(const LocalClusterOptions& o, const std::vector<LocalEx
       for (const v1::TaskStatus& t : job.tasks()) {
         if (t.state() != v1::TASK_STATE_LEASED && t.state() != v1::TASK_STATE_SUCCEEDED) continue;
         if (!seen.insert({t.task_id(), int(t.state())}).second || !o.progress) continue;
-        std::string what = KindName(t.kind());
+        std::string what = coord::TaskKindName(t.kind());
         if (t.kind() == v1::TASK_KIND_GENERATE || t.kind() == v1::TASK_KIND_EVALUATE) what += " " + std::to_string(t.shard_index());
         if (t.state() == v1::TASK_STATE_LEASED) {
           std::cout << "  " << job.name() << ": " << what << " on rank " << t.worker().rank() << " of group "

@@ -7,6 +7,16 @@
 
 namespace cadenza::coord {
 
+const char* TaskKindName(v1::TaskKind k) {
+  switch (k) {
+    case v1::TASK_KIND_TRAIN: return "train";
+    case v1::TASK_KIND_GENERATE: return "generate";
+    case v1::TASK_KIND_EVALUATE: return "evaluate";
+    case v1::TASK_KIND_AGGREGATE: return "aggregate";
+    default: return "unknown";
+  }
+}
+
 grpc::Status ToGrpc(const Status& s) {
   using G = grpc::StatusCode;
   G code = G::UNKNOWN;

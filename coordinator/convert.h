@@ -13,6 +13,8 @@
 namespace cadenza::coord {
 
 grpc::Status ToGrpc(const Status& s);
+// "train", "generate", "evaluate", "aggregate" (or "unknown") for log lines and errors.
+const char* TaskKindName(v1::TaskKind k);
 Status FromGrpc(const grpc::Status& s);
 
 ExperimentSpec FromProto(const v1::ExperimentSpec& p);

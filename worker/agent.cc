@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "coordinator/convert.h"
 #include "core/experiment_config.h"
 #include "core/model/model_api.h"
 #include "core/model/trainer.h"
@@ -42,15 +43,6 @@ bool Permanent(const Status& s) {
   return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kFailedPrecondition;
 }
 
-const char* KindName(v1::TaskKind k) {
-  switch (k) {
-    case v1::TASK_KIND_TRAIN: return "train";
-    case v1::TASK_KIND_GENERATE: return "generate";
-    case v1::TASK_KIND_EVALUATE: return "evaluate";
-    case v1::TASK_KIND_AGGREGATE: return "aggregate";
-    default: return "unknown";
-  }
-}
 
 // The step of the last `train/loss` row of <out>/metrics.csv ("step,tag,value"), or -1.
 int64_t LastLoggedStep(const fs::path& out) {
@@ -277,9 +269,9 @@ void Agent::Complete(const v1::Task& t, const TaskOutcome& r) {
   v1::CompleteTaskResponse resp;
   Status s = Retrying("CompleteTask", [&] { return client_->CompleteTask(req, &resp); });
   if (!s.ok()) {
-    Log("task %lld (%s): the completion was refused: %s", (long long)t.task_id(), KindName(t.kind()), s.message().c_str());
+    Log("task %lld (%s): the completion was refused: %s", (long long)t.task_id(), coord::TaskKindName(t.kind()), s.message().c_str());
   } else {
-    Log("task %lld (%s, attempt %d) done%s: %s", (long long)t.task_id(), KindName(t.kind()), t.attempt(),
+    Log("task %lld (%s, attempt %d) done%s: %s", (long long)t.task_id(), coord::TaskKindName(t.kind()), t.attempt(),
         resp.duplicate() ? " (duplicate report)" : !resp.accepted() ? " (job cancelled: dropped)" : "", r.summary.c_str());
   }
 }
@@ -294,7 +286,7 @@ void Agent::Fail(const v1::Task& t, const std::string& error, bool retryable, co
   req.set_checkpoint(checkpoint);
   v1::FailTaskResponse resp;
   Status s = Retrying("FailTask", [&] { return client_->FailTask(req, &resp); });
-  Log("task %lld (%s, attempt %d) failed%s: %s%s", (long long)t.task_id(), KindName(t.kind()), t.attempt(),
+  Log("task %lld (%s, attempt %d) failed%s: %s%s", (long long)t.task_id(), coord::TaskKindName(t.kind()), t.attempt(),
       s.ok() ? (resp.will_retry() ? " (will be retried)" : " (no retry)") : "", error.c_str(),
       s.ok() ? "" : ("; the report was refused: " + s.message()).c_str());
 }
@@ -325,9 +317,9 @@ bool Agent::LeaseLocal(v1::Task* task, int64_t* retry_after_ms) {
 
 void Agent::RunLocal(const v1::Task& t) {
   SetRunning(&t);
-  Log("task %lld: %s (job %lld %s, attempt %d, shard %d of %d)", (long long)t.task_id(), KindName(t.kind()),
+  Log("task %lld: %s (job %lld %s, attempt %d, shard %d of %d)", (long long)t.task_id(), coord::TaskKindName(t.kind()),
       (long long)t.job_id(), t.experiment_name().c_str(), t.attempt(), t.shard_index() + 1, std::max(1, t.shard_count()));
-  StatusOr<TaskOutcome> r = InvalidArgument("task.kind: " + std::string(KindName(t.kind())) + " is not run alone by a rank");
+  StatusOr<TaskOutcome> r = InvalidArgument("task.kind: " + std::string(coord::TaskKindName(t.kind())) + " is not run alone by a rank");
   if (t.kind() == v1::TASK_KIND_GENERATE) {
     std::vector<uint64_t> seeds(t.seeds().begin(), t.seeds().end());
     r = RunGenerateTask(t.checkpoint(), seeds, t.sample_begin(), t.samples_dir(), o_.sample);
