@@ -483,7 +483,7 @@ void Scheduler::RetryOrFailLocked(TaskRecord t, const std::string& error, bool r
 }
 
 StatusOr<FailAck> Scheduler::Fail(const WorkerKey& worker, int64_t task_id, int attempt, const std::string& error, bool retryable,
-                                  const std::string& checkpoint, int64_t now_ms) {
+                                  const std::string& checkpoint, int64_t now_ms, bool preempted) {
   (void)worker;
   std::unique_lock<std::mutex> lock(mu_);
   auto it = tasks_.find(task_id);
@@ -501,6 +501,7 @@ StatusOr<FailAck> Scheduler::Fail(const WorkerKey& worker, int64_t task_id, int 
   TaskRecord t = cur;
   if (!checkpoint.empty()) t.checkpoint = checkpoint;
   t.lease_expires_ms = now_ms;
+  if (preempted && retryable) ++t.max_attempts;  // a preemption is not the task's fault: the budget stays whole
   Change c;
   RetryOrFailLocked(t, error.empty() ? "failed (no reason given)" : error, retryable, &c, &ack.will_retry);
   if (Status s = CommitLocked(c, lock); !s.ok()) return s;

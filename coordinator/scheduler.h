@@ -110,8 +110,9 @@ class Scheduler {
   StatusOr<ProgressAck> Progress(const WorkerKey& worker, int64_t task_id, int attempt, double fraction,
                                  const std::string& message, const std::string& checkpoint, int64_t now_ms);
   StatusOr<CompleteAck> Complete(const WorkerKey& worker, int64_t task_id, int attempt, ResultRecord result, int64_t now_ms);
+  // `preempted` (with retryable): the worker was stopped from outside; the retry does not spend the budget.
   StatusOr<FailAck> Fail(const WorkerKey& worker, int64_t task_id, int attempt, const std::string& error, bool retryable,
-                         const std::string& checkpoint, int64_t now_ms);
+                         const std::string& checkpoint, int64_t now_ms, bool preempted = false);
   // Only the submitter cancels (PERMISSION_DENIED otherwise); a finished job is left as it is.
   StatusOr<CancelAck> Cancel(const std::string& user, int64_t job_id, int64_t now_ms);
 

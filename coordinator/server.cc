@@ -289,7 +289,8 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
     CADENZA_GRPC_TRY(registry_->Heartbeat(w, now));
-    auto ack = scheduler_->Fail(w, req->task().task_id(), req->task().attempt(), req->error(), req->retryable(), req->checkpoint(), now);
+    auto ack = scheduler_->Fail(w, req->task().task_id(), req->task().attempt(), req->error(), req->retryable(),
+                                req->checkpoint(), now, req->preempted());
     if (!ack.ok()) return ToGrpc(ack.status());
     resp->set_will_retry(ack->will_retry);
     resp->set_attempts_left(ack->attempts_left);

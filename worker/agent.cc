@@ -87,7 +87,9 @@ class Agent {
   void ProgressCheck();
   // Reports that must arrive: retried while the coordinator is away (e.g. restarting).
   void Complete(const v1::Task& t, const TaskOutcome& r);
-  void Fail(const v1::Task& t, const std::string& error, bool retryable, const std::string& checkpoint = "");
+  // `preempted`: handed back because this group was told to stop (the retry does not spend the task's budget).
+  void Fail(const v1::Task& t, const std::string& error, bool retryable, const std::string& checkpoint = "",
+            bool preempted = false);
   template <typename Call>
   Status Retrying(const char* what, Call call);
   void SetRunning(const v1::Task* t);
@@ -276,7 +278,8 @@ void Agent::Complete(const v1::Task& t, const TaskOutcome& r) {
   }
 }
 
-void Agent::Fail(const v1::Task& t, const std::string& error, bool retryable, const std::string& checkpoint) {
+void Agent::Fail(const v1::Task& t, const std::string& error, bool retryable, const std::string& checkpoint,
+                 bool preempted) {
   v1::FailTaskRequest req;
   *req.mutable_worker() = Ref();
   req.mutable_task()->set_task_id(t.task_id());
@@ -284,6 +287,7 @@ void Agent::Fail(const v1::Task& t, const std::string& error, bool retryable, co
   req.set_error(error);
   req.set_retryable(retryable);
   req.set_checkpoint(checkpoint);
+  req.set_preempted(preempted);
   v1::FailTaskResponse resp;
   Status s = Retrying("FailTask", [&] { return client_->FailTask(req, &resp); });
   Log("task %lld (%s, attempt %d) failed%s: %s%s", (long long)t.task_id(), coord::TaskKindName(t.kind()), t.attempt(),
@@ -378,7 +382,7 @@ void Agent::RunTrain(const v1::Task& t) {
       } else {
         Fail(t, "stopped by signal " + std::to_string(signo_->load()) + " at step " + std::to_string(r->steps) +
                     ": resume from checkpoint " + latest,
-             true, latest);
+             true, latest, /*preempted=*/true);
       }
     } else {
       TaskOutcome o;
@@ -471,8 +475,8 @@ int Agent::Run() {
     if (h[2] > 0) {  // a signal reached some rank: hand back what rank 0 just leased, then every rank stops
       if (rank_ == 0) {
         v1::Task t;
-        if (!payload.empty() && t.ParseFromString(payload)) Fail(t, "the worker group is stopping (signal)", true);
-        if (mine) Fail(*mine, "the worker group is stopping (signal)", true);
+        if (!payload.empty() && t.ParseFromString(payload)) Fail(t, "the worker group is stopping (signal)", true, "", true);
+        if (mine) Fail(*mine, "the worker group is stopping (signal)", true, "", true);
       }
       exit_code = kExitStoppedBySignal;
       break;

@@ -202,6 +202,33 @@ TEST_F(SchedulerTest, RetryBudgetThenTheJobFails) {
   EXPECT_TRUE(NothingFor(w0_));
 }
 
+TEST_F(SchedulerTest, PreemptionsDoNotSpendTheRetryBudget) {
+  retry_budget_ = 1;
+  Open();
+  const int64_t job = Submit("alice");
+  // Five hand-backs after SIGUSR1 (a Slurm time limit each), each resuming from the last checkpoint.
+  for (int attempt = 1; attempt <= 5; ++attempt) {
+    Assignment a = Lease(w0_);
+    EXPECT_EQ(a.task.attempt, attempt);
+    auto f = sched_->Fail(w0_, a.task.id, attempt, "stopped by signal 10", true, "/ck" + std::to_string(attempt) + ".pt",
+                          now_, /*preempted=*/true);
+    ASSERT_TRUE(f.ok()) << f.status().message();
+    EXPECT_TRUE(f->will_retry) << "attempt " << attempt;
+    EXPECT_EQ(f->attempts_left, 1) << "attempt " << attempt;
+  }
+  // The budget is still whole: one real failure is retried, the second fails the job.
+  Assignment a6 = Lease(w0_);
+  EXPECT_EQ(a6.checkpoint, "/ck5.pt");
+  auto f6 = sched_->Fail(w0_, a6.task.id, 6, "out of memory", true, "", now_);
+  ASSERT_TRUE(f6.ok());
+  EXPECT_TRUE(f6->will_retry);
+  Assignment a7 = Lease(w0_);
+  auto f7 = sched_->Fail(w0_, a7.task.id, 7, "out of memory again", true, "", now_);
+  ASSERT_TRUE(f7.ok());
+  EXPECT_FALSE(f7->will_retry);
+  EXPECT_EQ(StateOf(job), JobState::kFailed);
+}
+
 TEST_F(SchedulerTest, NonRetryableFailureFailsAtOnce) {
   const int64_t job = Submit("alice");
   Assignment a = Lease(w0_);
