@@ -60,7 +60,7 @@ RunFigures ReadRunFigures(const fs::path& run) {
   return f;
 }
 
-// The probe CSV as rows of column -> text (its one quoted column, model, never holds a comma here).
+// The probe CSV as rows of column -> text; quoted cells may hold commas (doubled quotes are not unescaped).
 std::vector<std::map<std::string, std::string>> ReadCsv(const std::string& path) {
   std::ifstream in(path);
   std::string line;
