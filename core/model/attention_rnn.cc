@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/model/additive_attention.h"
+#include "core/model/lstm_sequence.h"
 #include "core/model/row_affine.h"
 
 namespace cadenza {
@@ -38,7 +39,7 @@ AttentionRnnModel::AttentionRnnModel(const ModelConfig& c) : SequenceModelImpl(c
   }
   combine_ = register_module("combine", torch::nn::Linear(2 * c.hidden, c.d_model));
   if (!c.tie_embeddings) output_ = register_module("output", torch::nn::Linear(torch::nn::LinearOptions(c.d_model, c.vocab_size).bias(false)));
-  dropout_ = register_module("dropout", torch::nn::Dropout(c.dropout));
+  dropout_ = register_module("dropout", FastDropoutLayer(c.dropout));
 }
 
 torch::Tensor AttentionRnnModel::Scores(const torch::Tensor& hs) {
@@ -70,7 +71,19 @@ torch::Tensor AttentionRnnModel::forward(const torch::Tensor& tokens) { return P
 
 torch::Tensor AttentionRnnModel::Hidden(const torch::Tensor& tokens) {
   auto x = dropout_(embedding_(tokens)).transpose(0, 1);  // [T, B, D]: LibTorch 1.13 RNNs are time-major
-  auto hs = (lstm_ ? std::get<0>(lstm_rnn_(x)) : std::get<0>(gru_rnn_(x))).transpose(0, 1).contiguous();  // [B, T, H]
+  torch::Tensor hs;
+  if (lstm_) {  // the module's own weights through the fused layer (lstm_sequence.h), dropout between layers
+    const auto params = lstm_rnn_->named_parameters(false);
+    const double between = config_.layers > 1 ? config_.dropout : 0.0;
+    for (int64_t l = 0; l < config_.layers; ++l) {
+      const std::string n = std::to_string(l);
+      if (l > 0) x = FastDropout(x, between, is_training());
+      x = LstmSequence(x, params["weight_ih_l" + n], params["weight_hh_l" + n], params["bias_ih_l" + n], params["bias_hh_l" + n]);
+    }
+    hs = x.transpose(0, 1).contiguous();  // [B, T, H]
+  } else {
+    hs = std::get<0>(gru_rnn_(x)).transpose(0, 1).contiguous();
+  }
   auto attn = torch::softmax(Scores(hs), -1);
   auto context = torch::bmm(attn, hs);
   return Combined(context, hs);

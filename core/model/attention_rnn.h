@@ -1,6 +1,7 @@
 // LSTM/GRU language model with causal attention over its own previous hidden states (dot, general, additive).
 #pragma once
 
+#include "core/model/dropout.h"
 #include "core/model/sequence_model.h"
 
 namespace cadenza {
@@ -31,7 +32,7 @@ class AttentionRnnModel : public SequenceModelImpl {
   torch::Tensor attn_v_;                                          // additive: v
   torch::nn::Linear combine_{nullptr};                            // [context; state] -> d_model
   torch::nn::Linear output_{nullptr};                             // untied output projection
-  torch::nn::Dropout dropout_{nullptr};
+  FastDropoutLayer dropout_{nullptr};
 };
 
 }  // namespace cadenza

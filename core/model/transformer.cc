@@ -31,7 +31,7 @@ TransformerBlockImpl::TransformerBlockImpl(int64_t d_model, int64_t heads, int64
   ln2_ = register_module("ln2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
   ff1_ = register_module("ff1", torch::nn::Linear(d_model, ff_dim));
   ff2_ = register_module("ff2", torch::nn::Linear(ff_dim, d_model));
-  dropout_ = register_module("dropout", torch::nn::Dropout(dropout));
+  dropout_ = register_module("dropout", FastDropoutLayer(dropout));
 }
 
 torch::Tensor TransformerBlockImpl::FeedForward(const torch::Tensor& x) {
@@ -75,7 +75,7 @@ TransformerModel::TransformerModel(const ModelConfig& c) : SequenceModelImpl(c),
   for (int i = 0; i < c.layers; ++i) blocks_->push_back(TransformerBlock(c.d_model, c.heads, c.ff_dim, c.dropout));
   ln_final_ = register_module("ln_final", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
   if (!c.tie_embeddings) output_ = register_module("output", torch::nn::Linear(torch::nn::LinearOptions(c.d_model, c.vocab_size).bias(false)));
-  dropout_ = register_module("dropout", torch::nn::Dropout(c.dropout));
+  dropout_ = register_module("dropout", FastDropoutLayer(c.dropout));
 }
 
 torch::Tensor TransformerModel::Logits(const torch::Tensor& hidden) { return Project(ln_final_(hidden)); }

@@ -1,6 +1,7 @@
 // Decoder-only Transformer: sinusoidal positions, pre-LN blocks, causal multi-head attention, ReLU FFN, KV cache.
 #pragma once
 
+#include "core/model/dropout.h"
 #include "core/model/sequence_model.h"
 
 namespace cadenza {
@@ -20,7 +21,7 @@ class TransformerBlockImpl : public torch::nn::Module {
   int64_t heads_, head_dim_;
   torch::nn::LayerNorm ln1_{nullptr}, ln2_{nullptr};
   torch::nn::Linear qkv_{nullptr}, proj_{nullptr}, ff1_{nullptr}, ff2_{nullptr};
-  torch::nn::Dropout dropout_{nullptr};
+  FastDropoutLayer dropout_{nullptr};
 };
 TORCH_MODULE(TransformerBlock);
 
@@ -41,7 +42,7 @@ class TransformerModel : public SequenceModelImpl {
   torch::nn::ModuleList blocks_{nullptr};
   torch::nn::LayerNorm ln_final_{nullptr};
   torch::nn::Linear output_{nullptr};  // only when embeddings are not tied
-  torch::nn::Dropout dropout_{nullptr};
+  FastDropoutLayer dropout_{nullptr};
   double embed_scale_;
 };
 
