@@ -45,10 +45,10 @@ AttentionRnnModel::AttentionRnnModel(const ModelConfig& c) : SequenceModelImpl(c
 torch::Tensor AttentionRnnModel::Scores(const torch::Tensor& hs) {
   const int64_t T = hs.size(1);
   const int64_t window = config_.attention_window;
-  if (config_.attention == "additive") return AdditiveAttentionScores(attn_query_(hs), attn_key_(hs), attn_v_, window);
+  if (config_.attention == "additive") return AdditiveAttentionScores(Affine(attn_query_, hs), Affine(attn_key_, hs), attn_v_, window);
   // Dot and general scores are scaled by 1/sqrt(H), as in scaled dot-product attention, for stable softmax.
   const double scale = 1.0 / std::sqrt(double(config_.hidden));
-  auto query = config_.attention == "general" ? attn_general_(hs) : hs;
+  auto query = config_.attention == "general" ? Affine(attn_general_, hs) : hs;
   auto mask = torch::full({T, T}, kNegInf).triu(1);
   if (window > 0) mask = mask + torch::full({T, T}, kNegInf).tril(-window);
   return torch::baddbmm(mask, query, hs.transpose(1, 2), 1.0, scale);

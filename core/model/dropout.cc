@@ -9,47 +9,41 @@
 #include <cstdint>
 #include <mutex>
 
+#include "core/model/vector_math.h"
+
 namespace cadenza {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-// SplitMix64's output function at state seed + (i + 1) * golden gamma: element i of the SplitMix64 stream.
-inline uint64_t Mix(uint64_t seed, uint64_t i) {
-  uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 // y[i] = x[i] * scale where the hash of element (offset + i) clears the threshold, else 0. Cloned per ISA so
 // the hash runs 8 lanes wide where AVX-512 is there (64-bit multiplies), and still runs everywhere.
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-__attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+CADENZA_VECTOR_CLONES
 void MaskedScale(const float* __restrict x, float* __restrict y, int64_t n, int64_t offset, uint64_t seed,
                  uint32_t threshold, float scale) {
   for (int64_t i = 0; i < n; ++i) {
-    const uint32_t u = static_cast<uint32_t>(Mix(seed, static_cast<uint64_t>(offset + i)) >> 32);
+    const uint32_t u = static_cast<uint32_t>(kernel::Mix(seed, static_cast<uint64_t>(offset + i)) >> 32);
     y[i] = x[i] * (u >= threshold ? scale : 0.0f);  // a select, so the loop vectorizes
   }
 }
 
-uint64_t DrawSeed() {
+}  // namespace
+
+uint64_t DrawDropoutSeed() {
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
   return gen.get<at::CPUGeneratorImpl>()->random64();
 }
 
-// Threshold on a uniform 32-bit value: drop when u < p * 2^32.
-uint32_t Threshold(double p) { return static_cast<uint32_t>(std::min(4294967295.0, std::floor(p * 4294967296.0))); }
+namespace {
 
 torch::Tensor Apply(const torch::Tensor& x, uint64_t seed, double p) {
   auto in = x.contiguous();
   auto out = torch::empty_like(in, at::MemoryFormat::Contiguous);
   const float* src = in.data_ptr<float>();
   float* dst = out.data_ptr<float>();
-  const uint32_t threshold = Threshold(p);
+  const uint32_t threshold = kernel::DropThreshold(p);
   const float scale = static_cast<float>(1.0 / (1.0 - p));
   at::parallel_for(0, in.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
     MaskedScale(src + begin, dst + begin, end - begin, begin, seed, threshold, scale);
@@ -59,7 +53,7 @@ torch::Tensor Apply(const torch::Tensor& x, uint64_t seed, double p) {
 
 struct CounterDropout : public torch::autograd::Function<CounterDropout> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, double p) {
-    const uint64_t seed = DrawSeed();
+    const uint64_t seed = DrawDropoutSeed();
     ctx->saved_data["seed"] = static_cast<int64_t>(seed);
     ctx->saved_data["p"] = p;
     return Apply(x, seed, p);
@@ -78,6 +72,11 @@ torch::Tensor FastDropout(const torch::Tensor& x, double p, bool training) {
   if (!training || p == 0.0 || x.numel() == 0) return x;
   if (x.scalar_type() != torch::kFloat32 || !x.device().is_cpu()) return torch::dropout(x, p, true);  // GPU, other dtypes
   return CounterDropout::apply(x, p);
+}
+
+torch::Tensor DropoutScales(at::IntArrayRef sizes, double p, uint64_t seed) {
+  auto ones = torch::ones(sizes);
+  return Apply(ones, seed, p);
 }
 
 FastDropoutLayerImpl::FastDropoutLayerImpl(double p) : p_(p) {}

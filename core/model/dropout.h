@@ -13,6 +13,13 @@ namespace cadenza {
 // pass regenerates the mask from the seed instead of storing it. Identity when !training or p == 0.
 torch::Tensor FastDropout(const torch::Tensor& x, double p, bool training);
 
+// A seed for a counter-based mask, from LibTorch's default CPU generator (one 64-bit draw).
+uint64_t DrawDropoutSeed();
+
+// The multipliers (0 or 1/(1-p)) that a mask from `seed` applies to a tensor of these sizes, element i in
+// row-major order; for tests and for kernels that fuse the same dropout (causal_attention.h).
+torch::Tensor DropoutScales(at::IntArrayRef sizes, double p, uint64_t seed);
+
 // The nn::Dropout module's role, calling FastDropout; holds no state (checkpoints are unchanged).
 class FastDropoutLayerImpl : public torch::nn::Module {
  public:

@@ -5,39 +5,15 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/model/vector_math.h"
+
 namespace cadenza {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
-
-// Cephes' expf (range reduction by ln 2, degree-5 polynomial, ~1 ulp on the clamped range), written so the
-// cell loops below vectorize; libm's expf would keep them scalar.
-inline float Exp(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  // Round x / ln 2 to the nearest integer n by adding 1.5 * 2^23 (no floor call, which would not vectorize).
-  const float shifted = x * 1.44269504088896341f + 12582912.0f;
-  const float n = shifted - 12582912.0f;
-  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float e = p * r * r + r + 1.0f;
-  int32_t shifted_bits, scale_bits;
-  std::memcpy(&shifted_bits, &shifted, sizeof shifted_bits);
-  scale_bits = (shifted_bits - 0x4B400000 + 127) << 23;  // n + 127 in the exponent field: 2^n
-  float scale;
-  std::memcpy(&scale, &scale_bits, sizeof scale);
-  return e * scale;
-}
-inline float Sigmoid(float x) { return 1.0f / (1.0f + Exp(-x)); }
-inline float Tanh(float x) { return 2.0f / (1.0f + Exp(-2.0f * x)) - 1.0f; }
-
-#define CADENZA_VECTOR_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "avx2", "default"), optimize("tree-vectorize", "vect-cost-model=dynamic")))
+using kernel::Sigmoid;
+using kernel::Tanh;
 
 // One step for B rows: gates [B, 4H] pre-activations in, activations (i, f, g, o) out; c = f c_prev + i g,
 // h = o tanh(c).

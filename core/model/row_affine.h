@@ -19,9 +19,10 @@ inline torch::Tensor RowAffine(const torch::Tensor& x, const torch::Tensor& weig
   return y.view(sizes);
 }
 
-// The holder is taken by value (it shares the module): its call operator is not const.
-inline torch::Tensor Affine(torch::nn::Linear layer, const torch::Tensor& x) {
-  return OneRow(x) ? RowAffine(x, layer->weight, layer->bias) : layer(x);
+// x W^T + b through at::linear, which runs [B, T, K] inputs as one addmm: the C++ frontend's nn::Linear runs
+// them as matmul and then adds the bias in a second pass over the output (and its gradient in a third).
+inline torch::Tensor Affine(const torch::nn::Linear& layer, const torch::Tensor& x) {
+  return OneRow(x) ? RowAffine(x, layer->weight, layer->bias) : at::linear(x, layer->weight, layer->bias);
 }
 
 }  // namespace cadenza

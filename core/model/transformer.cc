@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "core/model/causal_attention.h"
 #include "core/model/row_affine.h"
 
 namespace cadenza {
@@ -40,16 +41,19 @@ torch::Tensor TransformerBlockImpl::FeedForward(const torch::Tensor& x) {
 
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
-  // [B, T, 3, H, Dh] -> three [B*H, T, Dh] for batched matrix products.
-  auto qkv = qkv_(ln1_(x)).view({B, T, 3, heads_, head_dim_}).permute({2, 0, 3, 1, 4});
-  auto q = qkv[0].reshape({B * heads_, T, head_dim_});
-  auto k = qkv[1].reshape({B * heads_, T, head_dim_});
-  auto v = qkv[2].reshape({B * heads_, T, head_dim_});
-  // One fused op for scale, QK^T and the causal mask.
-  auto scores = torch::baddbmm(mask, q, k.transpose(1, 2), /*beta=*/1.0, /*alpha=*/1.0 / std::sqrt(double(head_dim_)));
-  auto attn = dropout_(torch::softmax(scores, -1));
-  auto out = torch::bmm(attn, v).view({B, heads_, T, head_dim_}).transpose(1, 2).reshape({B, T, D});
-  auto h = x + dropout_(proj_(out));
+  auto qkv = Affine(qkv_, ln1_(x));  // [B, T, 3D]: q, k, v side by side, each [H, Dh]
+  torch::Tensor out;
+  if (CausalAttentionSupports(qkv, heads_)) {  // the fused kernel: causal half only, softmax and dropout inside
+    out = CausalSelfAttention(qkv, heads_, dropout_->p(), is_training());
+  } else {  // [B, T, 3, H, Dh] -> three [B*H, T, Dh]; one op for scale, QK^T and the mask; softmax, dropout, AV
+    auto parts = qkv.view({B, T, 3, heads_, head_dim_}).permute({2, 0, 3, 1, 4});
+    auto q = parts[0].reshape({B * heads_, T, head_dim_});
+    auto k = parts[1].reshape({B * heads_, T, head_dim_});
+    auto v = parts[2].reshape({B * heads_, T, head_dim_});
+    auto scores = torch::baddbmm(mask, q, k.transpose(1, 2), /*beta=*/1.0, /*alpha=*/1.0 / std::sqrt(double(head_dim_)));
+    out = torch::bmm(dropout_(torch::softmax(scores, -1)), v).view({B, heads_, T, head_dim_}).transpose(1, 2).reshape({B, T, D});
+  }
+  auto h = x + dropout_(Affine(proj_, out));
   return h + FeedForward(h);
 }
 
