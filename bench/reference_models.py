@@ -45,7 +45,8 @@ def sinusoids(max_len, d):
 
 # --gemv: the batch-1 step path of cadenza's C++ models (core/model/*.cc RowAffine), for comparison only. A [1, K]
 # row times a weight matrix goes to addmv instead of a [1, K] x [K, N] GEMM (which OpenBLAS 0.3.21 runs by packing
-# the whole matrix every call), and the LSTM/GRU cells are written out so their matrix products can do the same.
+# the whole matrix every call), and the LSTM/GRU cells are written out so their matrix products can do the same;
+# generation then runs on one thread, as the C++ Step does for one sequence.
 ROW_GEMV = False
 
 
@@ -472,7 +473,9 @@ def main():
     p.add_argument("--state-dict", default="")
     p.add_argument("--reference", default="")
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
+    # --gemv also takes the C++ batch-1 thread choice: generation runs its matrix-vector products on one thread
+    # (core/model/row_affine.h OneThreadForOneRow).
+    torch.set_num_threads(1 if a.gemv and a.job == "generate" else a.threads)
     global ROW_GEMV
     ROW_GEMV = a.gemv
     c = json.loads(a.config)

@@ -11,9 +11,10 @@ using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 using torch::indexing::Slice;
 
-// Query rows per block: keep B * rows * T * A near max(B * T * T, 4M) elements.
+// Query rows per block: keep B * rows * T * A near max(B * T * T, 1M) elements (4 MB per temporary, a few of
+// which are alive at once in the backward pass).
 int64_t RowsPerBlock(int64_t B, int64_t T, int64_t A) {
-  const int64_t budget = std::max<int64_t>(B * T * T, int64_t{1} << 22);
+  const int64_t budget = std::max<int64_t>(B * T * T, int64_t{1} << 20);
   return std::clamp<int64_t>(budget / std::max<int64_t>(1, B * T * A), 1, T);
 }
 

@@ -111,6 +111,7 @@ std::unique_ptr<DecodeState> AttentionRnnModel::NewState(int64_t batch, int64_t 
 
 torch::Tensor AttentionRnnModel::Step(const torch::Tensor& tokens, DecodeState& base) {
   auto& s = static_cast<RnnState&>(base);
+  const OneThreadForOneRow one_thread(tokens.numel() == 1);
   torch::Tensor h_t;  // [B, H]
   if (is_training()) {  // the module applies dropout between layers
     auto x = embedding_(tokens).unsqueeze(0);  // [1, B, D]

@@ -88,7 +88,6 @@ template <int NV>
 __attribute__((always_inline)) inline void WeightsTimesRows(const float* w, int64_t Tp, int64_t n, const float* b,
                                                             int64_t ldb, int rows, float* out, int64_t ldo,
                                                             float out_scale) {
-  constexpr int Dh = 16 * NV;
   V16 acc[kRows][NV] = {};
   for (int64_t j = 0; j < n; ++j) {
     V16 bj[NV];
@@ -108,7 +107,6 @@ template <int NV>
 __attribute__((always_inline)) inline void AccumulateTransposed(const float* w, int64_t Tp, int64_t n, const float* a,
                                                                 int64_t lda, int64_t i0, int rows, float* acc,
                                                                 int64_t ldacc, float acc_scale) {
-  constexpr int Dh = 16 * NV;
   V16 ar[kRows][NV] = {};
   for (int r = 0; r < rows; ++r)
     for (int u = 0; u < NV; ++u) ar[r][u] = Load(a + (i0 + r) * lda + 16 * u) * acc_scale;
@@ -137,7 +135,6 @@ __attribute__((always_inline)) inline void DropRow(const Head& h, int64_t bh, in
 template <int NV>
 __attribute__((always_inline)) inline void ForwardHeadT(const Head& h, int64_t bh, const float* q, const float* k,
                                                         const float* v, float* out, float* probs, Scratch& s) {
-  constexpr int Dh = 16 * NV;
   const int64_t T = h.T, Tp = h.Tp;
   PackPanels<NV>(k, h.ld_in, T, Tp, s.transposed.data());
   float* scores = s.block_a.data();
@@ -175,7 +172,7 @@ __attribute__((always_inline)) inline void ForwardHeadT(const Head& h, int64_t b
         Store(srow + 16 * c, pc);
         Store(w + 16 * c, h.dropout ? pc * Load(drop + 16 * c) : pc);
       }
-      std::copy(srow, srow + n, probs + RowStart(i));
+      if (probs != nullptr) std::copy(srow, srow + n, probs + RowStart(i));
     }
     WeightsTimesRows<NV>(weights, Tp, keys, v, h.ld_in, rows, out + i0 * h.ld_out, h.ld_out, 1.0f);
   }
@@ -268,21 +265,24 @@ Head MakeHead(int64_t T, int64_t dh, int64_t d_model, double p, uint64_t seed) {
 // Head bh = b * heads + hh reads q, k, v at columns hh * Dh of the three D-wide thirds of qkv's rows and
 // writes its output at columns hh * Dh of out's rows: no split, permute or merge copies around the kernel.
 struct CausalAttentionFunction : public torch::autograd::Function<CausalAttentionFunction> {
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& qkv_in, int64_t heads, double p, int64_t seed) {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& qkv_in, int64_t heads, double p, int64_t seed,
+                               bool keep) {
     auto qkv = qkv_in.contiguous();
     const int64_t B = qkv.size(0), T = qkv.size(1), D = qkv.size(2) / 3, Dh = D / heads, BH = B * heads;
     const Head h = MakeHead(T, Dh, D, p, static_cast<uint64_t>(seed));
     auto out = torch::empty({B, T, D}, qkv.options());
-    auto probs = torch::empty({BH, RowStart(T)}, qkv.options());
+    // Without a backward pass to come (inference, probes) the probabilities are not kept: memory O(T), not O(T^2).
+    auto probs = keep ? torch::empty({BH, RowStart(T)}, qkv.options()) : torch::Tensor();
     const float* in = qkv.data_ptr<float>();
-    float *po = out.data_ptr<float>(), *pp = probs.data_ptr<float>();
+    float* po = out.data_ptr<float>();
+    float* pp = keep ? probs.data_ptr<float>() : nullptr;
     at::parallel_for(0, BH, 1, [&](int64_t begin, int64_t end) {
       Scratch s;
       s.Size(Dh, h.Tp);
       for (int64_t bh = begin; bh < end; ++bh) {
         const float* q = in + (bh / heads) * T * 3 * D + (bh % heads) * Dh;
         ForwardHead(static_cast<int>(Dh / 16), h, bh, q, q + D, q + 2 * D,
-                    po + (bh / heads) * T * D + (bh % heads) * Dh, pp + bh * RowStart(T), s);
+                    po + (bh / heads) * T * D + (bh % heads) * Dh, pp ? pp + bh * RowStart(T) : nullptr, s);
       }
     });
     ctx->save_for_backward({qkv});
@@ -296,6 +296,7 @@ struct CausalAttentionFunction : public torch::autograd::Function<CausalAttentio
   static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
     const auto qkv = ctx->get_saved_variables()[0];
     const auto probs = ctx->saved_data["probs"].toTensor();
+    TORCH_CHECK(probs.defined(), "CausalSelfAttention: backward without saved probabilities (forward ran without grad)");
     const int64_t heads = ctx->saved_data["heads"].toInt();
     const auto dout = grad_outputs[0].contiguous();
     const int64_t B = qkv.size(0), T = qkv.size(1), D = qkv.size(2) / 3, Dh = D / heads, BH = B * heads;
@@ -313,7 +314,7 @@ struct CausalAttentionFunction : public torch::autograd::Function<CausalAttentio
                      pd + o + 2 * D, s);
       }
     });
-    return {dqkv, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {dqkv, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -329,7 +330,9 @@ torch::Tensor CausalSelfAttentionWithSeed(const torch::Tensor& qkv, int64_t head
   TORCH_CHECK(CausalAttentionSupports(qkv, heads), "CausalSelfAttention: needs float32 CPU qkv [B, T, 3 * heads * Dh] with Dh in "
               "{16, 32, 64, 128}, got ", qkv.sizes(), " ", qkv.scalar_type(), " for ", heads, " heads");
   TORCH_CHECK(p >= 0.0 && p < 1.0, "attention dropout must be in [0, 1), got ", p);
-  return CausalAttentionFunction::apply(qkv, heads, p, static_cast<int64_t>(seed));
+  // Decided here: autograd runs forward() with gradients off.
+  const bool keep_probabilities = torch::GradMode::is_enabled() && qkv.requires_grad();
+  return CausalAttentionFunction::apply(qkv, heads, p, static_cast<int64_t>(seed), keep_probabilities);
 }
 
 torch::Tensor CausalSelfAttention(const torch::Tensor& qkv, int64_t heads, double p, bool training) {

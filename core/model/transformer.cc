@@ -122,6 +122,7 @@ std::unique_ptr<DecodeState> TransformerModel::NewState(int64_t batch, int64_t m
 
 torch::Tensor TransformerModel::Step(const torch::Tensor& tokens, DecodeState& base) {
   auto& state = static_cast<KvCache&>(base);
+  const OneThreadForOneRow one_thread(tokens.numel() == 1);
   const int64_t p = state.position;
   TORCH_CHECK(p < state.keys[0].size(2), "key/value cache is full (", p, " tokens)");
   auto x = (embedding_(tokens) * embed_scale_ + positions_[p]).unsqueeze(1);  // [B, 1, D]

@@ -4,9 +4,8 @@
 #include <cstdint>
 #include <cstring>
 
-// The 64-byte vector helpers below are inline and never cross a library boundary, so GCC's note that their
-// ABI differs without AVX-512 does not apply (only the kernel .cc files include this header).
-#pragma GCC diagnostic ignored "-Wpsabi"
+// The 64-byte vector helpers below are inline and never cross a library boundary, so GCC's -Wpsabi note that
+// their ABI differs without AVX-512 does not apply; the files that include this header build with -Wno-psabi.
 
 namespace cadenza::kernel {
 

@@ -68,6 +68,19 @@ TEST(CausalAttention, FutureKeysDoNotChangeEarlierRows) {
   EXPECT_FALSE(a.narrow(1, 12, 8).equal(b.narrow(1, 12, 8)));
 }
 
+TEST(CausalAttention, InferenceKeepsNoProbabilitiesAndGivesTheSameOutput) {
+  torch::manual_seed(3);
+  auto qkv = torch::randn({2, 50, 3 * 64}).requires_grad_(true);
+  auto with_grad = CausalSelfAttention(qkv, 2, 0.0, false);
+  torch::Tensor without;
+  {
+    torch::NoGradGuard no_grad;  // the path probes and generation take: no [B*H, T, T] buffer
+    without = CausalSelfAttention(qkv, 2, 0.0, false);
+  }
+  EXPECT_TRUE(with_grad.detach().equal(without));
+  EXPECT_FALSE(without.requires_grad());
+}
+
 TEST(CausalAttention, UnsupportedInputsAreRefusedByName) {
   EXPECT_FALSE(CausalAttentionSupports(torch::zeros({2, 8, 3 * 48}), 2));  // Dh 24: the composed path
   EXPECT_FALSE(CausalAttentionSupports(torch::zeros({2, 8, 3 * 64}, torch::kFloat64), 2));
