@@ -623,10 +623,11 @@ int RunParent(Bench& b) {
             "Per token: Step(token) -> logits, softmax, multinomial sample; no grammar mask; eval mode, no grad. "
             "Median of all runs (" + std::to_string(gen_runs) + " per child after a 32-token warm-up, " + std::to_string(b.rounds) +
             " children per row in alternating order); latency: median over the children. Latency ratios are C++/Python (lower is better). "
-            "The C++ models step one sequence with matrix-vector products (addmv) and written-out LSTM/GRU cells instead of "
-            "[1, K] GEMMs, which OpenBLAS 0.3.21 runs by packing the whole weight matrix on every call; the Python reference "
-            "uses nn.Linear/nn.LSTM as written. The --gemv row gives Python the same path, leaving only the language and "
-            "runtime difference." + std::string(kNoiseNote)};
+            "The C++ models step one sequence on one thread with matrix-vector products (addmv) and written-out LSTM/GRU "
+            "cells instead of [1, K] GEMMs (OpenBLAS 0.3.21 packs the whole weight matrix for those, and with two OpenMP "
+            "threads wakes the second one for every product); the Python reference uses nn.Linear/nn.LSTM as written with "
+            "the bench's threads. The --gemv row gives Python the same path (and one thread), leaving only the language "
+            "and runtime difference." + std::string(kNoiseNote)};
     for (const auto& [name, cj] : std::vector<std::pair<std::string, std::string>>{{"transformer-base", tj}, {"lstm-base", lj}}) {
       const std::string args = " --tokens " + std::to_string(gen_tokens) + " --warmup 1 --steps " + std::to_string(gen_runs);
       auto r = b.Alternating({{"cpp", "generate", cj, args, name}, {"py", "generate", cj, args, name},
@@ -715,8 +716,8 @@ int RunParent(Bench& b) {
     Table t{"Transformer training: model GFLOP/s against a 2048x2048 float torch.mm (same process kind, same threads)",
             "Model FLOPs per step = 6 (N_mm + D V) B T + 12 L T D B T, with N_mm = L (4 D^2 + 2 D F) the matmul weights "
             "(qkv, proj, ff1, ff2; biases and LayerNorm excluded), D V the tied logits projection and 12 L T D the dense "
-            "QK^T and AV products (forward 4 L T D per token, x3 for backward; the masked causal half is counted because "
-            "baddbmm computes it). Elementwise work (LayerNorm, softmax, dropout, ReLU, AdamW) is not counted." +
+            "QK^T and AV products (forward 4 L T D per token, x3 for backward), the dense count of the usual model-FLOPs "
+            "convention: PyTorch's baddbmm computes the masked causal half too, cadenza's fused attention kernel skips it. Elementwise work (LayerNorm, softmax, dropout, ReLU, AdamW) is not counted." +
             std::string(kNoiseNote) + " transformer-base: N_mm = " + Fmt("%.0f", transformer.layers * (4.0 * transformer.d_model * transformer.d_model + 2.0 * transformer.d_model * transformer.ff_dim)) +
             ", D V = " + std::to_string(transformer.d_model * transformer.vocab_size) + "."};
     auto gf = [](const json& r) { return Ok(r) ? Fmt("%.1f", r["gflops"]) + Mark(r) : Err(r); };

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/model/causal_attention.h"
+#include "core/model/linear_relu.h"
 #include "core/model/row_affine.h"
 
 namespace cadenza {
@@ -36,7 +37,9 @@ TransformerBlockImpl::TransformerBlockImpl(int64_t d_model, int64_t heads, int64
 }
 
 torch::Tensor TransformerBlockImpl::FeedForward(const torch::Tensor& x) {
-  return dropout_(Affine(ff2_, torch::relu(Affine(ff1_, ln2_(x)))));
+  auto normed = ln2_(x);
+  auto hidden = OneRow(normed) ? torch::relu(Affine(ff1_, normed)) : LinearRelu(normed, ff1_->weight, ff1_->bias);
+  return dropout_(Affine(ff2_, hidden));
 }
 
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
