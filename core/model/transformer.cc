@@ -2,6 +2,7 @@
 #include "core/model/transformer.h"
 
 #include <cmath>
+#include <limits>
 
 #include "core/model/causal_attention.h"
 #include "core/model/linear_relu.h"
@@ -42,7 +43,7 @@ torch::Tensor TransformerBlockImpl::FeedForward(const torch::Tensor& x) {
   return dropout_(Affine(ff2_, hidden));
 }
 
-torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
+torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2);
   auto qkv = Affine(qkv_, ln1_(x));  // [B, T, 3D]: q, k, v side by side, each [H, Dh]
   torch::Tensor out;
@@ -53,6 +54,7 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch:
     auto q = parts[0].reshape({B * heads_, T, head_dim_});
     auto k = parts[1].reshape({B * heads_, T, head_dim_});
     auto v = parts[2].reshape({B * heads_, T, head_dim_});
+    auto mask = torch::full({T, T}, -std::numeric_limits<float>::infinity(), x.options()).triu(1);  // additive
     auto scores = torch::baddbmm(mask, q, k.transpose(1, 2), /*beta=*/1.0, /*alpha=*/1.0 / std::sqrt(double(head_dim_)));
     out = torch::bmm(dropout_(torch::softmax(scores, -1)), v).view({B, heads_, T, head_dim_}).transpose(1, 2).reshape({B, T, D});
   }
@@ -98,8 +100,7 @@ torch::Tensor TransformerModel::Hidden(const torch::Tensor& tokens) {
   const int64_t T = tokens.size(1);
   TORCH_CHECK(T <= config_.max_len, "sequence of ", T, " tokens is longer than max_len ", config_.max_len);
   auto x = dropout_(embedding_(tokens) * embed_scale_ + positions_.narrow(0, 0, T));
-  auto mask = torch::full({T, T}, -std::numeric_limits<float>::infinity()).triu(1);
-  for (const auto& block : *blocks_) x = block->as<TransformerBlock>()->forward(x, mask);
+  for (const auto& block : *blocks_) x = block->as<TransformerBlock>()->forward(x);
   return ln_final_(x);
 }
 

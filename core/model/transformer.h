@@ -9,8 +9,8 @@ namespace cadenza {
 class TransformerBlockImpl : public torch::nn::Module {
  public:
   TransformerBlockImpl(int64_t d_model, int64_t heads, int64_t ff_dim, double dropout);
-  // x [B, T, D]; mask [T, T] additive (0 / -inf).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);
+  // x [B, T, D]; causal.
+  torch::Tensor forward(const torch::Tensor& x);
   // x [B, 1, D] at `position`; k_cache/v_cache [B, H, L, Dh] are filled at that position.
   torch::Tensor Step(const torch::Tensor& x, torch::Tensor& k_cache, torch::Tensor& v_cache, int64_t position);
 

@@ -38,8 +38,11 @@ TEST(ProbeTest, TransformerRowsFollowTheModelsArithmetic) {
     EXPECT_NEAR(r.state_mb * 1024 * 1024, cache_bytes, 2048) << "length " << r.length;
     EXPECT_GE(r.step_peak_mb, r.state_mb);
   }
-  // Self-attention scores are [heads, T, T]: four times the length needs far more than four times the memory.
-  EXPECT_GT((*rows)[1].forward_peak_mb, 4.0 * (*rows)[0].forward_peak_mb);
+  // The fused attention kernel (head size 16 here) keeps no [heads, T, T] scores in a forward without grad:
+  // four times the length needs about four times the memory (activations and logits), not sixteen.
+  const double growth = (*rows)[1].forward_peak_mb / (*rows)[0].forward_peak_mb;
+  EXPECT_GT(growth, 2.0);
+  EXPECT_LT(growth, 4.5);
 }
 
 TEST(ProbeTest, RnnHasNoContextLimitAndSmallState) {
