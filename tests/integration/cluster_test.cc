@@ -280,7 +280,8 @@ TEST_F(ClusterTest, KilledWorkerGroupsTrainingResumesFromItsCheckpointElsewhere)
   ASSERT_GT(port_, 0);
   const pid_t a = StartGroup(2, "group-a");
   ASSERT_TRUE(WaitRegistered("group-a"));
-  const int64_t job = Submit(Experiment("killed", "lstm", 150, 10), 2);
+  // 600 steps: long enough that the kill below lands mid-training (the fused kernels train 150 steps in ~1 s).
+  const int64_t job = Submit(Experiment("killed", "lstm", 600, 10), 2);
   ASSERT_GT(job, 0);
   // Kill the whole group (mpirun and both ranks) once the first checkpoint was reported to the coordinator.
   auto c = Client();
@@ -305,7 +306,7 @@ TEST_F(ClusterTest, KilledWorkerGroupsTrainingResumesFromItsCheckpointElsewhere)
   const auto train = Results(c.get(), v1::TASK_KIND_TRAIN, job);
   ASSERT_EQ(train.size(), 1u);
   EXPECT_GE(train[0].attempt(), 2);
-  EXPECT_EQ(train[0].metrics().at("steps"), 150);
+  EXPECT_EQ(train[0].metrics().at("steps"), 600);
   EXPECT_EQ(train[0].metrics().at("ranks"), 1);
   const std::string log = Slurp(dir_ / "group-b.log");
   EXPECT_NE(log.find("resuming from its checkpoint"), std::string::npos) << log;
@@ -321,7 +322,7 @@ TEST_F(ClusterTest, SignalCheckpointsHandsTheTaskBackAndExits4) {
   ASSERT_GT(port_, 0);
   const pid_t a = StartGroup(2, "group-a");
   ASSERT_TRUE(WaitRegistered("group-a"));
-  const int64_t job = Submit(Experiment("termed", "lstm", 150, 50), 2);
+  const int64_t job = Submit(Experiment("termed", "lstm", 600, 50), 2);  // still training when the signal lands
   ASSERT_GT(job, 0);
   const fs::path metrics = dir_ / "runs" / "termed" / "metrics.csv";
   ASSERT_TRUE(WaitFor([&] { return Slurp(metrics).find("\n5,train/loss") != std::string::npos; }, 30s)) << "no training";
