@@ -38,8 +38,16 @@ std::string RandomToken() {
 }
 
 
-// The worker group: mpirun in its own process group, output to `log`.
-pid_t SpawnGroup(const std::vector<std::string>& argv, const std::string& log) {
+// Exit code, 128 + signal, or -1 while it runs.
+int ExitCodeIfDone(pid_t pid) {
+  int status = 0;
+  if (waitpid(pid, &status, WNOHANG) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace
+
+pid_t SpawnProcessGroup(const std::vector<std::string>& argv, const std::string& log) {
   std::cout << std::flush;
   const pid_t pid = fork();
   if (pid == 0) {
@@ -56,15 +64,6 @@ pid_t SpawnGroup(const std::vector<std::string>& argv, const std::string& log) {
   if (pid > 0) setpgid(pid, pid);
   return pid;
 }
-
-// Exit code, 128 + signal, or -1 while it runs.
-int ExitCodeIfDone(pid_t pid) {
-  int status = 0;
-  if (waitpid(pid, &status, WNOHANG) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-}  // namespace
 
 std::string WorkerBinary() {
   if (const char* w = std::getenv("CADENZA_WORKER")) return w;
@@ -128,7 +127,7 @@ Status RunOnLocalCluster(const LocalClusterOptions& o, const std::vector<LocalEx
     std::cout << "cluster: coordinator on " << target << " (database " << config.database << "); worker group: mpirun -np "
               << o.ranks << " " << WorkerBinary() << " --coordinator " << target << " (log " << log << ")\n" << std::flush;
   }
-  const pid_t group = SpawnGroup(argv, log);
+  const pid_t group = SpawnProcessGroup(argv, log);
   if (group < 0) return IoError("cannot start " + mpirun);
   auto stop_all = [&](int sig) {
     if (ExitCodeIfDone(group) < 0) {

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/types.h>
+
 #include "core/status.h"
 
 namespace cadenza {
@@ -31,6 +33,10 @@ struct LocalExperimentResult {
   std::string samples_dir;                    // <output_dir>/samples (one folder per shard)
   std::string result_json;                    // <output_dir>/result.json (evaluation report, docs/evaluation.md)
 };
+
+// Runs argv in a new process group (so a signal to the group reaches mpirun and every rank) with stdout and
+// stderr in `log`; returns its pid, or -1 if fork failed (exit code 127 if argv[0] cannot run).
+pid_t SpawnProcessGroup(const std::vector<std::string>& argv, const std::string& log);
 
 // `cadenza-worker` next to this binary, in the build tree's worker/ folder, or on PATH; $CADENZA_WORKER wins.
 std::string WorkerBinary();

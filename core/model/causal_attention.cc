@@ -126,7 +126,7 @@ __attribute__((always_inline)) inline void AccumulateTransposed(const float* w, 
 __attribute__((always_inline)) inline void DropRowKernel(uint64_t seed, uint64_t base, uint32_t threshold,
                                                          float keep_scale, int64_t n, float* __restrict drop) {
   for (int64_t j = 0; j < n; ++j)
-    drop[j] = static_cast<uint32_t>(kernel::Mix(seed, base + static_cast<uint64_t>(j)) >> 32) >= threshold ? keep_scale : 0.0f;
+    drop[j] = kernel::Kept(seed, base + static_cast<uint64_t>(j), threshold) ? keep_scale : 0.0f;
 }
 __attribute__((always_inline)) inline void DropRow(const Head& h, int64_t bh, int64_t i, int64_t n, float* drop) {
   DropRowKernel(h.seed, static_cast<uint64_t>((bh * h.T + i) * h.T), h.threshold, h.keep_scale, n, drop);

@@ -22,10 +22,8 @@ using torch::autograd::tensor_list;
 CADENZA_VECTOR_CLONES
 void MaskedScale(const float* __restrict x, float* __restrict y, int64_t n, int64_t offset, uint64_t seed,
                  uint32_t threshold, float scale) {
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t u = static_cast<uint32_t>(kernel::Mix(seed, static_cast<uint64_t>(offset + i)) >> 32);
-    y[i] = x[i] * (u >= threshold ? scale : 0.0f);  // a select, so the loop vectorizes
-  }
+  for (int64_t i = 0; i < n; ++i)
+    y[i] = x[i] * (kernel::Kept(seed, static_cast<uint64_t>(offset + i), threshold) ? scale : 0.0f);  // a select: vectorizes
 }
 
 }  // namespace

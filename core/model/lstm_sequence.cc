@@ -1,9 +1,7 @@
 // Fused LSTM layer: forward keeps the gate activations and cell states, backward walks them in reverse.
 #include "core/model/lstm_sequence.h"
 
-#include <cmath>
 #include <cstdint>
-#include <cstring>
 
 #include "core/model/vector_math.h"
 

@@ -51,23 +51,6 @@ std::string Shell(const std::string& cmd, int* exit_code) {
   return out;
 }
 
-// A child in its own process group (so a SIGKILL of the group takes mpirun and every rank), output to `log`.
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);
-    if (!freopen(log.c_str(), "w", stdout)) _exit(127);
-    dup2(STDOUT_FILENO, STDERR_FILENO);
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    _exit(127);
-  }
-  setpgid(pid, pid);
-  return pid;
-}
-
 // Waits for `pid` up to `timeout`; returns its exit code, 128+signal, or -1 on timeout (then kills its group).
 int WaitExit(pid_t pid, std::chrono::milliseconds timeout) {
   const auto until = Clock::now() + timeout;
@@ -136,7 +119,7 @@ class ClusterTest : public ::testing::Test {
                           << "\nheartbeat: {period_ms: 100, failure_threshold: 5, grace_ms: 300, reaper_interval_ms: 50}"
                           << "\nlease: {duration_ms: 2000, retry_budget: 3, idle_poll_ms: 100}\n";
     const fs::path log = dir_ / log_name;
-    const pid_t pid = Spawn({CADENZA_CLI, "coordinator", "--config", config.string()}, log.string());
+    const pid_t pid = SpawnProcessGroup({CADENZA_CLI, "coordinator", "--config", config.string()}, log.string());
     children_.push_back(pid);
     port_ = 0;
     WaitFor([&] {
@@ -156,7 +139,7 @@ class ClusterTest : public ::testing::Test {
                                      CADENZA_WORKER, "--coordinator", Target(), "--token-file", (dir_ / "alice.token").string(),
                                      "--name", name, "--threads", "1", "--bars", "4", "--max-tokens", "300",
                                      "--max-idle", std::to_string(max_idle)};
-    const pid_t pid = Spawn(argv, (dir_ / (name + ".log")).string());
+    const pid_t pid = SpawnProcessGroup(argv, (dir_ / (name + ".log")).string());
     children_.push_back(pid);
     return pid;
   }
