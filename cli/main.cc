@@ -236,7 +236,7 @@ int main(int argc, char** argv) {
   auto hand_over = [argc, argv](auto&&...) {
     return RunModelBinary(std::vector<std::string>(argv + 1, argv + argc));
   };
-  AddModelCommands(app, {hand_over, hand_over, hand_over, hand_over}, &model_exit);
+  AddModelCommands(app, {hand_over, hand_over, hand_over, hand_over, hand_over}, &model_exit);
 
   int cluster_exit = -1;  // set by coordinator / submit / status / results / cancel (cli/cluster_commands.cc)
   AddClusterCommands(app, &cluster_exit);

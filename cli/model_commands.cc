@@ -24,6 +24,7 @@
 #include "core/vocabulary.h"
 #include "storage/dataset.h"
 #include "storage/training_windows.h"
+#include "worker/task_runners.h"
 
 namespace cadenza {
 namespace {
@@ -45,6 +46,9 @@ int RunTrain(const TrainArgs& a) {
   if (a.threads >= 0) config->train.threads = a.threads;
   auto windows = OpenExperimentWindows(*config);
   if (!windows.ok()) return Fail(config->dataset.empty() ? windows.status().WithContext(a.experiment) : windows.status());
+  if (Status resolved = ResolveTrainSteps(&*config, windows->train_tokens); !resolved.ok()) {
+    return Fail(resolved.WithContext(a.experiment));
+  }
 
   // Slurm sends SIGTERM before a time limit or preemption: checkpoint and stop so `--resume` continues exactly.
   std::signal(SIGINT, OnStopSignal);
@@ -192,6 +196,31 @@ int RunProbe(const ProbeArgs& a) {
                 r.state_mb, r.note.empty() ? "" : "  ", r.note.c_str());
   }
   std::printf("probe: %zu rows -> %s\n", rows.size(), a.out.c_str());
+  return 0;
+}
+
+int RunScore(const ScoreArgs& a) {
+  SetTorchThreads(a.threads);
+  ExperimentConfig config;
+  config.dataset = a.dataset;
+  config.score.splits = a.splits;
+  config.score.on.clear();
+  auto scored = RunScoreTask(a.checkpoint, config, a.out);
+  if (!scored.ok()) return Fail(scored.status());
+  const auto& m = scored->metrics;
+  std::printf("%-6s %7s %8s %10s %8s %10s %10s %9s\n", "split", "pieces", "windows", "tokens", "bars", "NLL/token",
+              "perplexity", "NLL/bar");
+  for (const std::string& split : a.splits) {
+    if (!m.count(split + "/nll_per_token")) {
+      std::printf("%-6s (no window of the checkpoint's seq_len + 1 tokens: not scored)\n", split.c_str());
+      continue;
+    }
+    std::printf("%-6s %7.0f %8.0f %10.0f %8.0f %10.4f %10.2f %9.3f\n", split.c_str(), m.at(split + "/pieces"),
+                m.at(split + "/windows"), m.at(split + "/tokens"), m.at(split + "/bars"), m.at(split + "/nll_per_token"),
+                m.at(split + "/perplexity"), m.at(split + "/nll_per_bar"));
+  }
+  std::printf("score: %s on %s%s%s\n", a.checkpoint.c_str(), a.dataset.c_str(), a.out.empty() ? "" : " -> ",
+              a.out.c_str());
   return 0;
 }
 

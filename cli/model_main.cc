@@ -9,11 +9,11 @@ int main(int argc, char** argv) {
   // LibTorch's large tensors are otherwise mmap'd and page-faulted anew every step: 5x slower (PLATFORM.md).
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, -1);
-  CLI::App app{"cadenza-model: the model commands of cadenza (run them as `cadenza train|generate|params`)"};
+  CLI::App app{"cadenza-model: the model commands of cadenza (run them as `cadenza train|generate|params|probe|score`)"};
   app.require_subcommand(1);
   int exit_code = 2;
   cadenza::AddEvaluateCommand(app, cadenza::RunEvaluateWithModel, &exit_code);
-  cadenza::AddModelCommands(app, {cadenza::RunTrain, cadenza::RunGenerate, cadenza::RunParams, cadenza::RunProbe}, &exit_code);
+  cadenza::AddModelCommands(app, {cadenza::RunTrain, cadenza::RunGenerate, cadenza::RunParams, cadenza::RunProbe, cadenza::RunScore}, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -55,6 +55,22 @@ void AddModelCommands(CLI::App& app, const ModelCommandHandlers& run, int* exit_
     *exit_code = run.probe(*pr);
   });
 
+  auto sc = std::make_shared<ScoreArgs>();
+  auto* score = app.add_subcommand(
+      "score",
+      "Score a trained checkpoint on held-out music: negative log-likelihood per token and per bar over EVERY\n"
+      "window of a dataset split (seq_len + 1 tokens starting on each bar line, the checkpoint's train.seq_len),\n"
+      "as validation computes it: eval mode (no dropout), no gradients, padding ignored, deterministic.\n"
+      "NLL is in nats; perplexity = exp(NLL/token). Windows overlap (one per bar), so a token is counted once per\n"
+      "window that holds it. Another corpus (ingested with the same vocabulary) measures cross-corpus\n"
+      "generalisation. Prints one table row per split; --out also writes a JSON report (atomically)");
+  score->add_option("checkpoint,--checkpoint", sc->checkpoint, "A checkpoint written by training (checkpoints/best.pt)")->required()->check(CLI::ExistingFile);
+  score->add_option("--dataset", sc->dataset, "Dataset folder written by `cadenza ingest`")->required()->check(CLI::ExistingDirectory);
+  score->add_option("--split", sc->splits, "Split(s) to score, comma-separated: train, val, test")->delimiter(',')->capture_default_str()->check(CLI::IsMember({"train", "val", "test"}));
+  score->add_option("--out", sc->out, "Also write the JSON report here (docs/models.md: Scoring)");
+  score->add_option("--threads", sc->threads, "LibTorch threads (0 = all cores)")->capture_default_str()->check(CLI::Range(0, 256));
+  score->callback([sc, run, exit_code] { *exit_code = run.score(*sc); });
+
   auto files = std::make_shared<std::vector<std::string>>();
   auto* params = app.add_subcommand("params", "Print the parameter count of model configs (to match model sizes)");
   params->add_option("model_yaml", *files, "Model config files (configs/models/*.yaml)")->required()->check(CLI::ExistingFile);

@@ -1,4 +1,4 @@
-// The model commands' options (train, generate, params), without torch: `cadenza` parses and checks them,
+// The model commands' options (train, generate, params, probe, score), without torch: `cadenza` parses and checks them,
 // then hands the command line to `cadenza-model`, the only binary that loads LibTorch.
 #pragma once
 
@@ -43,12 +43,21 @@ struct ProbeArgs {
   bool quiet = false;
 };
 
+struct ScoreArgs {
+  std::string checkpoint;                  // a trained checkpoint (.pt)
+  std::string dataset;                     // a dataset folder written by `cadenza ingest`
+  std::vector<std::string> splits{"test"};
+  std::string out;                         // JSON report (optional)
+  int threads = 0;
+};
+
 // What each command does once its options are parsed; returns the exit code.
 struct ModelCommandHandlers {
   std::function<int(const TrainArgs&)> train;
   std::function<int(const GenerateArgs&)> generate;
   std::function<int(const std::vector<std::string>&)> params;
   std::function<int(const ProbeArgs&)> probe;
+  std::function<int(const ScoreArgs&)> score;
 };
 
 void AddModelCommands(CLI::App& app, const ModelCommandHandlers& run, int* exit_code);

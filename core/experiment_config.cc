@@ -3,6 +3,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -43,6 +45,25 @@ class Reader {
     } catch (const YAML::Exception&) {
       return Error(prefix + key, "expected " + TypeName<T>() + ", found '" + (v.IsScalar() ? v.Scalar() : "a non-scalar") + "'");
     }
+    return Status::Ok();
+  }
+
+  // A YAML sequence of T ("[val, test]" or a block list); absent leaves *out unchanged.
+  template <typename T>
+  Status GetList(const YAML::Node& node, const std::string& prefix, const char* key, std::vector<T>* out) const {
+    const YAML::Node v = node[key];
+    if (!v) return Status::Ok();
+    if (!v.IsSequence()) return Error(prefix + key, "expected a list of " + TypeName<T>() + " values, e.g. [a, b]");
+    std::vector<T> items;
+    for (size_t i = 0; i < v.size(); ++i) {
+      try {
+        items.push_back(v[i].as<T>());
+      } catch (const YAML::Exception&) {
+        return Error(prefix + key + "[" + std::to_string(i) + "]",
+                     "expected " + TypeName<T>() + ", found '" + (v[i].IsScalar() ? v[i].Scalar() : "a non-scalar") + "'");
+      }
+    }
+    *out = std::move(items);
     return Status::Ok();
   }
 
@@ -132,7 +153,7 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
   }
   Reader r(path);
   ExperimentConfig c;
-  CADENZA_TRY(r.OnlyKeys(root, "", {"name", "dataset", "out", "model", "train"}));
+  CADENZA_TRY(r.OnlyKeys(root, "", {"name", "dataset", "out", "model", "train", "generate", "score", "probe"}));
   CADENZA_TRY(r.Get(root, "", "name", &c.name));
   CADENZA_TRY(r.Get(root, "", "dataset", &c.dataset));
   CADENZA_TRY(r.Get(root, "", "out", &c.out));
@@ -155,7 +176,7 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
     TrainConfig& tr = c.train;
     CADENZA_TRY(r.OnlyKeys(t, "train", {"seq_len", "batch_size", "steps", "lr", "warmup_steps", "min_lr_ratio", "weight_decay",
                                         "beta1", "beta2", "grad_clip", "eval_every", "eval_windows", "early_stopping_patience",
-                                        "seed", "threads"}));
+                                        "seed", "threads", "data_fraction", "epochs"}));
     CADENZA_TRY(r.Get(t, "train.", "seq_len", &tr.seq_len));
     CADENZA_TRY(r.Get(t, "train.", "batch_size", &tr.batch_size));
     CADENZA_TRY(r.Get(t, "train.", "steps", &tr.steps));
@@ -171,6 +192,8 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
     CADENZA_TRY(r.Get(t, "train.", "early_stopping_patience", &tr.early_stopping_patience));
     CADENZA_TRY(r.Get(t, "train.", "seed", &tr.seed));
     CADENZA_TRY(r.Get(t, "train.", "threads", &tr.threads));
+    CADENZA_TRY(r.Get(t, "train.", "data_fraction", &tr.data_fraction));
+    CADENZA_TRY(r.Get(t, "train.", "epochs", &tr.epochs));
     if (tr.seq_len < 8) return r.Error("train.seq_len", "expected >= 8");
     if (c.model.family == "transformer" && tr.seq_len > c.model.max_len) {
       return r.Error("train.seq_len", "expected <= model.max_len (" + std::to_string(c.model.max_len) + ")");
@@ -187,8 +210,75 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
     if (tr.eval_windows < 0) return r.Error("train.eval_windows", "expected >= 0 (0 = all)");
     if (tr.early_stopping_patience < 0) return r.Error("train.early_stopping_patience", "expected >= 0");
     if (tr.threads < 0) return r.Error("train.threads", "expected >= 0 (0 = all cores)");
+    if (!(tr.data_fraction > 0 && tr.data_fraction <= 1)) {
+      return r.Error("train.data_fraction", "expected 0 < data_fraction <= 1 (the share of the train split's pieces)");
+    }
+    if (!(tr.epochs >= 0) || !std::isfinite(tr.epochs)) {
+      return r.Error("train.epochs", "expected >= 0 (passes over the train split; 0 = use train.steps)");
+    }
+  }
+  if (const YAML::Node g = root["generate"]) {
+    GenerateConfig& gc = c.generate;
+    CADENZA_TRY(r.OnlyKeys(g, "generate", {"temperature", "top_k", "top_p", "bars", "max_tokens"}));
+    CADENZA_TRY(r.Get(g, "generate.", "temperature", &gc.temperature));
+    CADENZA_TRY(r.Get(g, "generate.", "top_k", &gc.top_k));
+    CADENZA_TRY(r.Get(g, "generate.", "top_p", &gc.top_p));
+    CADENZA_TRY(r.Get(g, "generate.", "bars", &gc.bars));
+    CADENZA_TRY(r.Get(g, "generate.", "max_tokens", &gc.max_tokens));
+    if (!(gc.temperature >= 0 && gc.temperature <= 10)) return r.Error("generate.temperature", "expected 0..10 (0 = greedy)");
+    if (gc.top_k < 0) return r.Error("generate.top_k", "expected >= 0 (0 = all tokens)");
+    if (!(gc.top_p > 0 && gc.top_p <= 1)) return r.Error("generate.top_p", "expected 0 < top_p <= 1 (1 = off)");
+    if (gc.bars < 0) return r.Error("generate.bars", "expected >= 0 (0 = stop only at max_tokens)");
+    if (gc.max_tokens < 1 || gc.max_tokens > (1 << 20)) return r.Error("generate.max_tokens", "expected 1..1048576");
+  }
+  if (const YAML::Node sc = root["score"]) {
+    CADENZA_TRY(r.OnlyKeys(sc, "score", {"splits", "on"}));
+    CADENZA_TRY(r.GetList(sc, "score.", "splits", &c.score.splits));
+    CADENZA_TRY(r.GetList(sc, "score.", "on", &c.score.on));
+    std::set<std::string> seen;
+    for (const std::string& split : c.score.splits) {
+      if (split != "train" && split != "val" && split != "test") {
+        return r.Error("score.splits", "expected train, val or test, found '" + split + "'");
+      }
+      if (!seen.insert(split).second) return r.Error("score.splits", "'" + split + "' is listed twice");
+    }
+    std::set<std::string> names;
+    for (const std::string& dir : c.score.on) {
+      if (dir.empty()) return r.Error("score.on", "expected dataset folders, found an empty entry");
+      std::filesystem::path folder = std::filesystem::path(dir).lexically_normal();
+      if (folder.filename().empty()) folder = folder.parent_path();  // "corpora/jsb/"
+      const std::string name = folder.filename().string();
+      if (!names.insert(name).second) {
+        return r.Error("score.on", "two datasets are named '" + name + "' (metrics are named on/<folder name>/...)");
+      }
+    }
+  }
+  if (const YAML::Node p = root["probe"]) {
+    CADENZA_TRY(r.OnlyKeys(p, "probe", {"lengths", "batch_sizes", "repeats"}));
+    CADENZA_TRY(r.GetList(p, "probe.", "lengths", &c.probe.lengths));
+    CADENZA_TRY(r.GetList(p, "probe.", "batch_sizes", &c.probe.batch_sizes));
+    CADENZA_TRY(r.Get(p, "probe.", "repeats", &c.probe.repeats));
+    for (int64_t l : c.probe.lengths) {
+      if (l < 1 || l > (1 << 20)) return r.Error("probe.lengths", "expected token counts 1..1048576, found " + std::to_string(l));
+    }
+    if (c.probe.batch_sizes.empty()) return r.Error("probe.batch_sizes", "expected at least one batch size");
+    for (int64_t b : c.probe.batch_sizes) {
+      if (b < 1 || b > 1024) return r.Error("probe.batch_sizes", "expected 1..1024, found " + std::to_string(b));
+    }
+    if (c.probe.repeats < 1 || c.probe.repeats > 1000) return r.Error("probe.repeats", "expected 1..1000");
   }
   return c;
+}
+
+Status ResolveTrainSteps(ExperimentConfig* config, int64_t train_tokens) {
+  TrainConfig& tr = config->train;
+  if (!(tr.epochs > 0)) return Status::Ok();
+  if (train_tokens < 1) return FailedPrecondition("train.epochs: the train split holds no tokens to count epochs over");
+  const double per_step = double(tr.batch_size) * double(tr.seq_len);
+  const double steps = std::ceil(tr.epochs * double(train_tokens) / per_step);
+  if (!(steps <= 1e12)) return InvalidArgument("train.epochs: " + std::to_string(tr.epochs) + " epochs is too many steps");
+  tr.steps = std::max<int64_t>(1, static_cast<int64_t>(steps));
+  return Status::Ok();
 }
 
 StatusOr<ExperimentConfig> LoadExperimentConfig(const std::string& path) {
@@ -237,6 +327,24 @@ std::string ExperimentConfig::ToYaml() const {
   e << YAML::Key << "early_stopping_patience" << YAML::Value << train.early_stopping_patience;
   e << YAML::Key << "seed" << YAML::Value << train.seed;
   e << YAML::Key << "threads" << YAML::Value << train.threads;
+  e << YAML::Key << "data_fraction" << YAML::Value << train.data_fraction;
+  e << YAML::Key << "epochs" << YAML::Value << train.epochs;
+  e << YAML::EndMap;
+  e << YAML::Key << "generate" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "temperature" << YAML::Value << generate.temperature;
+  e << YAML::Key << "top_k" << YAML::Value << generate.top_k;
+  e << YAML::Key << "top_p" << YAML::Value << generate.top_p;
+  e << YAML::Key << "bars" << YAML::Value << generate.bars;
+  e << YAML::Key << "max_tokens" << YAML::Value << generate.max_tokens;
+  e << YAML::EndMap;
+  e << YAML::Key << "score" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "splits" << YAML::Value << YAML::Flow << score.splits;
+  e << YAML::Key << "on" << YAML::Value << YAML::Flow << score.on;
+  e << YAML::EndMap;
+  e << YAML::Key << "probe" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "lengths" << YAML::Value << YAML::Flow << probe.lengths;
+  e << YAML::Key << "batch_sizes" << YAML::Value << YAML::Flow << probe.batch_sizes;
+  e << YAML::Key << "repeats" << YAML::Value << probe.repeats;
   e << YAML::EndMap;
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 
@@ -40,6 +41,36 @@ struct TrainConfig {
   int early_stopping_patience = 0;  // stop after this many validations without improvement; 0 = never
   uint64_t seed = 1;
   int threads = 0;  // intra-op threads; 0 = number of cores
+  // Train on a nested subset of the dataset's train split, in (0, 1]: a piece is in it iff a hash of its id
+  // (manifest piece id = content hash; never its index) maps below the fraction, so the 10% subset lies inside
+  // the 25% one and a fraction always gives the same pieces. Val and test are never subset.
+  double data_fraction = 1.0;
+  // Training length in passes over the (subset) train split; 0 = use `steps`. When > 0, steps is resolved at
+  // training start as ceil(epochs * train tokens / (batch_size * seq_len)) (ResolveTrainSteps), and the
+  // resolved value is what the run's config.yaml records.
+  double epochs = 0;
+};
+
+// How the experiment's generate tasks sample (the worker's --bars/--temperature/... flags are only a fallback).
+struct GenerateConfig {
+  double temperature = 1.0;  // softmax temperature, 0..10 (0 = greedy)
+  int64_t top_k = 0;         // sample among the k most likely tokens (0 = all)
+  double top_p = 0.95;       // nucleus mass, (0, 1] (1 = off)
+  int64_t bars = 8;          // stop each sample after this many new bars (0 = only max_tokens)
+  int64_t max_tokens = 1500; // hard cap on new tokens per sample
+};
+
+// What the score task measures: NLL per token and per bar of the trained checkpoint over every window.
+struct ScoreConfig {
+  std::vector<std::string> splits{"val", "test"};  // splits of the experiment's dataset (train | val | test)
+  std::vector<std::string> on;  // other dataset folders, scored on their test split (cross-corpus generalisation)
+};
+
+// The probe task: latency and memory of the trained model against context length (core/model/probe.h).
+struct ProbeConfig {
+  std::vector<int64_t> lengths;            // context lengths in tokens; empty = no probe task
+  std::vector<int64_t> batch_sizes{1};     // one probe per batch size
+  int repeats = 3;                         // timed runs per measurement (the median is reported)
 };
 
 struct ExperimentConfig {
@@ -48,6 +79,9 @@ struct ExperimentConfig {
   std::string out;      // run folder: checkpoints, metrics, effective config
   ModelConfig model;
   TrainConfig train;
+  GenerateConfig generate;
+  ScoreConfig score;
+  ProbeConfig probe;
 
   // The effective configuration, every field, as YAML (written to <out>/config.yaml).
   std::string ToYaml() const;
@@ -59,6 +93,9 @@ StatusOr<ExperimentConfig> LoadExperimentConfig(const std::string& path);
 StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& yaml_text, const std::string& path_for_errors,
                                                  const std::string& base_dir = ".");
 StatusOr<ModelConfig> LoadModelConfig(const std::string& path);
+// train.epochs > 0: sets train.steps to ceil(epochs * train_tokens / (batch_size * seq_len)) (at least 1), the
+// tokens those of the (subset) train split. epochs == 0: leaves steps. An error names train.epochs.
+Status ResolveTrainSteps(ExperimentConfig* config, int64_t train_tokens);
 // Checks ranges and cross-field rules (heads divide d_model, known family/attention ...).
 Status ValidateModelConfig(const ModelConfig& m, const std::string& where);
 

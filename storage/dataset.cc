@@ -158,6 +158,25 @@ std::vector<int64_t> Dataset::PiecesInSplit(Split split) const {
   return out;
 }
 
+double SubsetKey(const PieceMeta& piece) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a of the id, then a SplitMix64 finaliser with a salt of its own
+  for (unsigned char c : piece.id) h = (h ^ c) * 1099511628211ull;
+  h ^= 0x5eed5ca1ab1e0000ull;
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+  h ^= h >> 31;
+  return static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0);
+}
+
+std::vector<int64_t> Dataset::PiecesInSubset(Split split, double fraction) const {
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < manifest_.pieces.size(); ++i) {
+    const PieceMeta& p = manifest_.pieces[i];
+    if (p.split == split && (fraction >= 1.0 || SubsetKey(p) < fraction)) out.push_back(static_cast<int64_t>(i));
+  }
+  return out;
+}
+
 std::vector<int> Dataset::ShardsForRank(int num_shards, int rank, int world) {
   std::vector<int> out;
   if (world < 1 || rank < 0 || rank >= world) return out;
@@ -220,14 +239,16 @@ StatusOr<std::unique_ptr<WindowSampler>> WindowSampler::Create(const Dataset& da
   const Manifest& m = dataset.manifest();
   for (int shard = 0; shard < static_cast<int>(m.shards.size()); ++shard) {
     const std::vector<int64_t> indices = dataset.PiecesInShard(shard);
-    const bool wanted = std::any_of(indices.begin(), indices.end(),
-                                    [&](int64_t i) { return m.pieces[i].split == options.split; });
+    auto in_subset = [&](int64_t i) {
+      return m.pieces[i].split == options.split && (options.fraction >= 1.0 || SubsetKey(m.pieces[i]) < options.fraction);
+    };
+    const bool wanted = std::any_of(indices.begin(), indices.end(), in_subset);
     if (!wanted) continue;
     StatusOr<std::vector<Piece>> pieces = dataset.ReadShard(shard);
     if (!pieces.ok()) return pieces.status();
     for (size_t k = 0; k < indices.size(); ++k) {
       const int64_t index = indices[k];
-      if (m.pieces[index].split != options.split) continue;
+      if (!in_subset(index)) continue;
       Piece& piece = (*pieces)[k];
       const int64_t size = static_cast<int64_t>(piece.tokens.size());
       for (size_t b = 0; b < piece.bar_offsets.size(); ++b) {

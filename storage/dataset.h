@@ -29,6 +29,8 @@ class Dataset {
   int64_t num_pieces() const { return static_cast<int64_t>(manifest_.pieces.size()); }
   // Indices into manifest().pieces of one split.
   std::vector<int64_t> PiecesInSplit(Split split) const;
+  // The pieces of `split` in the nested subset of `fraction` (SubsetKey < fraction; 1 = the whole split).
+  std::vector<int64_t> PiecesInSubset(Split split, double fraction) const;
   // Shards owned by rank r of a world of w (round robin): each rank reads only these.
   static std::vector<int> ShardsForRank(int num_shards, int rank, int world);
 
@@ -47,6 +49,11 @@ class Dataset {
   std::unique_ptr<Impl> impl_;
 };
 
+// A piece's key in [0, 1) for train.data_fraction subsets, from its manifest id (the content hash) alone, never
+// its index, and mixed so that it is independent of the split hash: the subset of fraction f is the pieces with
+// key < f, so a smaller fraction's subset lies inside a larger one's and the same f gives the same pieces.
+double SubsetKey(const PieceMeta& piece);
+
 struct Window {
   int64_t piece = 0;         // index into manifest().pieces
   int64_t start_token = 0;   // a bar boundary
@@ -60,6 +67,7 @@ struct WindowSamplerOptions {
   uint64_t seed = 0;
   int rank = 0;
   int world = 1;
+  double fraction = 1.0;     // only the split's pieces with SubsetKey < fraction (1 = all of them)
 };
 
 // Holds the tokens of its pieces in memory (one read per shard) so windows are a memcpy away.

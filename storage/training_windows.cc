@@ -38,6 +38,14 @@ void DatasetWindows::Fill(int64_t epoch, int64_t first, int64_t count, int32_t* 
   }
 }
 
+StatusOr<std::unique_ptr<DatasetWindows>> OpenSplitWindows(const Dataset& dataset, Split split, int seq_len) {
+  WindowSamplerOptions w;
+  w.length = int64_t(seq_len) + 1;
+  w.min_tokens = std::min<int64_t>(32, w.length);  // as OpenExperimentWindows
+  w.split = split;
+  return DatasetWindows::Create(dataset, w);
+}
+
 StatusOr<ExperimentWindows> OpenExperimentWindows(const ExperimentConfig& config, int rank, int world) {
   if (config.dataset.empty()) return InvalidArgument("dataset: missing (the folder written by `cadenza ingest`)");
   ExperimentWindows out;
@@ -51,10 +59,21 @@ StatusOr<ExperimentWindows> OpenExperimentWindows(const ExperimentConfig& config
   w.rank = rank;
   w.world = world;
   w.split = Split::kTrain;
+  w.fraction = config.train.data_fraction;
+  const std::vector<int64_t> subset = out.dataset->PiecesInSubset(Split::kTrain, w.fraction);
+  if (subset.empty()) {
+    const int64_t all = static_cast<int64_t>(out.dataset->PiecesInSplit(Split::kTrain).size());
+    return FailedPrecondition(config.dataset + ": train.data_fraction " + std::to_string(config.train.data_fraction) +
+                              " selects none of the " + std::to_string(all) +
+                              " pieces of the train split (raise train.data_fraction or ingest more pieces)");
+  }
+  out.train_pieces = static_cast<int64_t>(subset.size());
+  for (int64_t i : subset) out.train_tokens += out.dataset->manifest().pieces[i].tokens;
   auto train = DatasetWindows::Create(*out.dataset, w);
   if (!train.ok()) return train.status();
   out.train = std::move(train).value();
   w.split = Split::kVal;
+  w.fraction = 1.0;
   auto val = DatasetWindows::Create(*out.dataset, w);
   if (!val.ok()) return val.status();
   out.val = std::move(val).value();

@@ -30,11 +30,19 @@ class DatasetWindows : public WindowSource {
 };
 
 // What an experiment trains on: its dataset, and this rank's train and validation windows of seq_len + 1 tokens
-// (inputs and their next-token targets), bar-aligned, shuffled by the experiment's seed.
+// (inputs and their next-token targets), bar-aligned, shuffled by the experiment's seed. The train windows come
+// from the train.data_fraction subset of the train split (Dataset::PiecesInSubset); val is never subset.
+// A fraction that selects no piece is an error naming train.data_fraction.
 struct ExperimentWindows {
   std::unique_ptr<Dataset> dataset;
   std::unique_ptr<DatasetWindows> train, val;
+  int64_t train_pieces = 0;  // pieces of the (subset) train split, all ranks together
+  int64_t train_tokens = 0;  // their tokens (manifest counts): what train.epochs counts passes over
 };
+// Every window of one whole split as validation reads them (seq_len + 1 tokens starting on each bar, rank 0 of
+// 1, never subset): what the score task and `cadenza score` sum over. FailedPrecondition when it has none.
+StatusOr<std::unique_ptr<DatasetWindows>> OpenSplitWindows(const Dataset& dataset, Split split, int seq_len);
+
 StatusOr<ExperimentWindows> OpenExperimentWindows(const ExperimentConfig& config, int rank = 0, int world = 1);
 
 }  // namespace cadenza

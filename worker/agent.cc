@@ -302,6 +302,8 @@ bool Agent::LeaseLocal(v1::Task* task, int64_t* retry_after_ms) {
     req.add_kinds(v1::TASK_KIND_GENERATE);
     req.add_kinds(v1::TASK_KIND_EVALUATE);
     req.add_kinds(v1::TASK_KIND_AGGREGATE);
+    req.add_kinds(v1::TASK_KIND_SCORE);
+    req.add_kinds(v1::TASK_KIND_PROBE);
   }
   v1::LeaseTaskResponse resp;
   Status s = client_->LeaseTask(req, &resp);
@@ -324,15 +326,43 @@ void Agent::RunLocal(const v1::Task& t) {
   Log("task %lld: %s (job %lld %s, attempt %d, shard %d of %d)", (long long)t.task_id(), coord::TaskKindName(t.kind()),
       (long long)t.job_id(), t.experiment_name().c_str(), t.attempt(), t.shard_index() + 1, std::max(1, t.shard_count()));
   StatusOr<TaskOutcome> r = InvalidArgument("task.kind: " + std::string(coord::TaskKindName(t.kind())) + " is not run alone by a rank");
-  if (t.kind() == v1::TASK_KIND_GENERATE) {
-    std::vector<uint64_t> seeds(t.seeds().begin(), t.seeds().end());
-    r = RunGenerateTask(t.checkpoint(), seeds, t.sample_begin(), t.samples_dir(), o_.sample);
-  } else if (t.kind() == v1::TASK_KIND_EVALUATE) {
-    r = RunEvaluateTask(t.samples_dir(), t.dataset(), t.reference_split(), t.report_path(), o_.eval_jobs);
-  } else if (t.kind() == v1::TASK_KIND_AGGREGATE) {
-    std::vector<std::string> inputs(t.inputs().begin(), t.inputs().end());
-    r = RunAggregateTask(inputs, (fs::path(t.output_dir()) / "samples").string(), t.dataset(), t.reference_split(),
-                         t.report_path(), o_.eval_jobs);
+  // The experiment of a score or probe task: its YAML, with the task's dataset (the coordinator's resolved path).
+  auto experiment = [&t]() -> StatusOr<ExperimentConfig> {
+    auto config = ParseExperimentConfig(t.experiment_yaml(), "task " + std::to_string(t.task_id()) + ": experiment_yaml");
+    if (!config.ok()) return config.status();
+    if (!t.dataset().empty()) config->dataset = t.dataset();
+    if (!t.output_dir().empty()) config->out = t.output_dir();
+    return config;
+  };
+  try {  // a LibTorch error (c10::Error) inside a runner fails the task with its message; the rank lives on
+    if (t.kind() == v1::TASK_KIND_GENERATE) {
+      std::vector<uint64_t> seeds(t.seeds().begin(), t.seeds().end());
+      std::string note;
+      const SampleOptions sample = SampleOptionsFor(t.experiment_yaml(), o_.sample, &note);  // the job's generate:
+      if (!note.empty()) Log("task %lld: %s", (long long)t.task_id(), note.c_str());
+      r = RunGenerateTask(t.checkpoint(), seeds, t.sample_begin(), t.samples_dir(), sample);
+    } else if (t.kind() == v1::TASK_KIND_EVALUATE) {
+      r = RunEvaluateTask(t.samples_dir(), t.dataset(), t.reference_split(), t.report_path(), o_.eval_jobs);
+    } else if (t.kind() == v1::TASK_KIND_AGGREGATE) {
+      std::vector<std::string> inputs(t.inputs().begin(), t.inputs().end());
+      r = RunAggregateTask(inputs, (fs::path(t.output_dir()) / "samples").string(), t.dataset(), t.reference_split(),
+                           t.report_path(), o_.eval_jobs);
+    } else if (t.kind() == v1::TASK_KIND_SCORE || t.kind() == v1::TASK_KIND_PROBE) {
+      auto config = experiment();
+      if (!config.ok()) {
+        r = config.status();
+      } else if (t.checkpoint().empty()) {
+        r = InvalidArgument("task.checkpoint: a " + std::string(coord::TaskKindName(t.kind())) + " task needs the trained checkpoint");
+      } else if (t.report_path().empty()) {
+        r = InvalidArgument("task.report_path: a " + std::string(coord::TaskKindName(t.kind())) + " task needs where to write its report");
+      } else if (t.kind() == v1::TASK_KIND_SCORE) {
+        r = RunScoreTask(t.checkpoint(), *config, t.report_path());
+      } else {
+        r = RunProbeTask(t.checkpoint(), *config, t.report_path());
+      }
+    }
+  } catch (const std::exception& e) {
+    r = InternalError(std::string(coord::TaskKindName(t.kind())) + " task: " + e.what());
   }
   if (r.ok()) Complete(t, *r);
   else Fail(t, r.status().message(), !Permanent(r.status()));
@@ -346,6 +376,9 @@ void Agent::RunTrain(const v1::Task& t) {
     Log("task %lld: train job %lld %s (attempt %d%s) on %d rank(s)", (long long)t.task_id(), (long long)t.job_id(),
         t.experiment_name().c_str(), t.attempt(), t.resume() ? ", resuming from its checkpoint" : "", world_);
   }
+  // What the run trained on (the train task's data/... and train/... metrics) and its resolved config.
+  int64_t train_pieces = 0, train_tokens = 0;
+  ExperimentConfig trained;
   auto run = [&]() -> StatusOr<TrainSummary> {
     auto config = ParseExperimentConfig(t.experiment_yaml(), "task " + std::to_string(t.task_id()) + ": experiment_yaml");
     if (!config.ok()) return config.status();
@@ -359,6 +392,15 @@ void Agent::RunTrain(const v1::Task& t) {
     }
     auto windows = OpenExperimentWindows(*config, rank_, world_);
     if (!windows.ok()) return windows.status();
+    Status resolved = ResolveTrainSteps(&*config, windows->train_tokens);  // train.epochs -> train.steps
+    if (!resolved.ok()) return resolved;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      train_steps_ = config->train.steps;
+    }
+    train_pieces = windows->train_pieces;
+    train_tokens = windows->train_tokens;
+    trained = *config;
     ReducerOptions ro;
     ro.bucket_bytes = size_t(o_.bucket_mb * 1024 * 1024);
     GradientReducer reducer(comm_, ro);
@@ -397,6 +439,7 @@ void Agent::RunTrain(const v1::Task& t) {
       o.metrics["tokens_per_second"] = r->tokens_per_second;
       o.metrics["train_seconds"] = r->seconds;
       o.metrics["ranks"] = world_;
+      AddTrainDataMetrics(train_pieces, train_tokens, trained, r->steps, &o.metrics);
       o.artifacts = {o.checkpoint, (out / "metrics.csv").string(), (out / "config.yaml").string()};
       char line[200];
       std::snprintf(line, sizeof line, "%lld steps on %d rank(s), best val NLL/token %.4f%s", (long long)r->steps, world_,

@@ -1,4 +1,4 @@
-// Generate, evaluate and aggregate tasks of the worker agent: samples as MIDI/JSON(/WAV), evaluation reports.
+// Generate, evaluate, aggregate, score and probe tasks of the worker agent: samples, reports, CSV.
 #include "worker/task_runners.h"
 
 #include <chrono>
@@ -12,9 +12,12 @@
 #include "core/file_util.h"
 #include "core/midi.h"
 #include "core/model/model_api.h"
+#include "core/model/probe.h"
 #include "core/segmentation.h"
 #include "core/tokenizer.h"
 #include "core/vocabulary.h"
+#include "storage/dataset.h"
+#include "storage/training_windows.h"
 
 namespace cadenza {
 namespace {
@@ -70,6 +73,30 @@ StatusOr<EvaluationReport> Evaluate(const std::vector<std::string>& inputs, cons
 
 }  // namespace
 
+void AddTrainDataMetrics(int64_t train_pieces, int64_t train_tokens, const ExperimentConfig& config, int64_t steps,
+                         std::map<std::string, double>* metrics) {
+  (*metrics)["data/train_pieces"] = double(train_pieces);
+  (*metrics)["data/train_tokens"] = double(train_tokens);
+  (*metrics)["data/fraction"] = config.train.data_fraction;
+  (*metrics)["train/steps"] = double(steps);
+  (*metrics)["train/tokens_seen"] = double(steps) * double(config.train.batch_size) * double(config.train.seq_len);
+}
+
+SampleOptions SampleOptionsFor(const std::string& experiment_yaml, const SampleOptions& fallback, std::string* note) {
+  auto config = ParseExperimentConfig(experiment_yaml, "experiment_yaml");
+  if (!config.ok()) {
+    if (note) *note = config.status().message() + " (sampling with the worker's flags)";
+    return fallback;
+  }
+  SampleOptions o = fallback;
+  o.temperature = config->generate.temperature;
+  o.top_k = config->generate.top_k;
+  o.top_p = config->generate.top_p;
+  o.bars = config->generate.bars;
+  o.max_tokens = config->generate.max_tokens;
+  return o;
+}
+
 StatusOr<TaskOutcome> RunGenerateTask(const std::string& checkpoint, const std::vector<uint64_t>& seeds, int first_index,
                                       const std::string& samples_dir, const SampleOptions& options) {
   if (seeds.empty()) return InvalidArgument("task.seeds: a generate task needs at least one seed");
@@ -115,6 +142,8 @@ StatusOr<TaskOutcome> RunGenerateTask(const std::string& checkpoint, const std::
     j["temperature"] = options.temperature;
     j["top_k"] = options.top_k;
     j["top_p"] = options.top_p;
+    j["bars"] = options.bars;
+    j["max_tokens"] = options.max_tokens;
     if (!(st = WriteFileAtomic(base + ".json", j.dump(1) + "\n")).ok()) return st;
     out.artifacts.push_back(base + ".mid");
     out.artifacts.push_back(base + ".json");
@@ -130,6 +159,11 @@ StatusOr<TaskOutcome> RunGenerateTask(const std::string& checkpoint, const std::
   out.metrics["generate_seconds"] = seconds;
   out.metrics["tokens_per_second"] = new_tokens / std::max(1e-9, seconds);
   out.metrics["ms_per_token"] = 1000.0 * seconds / std::max<int64_t>(1, new_tokens);
+  out.metrics["generate/temperature"] = options.temperature;
+  out.metrics["generate/top_k"] = double(options.top_k);
+  out.metrics["generate/top_p"] = options.top_p;
+  out.metrics["generate/bars"] = double(options.bars);
+  out.metrics["generate/max_tokens"] = double(options.max_tokens);
   char line[160];
   std::snprintf(line, sizeof line, "%zu samples, %lld tokens in %.2f s", seeds.size(), (long long)new_tokens, seconds);
   out.summary = line;
@@ -171,6 +205,156 @@ StatusOr<TaskOutcome> RunAggregateTask(const std::vector<std::string>& inputs, c
   out.artifacts.push_back(result_path);
   out.summary = std::to_string(report->pieces.size()) + " pieces from " + std::to_string(inputs.size()) + " shard(s)" +
                 (note.empty() ? "" : "; " + note);
+  return out;
+}
+
+namespace {
+
+// "corpora/jsb/" -> "jsb": the name of a dataset folder in metric names.
+std::string FolderName(const std::string& dir) {
+  fs::path p = fs::path(dir).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  return p.filename().string();
+}
+
+nlohmann::json ScoreJson(const std::string& name, const std::string& dataset, const std::string& split, int64_t pieces,
+                         const ScoreResult& r) {
+  return {{"name", name},       {"dataset", dataset},   {"split", split},
+          {"pieces", pieces},   {"windows", r.windows}, {"tokens", r.tokens},
+          {"bars", r.bars},     {"nll", r.nll},         {"nll_per_token", r.nll_per_token},
+          {"perplexity", r.perplexity}, {"nll_per_bar", r.nll_per_bar}};
+}
+
+}  // namespace
+
+StatusOr<TaskOutcome> RunScoreTask(const std::string& checkpoint, const ExperimentConfig& config,
+                                   const std::string& report_path) {
+  if (config.score.splits.empty() && config.score.on.empty()) {
+    return InvalidArgument("score: score.splits and score.on are both empty: nothing to score");
+  }
+  auto scorer = CheckpointScorer::Open(checkpoint);
+  if (!scorer.ok()) return scorer.status();
+  const CheckpointInfo& info = (*scorer)->info();
+  const int seq_len = info.config.train.seq_len;  // the windows the model was trained and validated on
+  const int64_t batch = std::max(1, info.config.train.batch_size);
+  const auto t0 = std::chrono::steady_clock::now();
+
+  struct Target {
+    std::string name, dataset;  // metric prefix; dataset folder
+    Split split;
+  };
+  std::vector<Target> targets;
+  for (const std::string& s : config.score.splits) {
+    auto split = ParseSplit(s);
+    if (!split.ok()) return InvalidArgument("score.splits: " + split.status().message());
+    targets.push_back({s, config.dataset, *split});
+  }
+  for (const std::string& dir : config.score.on) targets.push_back({"on/" + FolderName(dir), dir, Split::kTest});
+
+  TaskOutcome out;
+  nlohmann::json results = nlohmann::json::array(), skipped = nlohmann::json::array();
+  std::map<std::string, std::unique_ptr<Dataset>> open;
+  std::string line;
+  for (const Target& target : targets) {
+    if (target.dataset.empty()) return InvalidArgument("dataset: missing (the folder written by `cadenza ingest`)");
+    auto& dataset = open[target.dataset];
+    if (!dataset) {
+      auto opened = Dataset::Open(target.dataset);
+      if (!opened.ok()) return opened.status().WithContext(target.name.rfind("on/", 0) == 0 ? "score.on" : "dataset");
+      dataset = std::move(*opened);
+    }
+    auto windows = OpenSplitWindows(*dataset, target.split, seq_len);
+    if (!windows.ok() && windows.status().code() != StatusCode::kFailedPrecondition) return windows.status();
+    if (!windows.ok()) {  // e.g. a corpus too small for a test split: say so, score the rest
+      skipped.push_back({{"name", target.name}, {"dataset", target.dataset}, {"split", SplitName(target.split)},
+                         {"reason", windows.status().message()}});
+      continue;
+    }
+    auto scored = (*scorer)->Score(**windows, batch);
+    if (!scored.ok()) return scored.status();
+    const ScoreResult& r = *scored;
+    const int64_t pieces = static_cast<int64_t>(dataset->PiecesInSplit(target.split).size());
+    results.push_back(ScoreJson(target.name, target.dataset, SplitName(target.split), pieces, r));
+    const std::string& p = target.name;
+    out.metrics[p + "/nll_per_token"] = r.nll_per_token;
+    out.metrics[p + "/nll_per_bar"] = r.nll_per_bar;
+    out.metrics[p + "/perplexity"] = r.perplexity;
+    out.metrics[p + "/tokens"] = double(r.tokens);
+    out.metrics[p + "/bars"] = double(r.bars);
+    out.metrics[p + "/pieces"] = double(pieces);
+    out.metrics[p + "/windows"] = double(r.windows);
+    char cell[160];
+    std::snprintf(cell, sizeof cell, "%s%s NLL/token %.4f, NLL/bar %.2f", line.empty() ? "" : "; ", p.c_str(),
+                  r.nll_per_token, r.nll_per_bar);
+    line += cell;
+  }
+  if (results.empty()) {
+    std::string why;
+    for (const auto& s : skipped) why += (why.empty() ? "" : "; ") + s["reason"].get<std::string>();
+    return FailedPrecondition("score: no split had a window of " + std::to_string(seq_len + 1) + " tokens to score: " + why);
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  nlohmann::json report = {{"checkpoint", checkpoint},
+                           {"family", info.config.model.family},
+                           {"parameters", info.parameters},
+                           {"step", info.step},
+                           {"seq_len", seq_len},
+                           {"seconds", seconds},
+                           {"results", results},
+                           {"skipped", skipped}};
+  if (!report_path.empty()) {
+    std::error_code ec;
+    if (fs::path(report_path).has_parent_path()) fs::create_directories(fs::path(report_path).parent_path(), ec);
+    Status st = WriteFileAtomic(report_path, report.dump(1) + "\n");
+    if (!st.ok()) return st;
+    out.artifacts.push_back(report_path);
+  }
+  out.metrics["score_seconds"] = seconds;
+  out.summary = line + (skipped.empty() ? "" : " (" + std::to_string(skipped.size()) + " skipped: see the report)");
+  return out;
+}
+
+StatusOr<TaskOutcome> RunProbeTask(const std::string& checkpoint, const ExperimentConfig& config, const std::string& csv_path) {
+  if (config.probe.lengths.empty()) return InvalidArgument("probe.lengths: empty: the experiment asks for no probe");
+  if (config.probe.batch_sizes.empty()) return InvalidArgument("probe.batch_sizes: empty");
+  TaskOutcome out;
+  std::vector<ProbeRow> rows;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t batch : config.probe.batch_sizes) {
+    ProbeOptions o;
+    o.lengths = config.probe.lengths;
+    o.batch = batch;
+    o.repeats = config.probe.repeats;
+    auto probed = ProbeModel(checkpoint, o);
+    if (!probed.ok()) return probed.status();
+    for (const ProbeRow& r : *probed) {
+      const std::string p = "probe/L" + std::to_string(r.length) + "/b" + std::to_string(r.batch) + "/";
+      if (r.forward_measured) {  // a length beyond the context leaves its metrics absent
+        out.metrics[p + "forward_ms"] = r.forward_ms;
+        out.metrics[p + "forward_peak_mb"] = r.forward_peak_mb;
+        if (r.length >= 2) out.metrics[p + "train_peak_mb"] = r.train_peak_mb;
+      }
+      if (r.step_measured) {
+        out.metrics[p + "step_ms"] = r.step_ms;
+        out.metrics[p + "state_mb"] = r.state_mb;
+        out.metrics[p + "step_peak_mb"] = r.step_peak_mb;
+      }
+      rows.push_back(r);
+    }
+  }
+  std::error_code ec;
+  if (fs::path(csv_path).has_parent_path()) fs::create_directories(fs::path(csv_path).parent_path(), ec);
+  Status st = WriteFileAtomic(csv_path, ProbeCsv(rows));
+  if (!st.ok()) return st;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  out.metrics["probe_seconds"] = seconds;
+  out.artifacts.push_back(csv_path);
+  size_t measured = 0;
+  for (const ProbeRow& r : rows) measured += r.forward_measured ? 1 : 0;
+  char line[200];
+  std::snprintf(line, sizeof line, "%zu of %zu (length, batch) points measured in %.1f s%s", measured, rows.size(), seconds,
+                measured < rows.size() ? " (the rest exceed the model's context)" : "");
+  out.summary = line;
   return out;
 }
 

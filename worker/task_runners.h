@@ -1,4 +1,4 @@
-// The per-rank task runners of the worker agent: generate samples, evaluate them, aggregate a job (torch-free API).
+// The per-rank task runners of the worker agent: generate, evaluate, aggregate, score and probe (torch-free API).
 #pragma once
 
 #include <cstdint>
@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/experiment_config.h"
 #include "core/status.h"
 
 namespace cadenza {
@@ -28,6 +29,16 @@ struct SampleOptions {
   bool wav = false;            // also render WAV with the default soundfont (when it exists)
 };
 
+// What a finished train task reports about its data: data/train_pieces and data/train_tokens (of the
+// train.data_fraction subset, ExperimentWindows), data/fraction, train/steps (`steps`, the steps run) and
+// train/tokens_seen = steps * train.batch_size * train.seq_len (batch_size is the global batch).
+void AddTrainDataMetrics(int64_t train_pieces, int64_t train_tokens, const ExperimentConfig& config, int64_t steps,
+                         std::map<std::string, double>* metrics);
+
+// The experiment's `generate:` settings as SampleOptions (wav taken from `fallback`). When `experiment_yaml`
+// does not parse, `fallback` (the worker's --bars/--temperature/... flags) and *note says why.
+SampleOptions SampleOptionsFor(const std::string& experiment_yaml, const SampleOptions& fallback, std::string* note);
+
 // Generate: one sample per seed from `checkpoint` into `samples_dir`: sample-NNN.{mid,json}[,.wav], NNN the
 // job-wide index (first_index + i). Sample i depends only on its seed, never on how the job was sharded.
 StatusOr<TaskOutcome> RunGenerateTask(const std::string& checkpoint, const std::vector<uint64_t>& seeds, int first_index,
@@ -43,5 +54,21 @@ StatusOr<TaskOutcome> RunEvaluateTask(const std::string& samples_dir, const std:
 StatusOr<TaskOutcome> RunAggregateTask(const std::vector<std::string>& inputs, const std::string& samples_root,
                                        const std::string& dataset, const std::string& split,
                                        const std::string& result_path, int jobs);
+
+// Score: the checkpoint's NLL over every window (seq_len + 1 tokens of the checkpoint's config, bar-aligned, as
+// validation reads them; eval mode, deterministic) of each split in config.score.splits of config.dataset and of
+// the test split of each dataset in config.score.on. Writes a JSON report to `report_path` (atomically; an
+// empty path writes none) and
+// returns metrics <split>/{nll_per_token,nll_per_bar,perplexity,tokens,bars,pieces,windows} and
+// on/<dataset folder name>/{...the same}. A split without a window is skipped (its metrics absent, the reason in
+// the report); none at all is an error.
+StatusOr<TaskOutcome> RunScoreTask(const std::string& checkpoint, const ExperimentConfig& config,
+                                   const std::string& report_path);
+
+// Probe: ProbeModel on the checkpoint at config.probe.lengths for each of config.probe.batch_sizes (repeats
+// config.probe.repeats). Writes the rows as CSV to `csv_path` (atomically) and returns metrics
+// probe/L<length>/b<batch>/{forward_ms,forward_peak_mb,train_peak_mb,step_ms,state_mb,step_peak_mb}. A length
+// beyond the model's context has no metrics (absent, never 0); its CSV row keeps the note.
+StatusOr<TaskOutcome> RunProbeTask(const std::string& checkpoint, const ExperimentConfig& config, const std::string& csv_path);
 
 }  // namespace cadenza

@@ -90,6 +90,9 @@ int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
   if (!windows.ok()) {
     return fail((config->dataset.empty() ? windows.status().WithContext(a.experiment) : windows.status()).message(), 1);
   }
+  if (Status resolved = ResolveTrainSteps(&*config, windows->train_tokens); !resolved.ok()) {
+    return fail(resolved.WithContext(a.experiment).message(), 1);
+  }
 
   Timeline timeline(rank);
   const std::string timeline_path = a.timeline.empty() ? "" : TimelinePathForRank(a.timeline, rank);

@@ -1,11 +1,13 @@
 // Torch-free entry points, implemented on the model, checkpoint and generator internals.
 #include "core/model/model_api.h"
 
+#include <cmath>
 #include <thread>
 
 #include "core/model/checkpoint.h"
 #include "core/model/generator.h"
 #include "core/model/sequence_model.h"
+#include "core/vocabulary.h"
 
 namespace cadenza {
 
@@ -42,6 +44,57 @@ StatusOr<std::vector<GeneratedSample>> GenerateFromCheckpoint(const std::string&
   if (!loaded.ok()) return loaded.status();
   if (info) *info = InfoOf(*loaded);
   return Generate(*loaded->model, options);
+}
+
+struct CheckpointScorer::Impl {
+  SequenceModel model;
+};
+
+CheckpointScorer::~CheckpointScorer() = default;
+
+StatusOr<std::unique_ptr<CheckpointScorer>> CheckpointScorer::Open(const std::string& checkpoint) {
+  auto loaded = LoadCheckpoint(checkpoint);
+  if (!loaded.ok()) return loaded.status();
+  std::unique_ptr<CheckpointScorer> scorer(new CheckpointScorer());
+  scorer->info_ = InfoOf(*loaded);
+  scorer->impl_ = std::make_unique<Impl>();
+  scorer->impl_->model = loaded->model;
+  scorer->impl_->model->eval();
+  return scorer;
+}
+
+StatusOr<ScoreResult> CheckpointScorer::Score(const WindowSource& windows, int64_t batch_size) const {
+  SequenceModelImpl& model = *impl_->model;
+  const int64_t length = windows.length();
+  if (length < 2) return InvalidArgument("score: windows of " + std::to_string(length) + " tokens hold no target");
+  if (length - 1 > model.MaxContext()) {
+    return InvalidArgument("score: windows of " + std::to_string(length - 1) + " input tokens exceed the model's context of " +
+                           std::to_string(model.MaxContext()));
+  }
+  batch_size = std::max<int64_t>(1, batch_size);
+  torch::NoGradGuard no_grad;
+  model.eval();
+  const int32_t pad = Vocabulary::Get().Pad(), bar = Vocabulary::Get().Bar();
+  ScoreResult r;
+  r.windows = windows.WindowsPerEpoch();
+  for (int64_t first = 0; first < r.windows; first += batch_size) {
+    const int64_t count = std::min(batch_size, r.windows - first);
+    auto batch = torch::empty({count, length}, torch::kInt32);
+    windows.Fill(0, first, count, batch.data_ptr<int32_t>());
+    batch = batch.to(torch::kInt64);
+    auto inputs = batch.narrow(1, 0, length - 1), targets = batch.narrow(1, 1, length - 1);
+    auto logits = model.forward(inputs);
+    auto loss = torch::nn::functional::cross_entropy(
+        logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
+        torch::nn::functional::CrossEntropyFuncOptions().ignore_index(pad).reduction(torch::kSum));
+    r.nll += loss.item<double>();
+    r.tokens += (targets != pad).sum().item<int64_t>();
+    r.bars += (targets == bar).sum().item<int64_t>();
+  }
+  r.nll_per_token = r.tokens ? r.nll / double(r.tokens) : 0;
+  r.perplexity = std::exp(r.nll_per_token);
+  r.nll_per_bar = r.bars ? r.nll / double(r.bars) : 0;
+  return r;
 }
 
 struct HiddenStateReader::Impl {

@@ -9,6 +9,7 @@
 #include "core/experiment_config.h"
 #include "core/model/generation.h"
 #include "core/status.h"
+#include "core/window_source.h"
 
 namespace cadenza {
 
@@ -29,6 +30,35 @@ StatusOr<CheckpointInfo> InspectCheckpoint(const std::string& path);
 // Loads the checkpoint's model and samples from it (see generator.h for the rules).
 StatusOr<std::vector<GeneratedSample>> GenerateFromCheckpoint(const std::string& path, const GenerateOptions& options,
                                                               CheckpointInfo* info = nullptr);
+
+// Likelihood of held-out music under a checkpoint: the sums over every window of a split.
+struct ScoreResult {
+  double nll = 0;            // summed negative log-likelihood (nats) of every non-PAD target token
+  double nll_per_token = 0;  // nll / tokens
+  double perplexity = 0;     // exp(nll_per_token)
+  double nll_per_bar = 0;    // nll / bars (targets that are Bar tokens)
+  int64_t tokens = 0;        // non-PAD targets scored (a token in overlapping windows counts once per window)
+  int64_t bars = 0;
+  int64_t windows = 0;
+};
+
+// A checkpoint's model kept loaded to score window sets (`cadenza score`, the worker's score task).
+class CheckpointScorer {
+ public:
+  static StatusOr<std::unique_ptr<CheckpointScorer>> Open(const std::string& checkpoint);
+  ~CheckpointScorer();
+  // Every window of `windows` (epoch 0, all of them, each `length()` = seq_len + 1 tokens: inputs and their
+  // next-token targets), exactly as validation computes it: eval mode (no dropout), no gradients, PAD targets
+  // ignored, in batches of `batch_size`. Deterministic: the same windows give the same sums.
+  StatusOr<ScoreResult> Score(const WindowSource& windows, int64_t batch_size) const;
+  const CheckpointInfo& info() const { return info_; }
+
+ private:
+  struct Impl;
+  CheckpointScorer() = default;
+  std::unique_ptr<Impl> impl_;
+  CheckpointInfo info_;
+};
 
 // A checkpoint's model kept loaded to read its final hidden states: segment embeddings for the SSM.
 class HiddenStateReader {

@@ -162,6 +162,26 @@ StatusOr<std::vector<ProbeRow>> ProbeModel(const std::string& source, const Prob
       row.forward_ms_min = f.min;
       row.forward_ms_max = f.max;
       row.forward_tokens_per_s = f.median > 0 ? 1000.0 * options.batch * length / f.median : 0;
+      row.forward_measured = true;
+
+      // Training memory: one forward + backward of the same tokens in train mode, gradients enabled.
+      const auto params = model->parameters();
+      const bool trainable = std::any_of(params.begin(), params.end(), [](const torch::Tensor& p) { return p.requires_grad(); });
+      if (length >= 2 && trainable) {
+        torch::AutoGradMode grad_on(true);
+        model->train();
+        const int64_t live_before = counter.live();
+        counter.ResetPeak();
+        {
+          torch::Tensor logits = model->forward(input);
+          torch::Tensor loss = torch::nn::functional::cross_entropy(
+              logits.narrow(1, 0, length - 1).reshape({-1, logits.size(-1)}), input.narrow(1, 1, length - 1).reshape({-1}));
+          loss.backward();
+        }
+        row.train_peak_mb = Mib(counter.peak() - live_before);
+        for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();  // frees the gradients
+        model->eval();
+      }
 
       // Generation: fill the state with `length` tokens (the last `warmup` of them are the warm-up steps),
       // then time `repeats` single steps; the context grows from length to length + repeats - 1.
@@ -186,6 +206,7 @@ StatusOr<std::vector<ProbeRow>> ProbeModel(const std::string& source, const Prob
         row.step_ms = s.median;
         row.step_ms_min = s.min;
         row.step_ms_max = s.max;
+        row.step_measured = true;
       }
     }
     rows.push_back(row);
@@ -197,7 +218,7 @@ StatusOr<std::vector<ProbeRow>> ProbeModel(const std::string& source, const Prob
 std::string ProbeCsv(const std::vector<ProbeRow>& rows) {
   std::string out =
       "model,family,parameters,length,batch,forward_ms,forward_ms_min,forward_ms_max,forward_tokens_per_s,step_ms,"
-      "step_ms_min,step_ms_max,forward_peak_mb,state_mb,step_peak_mb,note\n";
+      "step_ms_min,step_ms_max,forward_peak_mb,state_mb,step_peak_mb,train_peak_mb,note\n";
   auto quote = [](const std::string& s) {
     std::string q = "\"";
     for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
@@ -205,11 +226,11 @@ std::string ProbeCsv(const std::vector<ProbeRow>& rows) {
   };
   char buf[512];
   for (const ProbeRow& r : rows) {
-    std::snprintf(buf, sizeof buf, ",%s,%lld,%lld,%lld,%.4f,%.4f,%.4f,%.1f,%.4f,%.4f,%.4f,%.3f,%.3f,%.3f,",
+    std::snprintf(buf, sizeof buf, ",%s,%lld,%lld,%lld,%.4f,%.4f,%.4f,%.1f,%.4f,%.4f,%.4f,%.3f,%.3f,%.3f,%.3f,",
                   r.family.c_str(), static_cast<long long>(r.parameters), static_cast<long long>(r.length),
                   static_cast<long long>(r.batch), r.forward_ms, r.forward_ms_min, r.forward_ms_max,
                   r.forward_tokens_per_s, r.step_ms, r.step_ms_min, r.step_ms_max, r.forward_peak_mb, r.state_mb,
-                  r.step_peak_mb);
+                  r.step_peak_mb, r.train_peak_mb);
     out += quote(r.model) + buf + quote(r.note) + "\n";
   }
   return out;

@@ -36,6 +36,10 @@ struct ProbeRow {
   double forward_peak_mb = 0; // peak bytes of live tensors during one forward (above what was live before), MiB
   double state_mb = 0;        // tensors held by the generation state at context `length` (KV cache, RNN history)
   double step_peak_mb = 0;    // peak live tensor bytes during one step at that context, state included
+  double train_peak_mb = 0;   // peak live tensor bytes of one training forward + backward of [batch, length]
+                              // (train mode, next-token cross-entropy, gradients included; no optimizer state)
+  bool forward_measured = false;  // false when length exceeds the model's context (the forward fields are 0)
+  bool step_measured = false;     // false when length + repeats exceeds it (the step fields are 0)
   std::string note;           // why a row is empty (e.g. longer than the model's context)
 };
 

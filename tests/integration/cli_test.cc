@@ -38,7 +38,7 @@ class CliTest : public ::testing::Test {
 TEST_F(CliTest, HelpExplainsEveryCommandAndOption) {
   CliRun top = Cadenza("--help");
   EXPECT_EQ(top.exit_code, 0);
-  for (const char* cmd : {"ingest", "inspect", "tokens", "synth", "demo", "train", "generate", "params", "probe"}) EXPECT_NE(top.output.find(cmd), std::string::npos) << cmd;
+  for (const char* cmd : {"ingest", "inspect", "tokens", "synth", "demo", "train", "generate", "params", "probe", "score"}) EXPECT_NE(top.output.find(cmd), std::string::npos) << cmd;
   CliRun ingest = Cadenza("ingest --help");
   EXPECT_EQ(ingest.exit_code, 0);
   for (const char* opt : {"--out", "--shards", "--val", "--test", "--jobs", "--overwrite"}) {
@@ -112,6 +112,25 @@ TEST_F(CliTest, TrainThenGenerateMidiAndWav) {
   CliRun again = Cadenza("train " + exp.string() + " --quiet");
   EXPECT_EQ(again.exit_code, 1) << "a second run into the same folder must ask for --resume";
   EXPECT_NE(again.output.find("--resume"), std::string::npos) << again.output;
+
+  // Scoring the checkpoint on the val split: a table row per split, and the JSON report with --out.
+  CliRun help = Cadenza("score --help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.output.find("negative log-likelihood per token and per bar over EVERY"), std::string::npos) << help.output;
+  const std::string report = (dir_ / "score.json").string();
+  CliRun score = Cadenza("score " + run + "/checkpoints/best.pt --dataset " + ds + " --split val --threads 1 --out " + report);
+  ASSERT_EQ(score.exit_code, 0) << score.output;
+  EXPECT_NE(score.output.find("NLL/token"), std::string::npos) << score.output;
+  EXPECT_NE(score.output.find("\nval "), std::string::npos) << score.output;
+  {
+    std::ifstream in(report);
+    const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << report;
+    EXPECT_EQ(j["results"][0]["name"], "val");
+    EXPECT_GT(j["results"][0]["tokens"].get<int64_t>(), 0);
+  }
+  CliRun bad_split = Cadenza("score " + run + "/checkpoints/best.pt --dataset " + ds + " --split valid");
+  EXPECT_EQ(bad_split.exit_code, 2) << bad_split.output;
 
   const std::string samples = (dir_ / "samples").string();
   const std::string wav = fs::exists("/usr/share/sounds/sf2/FluidR3_GM.sf2") ? " --wav" : "";

@@ -65,6 +65,10 @@ TEST(ProbeTest, LengthBeyondTheContextIsANoteNotAFailure) {
   EXPECT_TRUE((*rows)[0].note.empty());
   EXPECT_NE((*rows)[1].note.find("context (512 tokens)"), std::string::npos) << (*rows)[1].note;
   EXPECT_EQ((*rows)[1].forward_ms, 0);
+  EXPECT_TRUE((*rows)[0].forward_measured && (*rows)[0].step_measured);
+  EXPECT_FALSE((*rows)[1].forward_measured || (*rows)[1].step_measured) << "what the probe task leaves out of its metrics";
+  EXPECT_GT((*rows)[0].train_peak_mb, (*rows)[0].forward_peak_mb) << "a backward pass keeps activations and gradients";
+  EXPECT_EQ((*rows)[1].train_peak_mb, 0);
 
   const std::string csv = ProbeCsv(*rows);
   std::istringstream in(csv);

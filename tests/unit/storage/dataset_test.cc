@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -403,6 +404,103 @@ TEST_F(DatasetTest, TrainingWindowsAreTheSamplersEpochInOrder) {
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.status().message().find("test split has no window of 100000 tokens"), std::string::npos)
       << none.status().message();
+}
+
+// train.data_fraction: nested subsets of the train split keyed by piece identity, never val or test.
+TEST_F(DatasetTest, TrainSubsetsAreNestedKeyedByPieceIdAndDeterministic) {
+  if (!dataset_) dataset_ = OpenDataset();
+  const std::vector<int64_t> all = dataset_->PiecesInSplit(Split::kTrain);
+  const std::vector<int64_t> quarter = dataset_->PiecesInSubset(Split::kTrain, 0.25);
+  const std::vector<int64_t> half = dataset_->PiecesInSubset(Split::kTrain, 0.5);
+  EXPECT_EQ(dataset_->PiecesInSubset(Split::kTrain, 1.0), all);
+  EXPECT_EQ(dataset_->PiecesInSubset(Split::kTrain, 0.25), quarter) << "the same fraction gives the same pieces";
+  EXPECT_LT(quarter.size(), half.size());
+  EXPECT_LT(half.size(), all.size());
+  const std::set<int64_t> half_set(half.begin(), half.end());
+  for (int64_t i : quarter) EXPECT_TRUE(half_set.count(i)) << "piece " << i << " is in the 25% subset but not the 50%";
+  // The key is the piece's identity (its content-hash id), not where it is stored.
+  PieceMeta moved = dataset_->manifest().pieces[all[0]];
+  const double key = SubsetKey(moved);
+  moved.shard += 5;
+  moved.index_in_shard += 17;
+  moved.source = "elsewhere.mid";
+  EXPECT_EQ(SubsetKey(moved), key);
+  moved.id = "0123456789abcdef";
+  EXPECT_NE(SubsetKey(moved), key);
+}
+
+TEST_F(DatasetTest, DataFractionSubsetsOnlyTheTrainWindows) {
+  ExperimentConfig c;
+  c.dataset = *dir_ / "ds";
+  c.train.seq_len = 63;
+  auto full = OpenExperimentWindows(c);
+  ASSERT_TRUE(full.ok()) << full.status().message();
+  c.train.data_fraction = 0.5;
+  auto half = OpenExperimentWindows(c);
+  ASSERT_TRUE(half.ok()) << half.status().message();
+  const std::vector<int64_t> subset = half->dataset->PiecesInSubset(Split::kTrain, 0.5);
+  EXPECT_EQ(half->train_pieces, static_cast<int64_t>(subset.size()));
+  EXPECT_EQ(full->train_pieces, static_cast<int64_t>(full->dataset->PiecesInSplit(Split::kTrain).size()));
+  int64_t tokens = 0;
+  for (int64_t i : subset) tokens += half->dataset->manifest().pieces[i].tokens;
+  EXPECT_EQ(half->train_tokens, tokens);
+  EXPECT_LT(half->train_tokens, full->train_tokens);
+  EXPECT_LT(half->train->WindowsPerEpoch(), full->train->WindowsPerEpoch());
+  EXPECT_EQ(half->val->WindowsPerEpoch(), full->val->WindowsPerEpoch()) << "val is never subset";
+  // Every train window comes from a piece of the subset.
+  WindowSamplerOptions o;
+  o.length = 64;
+  o.min_tokens = 32;
+  o.fraction = 0.5;
+  auto sampler = WindowSampler::Create(*half->dataset, o);
+  ASSERT_TRUE(sampler.ok());
+  const std::set<int64_t> in(subset.begin(), subset.end());
+  for (const Window& w : (*sampler)->Epoch(0)) EXPECT_TRUE(in.count(w.piece)) << "window of piece " << w.piece;
+  EXPECT_EQ((*sampler)->Epoch(0).size(), static_cast<size_t>(half->train->WindowsPerEpoch()));
+}
+
+TEST_F(DatasetTest, DataFractionThatSelectsNoPieceIsNamed) {
+  ExperimentConfig c;
+  c.dataset = *dir_ / "ds";
+  c.train.seq_len = 63;
+  c.train.data_fraction = 1e-12;
+  auto none = OpenExperimentWindows(c);
+  ASSERT_FALSE(none.ok());
+  const std::string train_pieces = std::to_string(OpenDataset()->PiecesInSplit(Split::kTrain).size());
+  EXPECT_NE(none.status().message().find("train.data_fraction"), std::string::npos) << none.status().message();
+  EXPECT_NE(none.status().message().find("none of the " + train_pieces + " pieces"), std::string::npos)
+      << none.status().message();
+}
+
+TEST_F(DatasetTest, EpochsResolveToStepsOverTheSubsetTokens) {
+  ExperimentConfig c;
+  c.dataset = *dir_ / "ds";
+  c.train.seq_len = 63;
+  c.train.batch_size = 4;
+  c.train.steps = 7;
+  c.train.data_fraction = 0.5;
+  auto w = OpenExperimentWindows(c);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  ASSERT_TRUE(ResolveTrainSteps(&c, w->train_tokens).ok());
+  EXPECT_EQ(c.train.steps, 7) << "epochs 0 keeps train.steps";
+  c.train.epochs = 2.5;
+  ASSERT_TRUE(ResolveTrainSteps(&c, w->train_tokens).ok());
+  EXPECT_EQ(c.train.steps, static_cast<int64_t>(std::ceil(2.5 * double(w->train_tokens) / (4.0 * 63.0))));
+  EXPECT_NE(c.ToYaml().find("steps: " + std::to_string(c.train.steps)), std::string::npos) << c.ToYaml();
+}
+
+TEST_F(DatasetTest, SplitWindowsAreEveryWindowOfTheSplit) {
+  if (!dataset_) dataset_ = OpenDataset();
+  auto windows = OpenSplitWindows(*dataset_, Split::kVal, 63);
+  ASSERT_TRUE(windows.ok()) << windows.status().message();
+  WindowSamplerOptions o;
+  o.split = Split::kVal;
+  o.length = 64;
+  o.min_tokens = 32;
+  auto sampler = WindowSampler::Create(*dataset_, o);
+  ASSERT_TRUE(sampler.ok());
+  EXPECT_EQ((*windows)->WindowsPerEpoch(), (*sampler)->num_windows_total());
+  EXPECT_EQ((*windows)->length(), 64);
 }
 
 }  // namespace

@@ -1,0 +1,131 @@
+// Experiment YAML: the scaling-study keys (train.data_fraction/epochs, generate:, score:, probe:) parse, validate
+// with errors that name the key, round-trip through ToYaml, and old files keep their meaning.
+#include "core/experiment_config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace cadenza {
+namespace {
+
+const char* kBase = R"(name: e
+dataset: ds
+out: runs/e
+model: {family: lstm, d_model: 32, layers: 1, hidden: 40}
+)";
+
+StatusOr<ExperimentConfig> Parse(const std::string& extra) { return ParseExperimentConfig(std::string(kBase) + extra, "exp.yaml"); }
+
+void ExpectError(const std::string& extra, const std::string& key, const std::string& what = "") {
+  auto c = Parse(extra);
+  ASSERT_FALSE(c.ok()) << "accepted:\n" << extra;
+  EXPECT_NE(c.status().message().find("exp.yaml: " + key + ":"), std::string::npos) << c.status().message();
+  if (!what.empty()) {
+    EXPECT_NE(c.status().message().find(what), std::string::npos) << c.status().message();
+  }
+}
+
+TEST(ExperimentConfigTest, OldFilesGetTheDefaults) {
+  auto c = Parse("train: {steps: 10}\n");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->train.steps, 10);
+  EXPECT_EQ(c->train.data_fraction, 1.0);
+  EXPECT_EQ(c->train.epochs, 0.0);
+  EXPECT_EQ(c->generate.temperature, 1.0);
+  EXPECT_EQ(c->generate.top_k, 0);
+  EXPECT_EQ(c->generate.top_p, 0.95);
+  EXPECT_EQ(c->generate.bars, 8);
+  EXPECT_EQ(c->generate.max_tokens, 1500);
+  EXPECT_EQ(c->score.splits, (std::vector<std::string>{"val", "test"}));
+  EXPECT_TRUE(c->score.on.empty());
+  EXPECT_TRUE(c->probe.lengths.empty());
+  EXPECT_EQ(c->probe.batch_sizes, (std::vector<int64_t>{1}));
+  EXPECT_EQ(c->probe.repeats, 3);
+}
+
+TEST(ExperimentConfigTest, ShippedExperimentsStillParseAndRoundTrip) {
+  const std::filesystem::path dir = std::filesystem::path(CADENZA_SOURCE_DIR) / "configs" / "experiments";
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".yaml") continue;
+    auto c = LoadExperimentConfig(entry.path().string());
+    ASSERT_TRUE(c.ok()) << c.status().message();
+    EXPECT_EQ(c->train.data_fraction, 1.0) << entry.path();
+    EXPECT_EQ(c->train.epochs, 0.0) << entry.path();
+    auto again = ParseExperimentConfig(c->ToYaml(), "dumped");
+    ASSERT_TRUE(again.ok()) << again.status().message() << "\n" << c->ToYaml();
+    EXPECT_EQ(again->ToYaml(), c->ToYaml());
+    ++n;
+  }
+  EXPECT_GT(n, 0);
+}
+
+TEST(ExperimentConfigTest, ScalingKeysParseAndRoundTrip) {
+  auto c = Parse(R"(train: {steps: 10, data_fraction: 0.25, epochs: 1.5}
+generate: {temperature: 0.9, top_k: 40, top_p: 1.0, bars: 16, max_tokens: 3000}
+score: {splits: [test], on: [../corpora/jsb/, other]}
+probe: {lengths: [64, 4096], batch_sizes: [1, 8], repeats: 5}
+)");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->train.data_fraction, 0.25);
+  EXPECT_EQ(c->train.epochs, 1.5);
+  EXPECT_EQ(c->generate.temperature, 0.9);
+  EXPECT_EQ(c->generate.top_k, 40);
+  EXPECT_EQ(c->generate.top_p, 1.0);
+  EXPECT_EQ(c->generate.bars, 16);
+  EXPECT_EQ(c->generate.max_tokens, 3000);
+  EXPECT_EQ(c->score.splits, (std::vector<std::string>{"test"}));
+  EXPECT_EQ(c->score.on, (std::vector<std::string>{"../corpora/jsb/", "other"}));
+  EXPECT_EQ(c->probe.lengths, (std::vector<int64_t>{64, 4096}));
+  EXPECT_EQ(c->probe.batch_sizes, (std::vector<int64_t>{1, 8}));
+  EXPECT_EQ(c->probe.repeats, 5);
+  const std::string yaml = c->ToYaml();
+  for (const char* key : {"data_fraction: 0.25", "epochs: 1.5", "top_k: 40", "max_tokens: 3000", "repeats: 5"}) {
+    EXPECT_NE(yaml.find(key), std::string::npos) << key << " missing from\n" << yaml;
+  }
+  auto again = ParseExperimentConfig(yaml, "dumped");
+  ASSERT_TRUE(again.ok()) << again.status().message() << "\n" << yaml;
+  EXPECT_EQ(again->ToYaml(), yaml);
+  EXPECT_EQ(again->score.on, c->score.on);
+  EXPECT_EQ(again->probe.lengths, c->probe.lengths);
+}
+
+TEST(ExperimentConfigTest, BadScalingValuesNameTheKey) {
+  ExpectError("train: {data_fraction: 0}\n", "train.data_fraction", "0 < data_fraction <= 1");
+  ExpectError("train: {data_fraction: 1.5}\n", "train.data_fraction");
+  ExpectError("train: {epochs: -1}\n", "train.epochs");
+  ExpectError("train: {epochs: many}\n", "train.epochs", "expected a number");
+  ExpectError("generate: {top_p: 0}\n", "generate.top_p");
+  ExpectError("generate: {temperature: -1}\n", "generate.temperature");
+  ExpectError("generate: {top_k: -3}\n", "generate.top_k");
+  ExpectError("generate: {bars: -1}\n", "generate.bars");
+  ExpectError("generate: {max_tokens: 0}\n", "generate.max_tokens");
+  ExpectError("generate: {beams: 4}\n", "generate.beams", "unknown key");
+  ExpectError("score: {splits: [valid]}\n", "score.splits", "expected train, val or test");
+  ExpectError("score: {splits: test}\n", "score.splits", "expected a list");
+  ExpectError("score: {splits: [test, test]}\n", "score.splits", "twice");
+  ExpectError("score: {on: [a/jsb, b/jsb/]}\n", "score.on", "'jsb'");
+  ExpectError("probe: {lengths: [64, 0]}\n", "probe.lengths");
+  ExpectError("probe: {lengths: [64, x]}\n", "probe.lengths[1]", "an integer");
+  ExpectError("probe: {batch_sizes: []}\n", "probe.batch_sizes");
+  ExpectError("probe: {repeats: 0}\n", "probe.repeats");
+}
+
+TEST(ExperimentConfigTest, EpochsResolveToSteps) {
+  auto c = Parse("train: {steps: 10, batch_size: 4, seq_len: 64, epochs: 2}\n");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  ASSERT_TRUE(ResolveTrainSteps(&*c, 1000).ok());
+  EXPECT_EQ(c->train.steps, 8);  // ceil(2 * 1000 / 256)
+  EXPECT_NE(c->ToYaml().find("steps: 8"), std::string::npos);
+  auto d = Parse("train: {steps: 10}\n");
+  ASSERT_TRUE(ResolveTrainSteps(&*d, 1000).ok());
+  EXPECT_EQ(d->train.steps, 10) << "epochs 0: train.steps as written";
+  c->train.epochs = 1;
+  auto bad = ResolveTrainSteps(&*c, 0);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("train.epochs"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cadenza
