@@ -1,5 +1,7 @@
 // coordinator_bench: 500 simulated workers heartbeating at 1 Hz while leasing and completing tasks against a real
-// coordinator (gRPC on loopback, SQLite on disk): lease+complete pairs/s and p50/p99 latency, as a table.
+// coordinator (gRPC on loopback, SQLite on disk): lease+complete pairs/s and p50/p99 latency, as a table; then the
+// same alone and beside a stream of result queries (phases alone / with queries, A B B A), and one AggregateResults
+// over 10,000 results.
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
@@ -8,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <ctime>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -49,14 +52,23 @@ struct Samples {
   }
 };
 
+// CPU time of the calling thread: what a query costs whatever the neighbours do.
+double ThreadCpuMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 double Us(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::micro>(b - a).count(); }
 
 struct Bench {
   std::vector<CoordinatorClient*> clients;  // one connection each; loops and heartbeats spread over them
   std::vector<v1::WorkerRef> workers;
   std::atomic<bool> measuring{false}, stopping{false};
-  std::atomic<int64_t> next_worker{0}, pairs{0}, empty_leases{0}, errors{0}, heartbeats{0}, inflight{0};
-  Samples lease, complete, pair, heartbeat;
+  std::atomic<int64_t> next_worker{0}, empty_leases{0}, errors{0}, inflight{0};
+  // Per phase: 0 alone, 1 with result queries running beside the loops.
+  std::atomic<int> phase{0};
+  std::atomic<int64_t> pairs[2] = {{0}, {0}}, heartbeats[2] = {{0}, {0}};
+  Samples lease[2], complete[2], pair[2], heartbeat[2];
   std::mutex mu;
   std::condition_variable idle;
 
@@ -80,7 +92,7 @@ struct Bench {
         StartPair(client);
         return;
       }
-      if (measuring.load()) lease.Add(Us(t0, t1));
+      if (measuring.load()) lease[phase].Add(Us(t0, t1));
       auto cctx = std::make_shared<grpc::ClientContext>();
       client->Prepare(cctx.get());
       auto creq = std::make_shared<v1::CompleteTaskRequest>();
@@ -94,9 +106,9 @@ struct Bench {
         if (!cs.ok()) {
           errors++;
         } else if (measuring.load()) {
-          complete.Add(Us(t1, t2));
-          pair.Add(Us(t0, t2));
-          pairs++;
+          complete[phase].Add(Us(t1, t2));
+          pair[phase].Add(Us(t0, t2));
+          pairs[phase]++;
         }
         StartPair(client);
       });
@@ -141,8 +153,8 @@ struct Bench {
         return;
       }
       if (measuring.load()) {
-        complete.Add(Us(t0, Clock::now()));
-        pairs++;
+        complete[phase].Add(Us(t0, Clock::now()));
+        pairs[phase]++;
       }
       const bool next = resp->next_leased();
       if (!next) empty_leases++;
@@ -168,13 +180,41 @@ struct Bench {
       client->worker_stub()->async()->Heartbeat(ctx.get(), req.get(), resp.get(), [this, ctx, req, resp, t0](grpc::Status s) {
         if (!s.ok()) errors++;
         else if (measuring.load()) {
-          heartbeat.Add(Us(t0, Clock::now()));
-          heartbeats++;
+          heartbeat[phase].Add(Us(t0, Clock::now()));
+          heartbeats[phase]++;
         }
       });
     }
   }
 };
+
+// `rate` QueryResults per second while `querying` (a dashboard's page: the sweep's generate results, 1,000 rows), on a
+// connection of their own, each answered before the next (closed loop, paced).
+void QueryLoop(Bench* b, CoordinatorClient* client, int64_t sweep_id, double rate, std::atomic<bool>* querying,
+               std::atomic<int64_t>* answered, std::atomic<int64_t>* failed, Samples* latency) {
+  const auto period = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / rate));
+  auto next = Clock::now();
+  while (!b->stopping.load()) {
+    next += period;
+    std::this_thread::sleep_until(next);
+    if (!querying->load()) {
+      next = Clock::now();
+      continue;
+    }
+    v1::QueryResultsRequest q;
+    q.set_sweep_id(sweep_id);
+    q.set_kind(v1::TASK_KIND_GENERATE);
+    q.set_limit(1000);
+    v1::QueryResultsResponse rows;
+    const auto t0 = Clock::now();
+    if (!client->QueryResults(q, &rows).ok()) {
+      (*failed)++;
+    } else if (b->measuring.load()) {
+      latency->Add(Us(t0, Clock::now()));
+      (*answered)++;
+    }
+  }
+}
 
 std::string Row(const std::string& name, const std::string& value, const std::string& target, const std::string& verdict) {
   char buf[256];
@@ -208,6 +248,13 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::IsMember({"separate", "piggyback"}));
   app.add_option("--direct", direct, "First run this many pairs straight on the scheduler (no gRPC) and print the rate")->capture_default_str();
   app.add_option("--dir", dir, "Folder for the database and tokens (wiped first)")->capture_default_str();
+  double query_rate = 20;
+  int aggregate_results = 10000;
+  app.add_option("--query-rate", query_rate,
+                 "Result queries/s in the 'with queries' phases; the run measures --seconds alone and --seconds with queries, "
+                 "in the order A B B A (0: one phase alone, as before)")->capture_default_str();
+  app.add_option("--aggregate-results", aggregate_results, "Results one timed AggregateResults runs over at the end (0: skip)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (groups < 1 || workers < groups) {
     std::cerr << "coordinator_bench: --workers must be >= --groups >= 1\n";
@@ -296,22 +343,96 @@ int main(int argc, char** argv) {
     if (mode == "piggyback") b.StartPiggy(b.clients[i % b.clients.size()], {}, 0, 0);
     else b.StartPair(b.clients[i % b.clients.size()]);
   }
+  std::atomic<bool> querying{false};
+  std::atomic<int64_t> queries{0}, query_errors{0};
+  Samples query_ms;
+  std::unique_ptr<CoordinatorClient> query_client;
+  std::thread qt;
+  if (query_rate > 0) {
+    query_client = CoordinatorClient::Connect(co);
+    qt = std::thread(QueryLoop, &b, query_client.get(), submitted.sweep_id(), query_rate, &querying, &queries, &query_errors, &query_ms);
+  }
   std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
-  b.measuring = true;
-  const double t0 = bench::Now();
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  b.measuring = false;
-  const double elapsed = bench::Now() - t0;
+  // Phase 0 alone, phase 1 with queries; A B B A (each half of --seconds) so that a drift over the run (the database
+  // grows, the neighbours come and go) weighs on both alike.
+  const std::vector<int> order = query_rate > 0 ? std::vector<int>{0, 1, 1, 0} : std::vector<int>{0};
+  double elapsed_by[2] = {0, 0};
+  for (int ph : order) {
+    b.phase = ph;
+    querying = ph == 1;
+    b.measuring = true;
+    const double p0 = bench::Now();
+    std::this_thread::sleep_for(std::chrono::duration<double>(query_rate > 0 ? seconds / 2 : seconds));
+    b.measuring = false;
+    elapsed_by[ph] += bench::Now() - p0;
+  }
+  querying = false;
+  const double elapsed = elapsed_by[0];
   b.stopping = true;
   {
     std::unique_lock<std::mutex> l(b.mu);
     b.idle.wait_for(l, std::chrono::seconds(10), [&b] { return b.inflight.load() == 0; });
   }
   hb.join();
+  if (qt.joinable()) qt.join();
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // last heartbeat callbacks
 
-  const double pairs_s = b.pairs.load() / elapsed;
-  const double lease99 = b.lease.Pct(0.99), complete99 = b.complete.Pct(0.99);
+  // One AggregateResults over exactly `aggregate_results` results: the sweep's generate results, topped up by direct
+  // scheduler pairs when the run left fewer; median of 5 calls (gRPC on loopback, grouped by model_family and seed).
+  std::vector<double> agg_ms, query_only_ms, query_cpu_ms;
+  int64_t agg_rows = 0;
+  if (aggregate_results > 0) {
+    ResultFilter f;
+    f.sweep_id = submitted.sweep_id();
+    f.kind = TaskKind::kGenerate;
+    f.limit = aggregate_results;
+    auto have = (*server)->results().Query(f);
+    int64_t n = have.ok() ? static_cast<int64_t>(have->size()) : 0;
+    Scheduler& sched = (*server)->scheduler();
+    for (int64_t i = 0; n < aggregate_results; ++i) {  // every kind a rank takes: the graph moves on to more generates
+      const v1::WorkerRef& w = b.workers[i % b.workers.size()];
+      const WorkerKey key{w.group_id(), w.rank()};
+      auto a = sched.Lease(key, 0, NowUnixMs());
+      if (!a.ok() || !a->has_value()) break;
+      ResultRecord r;
+      r.metrics["score"] = 0.5;
+      r.metrics["pitch_range"] = static_cast<double>(i % 13);
+      if (!sched.Complete(key, (**a).task.id, (**a).task.attempt, r, NowUnixMs()).ok()) break;
+      if ((**a).task.kind == TaskKind::kGenerate) ++n;
+    }
+    v1::AggregateResultsRequest req;
+    req.mutable_filter()->set_sweep_id(submitted.sweep_id());
+    req.mutable_filter()->set_kind(v1::TASK_KIND_GENERATE);
+    req.mutable_filter()->set_limit(aggregate_results);
+    req.add_group_by("model_family");
+    req.add_group_by("seed");
+    for (int k = 0; k < 5; ++k) {
+      v1::AggregateResultsResponse resp;
+      const auto a0 = Clock::now();
+      if (Status s = client->AggregateResults(req, &resp); !s.ok()) {
+        std::cerr << "coordinator_bench: aggregate: " << s.message() << "\n";
+        break;
+      }
+      agg_ms.push_back(Us(a0, Clock::now()) / 1000.0);
+      agg_rows = 0;
+      for (const auto& row : resp.rows()) agg_rows += row.count();
+    }
+    std::sort(agg_ms.begin(), agg_ms.end());
+    for (int k = 0; k < 5; ++k) {  // the same rows straight from ResultQuery: the SQL join and row decoding alone
+      const auto q0 = Clock::now();
+      const double c0 = ThreadCpuMs();
+      auto rows = (*server)->results().Query(f);
+      if (rows.ok()) {
+        query_only_ms.push_back(Us(q0, Clock::now()) / 1000.0);
+        query_cpu_ms.push_back(ThreadCpuMs() - c0);
+      }
+    }
+    std::sort(query_only_ms.begin(), query_only_ms.end());
+    std::sort(query_cpu_ms.begin(), query_cpu_ms.end());
+  }
+
+  const double pairs_s = b.pairs[0].load() / elapsed;
+  const double lease99 = b.lease[0].Pct(0.99), complete99 = b.complete[0].Pct(0.99);
   const bool piggy = mode == "piggyback";
   const bool met_rate = pairs_s >= 5000, met_p99 = (piggy || lease99 < 20) && complete99 < 20;
   char host[256] = "?";
@@ -319,7 +440,8 @@ int main(int argc, char** argv) {
   std::cout << "coordinator_bench: " << b.workers.size() << " workers (" << groups << " groups x " << per_group
             << " ranks) heartbeating at 1 Hz; mode " << mode << "; " << inflight << " lease+complete loops in flight over " << b.clients.size()
             << " connections; " << Fmt(seconds, 0)
-            << " s measured after " << Fmt(warmup, 0) << " s warm-up; coordinator in this process on 127.0.0.1, SQLite WAL at "
+            << (query_rate > 0 ? " s measured alone + " + Fmt(seconds, 0) + " s with " + Fmt(query_rate, 0) + " result queries/s (A B B A)" : " s measured")
+            << " after " << Fmt(warmup, 0) << " s warm-up; coordinator in this process on 127.0.0.1, SQLite WAL at "
             << config.database << "; " << std::thread::hardware_concurrency() << " cores (" << host << ")\n";
   std::cout << "submitted " << submitted.job_ids_size() << " experiments (" << experiments * (2 + 2 * samples) << " tasks once expanded) in "
             << Fmt(submit_s) << " s\n\n";
@@ -327,15 +449,41 @@ int main(int argc, char** argv) {
             << std::string(12, '-') << "|" << std::string(9, '-') << "|\n";
   std::cout << Row("lease+complete pairs/s", Fmt(pairs_s, 0), ">= 5000", met_rate ? "met" : "MISSED");
   if (!piggy) {
-    std::cout << Row("LeaseTask p50 / p99 (ms)", Fmt(b.lease.Pct(0.5)) + " / " + Fmt(lease99), "p99 < 20", lease99 < 20 ? "met" : "MISSED");
-    std::cout << Row("CompleteTask p50 / p99 (ms)", Fmt(b.complete.Pct(0.5)) + " / " + Fmt(complete99), "p99 < 20", complete99 < 20 ? "met" : "MISSED");
-    std::cout << Row("pair: lease then complete p50/p99", Fmt(b.pair.Pct(0.5)) + " / " + Fmt(b.pair.Pct(0.99)), "", "");
+    std::cout << Row("LeaseTask p50 / p99 (ms)", Fmt(b.lease[0].Pct(0.5)) + " / " + Fmt(lease99), "p99 < 20", lease99 < 20 ? "met" : "MISSED");
+    std::cout << Row("CompleteTask p50 / p99 (ms)", Fmt(b.complete[0].Pct(0.5)) + " / " + Fmt(complete99), "p99 < 20", complete99 < 20 ? "met" : "MISSED");
+    std::cout << Row("pair: lease then complete p50/p99", Fmt(b.pair[0].Pct(0.5)) + " / " + Fmt(b.pair[0].Pct(0.99)), "", "");
   } else {
-    std::cout << Row("Complete+lease_next p50 / p99 (ms)", Fmt(b.complete.Pct(0.5)) + " / " + Fmt(complete99), "p99 < 20", complete99 < 20 ? "met" : "MISSED");
+    std::cout << Row("Complete+lease_next p50 / p99 (ms)", Fmt(b.complete[0].Pct(0.5)) + " / " + Fmt(complete99), "p99 < 20", complete99 < 20 ? "met" : "MISSED");
   }
-  std::cout << Row("Heartbeat p50 / p99 (ms)", Fmt(b.heartbeat.Pct(0.5)) + " / " + Fmt(b.heartbeat.Pct(0.99)), "", "");
-  std::cout << Row("heartbeats/s", Fmt(b.heartbeats.load() / elapsed, 0), "500", "");
-  std::cout << Row("empty leases / errors", std::to_string(b.empty_leases.load()) + " / " + std::to_string(b.errors.load()), "", "");
+  std::cout << Row("Heartbeat p50 / p99 (ms)", Fmt(b.heartbeat[0].Pct(0.5)) + " / " + Fmt(b.heartbeat[0].Pct(0.99)), "", "");
+  std::cout << Row("heartbeats/s", Fmt(b.heartbeats[0].load() / elapsed, 0), "500", "");
+  bool met_queries = true, met_aggregate = true;
+  if (query_rate > 0) {  // the same loops beside a stream of result queries, measured in the same run
+    const double with_s = b.pairs[1].load() / elapsed_by[1];
+    const double ratio = pairs_s > 0 ? with_s / pairs_s : 0;
+    met_queries = ratio >= 0.9;
+    std::cout << Row("pairs/s with " + Fmt(query_rate, 0) + " queries/s", Fmt(with_s, 0), "", "");
+    std::cout << Row("  with queries / alone", Fmt(ratio, 3), ">= 0.90", met_queries ? "met" : "MISSED");
+    if (!piggy) {
+      std::cout << Row("  LeaseTask p50 / p99 (ms)", Fmt(b.lease[1].Pct(0.5)) + " / " + Fmt(b.lease[1].Pct(0.99)), "", "");
+      std::cout << Row("  CompleteTask p50 / p99 (ms)", Fmt(b.complete[1].Pct(0.5)) + " / " + Fmt(b.complete[1].Pct(0.99)), "", "");
+    } else {
+      std::cout << Row("  Complete+lease_next p50/p99 (ms)", Fmt(b.complete[1].Pct(0.5)) + " / " + Fmt(b.complete[1].Pct(0.99)), "", "");
+    }
+    std::cout << Row("  QueryResults/s (1000 rows each)", Fmt(queries.load() / elapsed_by[1], 1), Fmt(query_rate, 0), "");
+    std::cout << Row("  QueryResults p50 / p99 (ms)", Fmt(query_ms.Pct(0.5)) + " / " + Fmt(query_ms.Pct(0.99)), "", "");
+  }
+  if (aggregate_results > 0) {
+    const double median = agg_ms.empty() ? -1 : agg_ms[agg_ms.size() / 2];
+    met_aggregate = !agg_ms.empty() && median < 200 && agg_rows == aggregate_results;
+    std::cout << Row("AggregateResults over " + std::to_string(agg_rows) + " (ms)",
+                     agg_ms.empty() ? "error" : Fmt(median) + " (max " + Fmt(agg_ms.back()) + ")", "< 200", met_aggregate ? "met" : "MISSED");
+    if (!query_only_ms.empty()) {
+      std::cout << Row("  of which ResultQuery::Query (ms)", Fmt(query_only_ms[query_only_ms.size() / 2]) + " (CPU " +
+                       Fmt(query_cpu_ms[query_cpu_ms.size() / 2]) + ")", "", "");
+    }
+  }
+  std::cout << Row("empty leases / errors", std::to_string(b.empty_leases.load()) + " / " + std::to_string(b.errors.load() + query_errors.load()), "", "");
   (*server)->Shutdown();
-  return met_rate && met_p99 ? 0 : 3;
+  return met_rate && met_p99 && met_queries && met_aggregate ? 0 : 3;
 }

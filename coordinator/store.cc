@@ -1,7 +1,16 @@
 // SQLite persistence of the coordinator: schema, prepared statements, transactions, recovery loads.
 #include "coordinator/store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -15,7 +24,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   dataset TEXT NOT NULL, model_family TEXT NOT NULL, seed INTEGER NOT NULL, output_dir TEXT NOT NULL,
   reference_split TEXT NOT NULL, samples INTEGER NOT NULL, samples_per_task INTEGER NOT NULL,
   experiment_yaml TEXT NOT NULL, state INTEGER NOT NULL, created_ms INTEGER NOT NULL,
-  finished_ms INTEGER NOT NULL, error TEXT NOT NULL);
+  finished_ms INTEGER NOT NULL, error TEXT NOT NULL, axes_json TEXT NOT NULL DEFAULT '{}',
+  parameters INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS tasks (
   id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER NOT NULL REFERENCES jobs(id), kind INTEGER NOT NULL,
   state INTEGER NOT NULL, attempt INTEGER NOT NULL, max_attempts INTEGER NOT NULL, shard_index INTEGER NOT NULL,
@@ -55,26 +65,50 @@ int64_t Int(sqlite3_stmt* s, int col) { return sqlite3_column_int64(s, col); }
 
 }  // namespace
 
-StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
-    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return IoError(path + ": cannot open the coordinator database: " + msg);
+StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path_in) {
+  std::unique_ptr<Store> store(new Store());  // its destructor releases whatever was taken when a step below fails
+  std::string path = path_in;
+  if (path == ":memory:") {
+    // A private in-memory database cannot be opened by a second connection, and a shared-cache one has table locks
+    // instead of WAL snapshots: a temporary file keeps the read path the same as in production.
+    std::string name = (std::filesystem::temp_directory_path() / "cadenza-coordinator-XXXXXX").string();
+    const int fd = mkstemp(name.data());
+    if (fd < 0) return IoError(name + ": cannot create a temporary coordinator database: " + std::strerror(errno));
+    ::close(fd);
+    store->temporary_ = true;
+    path = name;
   }
-  std::unique_ptr<Store> store(new Store(db));
-  sqlite3_busy_timeout(db, 5000);
-  // Exclusive: one coordinator per database (a second one fails to start instead of corrupting the schedule), and
-  // no file-lock system calls per transaction.
+  store->path_ = path;
+  // One coordinator per database: an exclusive flock on <path>-lock, held until the Store is destroyed (the kernel
+  // drops it when the process dies, SIGKILL included, so a restart is never locked out by a dead coordinator).
+  const std::string lock_path = path + "-lock";
+  store->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (store->lock_fd_ < 0) return IoError(lock_path + ": cannot open the coordinator's lock file: " + std::strerror(errno));
+  if (::flock(store->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int e = errno;
+    if (e == EWOULDBLOCK) {
+      return FailedPrecondition(path + ": another coordinator is running on this database (it holds the lock file " + lock_path +
+                                "); stop it, or give this one another --database");
+    }
+    return IoError(lock_path + ": cannot lock: " + std::strerror(e));
+  }
+  if (sqlite3_open_v2(path.c_str(), &store->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    return IoError(path + ": cannot open the coordinator database: " + (store->db_ ? sqlite3_errmsg(store->db_) : "out of memory"));
+  }
+  sqlite3_busy_timeout(store->db_, 5000);
+  // Normal locking mode (not EXCLUSIVE): ResultQuery's read-only connections read WAL snapshots beside this one; the
+  // lock file above keeps other coordinators out.
   // 1 KiB pages (set before the first table): a commit appends ~4 small pages to the WAL instead of ~4 x 4 KiB.
-  for (const char* pragma : {"PRAGMA page_size=1024", "PRAGMA locking_mode=EXCLUSIVE", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
+  for (const char* pragma : {"PRAGMA page_size=1024", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
     if (Status s = store->Exec(pragma); !s.ok()) return s.WithContext(path);
   }
   if (Status s = store->Exec(kSchema); !s.ok()) return s.WithContext(path);
+  if (Status s = store->Migrate(); !s.ok()) return s.WithContext(path);
   struct { sqlite3_stmt** slot; const char* sql; } statements[] = {
       {&store->insert_job_,
        "INSERT INTO jobs (sweep_id, user, name, dataset, model_family, seed, output_dir, reference_split, samples, "
-       "samples_per_task, experiment_yaml, state, created_ms, finished_ms, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
+       "samples_per_task, experiment_yaml, state, created_ms, finished_ms, error, axes_json, parameters) "
+       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
       {&store->update_job_, "UPDATE jobs SET state=?, finished_ms=?, error=? WHERE id=?"},
       {&store->insert_task_,
        "INSERT INTO tasks (id, job_id, kind, state, attempt, max_attempts, shard_index, shard_count, sample_begin, "
@@ -102,6 +136,29 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
 Store::~Store() {
   for (sqlite3_stmt* s : statements_) sqlite3_finalize(s);
   sqlite3_close(db_);
+  if (temporary_) {
+    std::error_code ec;
+    for (const char* suffix : {"", "-wal", "-shm", "-journal", "-lock"}) std::filesystem::remove(path_ + suffix, ec);
+  }
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
+Status Store::Migrate() {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db_, "PRAGMA table_info(jobs)", -1, &s, nullptr) != SQLITE_OK) return Error("read the jobs columns");
+  std::set<std::string> columns;
+  while (sqlite3_step(s) == SQLITE_ROW) columns.insert(Text(s, 1));
+  sqlite3_finalize(s);
+  // Columns added since the first schema, with the defaults that rows written before them get.
+  static const struct { const char* name; const char* ddl; } added[] = {
+      {"axes_json", "ALTER TABLE jobs ADD COLUMN axes_json TEXT NOT NULL DEFAULT '{}'"},
+      {"parameters", "ALTER TABLE jobs ADD COLUMN parameters INTEGER NOT NULL DEFAULT 0"},
+  };
+  for (const auto& c : added) {
+    if (columns.count(c.name)) continue;
+    if (Status st = Exec(c.ddl); !st.ok()) return st.WithContext(std::string("add column jobs.") + c.name);
+  }
+  return Status::Ok();
 }
 
 Status Store::Error(const std::string& what) const { return IoError("coordinator database: " + what + ": " + sqlite3_errmsg(db_)); }
@@ -148,7 +205,8 @@ Status Store::InsertJob(JobRecord* j) {
   const Experiment& e = j->experiment;
   Binder(insert_job_).I(j->sweep_id).S(j->user).S(e.name).S(e.dataset).S(e.model_family).I(static_cast<int64_t>(e.seed))
       .S(e.output_dir).S(e.reference_split).I(e.samples).I(e.samples_per_task).S(e.experiment_yaml)
-      .I(static_cast<int>(j->state)).I(j->created_ms).I(j->finished_ms).S(j->error);
+      .I(static_cast<int>(j->state)).I(j->created_ms).I(j->finished_ms).S(j->error)
+      .S(nlohmann::json(e.axes).dump()).I(e.parameters);
   if (sqlite3_step(insert_job_) != SQLITE_DONE) return Error("insert job");
   j->id = sqlite3_last_insert_rowid(db_);
   return Status::Ok();
@@ -221,7 +279,7 @@ StatusOr<std::vector<JobRecord>> Store::LoadJobs() {
   std::lock_guard<std::mutex> lock(mu_);
   auto p = Prepare(
       "SELECT id, sweep_id, user, name, dataset, model_family, seed, output_dir, reference_split, samples, samples_per_task, "
-      "experiment_yaml, state, created_ms, finished_ms, error FROM jobs ORDER BY id");
+      "experiment_yaml, state, created_ms, finished_ms, error, axes_json, parameters FROM jobs ORDER BY id");
   if (!p.ok()) return p.status();
   std::vector<JobRecord> jobs;
   int rc;
@@ -244,6 +302,13 @@ StatusOr<std::vector<JobRecord>> Store::LoadJobs() {
     j.created_ms = Int(*p, 13);
     j.finished_ms = Int(*p, 14);
     j.error = Text(*p, 15);
+    const nlohmann::json axes = nlohmann::json::parse(Text(*p, 16), nullptr, false);
+    if (axes.is_object()) {
+      for (auto it = axes.begin(); it != axes.end(); ++it) {
+        if (it->is_string()) e.axes[it.key()] = it->get<std::string>();
+      }
+    }
+    e.parameters = Int(*p, 17);
     jobs.push_back(std::move(j));
   }
   if (rc != SQLITE_DONE) return Error("load jobs");

@@ -17,10 +17,15 @@ namespace cadenza::coord {
 
 class Store {
  public:
-  // Opens (creating when absent) the database at `path` (":memory:" for tests), in WAL mode with
-  // synchronous=NORMAL: a committed transaction survives SIGKILL of the process (not a power cut).
+  // Opens (creating when absent) the database at `path`, in WAL mode with synchronous=NORMAL: a committed
+  // transaction survives SIGKILL of the process (not a power cut). One coordinator per database: the Store holds an
+  // exclusive flock on `<path>-lock` while open, and a second Open of the same database (in any process) fails with
+  // FailedPrecondition naming that file. SQLite runs in normal locking mode, so read-only connections
+  // (ResultQuery) can read committed snapshots beside it. An older database gains the columns added since.
+  // ":memory:" (tests): a temporary file, removed on close, so that a ResultQuery can open it through path().
   static StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
   ~Store();
+  const std::string& path() const { return path_; }  // the database file (the temporary one for ":memory:")
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
@@ -45,13 +50,17 @@ class Store {
   StatusOr<int64_t> CountResults();
 
  private:
-  explicit Store(sqlite3* db) : db_(db) {}
+  Store() = default;
   Status Exec(const char* sql);
+  Status Migrate();  // adds the columns an older database lacks
   StatusOr<sqlite3_stmt*> Prepare(const char* sql);
   Status Error(const std::string& what) const;
 
   std::mutex mu_;  // one connection: transactions and loads one at a time
   sqlite3* db_ = nullptr;
+  std::string path_;
+  int lock_fd_ = -1;        // holds the flock on <path>-lock
+  bool temporary_ = false;  // ":memory:": path_ and its -wal, -shm, -lock files are removed on close
   std::vector<sqlite3_stmt*> statements_;  // prepared once, finalized in the destructor
   sqlite3_stmt* insert_job_ = nullptr;
   sqlite3_stmt* update_job_ = nullptr;

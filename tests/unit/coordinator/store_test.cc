@@ -3,9 +3,11 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "coordinator/result_query.h"
 #include "tests/unit/coordinator/test_util.h"
 
 namespace cadenza::coord {
@@ -111,6 +113,105 @@ TEST(StoreTest, SigkillMidTransactionKeepsCommittedStateOnly) {
   ASSERT_TRUE(jobs.ok());
   ASSERT_EQ(jobs->size(), 1u);
   EXPECT_EQ((*jobs)[0].user, "committed");
+}
+
+// One coordinator per database: a second Store on the same file (here, or in another process) fails with a message
+// naming the lock file; once the first is closed the database opens again.
+TEST(StoreTest, SecondStoreOnTheSameDatabaseFailsNamingTheLockFile) {
+  TempDir dir;
+  const std::string db = dir.File("c.db");
+  auto first = Store::Open(db);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  auto second = Store::Open(db);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find(db + "-lock"), std::string::npos) << second.status().message();
+  const pid_t pid = fork();  // and from another process
+  ASSERT_GE(pid, 0);
+  if (pid == 0) _exit(Store::Open(db).ok() ? 1 : 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a second process opened a locked database";
+  // Readers are not coordinators: a ResultQuery opens beside the Store.
+  EXPECT_TRUE(ResultQuery::Open(db).ok());
+  first->reset();
+  EXPECT_TRUE(Store::Open(db).ok());
+}
+
+TEST(StoreTest, AxesAndParametersRoundTrip) {
+  TempDir dir;
+  const std::string db = dir.File("c.db");
+  {
+    auto s = Store::Open(db);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    JobRecord a = Job("alice");
+    a.experiment.axes = {{"model", "tiny"}, {"dataset_fraction", "0.25"}, {"quote", "a \"b\"\n"}};
+    a.experiment.parameters = 9876543210;
+    JobRecord b = Job("bob");  // no axes, no parameter count
+    b.experiment.axes.clear();
+    b.experiment.parameters = 0;
+    ASSERT_TRUE((*s)->Transaction([&] {
+      if (Status e = (*s)->InsertJob(&a); !e.ok()) return e;
+      return (*s)->InsertJob(&b);
+    }).ok());
+  }
+  auto s = Store::Open(db);
+  ASSERT_TRUE(s.ok());
+  auto jobs = (*s)->LoadJobs();
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_EQ(jobs->size(), 2u);
+  const std::map<std::string, std::string> axes = {{"model", "tiny"}, {"dataset_fraction", "0.25"}, {"quote", "a \"b\"\n"}};
+  EXPECT_EQ((*jobs)[0].experiment.axes, axes);
+  EXPECT_EQ((*jobs)[0].experiment.parameters, 9876543210);
+  EXPECT_TRUE((*jobs)[1].experiment.axes.empty());
+  EXPECT_EQ((*jobs)[1].experiment.parameters, 0);
+}
+
+// A database written before the axes_json and parameters columns existed gains them (with their defaults) on open,
+// keeps its rows, and takes new jobs with both.
+TEST(StoreTest, OldSchemaDatabaseIsMigrated) {
+  TempDir dir;
+  const std::string db = dir.File("old.db");
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+    const char* old_schema = R"sql(
+      PRAGMA journal_mode=WAL;
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, sweep_id INTEGER NOT NULL, user TEXT NOT NULL, name TEXT NOT NULL,
+        dataset TEXT NOT NULL, model_family TEXT NOT NULL, seed INTEGER NOT NULL, output_dir TEXT NOT NULL,
+        reference_split TEXT NOT NULL, samples INTEGER NOT NULL, samples_per_task INTEGER NOT NULL,
+        experiment_yaml TEXT NOT NULL, state INTEGER NOT NULL, created_ms INTEGER NOT NULL,
+        finished_ms INTEGER NOT NULL, error TEXT NOT NULL);
+      INSERT INTO jobs (sweep_id, user, name, dataset, model_family, seed, output_dir, reference_split, samples,
+        samples_per_task, experiment_yaml, state, created_ms, finished_ms, error)
+        VALUES (0, 'old', 'old-job', '/data/old', 'lstm', 3, '/runs/old', 'test', 8, 0, 'name: old', 3, 1, 2, '');
+    )sql";
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(raw, old_schema, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    sqlite3_close(raw);
+  }
+  for (int pass = 0; pass < 2; ++pass) {  // the second open finds the columns already there
+    auto s = Store::Open(db);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    auto jobs = (*s)->LoadJobs();
+    ASSERT_TRUE(jobs.ok()) << jobs.status().message();
+    ASSERT_EQ(jobs->size(), pass == 0 ? 1u : 2u);
+    EXPECT_EQ((*jobs)[0].user, "old");
+    EXPECT_EQ((*jobs)[0].experiment.model_family, "lstm");
+    EXPECT_TRUE((*jobs)[0].experiment.axes.empty());
+    EXPECT_EQ((*jobs)[0].experiment.parameters, 0);
+    if (pass == 0) {
+      JobRecord j = Job("new");
+      j.experiment.axes = {{"model", "tiny"}};
+      j.experiment.parameters = 42;
+      ASSERT_TRUE((*s)->Transaction([&] { return (*s)->InsertJob(&j); }).ok());
+    } else {
+      EXPECT_EQ((*jobs)[1].experiment.axes.at("model"), "tiny");
+      EXPECT_EQ((*jobs)[1].experiment.parameters, 42);
+    }
+  }
 }
 
 }  // namespace

@@ -1,0 +1,253 @@
+// ResultQuery: the filters of one join of results and jobs, snapshot reads beside an open write transaction, the
+// axes/parameters columns, and ":memory:" stores.
+#include "coordinator/result_query.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "coordinator/store.h"
+#include "tests/unit/coordinator/test_util.h"
+
+namespace cadenza::coord {
+namespace {
+
+using testing::TempDir;
+
+class ResultQueryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = Store::Open(dir_.File("c.db"));
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    store_ = std::move(s).value();
+    auto q = ResultQuery::Open(store_->path());
+    ASSERT_TRUE(q.ok()) << q.status().message();
+    query_ = std::move(q).value();
+  }
+
+  // One job with one task per kind in `kinds`, each with a result whose metric "m" is `metric`.
+  int64_t AddJob(const std::string& user, const std::string& dataset, const std::string& family, int64_t sweep_id,
+                 std::vector<TaskKind> kinds, double metric) {
+    JobRecord j;
+    j.user = user;
+    j.sweep_id = sweep_id;
+    j.experiment = testing::MakeExperiment();
+    j.experiment.dataset = dataset;
+    j.experiment.model_family = family;
+    j.experiment.name = user + "-" + dataset + "-" + family;
+    j.experiment.axes = {{"context_length", "256"}, {"model", family + "-small"}};
+    j.experiment.parameters = 123456;
+    j.created_ms = 7;
+    Status st = store_->Transaction([&] {
+      if (Status e = store_->InsertJob(&j); !e.ok()) return e;
+      for (TaskKind k : kinds) {
+        TaskRecord t;
+        t.job_id = j.id;
+        t.kind = k;
+        t.state = TaskState::kSucceeded;
+        if (Status e = store_->InsertTask(&t); !e.ok()) return e;
+        ResultRecord r;
+        r.task_id = t.id;
+        r.attempt = 1;
+        r.job_id = j.id;
+        r.kind = k;
+        r.metrics = {{"m", metric}};
+        r.artifacts = {"/out/" + std::to_string(t.id)};
+        r.summary = "ok";
+        r.recorded_ms = 99;
+        if (Status e = store_->InsertResult(r); !e.ok()) return e;
+      }
+      return Status::Ok();
+    });
+    EXPECT_TRUE(st.ok()) << st.message();
+    return j.id;
+  }
+
+  std::vector<ResultView> Query(const ResultFilter& f) {
+    auto rows = query_->Query(f);
+    EXPECT_TRUE(rows.ok()) << rows.status().message();
+    return rows.ok() ? *rows : std::vector<ResultView>();
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<ResultQuery> query_;
+};
+
+TEST_F(ResultQueryTest, ReturnsWhatWasCommittedUnderEachFilter) {
+  const int64_t a = AddJob("alice", "/data/a", "transformer", 1, {TaskKind::kTrain, TaskKind::kAggregate}, 0.5);
+  const int64_t b = AddJob("bob", "/data/b", "lstm", 1, {TaskKind::kTrain, TaskKind::kAggregate}, 0.25);
+  const int64_t c = AddJob("alice", "/data/b", "lstm", 2, {TaskKind::kAggregate}, 0.75);
+
+  ResultFilter f;  // default: aggregate results, every job
+  std::vector<ResultView> rows = Query(f);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].job.id, a);
+  EXPECT_EQ(rows[1].job.id, b);
+  EXPECT_EQ(rows[2].job.id, c);
+  const ResultView& r = rows[1];
+  EXPECT_EQ(r.result.kind, TaskKind::kAggregate);
+  EXPECT_EQ(r.result.job_id, b);
+  EXPECT_DOUBLE_EQ(r.result.metrics.at("m"), 0.25);
+  EXPECT_EQ(r.result.artifacts, std::vector<std::string>{"/out/" + std::to_string(r.result.task_id)});
+  EXPECT_EQ(r.result.summary, "ok");
+  EXPECT_EQ(r.result.recorded_ms, 99);
+  EXPECT_EQ(r.job.user, "bob");
+  EXPECT_EQ(r.job.sweep_id, 1);
+  EXPECT_EQ(r.job.experiment.name, "bob-/data/b-lstm");
+  EXPECT_EQ(r.job.experiment.seed, 7u);
+  EXPECT_TRUE(r.job.experiment.experiment_yaml.empty());  // views carry no YAML
+
+  f.kind = TaskKind::kUnspecified;
+  EXPECT_EQ(Query(f).size(), 5u);
+  f.kind = TaskKind::kTrain;
+  EXPECT_EQ(Query(f).size(), 2u);
+  f = ResultFilter();
+  f.job_id = b;
+  ASSERT_EQ(Query(f).size(), 1u);
+  EXPECT_EQ(Query(f)[0].job.id, b);
+  f = ResultFilter();
+  f.sweep_id = 2;
+  ASSERT_EQ(Query(f).size(), 1u);
+  EXPECT_EQ(Query(f)[0].job.id, c);
+  f = ResultFilter();
+  f.user = "alice";
+  EXPECT_EQ(Query(f).size(), 2u);
+  f.dataset = "/data/b";
+  ASSERT_EQ(Query(f).size(), 1u);
+  EXPECT_EQ(Query(f)[0].job.id, c);
+  f = ResultFilter();
+  f.model_family = "lstm";
+  EXPECT_EQ(Query(f).size(), 2u);
+  f.model_family = "gru";
+  EXPECT_TRUE(Query(f).empty());
+  f = ResultFilter();
+  f.limit = 2;
+  rows = Query(f);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].job.id, b);  // the first two in job order
+  f.job_id = 12345;
+  EXPECT_TRUE(Query(f).empty());
+}
+
+TEST_F(ResultQueryTest, AxesAndParametersComeBackWithEachRow) {
+  AddJob("alice", "/data/a", "transformer", 0, {TaskKind::kAggregate}, 1.0);
+  std::vector<ResultView> rows = Query({});
+  ASSERT_EQ(rows.size(), 1u);
+  const std::map<std::string, std::string> axes = {{"context_length", "256"}, {"model", "transformer-small"}};
+  EXPECT_EQ(rows[0].job.experiment.axes, axes);
+  EXPECT_EQ(rows[0].job.experiment.parameters, 123456);
+}
+
+// A query that runs while the store holds a write transaction open reads the last committed snapshot at once (it
+// neither waits for the writer's lock nor sees its uncommitted rows), and sees the rows once they are committed.
+TEST_F(ResultQueryTest, QueryDuringAnOpenTransactionReadsTheSnapshotWithoutWaiting) {
+  AddJob("alice", "/data/a", "transformer", 0, {TaskKind::kAggregate}, 1.0);
+  ResultFilter every;
+  every.kind = TaskKind::kUnspecified;
+  size_t inside = 0;
+  double waited_ms = -1;
+  Status st = store_->Transaction([&] {
+    JobRecord j;
+    j.user = "bob";
+    j.experiment = testing::MakeExperiment();
+    if (Status e = store_->InsertJob(&j); !e.ok()) return e;
+    TaskRecord t;
+    t.job_id = j.id;
+    t.kind = TaskKind::kAggregate;
+    if (Status e = store_->InsertTask(&t); !e.ok()) return e;
+    ResultRecord r;
+    r.task_id = t.id;
+    r.job_id = j.id;
+    r.kind = TaskKind::kAggregate;
+    if (Status e = store_->InsertResult(r); !e.ok()) return e;
+    // From another thread, as the gRPC server does, while this transaction holds the write lock.
+    std::thread reader([&] {
+      const auto t0 = std::chrono::steady_clock::now();
+      auto rows = query_->Query(every);
+      waited_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      EXPECT_TRUE(rows.ok()) << rows.status().message();
+      if (rows.ok()) inside = rows->size();
+    });
+    reader.join();
+    return Status::Ok();
+  });
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(inside, 1u);  // the committed row only
+  EXPECT_GE(waited_ms, 0);
+  EXPECT_LT(waited_ms, 1000) << "the query waited for the writer (busy timeout 5 s)";
+  EXPECT_EQ(Query(every).size(), 2u);  // committed now
+}
+
+// A query holding its snapshot open does not hold up a writer either: a transaction commits while a query's
+// statement is mid-way, and the query still returns the rows of its own snapshot.
+TEST_F(ResultQueryTest, WritesCommitWhileQueriesRun) {
+  for (int i = 0; i < 50; ++i) AddJob("alice", "/data/a", "lstm", 0, {TaskKind::kAggregate}, i);
+  std::atomic<bool> stop{false};
+  std::atomic<int> queries{0};
+  std::thread reader([&] {
+    while (!stop.load()) {
+      auto rows = query_->Query({});
+      EXPECT_TRUE(rows.ok()) << rows.status().message();
+      if (rows.ok()) {
+        EXPECT_GE(rows->size(), 50u);
+      }
+      queries++;
+    }
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 50; ++i) AddJob("bob", "/data/b", "gru", 0, {TaskKind::kAggregate}, i);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (queries.load() < 3 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  stop = true;
+  reader.join();
+  EXPECT_EQ(Query({}).size(), 100u);
+  EXPECT_LT(ms, 5000) << "50 transactions beside a query loop";
+}
+
+TEST(ResultQueryMemoryTest, MemoryStoreIsQueryableThroughItsPath) {
+  std::string path;
+  {
+    auto s = Store::Open(":memory:");
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    path = (*s)->path();
+    EXPECT_NE(path, ":memory:");
+    JobRecord j;
+    j.user = "alice";
+    j.experiment = testing::MakeExperiment();
+    TaskRecord t;
+    ASSERT_TRUE((*s)->Transaction([&] {
+      if (Status e = (*s)->InsertJob(&j); !e.ok()) return e;
+      t.job_id = j.id;
+      t.kind = TaskKind::kAggregate;
+      if (Status e = (*s)->InsertTask(&t); !e.ok()) return e;
+      ResultRecord r;
+      r.task_id = t.id;
+      r.job_id = j.id;
+      r.kind = TaskKind::kAggregate;
+      return (*s)->InsertResult(r);
+    }).ok());
+    auto q = ResultQuery::Open(path);
+    ASSERT_TRUE(q.ok()) << q.status().message();
+    auto rows = (*q)->Query({});
+    ASSERT_TRUE(rows.ok()) << rows.status().message();
+    EXPECT_EQ(rows->size(), 1u);
+  }
+  EXPECT_FALSE(std::filesystem::exists(path)) << "the temporary database outlived its store";
+  EXPECT_FALSE(std::filesystem::exists(path + "-wal"));
+  EXPECT_FALSE(std::filesystem::exists(path + "-lock"));
+}
+
+TEST(ResultQueryOpenTest, MissingDatabaseIsAnErrorNamingIt) {
+  TempDir dir;
+  auto q = ResultQuery::Open(dir.File("absent.db"));
+  ASSERT_FALSE(q.ok());
+  EXPECT_NE(q.status().message().find("absent.db"), std::string::npos) << q.status().message();
+}
+
+}  // namespace
+}  // namespace cadenza::coord
