@@ -19,8 +19,12 @@
 
 #include "coordinator/client.h"
 #include "coordinator/config.h"
+#include "coordinator/convert.h"
 #include "coordinator/server.h"
+#include "coordinator/sweep_file.h"
+#include "core/config_overrides.h"
 #include "core/experiment_config.h"
+#include "storage/dataset.h"
 
 namespace fs = std::filesystem;
 
@@ -121,36 +125,24 @@ int RunCoordinator(const std::string& config_path, const std::string& listen, co
 
 struct SubmitArgs {
   std::string experiment, sweep;
+  std::vector<std::string> overrides;  // key=value
   int samples = 8;
   int samples_per_task = 0;
   std::string split = "test";
   bool watch = false;
+  bool skip_dataset_check = false;
 };
 
 std::string Absolute(const std::string& p) { return p.empty() ? p : fs::absolute(p).lexically_normal().string(); }
 
-// Reads the sweep YAML: name, datasets, model_families, seeds (lists; any may be absent).
-Status ReadSweep(const std::string& path, v1::SweepSpec* sweep) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(path + ": " + e.what());
-  }
-  if (!root.IsMap()) return InvalidArgument(path + ": expected a mapping with datasets, model_families and/or seeds");
-  static const std::set<std::string> keys = {"name", "datasets", "model_families", "seeds"};
-  for (const auto& kv : root) {
-    const std::string k = kv.first.as<std::string>();
-    if (!keys.count(k)) return InvalidArgument(path + ": " + k + ": unknown key (expected name, datasets, model_families, seeds)");
-    if (k != "name" && !kv.second.IsSequence()) return InvalidArgument(path + ": " + k + ": expected a list");
-  }
-  try {
-    if (root["name"]) sweep->set_name(root["name"].as<std::string>());
-    for (const auto& d : root["datasets"]) sweep->add_datasets(Absolute(d.as<std::string>()));
-    for (const auto& f : root["model_families"]) sweep->add_model_families(f.as<std::string>());
-    for (const auto& s : root["seeds"]) sweep->add_seeds(s.as<uint64_t>());
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(path + ": " + e.what());
+// Every dataset the submission names must open here with this build's vocabulary: a typo or a stale dataset is
+// found before any worker spends time on it (the workers see the same file system).
+Status CheckDatasets(const std::vector<std::string>& datasets) {
+  std::set<std::string> seen;
+  for (const std::string& d : datasets) {
+    if (!seen.insert(d).second) continue;
+    auto ds = Dataset::Open(d);
+    if (!ds.ok()) return ds.status().WithContext("dataset " + d);
   }
   return Status::Ok();
 }
@@ -158,6 +150,12 @@ Status ReadSweep(const std::string& path, v1::SweepSpec* sweep) {
 int RunSubmit(const Connection& conn, const SubmitArgs& a) {
   auto config = LoadExperimentConfig(a.experiment);
   if (!config.ok()) return Fail(config.status());
+  if (!a.overrides.empty()) {
+    auto text = ApplyOverrides(config->ToYaml(), a.overrides);
+    if (!text.ok()) return Fail(text.status());
+    config = ParseExperimentConfig(*text, a.experiment + " (with overrides)");
+    if (!config.ok()) return Fail(config.status());
+  }
   config->dataset = Absolute(config->dataset);  // the workers see the same file system, not our working directory
   config->out = Absolute(config->out);
   v1::ExperimentSpec spec;
@@ -170,11 +168,21 @@ int RunSubmit(const Connection& conn, const SubmitArgs& a) {
   v1::SubmitResponse resp;
   Status s;
   if (!a.sweep.empty()) {
+    auto sweep = coord::LoadSweepFile(a.sweep, coord::FromProto(spec));
+    if (!sweep.ok()) return Fail(sweep.status());
+    std::vector<std::string> datasets = sweep->datasets.empty() ? std::vector<std::string>{config->dataset} : sweep->datasets;
+    const YAML::Node score_on = YAML::Load(sweep->base.experiment_yaml)["score"]["on"];
+    if (score_on && score_on.IsSequence()) for (const auto& d : score_on) datasets.push_back(d.as<std::string>());
+    if (!a.skip_dataset_check) {
+      if (Status c = CheckDatasets(datasets); !c.ok()) return Fail(c);
+    }
     v1::SubmitSweepRequest req;
-    *req.mutable_sweep()->mutable_base() = spec;
-    if (Status r = ReadSweep(a.sweep, req.mutable_sweep()); !r.ok()) return Fail(r);
+    coord::ToProto(*sweep, req.mutable_sweep());
     s = (*client)->SubmitSweep(req, &resp);
   } else {
+    if (!a.skip_dataset_check) {
+      if (Status c = CheckDatasets({config->dataset}); !c.ok()) return Fail(c);
+    }
     v1::SubmitExperimentRequest req;
     *req.mutable_experiment() = spec;
     s = (*client)->SubmitExperiment(req, &resp);
@@ -216,6 +224,11 @@ void PrintJob(const v1::Job& j) {
             << "): " << StateName(j.state()) << ", " << Pct(j.progress()) << ", tasks done " << Done(j) << "\n"
             << "  " << j.model_family() << " on " << j.dataset() << ", seed " << j.seed() << ", " << j.samples() << " samples -> "
             << j.output_dir() << "\n";
+  if (j.axes_size() > 0 || j.parameters() > 0) {
+    std::cout << "  cell:";
+    for (const auto& [k, v] : std::map<std::string, std::string>(j.axes().begin(), j.axes().end())) std::cout << " " << k << "=" << v;
+    std::cout << (j.axes_size() ? "; " : " ") << j.parameters() << " parameters\n";
+  }
   if (!j.error().empty()) std::cout << "  error: " << j.error() << "\n";
   std::cout << "  " << std::left << std::setw(8) << "task" << std::setw(11) << "kind" << std::setw(7) << "shard" << std::setw(11) << "state"
             << std::setw(9) << "attempt" << std::setw(8) << "worker" << std::setw(7) << "done" << "message\n";
@@ -271,6 +284,7 @@ struct ResultsArgs {
   int64_t job = 0, sweep = 0;
   std::string kind = "aggregate", format = "table", user, dataset, family;
   std::vector<std::string> group_by, metrics;
+  bool runs = false;  // --sweep: one row per task result instead of per cell
 };
 
 std::string Csv(const std::string& s) {
@@ -294,6 +308,11 @@ void PrintRows(const std::vector<std::string>& header, const std::vector<std::ve
       nlohmann::json o;
       for (size_t i = 0; i < header.size(); ++i) {
         char* end = nullptr;
+        const long long n = std::strtoll(r[i].c_str(), &end, 10);
+        if (!r[i].empty() && end && *end == '\0') {  // ids and counts stay integers
+          o[header[i]] = n;
+          continue;
+        }
         const double v = std::strtod(r[i].c_str(), &end);
         if (!r[i].empty() && end && *end == '\0') o[header[i]] = v;
         else o[header[i]] = r[i];
@@ -323,11 +342,88 @@ void PrintRows(const std::vector<std::string>& header, const std::vector<std::ve
   for (const auto& r : rows) line(r);
 }
 
+// What a sweep's cell table shows by default: the study's quality figures (every metric is in csv/json).
+const std::vector<std::string>& DefaultCellMetrics() {
+  static const std::vector<std::string> m = {"val/nll_per_token", "test/nll_per_token", "test/nll_per_bar", "train/train_seconds"};
+  return m;
+}
+
+// `cadenza results --sweep N`: one row per sweep cell (every axis but the seed) with n, mean, sd and 95% CI.
+int RunCellResults(coord::CoordinatorClient& client, const ResultsArgs& a) {
+  v1::AggregateResultsRequest req;
+  req.mutable_filter()->set_sweep_id(a.sweep);
+  req.mutable_filter()->set_user(a.user);
+  req.mutable_filter()->set_dataset(a.dataset);
+  req.mutable_filter()->set_model_family(a.family);
+  req.add_group_by("cell");
+  req.set_per_job(true);
+  v1::AggregateResultsResponse resp;
+  if (Status s = client.AggregateResults(req, &resp); !s.ok()) return Fail(s);
+  if (resp.rows_size() == 0) {
+    std::cerr << "sweep " << a.sweep << ": no finished experiment yet (`cadenza status` shows progress)\n";
+    return a.format == "table" ? 0 : (PrintRows({}, {}, a.format), 0);
+  }
+  // Group columns in the order the coordinator gives (family, parameters, dataset, model, fraction, context, grid).
+  std::vector<std::string> axes;
+  {
+    std::set<std::string> have;
+    for (const auto& r : resp.rows()) for (const auto& [k, v] : r.group()) have.insert(k);
+    for (const char* k : {"model", "model_family", "parameters", "dataset", "dataset_fraction", "context_length"}) {
+      if (have.erase(k)) axes.push_back(k);
+    }
+    for (const auto& k : have) axes.push_back(k);
+  }
+  std::set<std::string> all;
+  for (const auto& r : resp.rows()) for (const auto& m : r.metrics()) all.insert(m.name());
+  std::vector<std::string> names;
+  if (!a.metrics.empty()) names = a.metrics;
+  else if (a.format == "table") {
+    for (const auto& m : DefaultCellMetrics()) if (all.count(m)) names.push_back(m);
+  } else {
+    names.assign(all.begin(), all.end());
+  }
+  std::vector<std::string> header = axes;
+  header.push_back("n");
+  header.push_back("train_tokens");
+  for (const auto& n : names) {
+    if (a.format == "table") {
+      header.push_back(n + " (mean ± 95% CI)");
+    } else {
+      for (const char* suffix : {"_mean", "_sd", "_ci95", "_n"}) header.push_back(n + suffix);
+    }
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : resp.rows()) {
+    std::vector<std::string> row;
+    for (const auto& k : axes) row.push_back(r.group().count(k) ? r.group().at(k) : "");
+    row.push_back(std::to_string(r.count()));
+    std::map<std::string, const v1::MetricSummary*> by;
+    for (const auto& m : r.metrics()) by[m.name()] = &m;
+    row.push_back(by.count("data/train_tokens") ? Num(by["data/train_tokens"]->mean()) : "");
+    for (const auto& n : names) {
+      const v1::MetricSummary* m = by.count(n) ? by[n] : nullptr;
+      if (a.format == "table") {
+        row.push_back(m ? Num(m->mean()) + (m->n() > 1 ? " ± " + Num(m->ci95()) : "") : "");
+      } else {
+        row.push_back(m ? Num(m->mean()) : "");
+        row.push_back(m ? Num(m->stddev()) : "");
+        row.push_back(m ? Num(m->ci95()) : "");
+        row.push_back(m ? std::to_string(m->n()) : "");
+      }
+    }
+    rows.push_back(std::move(row));
+  }
+  PrintRows(header, rows, a.format);
+  return 0;
+}
+
 int RunResults(const Connection& conn, const ResultsArgs& a) {
   static const std::map<std::string, v1::TaskKind> kinds = {
-      {"train", v1::TASK_KIND_TRAIN}, {"generate", v1::TASK_KIND_GENERATE}, {"evaluate", v1::TASK_KIND_EVALUATE}, {"aggregate", v1::TASK_KIND_AGGREGATE}};
+      {"train", v1::TASK_KIND_TRAIN},         {"generate", v1::TASK_KIND_GENERATE}, {"evaluate", v1::TASK_KIND_EVALUATE},
+      {"aggregate", v1::TASK_KIND_AGGREGATE}, {"score", v1::TASK_KIND_SCORE},       {"probe", v1::TASK_KIND_PROBE}};
   auto client = Connect(conn);
   if (!client.ok()) return Fail(client.status());
+  if (a.sweep > 0 && a.group_by.empty() && !a.runs) return RunCellResults(**client, a);
   v1::QueryResultsRequest q;
   q.set_job_id(a.job);
   q.set_sweep_id(a.sweep);
@@ -351,6 +447,7 @@ int RunResults(const Connection& conn, const ResultsArgs& a) {
     for (const auto& n : names) {
       header.push_back(n + "_mean");
       header.push_back(n + "_std");
+      header.push_back(n + "_ci95");
     }
     for (const auto& r : resp.rows()) {
       std::vector<std::string> row;
@@ -361,6 +458,7 @@ int RunResults(const Connection& conn, const ResultsArgs& a) {
       for (const auto& n : names) {
         row.push_back(by.count(n) ? Num(by[n]->mean()) : "");
         row.push_back(by.count(n) ? Num(by[n]->stddev()) : "");
+        row.push_back(by.count(n) ? Num(by[n]->ci95()) : "");
       }
       rows.push_back(std::move(row));
     }
@@ -382,12 +480,45 @@ int RunResults(const Connection& conn, const ResultsArgs& a) {
   return 0;
 }
 
-int RunCancel(const Connection& conn, int64_t job_id) {
+int RunCancel(const Connection& conn, int64_t job_id, int64_t sweep_id) {
+  if ((job_id > 0) == (sweep_id > 0)) return Fail(InvalidArgument("cancel: give a job id or --sweep N"));
   auto client = Connect(conn);
   if (!client.ok()) return Fail(client.status());
+  v1::CancelJobRequest req;
+  req.set_job_id(job_id);
+  req.set_sweep_id(sweep_id);
   v1::CancelJobResponse resp;
-  if (Status s = (*client)->CancelJob(job_id, &resp); !s.ok()) return Fail(s);
-  std::cout << "job " << job_id << ": " << StateName(resp.state()) << " (" << resp.tasks_cancelled() << " tasks cancelled)\n";
+  if (Status s = (*client)->CancelJob(req, &resp); !s.ok()) return Fail(s);
+  if (sweep_id > 0) {
+    std::cout << "sweep " << sweep_id << ": " << resp.jobs_cancelled() << " job(s) cancelled (" << resp.tasks_cancelled() << " tasks)\n";
+  } else {
+    std::cout << "job " << job_id << ": " << StateName(resp.state()) << " (" << resp.tasks_cancelled() << " tasks cancelled)\n";
+  }
+  return 0;
+}
+
+struct ResubmitArgs {
+  std::vector<int64_t> jobs;
+  int64_t sweep = 0;
+  bool failed_only = false, resume = false;
+};
+
+int RunResubmit(const Connection& conn, const ResubmitArgs& a) {
+  if (a.jobs.empty() == (a.sweep == 0)) return Fail(InvalidArgument("resubmit: give job ids or --sweep N"));
+  if (a.failed_only && a.sweep == 0) return Fail(InvalidArgument("resubmit: --failed-only goes with --sweep"));
+  auto client = Connect(conn);
+  if (!client.ok()) return Fail(client.status());
+  v1::ResubmitRequest req;
+  for (int64_t j : a.jobs) req.add_job_ids(j);
+  req.set_sweep_id(a.sweep);
+  req.set_failed_only(a.failed_only);
+  req.set_resume(a.resume);
+  v1::SubmitResponse resp;
+  if (Status s = (*client)->Resubmit(req, &resp); !s.ok()) return Fail(s);
+  if (resp.sweep_id() != 0) std::cout << "sweep " << resp.sweep_id() << ": ";
+  std::cout << resp.job_ids_size() << " new job(s)" << (a.resume ? " continuing their run folders" : " in fresh run folders") << ":";
+  for (int64_t id : resp.job_ids()) std::cout << " " << id;
+  std::cout << "\n";
   return 0;
 }
 
@@ -407,10 +538,16 @@ void AddClusterCommands(CLI::App& app, int* exit_code) {
   auto* submit_cmd = app.add_subcommand("submit", "Submit an experiment (or a sweep over it) to the coordinator; prints the job ids");
   submit_cmd->add_option("experiment", submit.experiment, "Experiment YAML (configs/experiments/*.yaml); dataset and out are taken relative to here")
       ->required()->check(CLI::ExistingFile);
-  submit_cmd->add_option("--sweep", submit.sweep, "Sweep YAML: lists datasets, model_families, seeds (cartesian product) and a name")->check(CLI::ExistingFile);
+  submit_cmd->add_option("overrides", submit.overrides, "key=value overrides of the experiment (train.steps=300 model.dropout=0.2), validated like the file's keys");
+  submit_cmd->add_option("--sweep", submit.sweep,
+                         "Sweep YAML (configs/sweeps/): models, dataset_fractions, context_lengths, seeds, grid, budget; "
+                         "the cartesian product of its lists, size-matched models (docs/sweeps.md)")->check(CLI::ExistingFile);
   submit_cmd->add_option("--samples", submit.samples, "Samples to generate and evaluate per experiment")->capture_default_str()->check(CLI::Range(1, 100000));
   submit_cmd->add_option("--samples-per-task", submit.samples_per_task, "Samples per generate task (0: one task per live worker rank)")->capture_default_str()->check(CLI::Range(0, 100000));
   submit_cmd->add_option("--split", submit.split, "Dataset split the samples are evaluated against")->capture_default_str()->check(CLI::IsMember({"train", "val", "test"}));
+  submit_cmd->add_flag("--skip-dataset-check", submit.skip_dataset_check,
+                       "Do not open the datasets here first (they are checked with this build's vocabulary before sending, "
+                       "unless this machine does not see the workers' file system)");
   submit_cmd->add_flag("--watch", submit.watch, "Follow the job until it finishes (one experiment only); exit 0 when it succeeded");
   AddConnectionOptions(submit_cmd, &conn);
   submit_cmd->callback([exit_code] { *exit_code = RunSubmit(conn, submit); });
@@ -429,23 +566,41 @@ void AddClusterCommands(CLI::App& app, int* exit_code) {
   static ResultsArgs results;
   auto* results_cmd = app.add_subcommand("results", "Query recorded results (one row per finished experiment by default), or aggregate them");
   results_cmd->add_option("--job", results.job, "Only this job");
-  results_cmd->add_option("--sweep", results.sweep, "Only this sweep");
-  results_cmd->add_option("--kind", results.kind, "Results of which task kind")->capture_default_str()->check(CLI::IsMember({"train", "generate", "evaluate", "aggregate"}));
+  results_cmd->add_option("--sweep", results.sweep,
+                          "This sweep's cells: one row per cell (model, family, parameters, dataset, fraction, context, grid) "
+                          "with n runs, mean and 95% CI over seeds (Student t); --runs for one row per result");
+  results_cmd->add_flag("--runs", results.runs, "With --sweep: one row per task result (of --kind) instead of per cell");
+  results_cmd->add_option("--kind", results.kind, "Results of which task kind")->capture_default_str()->check(CLI::IsMember({"train", "generate", "evaluate", "aggregate", "score", "probe"}));
   results_cmd->add_option("--user", results.user, "Only this user's jobs");
   results_cmd->add_option("--dataset", results.dataset, "Only this dataset (as submitted: absolute path)");
   results_cmd->add_option("--family", results.family, "Only this model family")->check(CLI::IsMember({"transformer", "lstm", "gru"}));
-  results_cmd->add_option("--group-by", results.group_by, "Aggregate: mean and std per group of dataset, model_family, seed, experiment, user, sweep")
+  results_cmd->add_option("--group-by", results.group_by, "Aggregate: mean, std and 95% CI per group of dataset, model_family, seed, experiment, user, sweep, parameters, "
+                          "an axis (model, dataset_fraction, context_length, a grid key) or cell (every axis but the seed)")
       ->delimiter(',');
   results_cmd->add_option("--metrics", results.metrics, "Only these metrics (comma separated)")->delimiter(',');
   results_cmd->add_option("--format", results.format, "Output: table, csv or json")->capture_default_str()->check(CLI::IsMember({"table", "csv", "json"}));
   AddConnectionOptions(results_cmd, &conn);
   results_cmd->callback([exit_code] { *exit_code = RunResults(conn, results); });
 
-  static int64_t cancel_job = 0;
-  auto* cancel_cmd = app.add_subcommand("cancel", "Cancel one of your jobs (its leased tasks are told to stop)");
-  cancel_cmd->add_option("job", cancel_job, "Job id")->required()->check(CLI::PositiveNumber);
+  static int64_t cancel_job = 0, cancel_sweep = 0;
+  auto* cancel_cmd = app.add_subcommand("cancel", "Cancel one of your jobs, or every unfinished job of a sweep (leased tasks are told to stop)");
+  cancel_cmd->add_option("job", cancel_job, "Job id")->check(CLI::PositiveNumber);
+  cancel_cmd->add_option("--sweep", cancel_sweep, "Cancel every unfinished job of this sweep instead (all must be yours)")->check(CLI::PositiveNumber);
   AddConnectionOptions(cancel_cmd, &conn);
-  cancel_cmd->callback([exit_code] { *exit_code = RunCancel(conn, cancel_job); });
+  cancel_cmd->callback([exit_code] { *exit_code = RunCancel(conn, cancel_job, cancel_sweep); });
+
+  static ResubmitArgs resubmit;
+  auto* resubmit_cmd = app.add_subcommand(
+      "resubmit",
+      "Run finished jobs again: the same experiment as a new job of the same sweep, in a fresh run folder (<out>-r2, ...) "
+      "or, with --resume, continuing the old folder from its last checkpoint. A sweep's experiments are judged by their "
+      "newest job, so resubmitting twice does not duplicate them");
+  resubmit_cmd->add_option("jobs", resubmit.jobs, "Job ids (finished: succeeded, failed or cancelled)")->check(CLI::PositiveNumber);
+  resubmit_cmd->add_option("--sweep", resubmit.sweep, "Every finished experiment of this sweep instead")->check(CLI::PositiveNumber);
+  resubmit_cmd->add_flag("--failed-only", resubmit.failed_only, "With --sweep: only failed and cancelled experiments");
+  resubmit_cmd->add_flag("--resume", resubmit.resume, "Continue from the old run folder's checkpoints/latest.pt instead of starting afresh");
+  AddConnectionOptions(resubmit_cmd, &conn);
+  resubmit_cmd->callback([exit_code] { *exit_code = RunResubmit(conn, resubmit); });
 }
 
 }  // namespace cadenza

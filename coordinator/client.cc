@@ -104,6 +104,8 @@ CADENZA_UNARY(client_, SubmitSweep, v1::SubmitSweepRequest, v1::SubmitResponse)
 CADENZA_UNARY(client_, ListJobs, v1::ListJobsRequest, v1::ListJobsResponse)
 CADENZA_UNARY(client_, QueryResults, v1::QueryResultsRequest, v1::QueryResultsResponse)
 CADENZA_UNARY(client_, AggregateResults, v1::AggregateResultsRequest, v1::AggregateResultsResponse)
+CADENZA_UNARY(client_, CancelJob, v1::CancelJobRequest, v1::CancelJobResponse)
+CADENZA_UNARY(client_, Resubmit, v1::ResubmitRequest, v1::SubmitResponse)
 
 Status CoordinatorClient::GetJob(int64_t job_id, v1::Job* resp) {
   grpc::ClientContext ctx;

@@ -53,6 +53,8 @@ class CoordinatorClient {
   Status GetJob(int64_t job_id, v1::Job* resp);
   Status ListJobs(const v1::ListJobsRequest& req, v1::ListJobsResponse* resp);
   Status CancelJob(int64_t job_id, v1::CancelJobResponse* resp);
+  Status CancelJob(const v1::CancelJobRequest& req, v1::CancelJobResponse* resp);  // by job or by sweep
+  Status Resubmit(const v1::ResubmitRequest& req, v1::SubmitResponse* resp);
   // Calls `on_update` with the job now and after every change until it finishes or `on_update` returns false.
   Status WatchJob(int64_t job_id, const std::function<bool(const v1::Job&)>& on_update);
   Status QueryResults(const v1::QueryResultsRequest& req, v1::QueryResultsResponse* resp);

@@ -1,6 +1,8 @@
 // Protobuf <-> plain record conversions and result aggregation for the gRPC adapters.
 #include "coordinator/convert.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <set>
@@ -13,6 +15,8 @@ const char* TaskKindName(v1::TaskKind k) {
     case v1::TASK_KIND_GENERATE: return "generate";
     case v1::TASK_KIND_EVALUATE: return "evaluate";
     case v1::TASK_KIND_AGGREGATE: return "aggregate";
+    case v1::TASK_KIND_SCORE: return "score";
+    case v1::TASK_KIND_PROBE: return "probe";
     default: return "unknown";
   }
 }
@@ -90,7 +94,46 @@ SweepSpec FromProto(const v1::SweepSpec& p) {
   s.model_families.assign(p.model_families().begin(), p.model_families().end());
   s.seeds.assign(p.seeds().begin(), p.seeds().end());
   s.name = p.name();
+  for (const v1::NamedModel& m : p.models()) s.models.push_back({m.name(), m.model_yaml(), {m.set().begin(), m.set().end()}});
+  s.match_tolerance = p.match_tolerance();
+  s.allow_unmatched = p.allow_unmatched();
+  s.dataset_fractions.assign(p.dataset_fractions().begin(), p.dataset_fractions().end());
+  s.context_lengths.assign(p.context_lengths().begin(), p.context_lengths().end());
+  for (const v1::GridAxis& g : p.grid()) s.grid.push_back({g.key(), {g.values().begin(), g.values().end()}});
+  s.random = p.random();
+  s.random_seed = p.random_seed();
+  s.budget.tokens = p.budget().tokens();
+  s.budget.epochs = p.budget().epochs();
+  s.budget.steps = p.budget().steps();
   return s;
+}
+
+void ToProto(const SweepSpec& s, v1::SweepSpec* p) {
+  ToProto(s.base, p->mutable_base());
+  for (const std::string& d : s.datasets) p->add_datasets(d);
+  for (const std::string& f : s.model_families) p->add_model_families(f);
+  for (uint64_t x : s.seeds) p->add_seeds(x);
+  p->set_name(s.name);
+  for (const NamedModel& m : s.models) {
+    v1::NamedModel* n = p->add_models();
+    n->set_name(m.name);
+    n->set_model_yaml(m.model_yaml);
+    for (const auto& [k, v] : m.set) (*n->mutable_set())[k] = v;
+  }
+  p->set_match_tolerance(s.match_tolerance);
+  p->set_allow_unmatched(s.allow_unmatched);
+  for (double f : s.dataset_fractions) p->add_dataset_fractions(f);
+  for (int c : s.context_lengths) p->add_context_lengths(c);
+  for (const GridAxis& g : s.grid) {
+    v1::GridAxis* a = p->add_grid();
+    a->set_key(g.key);
+    for (const std::string& v : g.values) a->add_values(v);
+  }
+  p->set_random(s.random);
+  p->set_random_seed(s.random_seed);
+  p->mutable_budget()->set_tokens(s.budget.tokens);
+  p->mutable_budget()->set_epochs(s.budget.epochs);
+  p->mutable_budget()->set_steps(s.budget.steps);
 }
 
 void ToProto(const Assignment& a, int64_t lease_expires_unix_ms, v1::Task* p) {
@@ -145,6 +188,8 @@ void ToProto(const JobView& v, v1::Job* p) {
   c->set_cancelled(n[6]);
   p->set_progress(v.progress);
   p->set_error(j.error);
+  for (const auto& [k, x] : j.experiment.axes) (*p->mutable_axes())[k] = x;
+  p->set_parameters(j.experiment.parameters);
   for (const TaskRecord& t : v.tasks) {
     v1::TaskStatus* s = p->add_tasks();
     s->set_task_id(t.id);
@@ -178,6 +223,8 @@ void ToProto(const ResultView& v, v1::ResultRow* p) {
   for (const std::string& a : r.artifacts) p->add_artifacts(a);
   p->set_recorded_unix_ms(r.recorded_ms);
   p->set_shard_index(r.shard_index);
+  for (const auto& [k, x] : v.job.experiment.axes) (*p->mutable_axes())[k] = x;
+  p->set_parameters(v.job.experiment.parameters);
 }
 
 ResultFilter FromProto(const v1::QueryResultsRequest& p) {
@@ -192,59 +239,145 @@ ResultFilter FromProto(const v1::QueryResultsRequest& p) {
   return f;
 }
 
-StatusOr<v1::AggregateResultsResponse> Aggregate(const std::vector<ResultView>& rows, const std::vector<std::string>& group_by_in,
-                                                 const std::vector<std::string>& metrics) {
-  const std::vector<std::string> group_by = group_by_in.empty() ? std::vector<std::string>{"dataset", "model_family"} : group_by_in;
+ResultFilter FilterOf(const v1::AggregateResultsRequest& p) {
+  ResultFilter f = FromProto(p.filter());
+  if (p.per_job()) {
+    f.kind = TaskKind::kUnspecified;                      // every kind: merged per job below
+    if (p.filter().limit() == 0) f.limit = 10000000;      // whole runs: a cut would drop some of a run's results
+  }
+  return f;
+}
+
+double StudentT95(int df) {
+  static const double table[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                                 2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                                 2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+  if (df < 1) return 0;
+  if (df <= 30) return table[df - 1];
+  return 1.959964 + 2.37 / df;  // Cornish-Fisher's first term; within 0.002 of the exact quantile above 30
+}
+
+MetricStats Summarize(const std::vector<double>& xs) {
+  MetricStats m;
+  m.n = static_cast<int>(xs.size());
+  if (xs.empty()) return m;
+  double sum = 0;
+  m.min = m.max = xs[0];
+  for (double x : xs) {
+    sum += x;
+    m.min = std::min(m.min, x);
+    m.max = std::max(m.max, x);
+  }
+  m.mean = sum / m.n;
+  double ss = 0;
+  for (double x : xs) ss += (x - m.mean) * (x - m.mean);
+  m.stddev = m.n > 1 ? std::sqrt(ss / (m.n - 1)) : 0.0;
+  m.ci95 = m.n > 1 ? StudentT95(m.n - 1) * m.stddev / std::sqrt(static_cast<double>(m.n)) : 0.0;
+  return m;
+}
+
+std::vector<ResultView> MergePerJob(const std::vector<ResultView>& rows) {
+  std::map<int64_t, size_t> at;
+  std::vector<ResultView> out;
+  for (const ResultView& r : rows) {
+    const TaskKind k = r.result.kind;
+    if (r.job.state != JobState::kSucceeded || k == TaskKind::kGenerate || k == TaskKind::kEvaluate) continue;
+    auto [it, fresh] = at.emplace(r.job.id, out.size());
+    if (fresh) {
+      out.push_back(r);
+      out.back().result.kind = TaskKind::kUnspecified;
+      out.back().result.metrics.clear();
+      out.back().result.artifacts.clear();
+    }
+    ResultView& m = out[it->second];
+    for (const auto& [name, x] : r.result.metrics) {
+      // The train task's own NLL and throughput keep a prefix: the score and generate tasks report same-named figures.
+      const bool clash = k == TaskKind::kTrain && (name.find('/') == std::string::npos);
+      m.result.metrics[clash ? "train/" + name : name] = x;
+    }
+    for (const std::string& a : r.result.artifacts) m.result.artifacts.push_back(a);
+  }
+  return out;
+}
+
+StatusOr<v1::AggregateResultsResponse> Aggregate(const std::vector<ResultView>& rows_in, const std::vector<std::string>& group_by_in,
+                                                 const std::vector<std::string>& metrics, bool per_job) {
+  const std::vector<ResultView> merged = per_job ? MergePerJob(rows_in) : std::vector<ResultView>();
+  const std::vector<ResultView>& rows = per_job ? merged : rows_in;
+  static const std::set<std::string> known = {"dataset", "model_family", "seed", "experiment", "user", "sweep", "parameters", "cell"};
+  std::vector<std::string> group_by;
+  for (const std::string& g : group_by_in.empty() ? std::vector<std::string>{"dataset", "model_family"} : group_by_in) {
+    if (g != "cell") {
+      group_by.push_back(g);
+      continue;
+    }
+    // Every axis any row has, except the seed (that is what a cell aggregates over), after family and size.
+    std::set<std::string> axes;
+    for (const ResultView& r : rows) for (const auto& [k, v] : r.job.experiment.axes) if (k != "seed") axes.insert(k);
+    group_by.push_back("model_family");
+    group_by.push_back("parameters");
+    for (const char* first : {"dataset", "model", "dataset_fraction", "context_length"}) {
+      if (axes.erase(first)) group_by.push_back(first);
+    }
+    for (const std::string& a : axes) group_by.push_back(a);
+  }
+  // An axis name is known when some row has it (with no rows there is nothing to group).
+  std::set<std::string> axes;
+  for (const ResultView& r : rows) for (const auto& [k, v] : r.job.experiment.axes) axes.insert(k);
+  for (size_t i = 0; i < group_by.size(); ++i) {
+    const std::string& g = group_by[i];
+    if (known.count(g) || axes.count(g) || rows.empty()) continue;
+    std::string names;
+    for (const std::string& a : axes) names += ", " + a;
+    return InvalidArgument("group_by[" + std::to_string(i) + "]: expected dataset, model_family, seed, experiment, user, sweep, parameters, cell" +
+                           (axes.empty() ? std::string(" (these results have no sweep axes)") : " or an axis (" + names.substr(2) + ")") +
+                           ", found '" + g + "'");
+  }
   auto value = [](const ResultView& r, const std::string& f) -> std::string {
     const JobRecord& j = r.job;
-    if (f == "dataset") return j.experiment.dataset;
+    if (f == "dataset") {
+      auto a = j.experiment.axes.find("dataset");
+      return a != j.experiment.axes.end() ? a->second : j.experiment.dataset;
+    }
     if (f == "model_family") return j.experiment.model_family;
     if (f == "seed") return std::to_string(j.experiment.seed);
     if (f == "experiment") return j.experiment.name;
     if (f == "user") return j.user;
     if (f == "sweep") return std::to_string(j.sweep_id);
-    return std::string();
+    if (f == "parameters") return std::to_string(j.experiment.parameters);
+    auto a = j.experiment.axes.find(f);
+    return a == j.experiment.axes.end() ? std::string() : a->second;
   };
-  static const std::set<std::string> known = {"dataset", "model_family", "seed", "experiment", "user", "sweep"};
-  for (size_t i = 0; i < group_by.size(); ++i) {
-    if (!known.count(group_by[i])) {
-      return InvalidArgument("group_by[" + std::to_string(i) + "]: expected dataset, model_family, seed, experiment, user or sweep, found '" +
-                             group_by[i] + "'");
-    }
-  }
   const std::set<std::string> wanted(metrics.begin(), metrics.end());
+  std::vector<std::vector<std::string>> order;  // groups in the order of their first row (the sweep's expansion order)
   std::map<std::vector<std::string>, std::pair<int, std::map<std::string, std::vector<double>>>> groups;
   for (const ResultView& r : rows) {
     std::vector<std::string> key;
     for (const std::string& f : group_by) key.push_back(value(r, f));
-    auto& g = groups[key];
+    auto [it, fresh] = groups.try_emplace(key);
+    if (fresh) order.push_back(key);
+    auto& g = it->second;
     g.first++;
     for (const auto& [name, x] : r.result.metrics) {
       if (wanted.empty() || wanted.count(name)) g.second[name].push_back(x);
     }
   }
   v1::AggregateResultsResponse out;
-  for (const auto& [key, g] : groups) {
+  for (const auto& key : order) {
+    const auto& g = groups.at(key);
     v1::AggregateRow* row = out.add_rows();
     for (size_t i = 0; i < group_by.size(); ++i) (*row->mutable_group())[group_by[i]] = key[i];
     row->set_count(g.first);
     for (const auto& [name, xs] : g.second) {
+      const MetricStats st = Summarize(xs);
       v1::MetricSummary* m = row->add_metrics();
-      double sum = 0, lo = xs[0], hi = xs[0];
-      for (double x : xs) {
-        sum += x;
-        lo = std::min(lo, x);
-        hi = std::max(hi, x);
-      }
-      const double mean = sum / xs.size();
-      double ss = 0;
-      for (double x : xs) ss += (x - mean) * (x - mean);
       m->set_name(name);
-      m->set_n(static_cast<int>(xs.size()));
-      m->set_mean(mean);
-      m->set_stddev(xs.size() > 1 ? std::sqrt(ss / (xs.size() - 1)) : 0.0);
-      m->set_min(lo);
-      m->set_max(hi);
+      m->set_n(st.n);
+      m->set_mean(st.mean);
+      m->set_stddev(st.stddev);
+      m->set_min(st.min);
+      m->set_max(st.max);
+      m->set_ci95(st.ci95);
     }
   }
   return out;

@@ -6,6 +6,7 @@
 #include "cadenza/v1/client.pb.h"
 #include "cadenza/v1/common.pb.h"
 #include "cadenza/v1/worker.pb.h"
+#include "coordinator/result_query.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/types.h"
 #include "core/status.h"
@@ -20,14 +21,33 @@ Status FromGrpc(const grpc::Status& s);
 ExperimentSpec FromProto(const v1::ExperimentSpec& p);
 SweepSpec FromProto(const v1::SweepSpec& p);
 void ToProto(const ExperimentSpec& s, v1::ExperimentSpec* p);
+void ToProto(const SweepSpec& s, v1::SweepSpec* p);
 void ToProto(const Assignment& a, int64_t lease_expires_unix_ms, v1::Task* p);
 void ToProto(const JobView& v, v1::Job* p);
 void ToProto(const ResultView& v, v1::ResultRow* p);
 ResultFilter FromProto(const v1::QueryResultsRequest& p);
 
-// Aggregates result rows: groups by the named fields, mean/stddev/min/max per metric. INVALID_ARGUMENT names an
-// unknown group_by field.
+// The query an AggregateResults request needs (every kind when it merges per job).
+ResultFilter FilterOf(const v1::AggregateResultsRequest& p);
+
+// The two-sided 95% quantile of Student's t with `df` degrees of freedom (0 for df < 1).
+double StudentT95(int df);
+
+struct MetricStats {
+  int n = 0;
+  double mean = 0, stddev = 0, min = 0, max = 0;
+  double ci95 = 0;  // half-width of the 95% CI of the mean: t(n-1) * sd / sqrt(n); 0 when n < 2
+};
+MetricStats Summarize(const std::vector<double>& xs);
+
+// One row per succeeded job: its train, score, probe and aggregate metrics together (train's unprefixed names get
+// `train/`, e.g. train/val_nll); generate and evaluate shard rows are left out.
+std::vector<ResultView> MergePerJob(const std::vector<ResultView>& rows);
+
+// Aggregates result rows (merged per job first with `per_job`): groups by the named fields (see
+// AggregateResultsRequest.group_by; `cell` expands to every axis but the seed), n/mean/sd/min/max/ci95 per metric,
+// groups in the order of their first row. INVALID_ARGUMENT names a malformed group_by field.
 StatusOr<v1::AggregateResultsResponse> Aggregate(const std::vector<ResultView>& rows, const std::vector<std::string>& group_by,
-                                                 const std::vector<std::string>& metrics);
+                                                 const std::vector<std::string>& metrics, bool per_job = false);
 
 }  // namespace cadenza::coord

@@ -1,4 +1,4 @@
-// Scheduler: write-through state machine (SQLite transaction first, then memory) for jobs and their task graphs.
+// Scheduler: jobs and their task graphs (coordinator/task_graph.h) in memory, every change group-committed to SQLite.
 #include "coordinator/scheduler.h"
 
 #include <algorithm>
@@ -7,12 +7,12 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "coordinator/task_graph.h"
+#include "core/run_layout.h"
+
 namespace cadenza::coord {
 namespace {
 
-std::string Join(const std::string& dir, const std::string& rel) { return (std::filesystem::path(dir) / rel).string(); }
-std::string ShardDir(const Experiment& e, int shard) { return Join(e.output_dir, "samples/shard-" + std::to_string(shard)); }
-std::string ShardReport(const Experiment& e, int shard) { return Join(e.output_dir, "evaluation/shard-" + std::to_string(shard) + ".json"); }
 std::string Describe(const TaskRecord& t) {
   std::string s = std::string(TaskKindName(t.kind)) + " task " + std::to_string(t.id);
   if (t.kind == TaskKind::kGenerate || t.kind == TaskKind::kEvaluate) s += " (shard " + std::to_string(t.shard_index) + ")";
@@ -22,7 +22,7 @@ std::string Describe(const TaskRecord& t) {
 }  // namespace
 
 const char* TaskKindName(TaskKind k) {
-  static const char* names[] = {"unspecified", "train", "generate", "evaluate", "aggregate"};
+  static const char* names[] = {"unspecified", "train", "generate", "evaluate", "aggregate", "score", "probe"};
   return names[static_cast<int>(k)];
 }
 const char* TaskStateName(TaskState s) {
@@ -140,7 +140,10 @@ Status Scheduler::Recover(int64_t now_ms) {
   auto tasks = store_->LoadTasks();
   if (!tasks.ok()) return tasks.status();
   std::unique_lock<std::mutex> lock(mu_);
-  for (JobRecord& j : *jobs) jobs_[j.id] = std::move(j);
+  for (JobRecord& j : *jobs) {
+    jobs_by_out_[j.experiment.output_dir].push_back(j.id);
+    jobs_[j.id] = std::move(j);
+  }
   for (TaskRecord& t : *tasks) {
     if (!jobs_.count(t.job_id)) return DataLoss("coordinator database: task " + std::to_string(t.id) + " has no job");
     if (t.state == TaskState::kLeased) t.lease_expires_ms = now_ms + options_.lease_ms;
@@ -151,15 +154,40 @@ Status Scheduler::Recover(int64_t now_ms) {
   return Status::Ok();
 }
 
-StatusOr<std::vector<int64_t>> Scheduler::Submit(const std::string& user, const std::vector<Experiment>& experiments, bool sweep,
-                                                 int64_t now_ms, int64_t* sweep_id) {
+StatusOr<std::vector<int64_t>> Scheduler::Submit(const std::string& user, const std::vector<Experiment>& experiments_in,
+                                                 const SubmitOptions& how, int64_t now_ms, int64_t* sweep_id) {
   std::unique_lock<std::mutex> lock(mu_);
+  // Run folders: one job each. A folder another job used gets a fresh <out>-r<k> (so a cancelled or failed run never
+  // blocks a new one); a resumption continues the folder, which must then have no unfinished job.
+  std::vector<Experiment> experiments = experiments_in;
+  std::set<std::string> taken;
+  for (Experiment& e : experiments) {
+    auto used = [&](const std::string& out) { return taken.count(out) > 0 || jobs_by_out_.count(out) > 0; };
+    if (how.resume) {
+      auto it = jobs_by_out_.find(e.output_dir);
+      if (it != jobs_by_out_.end()) {
+        for (int64_t id : it->second) {
+          const JobRecord& other = jobs_.at(id);
+          if (!IsTerminal(other.state)) {
+            return FailedPrecondition("experiment.out: " + e.output_dir + " is the run folder of job " + std::to_string(id) + " (" +
+                                      JobStateName(other.state) + "); cancel it before resuming the folder");
+          }
+        }
+      }
+      if (taken.count(e.output_dir)) return InvalidArgument("experiment.out: " + e.output_dir + " is resumed twice in one submission");
+    } else if (used(e.output_dir)) {
+      std::string fresh;
+      for (int k = 2; fresh.empty() || used(fresh); ++k) fresh = e.output_dir + "-r" + std::to_string(k);
+      e.output_dir = fresh;
+    }
+    taken.insert(e.output_dir);
+  }
   std::vector<JobRecord> jobs;
   std::vector<TaskRecord> trains;
-  int64_t sid = 0;
+  int64_t sid = how.into_sweep;
   int64_t next_id = next_task_id_;
   Status s = store_->Transaction([&]() -> Status {
-    if (sweep) {
+    if (how.sweep && sid == 0) {
       if (Status e = store_->NewSweepId(&sid); !e.ok()) return e;
     }
     for (const Experiment& e : experiments) {
@@ -169,12 +197,12 @@ StatusOr<std::vector<int64_t>> Scheduler::Submit(const std::string& user, const 
       j.experiment = e;
       j.created_ms = now_ms;
       if (Status st = store_->InsertJob(&j); !st.ok()) return st;
-      TaskRecord t;
-      t.job_id = j.id;
-      t.kind = TaskKind::kTrain;
-      t.state = TaskState::kPending;
-      t.max_attempts = 1 + options_.retry_budget;
-      t.checkpoint = Join(e.output_dir, "checkpoints/latest.pt");
+      TaskRecord t = FirstTask(e, j.id, 1 + options_.retry_budget);
+      if (how.resume) {  // counted as a first attempt already made, so the first lease resumes (one attempt extra)
+        t.attempt = 1;
+        t.max_attempts += 1;
+        t.message = "continues the run in " + e.output_dir;
+      }
       t.id = next_id++;
       if (Status st = store_->InsertTask(&t); !st.ok()) return st;
       jobs.push_back(std::move(j));
@@ -187,6 +215,7 @@ StatusOr<std::vector<int64_t>> Scheduler::Submit(const std::string& user, const 
   std::vector<int64_t> ids;
   for (JobRecord& j : jobs) {
     ids.push_back(j.id);
+    jobs_by_out_[j.experiment.output_dir].push_back(j.id);
     jobs_[j.id] = std::move(j);
   }
   for (const TaskRecord& t : trains) PutLocked(t);
@@ -211,16 +240,22 @@ Assignment Scheduler::AssignmentLocked(const TaskRecord& t) const {
       a.resume = t.attempt > 1;
       break;
     case TaskKind::kGenerate:
-      a.samples_dir = ShardDir(e, t.shard_index);
+      a.samples_dir = run_layout::SamplesDir(e.output_dir, t.shard_index);
       for (int i = 0; i < t.sample_count; ++i) a.seeds.push_back(e.seed * 1000003ull + static_cast<uint64_t>(t.sample_begin + i));
       break;
     case TaskKind::kEvaluate:
-      a.samples_dir = ShardDir(e, t.shard_index);
-      a.report_path = ShardReport(e, t.shard_index);
+      a.samples_dir = run_layout::SamplesDir(e.output_dir, t.shard_index);
+      a.report_path = run_layout::ShardReport(e.output_dir, t.shard_index);
       break;
     case TaskKind::kAggregate:
-      a.report_path = Join(e.output_dir, "result.json");
-      for (int i = 0; i < t.shard_count; ++i) a.inputs.push_back(ShardReport(e, i));
+      a.report_path = run_layout::Result(e.output_dir);
+      for (int i = 0; i < t.shard_count; ++i) a.inputs.push_back(run_layout::ShardReport(e.output_dir, i));
+      break;
+    case TaskKind::kScore:
+      a.report_path = run_layout::Score(e.output_dir);
+      break;
+    case TaskKind::kProbe:
+      a.report_path = run_layout::Probe(e.output_dir);
       break;
     default:
       break;
@@ -229,7 +264,8 @@ Assignment Scheduler::AssignmentLocked(const TaskRecord& t) const {
 }
 
 StatusOr<std::optional<Assignment>> Scheduler::Lease(const WorkerKey& worker, uint32_t kind_mask, int64_t now_ms) {
-  const uint32_t others = KindBit(TaskKind::kGenerate) | KindBit(TaskKind::kEvaluate) | KindBit(TaskKind::kAggregate);
+  const uint32_t others = KindBit(TaskKind::kGenerate) | KindBit(TaskKind::kEvaluate) | KindBit(TaskKind::kAggregate) |
+                          KindBit(TaskKind::kScore) | KindBit(TaskKind::kProbe);
   if (kind_mask == 0) kind_mask = others | (worker.rank == 0 ? KindBit(TaskKind::kTrain) : 0);
   if ((kind_mask & KindBit(TaskKind::kTrain)) && worker.rank != 0) {
     return InvalidArgument("kinds: train tasks are leased by rank 0 of a worker group (rank " + std::to_string(worker.rank) + " asked)");
@@ -241,7 +277,7 @@ StatusOr<std::optional<Assignment>> Scheduler::Lease(const WorkerKey& worker, ui
   int64_t best_task = 0;
   for (const auto& [user, q] : users_) {
     int64_t head = 0;
-    for (int k = 1; k <= 4; ++k) {
+    for (int k = 1; k < kNumTaskKinds; ++k) {
       if (!(kind_mask & (1u << k)) || q.pending[k].empty()) continue;
       const int64_t id = *q.pending[k].begin();
       if (head == 0 || id < head) head = id;
@@ -352,70 +388,18 @@ StatusOr<ProgressAck> Scheduler::Progress(const WorkerKey& worker, int64_t task_
 
 void Scheduler::FollowUpsLocked(const TaskRecord& done, const ResultRecord& result, int64_t now_ms, Change* c) {
   const JobRecord& job = jobs_.at(done.job_id);
-  const Experiment& e = job.experiment;
-  const std::vector<int64_t>& siblings = job_tasks_.at(done.job_id);
-  if (done.kind == TaskKind::kTrain) {
-    const int n = e.samples;
-    int g = e.samples_per_task > 0 ? (n + e.samples_per_task - 1) / e.samples_per_task : std::min(n, std::max(1, live_ranks_ ? live_ranks_() : 1));
-    g = std::max(1, std::min(g, n));
-    const std::string checkpoint = result.checkpoint.empty() ? Join(e.output_dir, "checkpoints/best.pt") : result.checkpoint;
-    int begin = 0;
-    for (int i = 0; i < g; ++i) {
-      TaskRecord t;
-      t.job_id = done.job_id;
-      t.kind = TaskKind::kGenerate;
-      t.state = TaskState::kPending;
-      t.max_attempts = 1 + options_.retry_budget;
-      t.shard_index = i;
-      t.shard_count = g;
-      t.sample_begin = begin;
-      t.sample_count = n / g + (i < n % g ? 1 : 0);
-      t.checkpoint = checkpoint;
-      begin += t.sample_count;
-      c->inserts.push_back(t);
-    }
-    for (int i = 0; i < g; ++i) {
-      TaskRecord t = c->inserts[i];
-      t.kind = TaskKind::kEvaluate;
-      t.state = TaskState::kBlocked;
-      t.parent_id = -(i + 1);
-      c->inserts.push_back(t);
-    }
-    TaskRecord agg;
-    agg.job_id = done.job_id;
-    agg.kind = TaskKind::kAggregate;
-    agg.state = TaskState::kBlocked;
-    agg.max_attempts = 1 + options_.retry_budget;
-    agg.shard_count = g;
-    c->inserts.push_back(agg);
-  } else if (done.kind == TaskKind::kGenerate) {
-    for (int64_t id : siblings) {
-      const TaskRecord& t = tasks_.at(id);
-      if (t.kind == TaskKind::kEvaluate && t.parent_id == done.id && t.state == TaskState::kBlocked) {
-        TaskRecord u = t;
-        u.state = TaskState::kPending;
-        c->updates.push_back(u);
-      }
-    }
-  } else if (done.kind == TaskKind::kEvaluate) {
-    bool all = true;
-    const TaskRecord* agg = nullptr;
-    for (int64_t id : siblings) {
-      const TaskRecord& t = tasks_.at(id);
-      if (t.kind == TaskKind::kEvaluate && t.id != done.id && t.state != TaskState::kSucceeded) all = false;
-      if (t.kind == TaskKind::kAggregate) agg = &t;
-    }
-    if (all && agg && agg->state == TaskState::kBlocked) {
-      TaskRecord u = *agg;
-      u.state = TaskState::kPending;
-      c->updates.push_back(u);
-    }
-  } else if (done.kind == TaskKind::kAggregate) {
+  std::vector<const TaskRecord*> siblings;
+  for (int64_t id : job_tasks_.at(done.job_id)) siblings.push_back(&tasks_.at(id));
+  const int ranks = done.kind == TaskKind::kTrain && live_ranks_ ? live_ranks_() : 1;
+  FollowUps f = NextTasks(job.experiment, done, result.checkpoint, siblings, ranks, 1 + options_.retry_budget);
+  if (JobComplete(done, siblings, f)) {
     JobRecord j = job;
     j.state = JobState::kSucceeded;
     j.finished_ms = now_ms;
     c->jobs.push_back(std::move(j));
   }
+  for (TaskRecord& t : f.inserts) c->inserts.push_back(std::move(t));
+  for (TaskRecord& t : f.updates) c->updates.push_back(std::move(t));
 }
 
 StatusOr<CompleteAck> Scheduler::Complete(const WorkerKey& worker, int64_t task_id, int attempt, ResultRecord result, int64_t now_ms) {
@@ -542,6 +526,25 @@ int Scheduler::ReleaseWorker(const WorkerKey& worker, int64_t now_ms) {
   return ExpireLocked(ids, "worker declared dead (no heartbeat)", now_ms, lock);
 }
 
+int Scheduler::CancelJobLocked(const JobRecord& job, const std::string& user, int64_t now_ms, Change* c) {
+  JobRecord j = job;
+  j.state = JobState::kCancelled;
+  j.finished_ms = now_ms;
+  j.error = "cancelled by " + user;
+  c->jobs.push_back(j);
+  int n = 0;
+  for (int64_t id : job_tasks_.at(job.id)) {
+    const TaskRecord& t = tasks_.at(id);
+    if (IsTerminal(t.state)) continue;
+    TaskRecord u = t;
+    u.state = TaskState::kCancelled;
+    if (t.state == TaskState::kLeased) c->stops.push_back({t.worker, {t.id, t.attempt}});
+    c->updates.push_back(u);
+    ++n;
+  }
+  return n;
+}
+
 StatusOr<CancelAck> Scheduler::Cancel(const std::string& user, int64_t job_id, int64_t now_ms) {
   std::unique_lock<std::mutex> lock(mu_);
   auto it = jobs_.find(job_id);
@@ -553,21 +556,34 @@ StatusOr<CancelAck> Scheduler::Cancel(const std::string& user, int64_t job_id, i
   ack.state = it->second.state;
   if (IsTerminal(it->second.state)) return ack;
   Change c;
-  JobRecord j = it->second;
-  j.state = JobState::kCancelled;
-  j.finished_ms = now_ms;
-  j.error = "cancelled by " + user;
-  c.jobs.push_back(j);
-  for (int64_t id : job_tasks_.at(job_id)) {
-    const TaskRecord& t = tasks_.at(id);
-    if (IsTerminal(t.state)) continue;
-    TaskRecord u = t;
-    u.state = TaskState::kCancelled;
-    if (t.state == TaskState::kLeased) c.stops.push_back({t.worker, {t.id, t.attempt}});
-    c.updates.push_back(u);
-  }
-  ack.tasks_cancelled = static_cast<int>(c.updates.size());
+  ack.tasks_cancelled = CancelJobLocked(it->second, user, now_ms, &c);
+  ack.jobs_cancelled = 1;
   ack.state = JobState::kCancelled;
+  if (Status s = CommitLocked(c, lock); !s.ok()) return s;
+  return ack;
+}
+
+StatusOr<CancelAck> Scheduler::CancelSweep(const std::string& user, int64_t sweep_id, int64_t now_ms) {
+  std::unique_lock<std::mutex> lock(mu_);
+  std::vector<const JobRecord*> jobs;
+  for (const auto& [id, j] : jobs_) {
+    if (j.sweep_id != sweep_id) continue;
+    if (j.user != user) {
+      return PermissionDenied("sweep " + std::to_string(sweep_id) + ": job " + std::to_string(id) +
+                              " belongs to another user; only its submitter may cancel it");
+    }
+    jobs.push_back(&j);
+  }
+  if (sweep_id == 0 || jobs.empty()) return NotFound("sweep_id: no sweep " + std::to_string(sweep_id));
+  CancelAck ack;
+  Change c;
+  for (const JobRecord* j : jobs) {
+    if (IsTerminal(j->state)) continue;
+    ack.tasks_cancelled += CancelJobLocked(*j, user, now_ms, &c);
+    ack.jobs_cancelled += 1;
+  }
+  ack.state = JobState::kCancelled;
+  if (ack.jobs_cancelled == 0) return ack;
   if (Status s = CommitLocked(c, lock); !s.ok()) return s;
   return ack;
 }
@@ -616,30 +632,6 @@ std::vector<JobView> Scheduler::ListJobs(const JobFilter& f) const {
     if (f.active_only && IsTerminal(j.state)) continue;
     out.push_back(ViewLocked(j, false));
     out.back().job.experiment.experiment_yaml.clear();
-  }
-  return out;
-}
-
-StatusOr<std::vector<ResultView>> Scheduler::QueryResults(const ResultFilter& f) const {
-  std::unique_lock<std::mutex> lock(mu_);
-  std::vector<ResultView> out;
-  const size_t limit = f.limit > 0 ? static_cast<size_t>(f.limit) : 10000;
-  for (const auto& [id, j] : jobs_) {
-    if (f.job_id != 0 && id != f.job_id) continue;
-    if (f.sweep_id != 0 && j.sweep_id != f.sweep_id) continue;
-    if (!f.user.empty() && j.user != f.user) continue;
-    if (!f.dataset.empty() && j.experiment.dataset != f.dataset) continue;
-    if (!f.model_family.empty() && j.experiment.model_family != f.model_family) continue;
-    auto rows = store_->LoadResults(id, f.kind);
-    if (!rows.ok()) return rows.status();
-    for (ResultRecord& r : *rows) {
-      if (out.size() >= limit) return out;
-      ResultView v;
-      v.job = j;
-      v.job.experiment.experiment_yaml.clear();
-      v.result = std::move(r);
-      out.push_back(std::move(v));
-    }
   }
   return out;
 }

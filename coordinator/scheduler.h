@@ -55,7 +55,15 @@ struct FailAck {
 };
 struct CancelAck {
   int tasks_cancelled = 0;
+  int jobs_cancelled = 0;
   JobState state = JobState::kCancelled;
+};
+
+// How Submit files the new jobs.
+struct SubmitOptions {
+  bool sweep = false;      // give them a new sweep id
+  int64_t into_sweep = 0;  // or file them under this existing sweep (resubmission)
+  bool resume = false;     // their training continues from the run folder's checkpoint (resubmit --resume)
 };
 
 struct TaskCountsView {
@@ -74,16 +82,6 @@ struct JobFilter {
   bool active_only = false;
   int limit = 1000;
 };
-struct ResultFilter {
-  int64_t job_id = 0, sweep_id = 0;
-  TaskKind kind = TaskKind::kAggregate;
-  std::string user, dataset, model_family;
-  int limit = 10000;
-};
-struct ResultView {
-  JobRecord job;  // without its YAML
-  ResultRecord result;
-};
 
 // Bit mask of task kinds a worker takes.
 constexpr uint32_t KindBit(TaskKind k) { return 1u << static_cast<int>(k); }
@@ -96,8 +94,10 @@ class Scheduler {
   // Loads every job and task after a restart. Leased tasks keep their holder, with a fresh lease from `now_ms`.
   Status Recover(int64_t now_ms);
 
-  // Creates one job per experiment (each with its training task) in one transaction.
-  StatusOr<std::vector<int64_t>> Submit(const std::string& user, const std::vector<Experiment>& experiments, bool sweep,
+  // Creates one job per experiment (each with its training task) in one transaction. A run folder that another job
+  // used is never shared: the new job gets <out>-r2, -r3, ... (with `how.resume` it continues the folder instead,
+  // FAILED_PRECONDITION while a job there is unfinished).
+  StatusOr<std::vector<int64_t>> Submit(const std::string& user, const std::vector<Experiment>& experiments, const SubmitOptions& how,
                                         int64_t now_ms, int64_t* sweep_id);
 
   // The next task for `worker` among `kind_mask` (0: every kind it may take), or nullopt. Fair share: the user
@@ -115,6 +115,8 @@ class Scheduler {
                          const std::string& checkpoint, int64_t now_ms, bool preempted = false);
   // Only the submitter cancels (PERMISSION_DENIED otherwise); a finished job is left as it is.
   StatusOr<CancelAck> Cancel(const std::string& user, int64_t job_id, int64_t now_ms);
+  // Every unfinished job of the sweep; all of its jobs must be `user`'s (PERMISSION_DENIED otherwise, nothing cancelled).
+  StatusOr<CancelAck> CancelSweep(const std::string& user, int64_t sweep_id, int64_t now_ms);
 
   // Expired leases go back to pending (or fail the task when its budget is spent). Returns how many expired.
   int ExpireLeases(int64_t now_ms);
@@ -123,7 +125,6 @@ class Scheduler {
 
   StatusOr<JobView> GetJob(int64_t job_id) const;
   std::vector<JobView> ListJobs(const JobFilter& filter) const;
-  StatusOr<std::vector<ResultView>> QueryResults(const ResultFilter& filter) const;
   // Blocks until the state version differs from `seen` or `timeout_ms` passed; returns the current version.
   uint64_t WaitForChange(uint64_t seen, int64_t timeout_ms) const;
   uint64_t version() const;
@@ -153,6 +154,8 @@ class Scheduler {
   void FollowUpsLocked(const TaskRecord& done, const ResultRecord& result, int64_t now_ms, Change* c);
   Assignment AssignmentLocked(const TaskRecord& t) const;
   JobView ViewLocked(const JobRecord& j, bool with_tasks) const;
+  // Cancels the job's unfinished tasks into `c`; returns how many.
+  int CancelJobLocked(const JobRecord& job, const std::string& user, int64_t now_ms, Change* c);
   int ExpireLocked(const std::vector<int64_t>& ids, const std::string& why, int64_t now_ms, std::unique_lock<std::mutex>& lock);
 
   Store* store_;
@@ -165,8 +168,9 @@ class Scheduler {
   std::map<int64_t, JobRecord> jobs_;
   std::unordered_map<int64_t, TaskRecord> tasks_;
   std::unordered_map<int64_t, std::vector<int64_t>> job_tasks_;
+  std::unordered_map<std::string, std::vector<int64_t>> jobs_by_out_;  // run folder -> the jobs that used it
   struct UserQueue {
-    std::set<int64_t> pending[5];  // by TaskKind, oldest task first
+    std::set<int64_t> pending[kNumTaskKinds];  // by TaskKind, oldest task first
     int leased = 0;
   };
   std::map<std::string, UserQueue> users_;

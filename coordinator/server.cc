@@ -6,8 +6,10 @@
 
 #include <absl/synchronization/mutex.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "cadenza/v1/client.grpc.pb.h"
@@ -47,29 +49,73 @@ WorkerKey Key(const v1::WorkerRef& w) { return {w.group_id(), w.rank()}; }
 
 class ClientServiceImpl final : public v1::ClientService::Service {
  public:
-  ClientServiceImpl(const CoordinatorConfig* config, const TokenAuth* auth, Scheduler* scheduler, const std::atomic<bool>* stopping)
-      : config_(config), auth_(auth), scheduler_(scheduler), stopping_(stopping) {}
+  ClientServiceImpl(const CoordinatorConfig* config, const TokenAuth* auth, Scheduler* scheduler, ResultQuery* results,
+                    const std::atomic<bool>* stopping)
+      : config_(config), auth_(auth), scheduler_(scheduler), results_(results), stopping_(stopping) {}
 
   grpc::Status SubmitExperiment(grpc::ServerContext* ctx, const v1::SubmitExperimentRequest* req, v1::SubmitResponse* resp) override {
     CADENZA_AUTH(user);
     if (!req->has_experiment()) return ToGrpc(InvalidArgument("experiment: required"));
     auto e = ValidateExperiment(FromProto(req->experiment()), "experiment");
     if (!e.ok()) return ToGrpc(e.status());
-    return Submit(user, {*e}, false, resp);
+    return Submit(user, {*e}, SubmitOptions{}, resp);
   }
 
   grpc::Status SubmitSweep(grpc::ServerContext* ctx, const v1::SubmitSweepRequest* req, v1::SubmitResponse* resp) override {
     CADENZA_AUTH(user);
     if (!req->has_sweep()) return ToGrpc(InvalidArgument("sweep: required"));
-    auto specs = ExpandSweep(FromProto(req->sweep()), config_->max_sweep_experiments);
-    if (!specs.ok()) return ToGrpc(specs.status());
-    std::vector<Experiment> experiments;
-    for (size_t i = 0; i < specs->size(); ++i) {
-      auto e = ValidateExperiment((*specs)[i], "sweep.experiments[" + std::to_string(i) + "]");
-      if (!e.ok()) return ToGrpc(e.status());
-      experiments.push_back(std::move(e).value());
+    auto experiments = ExpandSweep(FromProto(req->sweep()), config_->max_sweep_experiments);
+    if (!experiments.ok()) return ToGrpc(experiments.status());
+    SubmitOptions how;
+    how.sweep = true;
+    return Submit(user, *experiments, how, resp);
+  }
+
+  grpc::Status Resubmit(grpc::ServerContext* ctx, const v1::ResubmitRequest* req, v1::SubmitResponse* resp) override {
+    CADENZA_AUTH(user);
+    if (req->job_ids_size() == 0 && req->sweep_id() == 0) return ToGrpc(InvalidArgument("job_ids or sweep_id: required"));
+    if (req->job_ids_size() > 0 && req->sweep_id() != 0) return ToGrpc(InvalidArgument("job_ids and sweep_id: give one"));
+    std::vector<JobView> jobs;
+    if (req->sweep_id() != 0) {
+      JobFilter f;
+      f.sweep_id = req->sweep_id();
+      f.limit = 1 << 30;
+      jobs = scheduler_->ListJobs(f);
+      if (jobs.empty()) return ToGrpc(NotFound("sweep_id: no sweep " + std::to_string(req->sweep_id())));
+      std::reverse(jobs.begin(), jobs.end());  // oldest first, the sweep's expansion order
+    } else {
+      for (int64_t id : req->job_ids()) {
+        auto v = scheduler_->GetJob(id);
+        if (!v.ok()) return ToGrpc(v.status());
+        jobs.push_back(std::move(v).value());
+      }
     }
-    return Submit(user, experiments, true, resp);
+    // The sweep's latest job per run name: an experiment resubmitted before is judged by its newest attempt.
+    std::map<std::string, const JobView*> latest;
+    for (const JobView& v : jobs) latest[v.job.experiment.name] = &v;
+    std::vector<Experiment> experiments;
+    int64_t into_sweep = req->sweep_id();
+    for (const JobView& v : jobs) {
+      const JobRecord& j = v.job;
+      if (j.user != user) {
+        return ToGrpc(PermissionDenied("job " + std::to_string(j.id) + " belongs to another user; only its submitter may resubmit it"));
+      }
+      if (!IsTerminal(j.state)) {
+        if (req->sweep_id() != 0) continue;  // still running: nothing to redo
+        return ToGrpc(FailedPrecondition("job " + std::to_string(j.id) + " is " + JobStateName(j.state) + "; cancel it first"));
+      }
+      if (req->sweep_id() != 0 && latest[j.experiment.name] != &v) continue;
+      if (req->failed_only() && j.state == JobState::kSucceeded) continue;
+      if (req->job_ids_size() > 0 && into_sweep == 0) into_sweep = j.sweep_id;
+      auto full = scheduler_->GetJob(j.id);  // ListJobs leaves the YAML out
+      if (!full.ok()) return ToGrpc(full.status());
+      experiments.push_back(full->job.experiment);
+    }
+    if (experiments.empty()) return ToGrpc(FailedPrecondition("nothing to resubmit: no finished job" + std::string(req->failed_only() ? " failed or cancelled" : "") + " matches"));
+    SubmitOptions how;
+    how.into_sweep = into_sweep;
+    how.resume = req->resume();
+    return Submit(user, experiments, how, resp);
   }
 
   grpc::Status GetJob(grpc::ServerContext* ctx, const v1::GetJobRequest* req, v1::Job* resp) override {
@@ -96,9 +142,11 @@ class ClientServiceImpl final : public v1::ClientService::Service {
 
   grpc::Status CancelJob(grpc::ServerContext* ctx, const v1::CancelJobRequest* req, v1::CancelJobResponse* resp) override {
     CADENZA_AUTH(user);
-    auto ack = scheduler_->Cancel(user, req->job_id(), NowUnixMs());
+    if ((req->job_id() != 0) == (req->sweep_id() != 0)) return ToGrpc(InvalidArgument("job_id or sweep_id: give one"));
+    auto ack = req->sweep_id() != 0 ? scheduler_->CancelSweep(user, req->sweep_id(), NowUnixMs()) : scheduler_->Cancel(user, req->job_id(), NowUnixMs());
     if (!ack.ok()) return ToGrpc(ack.status());
     resp->set_tasks_cancelled(ack->tasks_cancelled);
+    resp->set_jobs_cancelled(ack->jobs_cancelled);
     resp->set_state(static_cast<v1::JobState>(ack->state));
     return grpc::Status::OK;
   }
@@ -131,7 +179,7 @@ class ClientServiceImpl final : public v1::ClientService::Service {
   grpc::Status QueryResults(grpc::ServerContext* ctx, const v1::QueryResultsRequest* req, v1::QueryResultsResponse* resp) override {
     CADENZA_AUTH(user);
     (void)user;
-    auto rows = scheduler_->QueryResults(FromProto(*req));
+    auto rows = results_->Query(FromProto(*req));  // its own connection and snapshot: never the scheduler's lock
     if (!rows.ok()) return ToGrpc(rows.status());
     for (const ResultView& r : *rows) ToProto(r, resp->add_rows());
     return grpc::Status::OK;
@@ -141,18 +189,19 @@ class ClientServiceImpl final : public v1::ClientService::Service {
                                 v1::AggregateResultsResponse* resp) override {
     CADENZA_AUTH(user);
     (void)user;
-    auto rows = scheduler_->QueryResults(FromProto(req->filter()));
+    auto rows = results_->Query(FilterOf(*req));
     if (!rows.ok()) return ToGrpc(rows.status());
-    auto agg = Aggregate(*rows, {req->group_by().begin(), req->group_by().end()}, {req->metrics().begin(), req->metrics().end()});
+    auto agg = Aggregate(*rows, {req->group_by().begin(), req->group_by().end()}, {req->metrics().begin(), req->metrics().end()},
+                         req->per_job());
     if (!agg.ok()) return ToGrpc(agg.status());
     *resp = std::move(agg).value();
     return grpc::Status::OK;
   }
 
  private:
-  grpc::Status Submit(const std::string& user, const std::vector<Experiment>& experiments, bool sweep, v1::SubmitResponse* resp) {
+  grpc::Status Submit(const std::string& user, const std::vector<Experiment>& experiments, const SubmitOptions& how, v1::SubmitResponse* resp) {
     int64_t sweep_id = 0;
-    auto ids = scheduler_->Submit(user, experiments, sweep, NowUnixMs(), &sweep_id);
+    auto ids = scheduler_->Submit(user, experiments, how, NowUnixMs(), &sweep_id);
     if (!ids.ok()) return ToGrpc(ids.status());
     for (int64_t id : *ids) resp->add_job_ids(id);
     resp->set_sweep_id(sweep_id);
@@ -162,6 +211,7 @@ class ClientServiceImpl final : public v1::ClientService::Service {
   const CoordinatorConfig* config_;
   const TokenAuth* auth_;
   Scheduler* scheduler_;
+  ResultQuery* results_;
   const std::atomic<bool>* stopping_;
 };
 
@@ -349,6 +399,9 @@ StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(const Coor
   auto store = Store::Open(config.database);
   if (!store.ok()) return store.status();
   s->store_ = std::move(store).value();
+  auto results = ResultQuery::Open(s->store_->path());
+  if (!results.ok()) return results.status();
+  s->results_ = std::move(results).value();
   const int64_t now = NowUnixMs();
   s->registry_ = std::make_unique<WorkerRegistry>(s->store_.get(), config.heartbeat);
   if (Status st = s->registry_->Recover(now); !st.ok()) return st;
@@ -366,7 +419,7 @@ StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(const Coor
     opts.pem_key_cert_pairs.push_back({*key, *cert});
     creds = grpc::SslServerCredentials(opts);
   }
-  s->client_service_ = std::make_unique<ClientServiceImpl>(&s->config_, s->auth_.get(), s->scheduler_.get(), &s->stopping_);
+  s->client_service_ = std::make_unique<ClientServiceImpl>(&s->config_, s->auth_.get(), s->scheduler_.get(), s->results_.get(), &s->stopping_);
   s->worker_service_ = std::make_unique<WorkerServiceImpl>(&s->config_, s->auth_.get(), s->registry_.get(), s->scheduler_.get());
   // gRPC's absl mutexes check lock order on every acquisition in this build (about 3% of a loaded coordinator's CPU).
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);

@@ -10,6 +10,7 @@
 #include "coordinator/auth.h"
 #include "coordinator/config.h"
 #include "coordinator/registry.h"
+#include "coordinator/result_query.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/store.h"
 #include "core/status.h"
@@ -35,6 +36,7 @@ class CoordinatorServer {
 
   Scheduler& scheduler() { return *scheduler_; }
   WorkerRegistry& registry() { return *registry_; }
+  ResultQuery& results() { return *results_; }
 
  private:
   CoordinatorServer() = default;
@@ -44,6 +46,7 @@ class CoordinatorServer {
   std::unique_ptr<Store> store_;
   std::unique_ptr<WorkerRegistry> registry_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<ResultQuery> results_;  // QueryResults / AggregateResults, on their own read connections
   std::unique_ptr<TokenAuth> auth_;
   std::unique_ptr<ClientServiceImpl> client_service_;
   std::unique_ptr<WorkerServiceImpl> worker_service_;

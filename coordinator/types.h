@@ -9,7 +9,8 @@
 namespace cadenza::coord {
 
 // Values equal the cadenza.v1 enums (proto/cadenza/v1/common.proto).
-enum class TaskKind { kUnspecified = 0, kTrain = 1, kGenerate = 2, kEvaluate = 3, kAggregate = 4 };
+enum class TaskKind { kUnspecified = 0, kTrain = 1, kGenerate = 2, kEvaluate = 3, kAggregate = 4, kScore = 5, kProbe = 6 };
+inline constexpr int kNumTaskKinds = 7;  // kUnspecified included
 enum class TaskState { kUnspecified = 0, kBlocked = 1, kPending = 2, kLeased = 3, kSucceeded = 4, kFailed = 5, kCancelled = 6 };
 enum class JobState { kUnspecified = 0, kQueued = 1, kRunning = 2, kSucceeded = 3, kFailed = 4, kCancelled = 5 };
 
@@ -26,13 +27,38 @@ struct ExperimentSpec {
   uint64_t seed = 0;
   int samples = 0;
   int samples_per_task = 0;
+  std::map<std::string, std::string> axes;  // set by sweep expansion: the experiment's cell
 };
 
+struct NamedModel {
+  std::string name, model_yaml;
+  std::map<std::string, std::string> set;  // experiment key -> YAML value, for this model's runs only
+};
+struct GridAxis {
+  std::string key;
+  std::vector<std::string> values;
+};
+struct Budget {
+  int64_t tokens = 0;
+  double epochs = 0;
+  int64_t steps = 0;
+};
+
+// See SweepSpec in client.proto and docs/sweeps.md.
 struct SweepSpec {
   ExperimentSpec base;
   std::vector<std::string> datasets, model_families;
   std::vector<uint64_t> seeds;
   std::string name;
+  std::vector<NamedModel> models;
+  double match_tolerance = 0;  // 0: 0.10
+  bool allow_unmatched = false;
+  std::vector<double> dataset_fractions;
+  std::vector<int> context_lengths;
+  std::vector<GridAxis> grid;
+  int random = 0;
+  uint64_t random_seed = 0;
+  Budget budget;
 };
 
 // A validated experiment: every field resolved, `experiment_yaml` the effective (self-contained) YAML.
@@ -41,6 +67,8 @@ struct Experiment {
   uint64_t seed = 1;
   int samples = 8;
   int samples_per_task = 0;
+  std::map<std::string, std::string> axes;  // its sweep cell: model, dataset_fraction, context_length, grid keys
+  int64_t parameters = 0;                   // trainable parameters of its model (core/model_size.h)
 };
 
 struct WorkerKey {

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -214,8 +215,8 @@ TEST_F(ClusterTest, TwoWorkerGroupsRunExperimentsEndToEnd) {
     v1::Job job;
     ASSERT_TRUE(c->GetJob(j, &job).ok());
     EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
-    // train, G generate, G evaluate, aggregate; G = live ranks (3)
-    EXPECT_EQ(job.counts().succeeded(), 1 + 3 + 3 + 1);
+    // train, G generate, G evaluate, aggregate, score; G = live ranks (3)
+    EXPECT_EQ(job.counts().succeeded(), 1 + 3 + 3 + 1 + 1);
   }
   // Each group trained one experiment: the two training results came from a world of 2 and a world of 1.
   std::multiset<double> worlds;
@@ -256,6 +257,101 @@ TEST_F(ClusterTest, TwoWorkerGroupsRunExperimentsEndToEnd) {
   EXPECT_EQ(WaitExit(b, 20s), 0);
   Forget(a);
   Forget(b);
+}
+
+// The scaling study in small: two families x 3 nested fractions x 2 seeds through one 2-rank group, cancelled
+// mid-way and resubmitted: one result per task, one row per cell with n = 2, every fraction scored on the same
+// test pieces, probes absent past a model's context.
+TEST_F(ClusterTest, SweepCellsAcrossFractionsAndSeedsSurviveCancelAndResubmit) {
+  StartCoordinator(0, "coordinator.log");
+  ASSERT_GT(port_, 0);
+  const pid_t g = StartGroup(2, "group-a");
+  ASSERT_TRUE(WaitRegistered("group-a"));
+  const std::string base = Experiment("study", "transformer", 12, 6);
+  std::ofstream(dir_ / "sweep.yaml")
+      << "name: study\n"
+         "models:\n"
+         "  tf: {family: transformer, d_model: 32, layers: 2, heads: 4, ff_dim: 64, max_len: 128, dropout: 0.0}\n"
+         "  lstm: {family: lstm, d_model: 32, layers: 1, hidden: 48, attention: general, dropout: 0.0}\n"
+         "match_tolerance: 0.9\n"
+         "dataset_fractions: [0.25, 0.5, 1.0]\n"
+         "seeds: [1, 2]\n"
+         "budget: {steps: 12}\n"
+         "probe_lengths: [32, 256]\n";
+  const std::string conn = " --coordinator " + Target() + " --token-file " + (dir_ / "alice.token").string();
+  int rc = 0;
+  std::string out = Shell(std::string(CADENZA_CLI) + " submit " + base + " --sweep " + (dir_ / "sweep.yaml").string() +
+                              " --samples 2" + conn, &rc);
+  ASSERT_EQ(rc, 0) << out;
+  ASSERT_EQ(out.rfind("sweep ", 0), 0u) << out;
+  const int64_t sweep = std::atoll(out.c_str() + 6);
+  EXPECT_NE(out.find("12 job(s)"), std::string::npos) << out;
+  auto c = Client();
+  // Cancel once two runs have finished, then resubmit what did not finish.
+  auto succeeded = [&] {
+    v1::ListJobsRequest r;
+    r.set_sweep_id(sweep);
+    v1::ListJobsResponse jobs;
+    int n = 0;
+    if (c->ListJobs(r, &jobs).ok()) for (const auto& j : jobs.jobs()) n += j.state() == v1::JOB_STATE_SUCCEEDED;
+    return n;
+  };
+  ASSERT_TRUE(WaitFor([&] { return succeeded() >= 2; }, 120s)) << "no run finished";
+  out = Shell(std::string(CADENZA_CLI) + " cancel --sweep " + std::to_string(sweep) + conn, &rc);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("job(s) cancelled"), std::string::npos) << out;
+  const int done_before = succeeded();
+  out = Shell(std::string(CADENZA_CLI) + " resubmit --sweep " + std::to_string(sweep) + " --failed-only" + conn, &rc);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find(std::to_string(12 - done_before) + " new job(s) in fresh run folders"), std::string::npos) << out;
+  ASSERT_TRUE(WaitJobsDone(c.get(), 240s)) << "the resubmitted runs did not finish";
+  EXPECT_EQ(succeeded(), 12);
+  // Exactly one train, score, probe and aggregate result per succeeded run.
+  v1::ListJobsRequest lr;
+  lr.set_sweep_id(sweep);
+  v1::ListJobsResponse jobs;
+  ASSERT_TRUE(c->ListJobs(lr, &jobs).ok());
+  std::set<int64_t> tokens_of_test;
+  for (const auto& j : jobs.jobs()) {
+    if (j.state() != v1::JOB_STATE_SUCCEEDED) continue;
+    for (v1::TaskKind k : {v1::TASK_KIND_TRAIN, v1::TASK_KIND_SCORE, v1::TASK_KIND_PROBE, v1::TASK_KIND_AGGREGATE}) {
+      EXPECT_EQ(Results(c.get(), k, j.job_id()).size(), 1u) << j.name() << " kind " << k;
+    }
+    const auto score = Results(c.get(), v1::TASK_KIND_SCORE, j.job_id());
+    ASSERT_EQ(score.size(), 1u);
+    tokens_of_test.insert(int64_t(score[0].metrics().at("test/tokens")));
+    const auto probe = Results(c.get(), v1::TASK_KIND_PROBE, j.job_id());
+    ASSERT_EQ(probe.size(), 1u);
+    EXPECT_EQ(probe[0].metrics().count("probe/L32/b1/forward_ms"), 1u) << j.name();
+    // 256 tokens exceed the Transformer's max_len of 128: absent, not zero. The LSTM has no such limit.
+    EXPECT_EQ(probe[0].metrics().count("probe/L256/b1/forward_ms"), j.model_family() == "lstm" ? 1u : 0u) << j.name();
+  }
+  EXPECT_EQ(tokens_of_test.size(), 1u) << "every fraction must be scored on the same test pieces";
+  // The cell table: 6 cells (2 models x 3 fractions), each over both seeds.
+  out = Shell(std::string(CADENZA_CLI) + " results --sweep " + std::to_string(sweep) + " --format json" + conn, &rc);
+  ASSERT_EQ(rc, 0) << out;
+  auto cells = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_TRUE(cells.is_array()) << out;
+  ASSERT_EQ(cells.size(), 6u) << out;
+  std::map<std::string, std::vector<double>> train_tokens;
+  for (const auto& cell : cells) {
+    EXPECT_EQ(cell.at("n"), 2) << cell.dump();
+    EXPECT_TRUE(cell.at("parameters").is_number_integer()) << cell.dump();
+    EXPECT_TRUE(cell.contains("test/nll_per_token_ci95")) << cell.dump();
+    EXPECT_GT(cell.at("test/nll_per_token_mean").get<double>(), 0) << cell.dump();
+    train_tokens[cell.at("model").get<std::string>()].push_back(cell.at("data/train_tokens_mean").get<double>());
+  }
+  for (const auto& [model, t] : train_tokens) {  // nested subsets grow with the fraction
+    ASSERT_EQ(t.size(), 3u);
+    EXPECT_LT(t[0], t[1]) << model;
+    EXPECT_LT(t[1], t[2]) << model;
+  }
+  const std::string table = Shell(std::string(CADENZA_CLI) + " results --sweep " + std::to_string(sweep) + conn, &rc);
+  EXPECT_EQ(rc, 0) << table;
+  EXPECT_NE(table.find("test/nll_per_token (mean ± 95% CI)"), std::string::npos) << table;
+  kill(-g, SIGUSR1);
+  EXPECT_EQ(WaitExit(g, 30s), 4);
+  Forget(g);
 }
 
 TEST_F(ClusterTest, KilledWorkerGroupsTrainingResumesFromItsCheckpointElsewhere) {
@@ -364,7 +460,8 @@ TEST_F(ClusterTest, KilledCoordinatorRestartsAndEveryTaskHasExactlyOneResult) {
   }
   std::set<int64_t> ids;
   size_t rows = 0;
-  for (v1::TaskKind k : {v1::TASK_KIND_TRAIN, v1::TASK_KIND_GENERATE, v1::TASK_KIND_EVALUATE, v1::TASK_KIND_AGGREGATE}) {
+  for (v1::TaskKind k : {v1::TASK_KIND_TRAIN, v1::TASK_KIND_GENERATE, v1::TASK_KIND_EVALUATE, v1::TASK_KIND_AGGREGATE,
+                         v1::TASK_KIND_SCORE}) {
     for (const auto& r : Results(c.get(), k)) {
       ids.insert(r.task_id());
       ++rows;

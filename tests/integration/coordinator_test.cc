@@ -253,8 +253,8 @@ TEST_F(CoordinatorGrpcTest, FakeWorkerGroupRunsAnExperimentToItsResult) {
   EXPECT_DOUBLE_EQ(seen.back().progress(), 1.0);
   v1::Job j;
   ASSERT_TRUE(alice_->GetJob(job, &j).ok());
-  EXPECT_EQ(j.counts().succeeded(), 6);  // train, 2 generate (2 live ranks), 2 evaluate, aggregate
-  EXPECT_EQ(ranks[0].completed + ranks[1].completed, 6);
+  EXPECT_EQ(j.counts().succeeded(), 7);  // train, 2 generate (2 live ranks), 2 evaluate, aggregate, score
+  EXPECT_EQ(ranks[0].completed + ranks[1].completed, 7);
   v1::QueryResultsRequest q;
   q.set_job_id(job);
   v1::QueryResultsResponse rows;
@@ -349,11 +349,20 @@ std::pair<int, std::string> Cli(const std::string& target, const std::string& to
 
 TEST_F(CoordinatorGrpcTest, CommandLineSubmitStatusCancelResults) {
   const std::string yaml = dir_.Write("exp.yaml", ExperimentYaml("gru"));
-  const std::string sweep = dir_.Write("sweep.yaml", "name: sc\nseeds: [1, 2]\nmodel_families: [lstm, transformer]\n");
+  const std::string sweep = dir_.Write("sweep.yaml", "name: sc\nseeds: [1, 2]\nmodel_families: [lstm, transformer]\nallow_unmatched: true\n");
+  // The datasets are opened here first: /data/ds does not exist on this machine.
   auto [rc, out] = Cli(target_, kAlice, "submit " + yaml + " --samples 2");
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("dataset /data/ds: /data/ds: no such dataset folder"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(target_, kAlice, "submit " + yaml + " --samples 2 --skip-dataset-check");
   ASSERT_EQ(rc, 0) << out;
   EXPECT_EQ(out, "1 job(s): 1\n");
-  std::tie(rc, out) = Cli(target_, kAlice, "submit " + yaml + " --sweep " + sweep);
+  // The old form's families differ in size: refused with the counts unless allowed.
+  const std::string unmatched = dir_.Write("unmatched.yaml", "name: sc\nmodel_families: [lstm, transformer]\n");
+  std::tie(rc, out) = Cli(target_, kAlice, "submit " + yaml + " --skip-dataset-check --sweep " + unmatched);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("sweep.models: parameter counts differ by"), std::string::npos) << out;
+  std::tie(rc, out) = Cli(target_, kAlice, "submit " + yaml + " --skip-dataset-check --sweep " + sweep);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_EQ(out, "sweep 1: 4 job(s): 2 3 4 5\n");
   std::tie(rc, out) = Cli(target_, kBob, "status 1");
@@ -376,7 +385,7 @@ TEST_F(CoordinatorGrpcTest, CommandLineSubmitStatusCancelResults) {
   EXPECT_EQ(out, "job,experiment,dataset,family,seed,task,shard\n");
   std::string text = ExperimentYaml("lstm");
   text.replace(text.find("steps: 5"), 8, "steps: 0");
-  std::tie(rc, out) = Cli(target_, kAlice, "submit " + dir_.Write("bad.yaml", text));
+  std::tie(rc, out) = Cli(target_, kAlice, "submit " + dir_.Write("bad.yaml", text) + " --skip-dataset-check");
   EXPECT_EQ(rc, 1) << out;
   EXPECT_NE(out.find("train.steps: expected >= 1"), std::string::npos) << out;
 }
@@ -423,7 +432,7 @@ TEST(CoordinatorKillTest, SigkillMidRunThenRestartFinishesWithOneResultPerTask) 
   for (uint64_t seed = 1; seed <= 12; ++seed) sweep.mutable_sweep()->add_seeds(seed);
   v1::SubmitResponse submitted;
   ASSERT_TRUE(submitter->SubmitSweep(sweep, &submitted).ok());
-  ASSERT_EQ(submitted.job_ids_size(), 12);  // 12 jobs x (train + 3 generate + 3 evaluate + aggregate) = 96 tasks
+  ASSERT_EQ(submitted.job_ids_size(), 12);  // 12 jobs x (train + 3 generate + 3 evaluate + aggregate + score) = 108 tasks
 
   auto worker = Client("127.0.0.1:" + std::to_string(port), kAlice);
   const int64_t group = RegisterGroup(worker.get(), 3);
@@ -479,11 +488,11 @@ TEST(CoordinatorKillTest, SigkillMidRunThenRestartFinishesWithOneResultPerTask) 
     EXPECT_EQ(j.state(), v1::JOB_STATE_SUCCEEDED) << j.job_id() << ": " << j.error();
     tasks += j.counts().succeeded();
   }
-  EXPECT_EQ(tasks, 96);
+  EXPECT_EQ(tasks, 108);  // 12 jobs x (train, 3 generate, 3 evaluate, aggregate, score)
   // Exactly one result per task, over every kind.
   std::set<int64_t> ids;
   int rows_total = 0;
-  for (v1::TaskKind k : {v1::TASK_KIND_TRAIN, v1::TASK_KIND_GENERATE, v1::TASK_KIND_EVALUATE, v1::TASK_KIND_AGGREGATE}) {
+  for (v1::TaskKind k : {v1::TASK_KIND_TRAIN, v1::TASK_KIND_GENERATE, v1::TASK_KIND_EVALUATE, v1::TASK_KIND_AGGREGATE, v1::TASK_KIND_SCORE}) {
     v1::QueryResultsRequest rq;
     rq.set_kind(k);
     v1::QueryResultsResponse rows;
@@ -491,11 +500,11 @@ TEST(CoordinatorKillTest, SigkillMidRunThenRestartFinishesWithOneResultPerTask) 
     for (const auto& r : rows.rows()) ids.insert(r.task_id());
     rows_total += rows.rows_size();
   }
-  EXPECT_EQ(rows_total, 96);
-  EXPECT_EQ(ids.size(), 96u);
+  EXPECT_EQ(rows_total, 108);
+  EXPECT_EQ(ids.size(), 108u);
   int completed = 0;
   for (const auto& r : ranks) completed += r.completed;
-  EXPECT_GE(completed, 96);  // duplicates (a report retried across the restart) were answered, not recorded
+  EXPECT_GE(completed, 108);  // duplicates (a report retried across the restart) were answered, not recorded
   kill(pid, SIGTERM);
   waitpid(pid, &status, 0);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "SIGTERM: clean exit expected";

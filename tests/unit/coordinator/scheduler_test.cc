@@ -2,7 +2,11 @@
 // cancellation, fair share, recovery after a restart. No network; time is passed explicitly.
 #include "coordinator/scheduler.h"
 
+#include "coordinator/result_query.h"
+
 #include <gtest/gtest.h>
+
+#include <map>
 
 #include "tests/unit/coordinator/test_util.h"
 
@@ -26,7 +30,7 @@ class SchedulerTest : public ::testing::Test {
     sched_ = std::make_unique<Scheduler>(store_.get(), o, [this] { return live_ranks_; });
   }
   int64_t Submit(const std::string& user, int samples = 4, int per_task = 0) {
-    auto ids = sched_->Submit(user, {testing::MakeExperiment(samples, per_task)}, false, now_, nullptr);
+    auto ids = sched_->Submit(user, {testing::MakeExperiment(samples, per_task)}, SubmitOptions{}, now_, nullptr);
     EXPECT_TRUE(ids.ok()) << ids.status().message();
     return ids.ok() ? (*ids)[0] : 0;
   }
@@ -81,6 +85,12 @@ TEST_F(SchedulerTest, RunsTheGraphTrainGenerateEvaluateAggregate) {
   EXPECT_EQ(g1.seeds[0], 7u * 1000003u + 3);
   EXPECT_EQ(g0.checkpoint, "/runs/unit/checkpoints/best.pt");
   EXPECT_EQ(g0.samples_dir, "/runs/unit/samples/shard-0");
+  // Scoring on the fixed splits runs beside generation, on any rank; no probe task (the YAML lists no lengths).
+  Assignment score = Lease(v0_);
+  ASSERT_EQ(score.task.kind, TaskKind::kScore);
+  EXPECT_EQ(score.checkpoint, "/runs/unit/checkpoints/best.pt");
+  EXPECT_EQ(score.report_path, "/runs/unit/score.json");
+  Complete(score);
   EXPECT_TRUE(NothingFor(v0_));  // evaluations wait for their generation
   Complete(g1);
   Assignment e1 = Lease(v0_);
@@ -101,9 +111,11 @@ TEST_F(SchedulerTest, RunsTheGraphTrainGenerateEvaluateAggregate) {
   auto view = sched_->GetJob(job);
   EXPECT_EQ(view->job.state, JobState::kSucceeded);
   EXPECT_DOUBLE_EQ(view->progress, 1.0);
-  EXPECT_EQ(view->counts.by_state[static_cast<int>(TaskState::kSucceeded)], 6);
-  EXPECT_EQ(*store_->CountResults(), 6);
-  auto rows = sched_->QueryResults({});
+  EXPECT_EQ(view->counts.by_state[static_cast<int>(TaskState::kSucceeded)], 7);
+  EXPECT_EQ(*store_->CountResults(), 7);
+  auto query = ResultQuery::Open(store_->path());
+  ASSERT_TRUE(query.ok()) << query.status().message();
+  auto rows = (*query)->Query({});
   ASSERT_TRUE(rows.ok());
   ASSERT_EQ(rows->size(), 1u);  // the aggregate result by default
   EXPECT_DOUBLE_EQ((*rows)[0].result.metrics.at("score"), 0.75);
@@ -290,8 +302,82 @@ TEST_F(SchedulerTest, RestartRecoversLeasesAndFinishesWithOneResultPerTask) {
   Complete(Lease(w0_));
   Complete(Lease(w1_));
   Complete(Lease(w0_));
+  EXPECT_EQ(StateOf(job), JobState::kRunning);  // the score task is left
+  Complete(Lease(w1_));
   EXPECT_EQ(StateOf(job), JobState::kSucceeded);
-  EXPECT_EQ(*store_->CountResults(), 6);
+  EXPECT_EQ(*store_->CountResults(), 7);
+}
+
+TEST_F(SchedulerTest, ProbeTaskWhenTheExperimentListsLengthsAndTheJobWaitsForAll) {
+  ExperimentSpec spec;
+  spec.experiment_yaml = testing::ExperimentYaml() + "probe: {lengths: [64, 128], batch_sizes: [1]}\n";
+  spec.samples = 1;
+  auto e = ValidateExperiment(spec);
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  auto ids = sched_->Submit("alice", {*e}, SubmitOptions{}, now_, nullptr);
+  ASSERT_TRUE(ids.ok());
+  const int64_t job = (*ids)[0];
+  Complete(Lease(w0_));
+  std::map<TaskKind, Assignment> leased;
+  for (int i = 0; i < 3; ++i) {  // generate, score, probe are ready at once
+    Assignment a = Lease(i % 2 ? w1_ : w0_);
+    leased[a.task.kind] = a;
+  }
+  ASSERT_EQ(leased.count(TaskKind::kProbe), 1u);
+  EXPECT_EQ(leased[TaskKind::kProbe].report_path, "/runs/unit/probe.csv");
+  EXPECT_EQ(leased[TaskKind::kProbe].checkpoint, "/runs/unit/checkpoints/best.pt");
+  Complete(leased[TaskKind::kGenerate]);
+  Complete(Lease(w0_));  // evaluate
+  Complete(Lease(w0_));  // aggregate
+  Complete(leased[TaskKind::kScore]);
+  EXPECT_EQ(StateOf(job), JobState::kRunning);  // the probe still runs
+  Complete(leased[TaskKind::kProbe]);
+  EXPECT_EQ(StateOf(job), JobState::kSucceeded);
+}
+
+TEST_F(SchedulerTest, RunFoldersAreNeverShared) {
+  const int64_t first = Submit("alice");
+  const int64_t second = Submit("alice");  // the same experiment again, while the first runs
+  EXPECT_EQ(sched_->GetJob(first)->job.experiment.output_dir, "/runs/unit");
+  EXPECT_EQ(sched_->GetJob(second)->job.experiment.output_dir, "/runs/unit-r2");
+  EXPECT_EQ(Lease(w0_).checkpoint, "/runs/unit/checkpoints/latest.pt");
+  EXPECT_EQ(Lease(v0_).checkpoint, "/runs/unit-r2/checkpoints/latest.pt");
+  // Resuming a folder whose job still runs is refused; once cancelled it continues there, training resumes.
+  SubmitOptions resume;
+  resume.resume = true;
+  auto busy = sched_->Submit("alice", {sched_->GetJob(first)->job.experiment}, resume, now_, nullptr);
+  EXPECT_EQ(busy.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(busy.status().message().find("job " + std::to_string(first)), std::string::npos) << busy.status().message();
+  ASSERT_TRUE(sched_->Cancel("alice", first, now_).ok());
+  auto again = sched_->Submit("alice", {sched_->GetJob(first)->job.experiment}, resume, now_, nullptr);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(sched_->GetJob((*again)[0])->job.experiment.output_dir, "/runs/unit");
+  Assignment r = Lease(WorkerKey{3, 0});
+  EXPECT_EQ(r.task.job_id, (*again)[0]);
+  EXPECT_TRUE(r.resume);
+  EXPECT_EQ(r.checkpoint, "/runs/unit/checkpoints/latest.pt");
+}
+
+TEST_F(SchedulerTest, CancelASweep) {
+  std::vector<Experiment> runs = {testing::MakeExperiment(), testing::MakeExperiment(), testing::MakeExperiment()};
+  int64_t sweep = 0;
+  SubmitOptions how;
+  how.sweep = true;
+  auto ids = sched_->Submit("alice", runs, how, now_, &sweep);
+  ASSERT_TRUE(ids.ok());
+  ASSERT_GT(sweep, 0);
+  const int64_t other = Submit("alice");
+  Assignment a = Lease(w0_);
+  EXPECT_EQ(sched_->CancelSweep("mallory", sweep, now_).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(sched_->CancelSweep("alice", sweep + 7, now_).status().code(), StatusCode::kNotFound);
+  auto ack = sched_->CancelSweep("alice", sweep, now_);
+  ASSERT_TRUE(ack.ok()) << ack.status().message();
+  EXPECT_EQ(ack->jobs_cancelled, 3);
+  EXPECT_EQ(ack->tasks_cancelled, 3);
+  for (int64_t id : *ids) EXPECT_EQ(StateOf(id), JobState::kCancelled);
+  EXPECT_EQ(StateOf(other), JobState::kQueued);  // not in the sweep
+  EXPECT_EQ(sched_->Heartbeat(w0_, {{a.task.id, a.task.attempt}}, now_).size(), 1u);  // the leased one is told to stop
+  EXPECT_EQ(sched_->CancelSweep("alice", sweep, now_)->jobs_cancelled, 0);
 }
 
 TEST_F(SchedulerTest, RecoveredLeaseExpiresWhenItsHolderNeverReturns) {

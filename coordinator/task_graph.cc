@@ -1,0 +1,108 @@
+// The experiment task graph: first task, follow-ups of a completed task, completion rule.
+#include "coordinator/task_graph.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+
+#include "core/run_layout.h"
+
+namespace cadenza::coord {
+
+bool WantsProbe(const Experiment& e) {
+  try {
+    const YAML::Node probe = YAML::Load(e.experiment_yaml)["probe"];
+    return probe && probe["lengths"] && probe["lengths"].IsSequence() && probe["lengths"].size() > 0;
+  } catch (const YAML::Exception&) {
+    return false;  // validated at submission; an unreadable YAML asks for nothing extra
+  }
+}
+
+TaskRecord FirstTask(const Experiment& e, int64_t job_id, int max_attempts) {
+  TaskRecord t;
+  t.job_id = job_id;
+  t.kind = TaskKind::kTrain;
+  t.state = TaskState::kPending;
+  t.max_attempts = max_attempts;
+  t.checkpoint = run_layout::LatestCheckpoint(e.output_dir);
+  return t;
+}
+
+FollowUps NextTasks(const Experiment& e, const TaskRecord& done, const std::string& checkpoint_in,
+                    const std::vector<const TaskRecord*>& siblings, int ranks, int max_attempts) {
+  FollowUps f;
+  auto task = [&](TaskKind kind, TaskState state) {
+    TaskRecord t;
+    t.job_id = done.job_id;
+    t.kind = kind;
+    t.state = state;
+    t.max_attempts = max_attempts;
+    return t;
+  };
+  if (done.kind == TaskKind::kTrain) {
+    const std::string checkpoint = checkpoint_in.empty() ? run_layout::BestCheckpoint(e.output_dir) : checkpoint_in;
+    const int n = e.samples;
+    int g = e.samples_per_task > 0 ? (n + e.samples_per_task - 1) / e.samples_per_task : std::min(n, std::max(1, ranks));
+    g = std::max(1, std::min(g, n));
+    int begin = 0;
+    for (int i = 0; i < g; ++i) {
+      TaskRecord t = task(TaskKind::kGenerate, TaskState::kPending);
+      t.shard_index = i;
+      t.shard_count = g;
+      t.sample_begin = begin;
+      t.sample_count = n / g + (i < n % g ? 1 : 0);
+      t.checkpoint = checkpoint;
+      begin += t.sample_count;
+      f.inserts.push_back(t);
+    }
+    for (int i = 0; i < g; ++i) {
+      TaskRecord t = f.inserts[static_cast<size_t>(i)];
+      t.kind = TaskKind::kEvaluate;
+      t.state = TaskState::kBlocked;
+      t.parent_id = -(i + 1);
+      f.inserts.push_back(t);
+    }
+    TaskRecord agg = task(TaskKind::kAggregate, TaskState::kBlocked);
+    agg.shard_count = g;
+    f.inserts.push_back(agg);
+    TaskRecord score = task(TaskKind::kScore, TaskState::kPending);
+    score.checkpoint = checkpoint;
+    f.inserts.push_back(score);
+    if (WantsProbe(e)) {
+      TaskRecord probe = task(TaskKind::kProbe, TaskState::kPending);
+      probe.checkpoint = checkpoint;
+      f.inserts.push_back(probe);
+    }
+  } else if (done.kind == TaskKind::kGenerate) {
+    for (const TaskRecord* t : siblings) {
+      if (t->kind == TaskKind::kEvaluate && t->parent_id == done.id && t->state == TaskState::kBlocked) {
+        TaskRecord u = *t;
+        u.state = TaskState::kPending;
+        f.updates.push_back(u);
+      }
+    }
+  } else if (done.kind == TaskKind::kEvaluate) {
+    bool all = true;
+    const TaskRecord* agg = nullptr;
+    for (const TaskRecord* t : siblings) {
+      if (t->kind == TaskKind::kEvaluate && t->id != done.id && t->state != TaskState::kSucceeded) all = false;
+      if (t->kind == TaskKind::kAggregate) agg = t;
+    }
+    if (all && agg && agg->state == TaskState::kBlocked) {
+      TaskRecord u = *agg;
+      u.state = TaskState::kPending;
+      f.updates.push_back(u);
+    }
+  }
+  return f;
+}
+
+bool JobComplete(const TaskRecord& done, const std::vector<const TaskRecord*>& siblings, const FollowUps& follow) {
+  if (!follow.inserts.empty()) return false;
+  for (const TaskRecord* t : siblings) {
+    if (t->id != done.id && t->state != TaskState::kSucceeded) return false;
+  }
+  return true;
+}
+
+}  // namespace cadenza::coord
