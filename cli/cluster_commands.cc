@@ -268,10 +268,12 @@ int RunStatus(const Connection& conn, int64_t job_id, bool watch, const std::str
   req.set_user(user);
   v1::ListJobsResponse resp;
   if (Status s = (*client)->ListJobs(req, &resp); !s.ok()) return Fail(s);
-  std::cout << std::left << std::setw(7) << "job" << std::setw(10) << "user" << std::setw(36) << "name" << std::setw(11) << "state"
+  int name_width = 36;  // sweep runs have long names: the column grows to fit them
+  for (const v1::Job& j : resp.jobs()) name_width = std::max(name_width, static_cast<int>(j.name().size()) + 2);
+  std::cout << std::left << std::setw(7) << "job" << std::setw(10) << "user" << std::setw(name_width) << "name" << std::setw(11) << "state"
             << std::setw(6) << "done" << std::setw(9) << "tasks" << "family\n";
   for (const v1::Job& j : resp.jobs()) {
-    std::cout << std::setw(7) << j.job_id() << std::setw(10) << j.user() << std::setw(36) << j.name() << std::setw(11) << StateName(j.state())
+    std::cout << std::setw(7) << j.job_id() << std::setw(10) << j.user() << std::setw(name_width) << j.name() << std::setw(11) << StateName(j.state())
               << std::setw(6) << Pct(j.progress()) << std::setw(9) << Done(j) << j.model_family() << "\n";
   }
   std::cout << std::right;

@@ -355,7 +355,7 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     uint32_t mask = 0;
     for (int i = 0; i < kinds.size(); ++i) {
       const int k = kinds.Get(i);
-      if (k < 1 || k > 4) return InvalidArgument("kinds[" + std::to_string(i) + "]: unknown task kind " + std::to_string(k));
+      if (k < 1 || k >= kNumTaskKinds) return InvalidArgument("kinds[" + std::to_string(i) + "]: unknown task kind " + std::to_string(k));
       mask |= 1u << k;
     }
     auto a = scheduler_->Lease(w, mask, now);

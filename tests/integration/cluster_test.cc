@@ -349,6 +349,10 @@ TEST_F(ClusterTest, SweepCellsAcrossFractionsAndSeedsSurviveCancelAndResubmit) {
   const std::string table = Shell(std::string(CADENZA_CLI) + " results --sweep " + std::to_string(sweep) + conn, &rc);
   EXPECT_EQ(rc, 0) << table;
   EXPECT_NE(table.find("test/nll_per_token (mean ± 95% CI)"), std::string::npos) << table;
+  // Both ranks took tasks alone (score, probe, generate, evaluate); no lease was refused.
+  const std::string log = Slurp(dir_ / "group-a.log");
+  EXPECT_EQ(log.find("LeaseTask:"), std::string::npos) << log;
+  EXPECT_NE(log.find("rank 1 of 2: task"), std::string::npos) << log;
   kill(-g, SIGUSR1);
   EXPECT_EQ(WaitExit(g, 30s), 4);
   Forget(g);
