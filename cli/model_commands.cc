@@ -18,6 +18,7 @@
 #include "core/midi.h"
 #include "core/model/model_api.h"
 #include "core/model/probe.h"
+#include "core/config_overrides.h"
 #include "core/model/trainer.h"
 #include "core/segmentation.h"
 #include "core/tokenizer.h"
@@ -43,6 +44,12 @@ int Fail(const Status& s) {
 int RunTrain(const TrainArgs& a) {
   auto config = LoadExperimentConfig(a.experiment);
   if (!config.ok()) return Fail(config.status());
+  if (!a.overrides.empty()) {
+    auto text = ApplyOverrides(config->ToYaml(), a.overrides);
+    if (!text.ok()) return Fail(text.status());
+    config = ParseExperimentConfig(*text, a.experiment + " (with overrides)");
+    if (!config.ok()) return Fail(config.status());
+  }
   if (a.threads >= 0) config->train.threads = a.threads;
   auto windows = OpenExperimentWindows(*config);
   if (!windows.ok()) return Fail(config->dataset.empty() ? windows.status().WithContext(a.experiment) : windows.status());

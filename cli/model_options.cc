@@ -9,6 +9,9 @@ void AddModelCommands(CLI::App& app, const ModelCommandHandlers& run, int* exit_
   auto train_args = std::make_shared<TrainArgs>();
   auto* train = app.add_subcommand("train", "Train one model (attention RNN or Transformer) from an experiment YAML");
   train->add_option("experiment", train_args->experiment, "Experiment file (see configs/experiments/)")->required()->check(CLI::ExistingFile);
+  train->add_option("overrides", train_args->overrides,
+                    "key=value overrides of the experiment (train.steps=300 model.dropout=0.2), validated like the file's keys; "
+                    "the run's config.yaml records the result");
   train->add_flag("--resume", train_args->resume, "Continue the run in the experiment's `out` from checkpoints/latest.pt");
   train->add_option("--threads", train_args->threads, "LibTorch threads (overrides train.threads; 0 = all cores)")->check(CLI::Range(0, 256));
   train->add_option("--stop-after", train_args->stop_after, "Checkpoint and stop after N steps in this process (resume later)")->check(CLI::NonNegativeNumber);

@@ -15,6 +15,7 @@ namespace cadenza {
 
 struct TrainArgs {
   std::string experiment;  // experiment YAML
+  std::vector<std::string> overrides;  // key=value (train.steps=300), applied to the file's values
   bool resume = false;
   int threads = -1;        // -1: the config's train.threads
   int64_t stop_after = 0;  // checkpoint and stop after this many steps in this process (0: run to the end)

@@ -112,6 +112,18 @@ TEST_F(CliTest, TrainThenGenerateMidiAndWav) {
   CliRun again = Cadenza("train " + exp.string() + " --quiet");
   EXPECT_EQ(again.exit_code, 1) << "a second run into the same folder must ask for --resume";
   EXPECT_NE(again.output.find("--resume"), std::string::npos) << again.output;
+  // key=value overrides: applied and recorded in the run's config.yaml; a bad key is named.
+  CliRun over = Cadenza("train " + exp.string() + " train.steps=4 out=" + run + "-over model.dropout=0.2 --quiet");
+  ASSERT_EQ(over.exit_code, 0) << over.output;
+  EXPECT_NE(over.output.find("steps          4 of 4"), std::string::npos) << over.output;
+  {
+    std::stringstream config;
+    config << std::ifstream(run + "-over/config.yaml").rdbuf();
+    EXPECT_NE(config.str().find("dropout: 0.2"), std::string::npos) << config.str();
+  }
+  CliRun bad = Cadenza("train " + exp.string() + " train.stepz=4 --quiet");
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("train.stepz"), std::string::npos) << bad.output;
 
   // Scoring the checkpoint on the val split: a table row per split, and the JSON report with --out.
   CliRun help = Cadenza("score --help");
