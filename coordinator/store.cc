@@ -121,9 +121,6 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path_in) {
       {&store->begin_, "BEGIN IMMEDIATE"},
       {&store->commit_, "COMMIT"},
       {&store->rollback_, "ROLLBACK"},
-      {&store->select_results_,
-       "SELECT task_id, attempt, job_id, kind, shard_index, metrics_json, artifacts_json, checkpoint, summary, recorded_ms "
-       "FROM results WHERE job_id=? AND (?=0 OR kind=?) ORDER BY task_id"},
   };
   for (auto& st : statements) {
     auto p = store->Prepare(st.sql);
@@ -366,41 +363,6 @@ StatusOr<std::vector<WorkerGroup>> Store::LoadWorkerGroups() {
   }
   if (rc != SQLITE_DONE) return Error("load worker groups");
   return groups;
-}
-
-StatusOr<std::vector<ResultRecord>> Store::LoadResults(int64_t job_id, TaskKind kind) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Binder(select_results_).I(job_id).I(static_cast<int>(kind)).I(static_cast<int>(kind));
-  std::vector<ResultRecord> rows;
-  int rc;
-  while ((rc = sqlite3_step(select_results_)) == SQLITE_ROW) {
-    sqlite3_stmt* s = select_results_;
-    ResultRecord r;
-    r.task_id = Int(s, 0);
-    r.attempt = static_cast<int>(Int(s, 1));
-    r.job_id = Int(s, 2);
-    r.kind = static_cast<TaskKind>(Int(s, 3));
-    r.shard_index = static_cast<int>(Int(s, 4));
-    const nlohmann::json m = nlohmann::json::parse(Text(s, 5), nullptr, false);
-    if (m.is_object()) {
-      for (auto it = m.begin(); it != m.end(); ++it) {
-        if (it->is_number()) r.metrics[it.key()] = it->get<double>();
-      }
-    }
-    const nlohmann::json a = nlohmann::json::parse(Text(s, 6), nullptr, false);
-    if (a.is_array()) {
-      for (const auto& x : a) {
-        if (x.is_string()) r.artifacts.push_back(x.get<std::string>());
-      }
-    }
-    r.checkpoint = Text(s, 7);
-    r.summary = Text(s, 8);
-    r.recorded_ms = Int(s, 9);
-    rows.push_back(std::move(r));
-  }
-  sqlite3_reset(select_results_);
-  if (rc != SQLITE_DONE) return Error("load results");
-  return rows;
 }
 
 StatusOr<int64_t> Store::CountResults() {

@@ -45,8 +45,6 @@ class Store {
   StatusOr<std::vector<JobRecord>> LoadJobs();
   StatusOr<std::vector<TaskRecord>> LoadTasks();
   StatusOr<std::vector<WorkerGroup>> LoadWorkerGroups();
-  // Results of one job (kind kUnspecified: every kind), ordered by task id.
-  StatusOr<std::vector<ResultRecord>> LoadResults(int64_t job_id, TaskKind kind);
   StatusOr<int64_t> CountResults();
 
  private:
@@ -67,7 +65,6 @@ class Store {
   sqlite3_stmt* insert_task_ = nullptr;
   sqlite3_stmt* update_task_ = nullptr;
   sqlite3_stmt* insert_result_ = nullptr;
-  sqlite3_stmt* select_results_ = nullptr;
   sqlite3_stmt* begin_ = nullptr;  // BEGIN IMMEDIATE / COMMIT / ROLLBACK, prepared once (parsing them was 1% of a busy coordinator)
   sqlite3_stmt* commit_ = nullptr;
   sqlite3_stmt* rollback_ = nullptr;

@@ -13,6 +13,7 @@
 
 #include "core/experiment_config.h"
 #include "core/model_size.h"
+#include "core/yaml_path.h"
 
 namespace cadenza::coord {
 namespace {
@@ -55,27 +56,6 @@ std::string Shortest(double x) {
   std::ostringstream o;
   o << x;
   return o.str();
-}
-
-// Sets a dotted key ("train.lr") of a YAML mapping, creating the mappings on the way.
-void SetPath(YAML::Node root, const std::string& dotted, const YAML::Node& value) {
-  YAML::Node n = root;
-  size_t start = 0;
-  while (true) {
-    const size_t dot = dotted.find('.', start);
-    const std::string part = dotted.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (dot == std::string::npos) {
-      n[part] = value;
-      return;
-    }
-    YAML::Node child = n[part];
-    if (!child.IsMap()) {
-      n[part] = YAML::Node(YAML::NodeType::Map);
-      child = n[part];
-    }
-    n.reset(child);
-    start = dot + 1;
-  }
 }
 
 // One value of every axis: the point of the product an experiment is made from.
@@ -351,7 +331,9 @@ StatusOr<std::vector<Experiment>> ExpandSweep(const SweepSpec& sweep, int max_ex
               cell_name += "-" + sweep.models[mi].name;
               for (const auto& [key, value] : sweep.models[mi].set) {
                 try {
-                  SetPath(y, key, YAML::Load(value));
+                  if (Status set = SetYamlPath(y, key, YAML::Load(value)); !set.ok()) {
+                    return InvalidArgument(index("models", mi) + ".set." + key + ": " + set.message());
+                  }
                   axes[key] = value;  // shown with the cell (e.g. each family's own learning rate)
                 } catch (const YAML::Exception& e) {
                   return InvalidArgument(index("models", mi) + ".set." + key + ": '" + value + "' is not a YAML value: " + e.msg);
@@ -383,7 +365,9 @@ StatusOr<std::vector<Experiment>> ExpandSweep(const SweepSpec& sweep, int max_ex
               } catch (const YAML::Exception& e) {
                 return InvalidArgument(index("grid", k) + ".values: '" + values[k] + "' is not a YAML value: " + e.msg);
               }
-              SetPath(y, sweep.grid[k].key, v);
+              if (Status set = SetYamlPath(y, sweep.grid[k].key, v); !set.ok()) {
+                return InvalidArgument(index("grid", k) + ".key: " + set.message());
+              }
               axes[sweep.grid[k].key] = values[k];
               cell_name += "-" + NamePart(values[k]);
             }

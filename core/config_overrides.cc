@@ -1,6 +1,8 @@
 // Dotted-key overrides applied to an experiment's YAML before it is parsed and validated.
 #include "core/config_overrides.h"
 
+#include "core/yaml_path.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -30,31 +32,34 @@ StatusOr<std::string> ApplyOverrides(const std::string& yaml_text, const std::ve
       return InvalidArgument("override " + key + ": the value is not YAML: " + e.msg);
     }
     if (!value.IsDefined() || value.IsNull()) return InvalidArgument("override " + key + ": expected a value after '='");
-    YAML::Node n = root;
-    size_t start = 0;
-    while (true) {
-      const size_t dot = key.find('.', start);
-      const std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-      if (dot == std::string::npos) {
-        n[part] = value;
-        break;
-      }
-      YAML::Node child = n[part];
-      if (child && !child.IsMap()) {
-        return InvalidArgument("override " + key + ": " + key.substr(0, dot) + " is not a mapping" +
-                               (part == "model" ? " (the model file must be inlined first)" : ""));
-      }
-      if (!child) {
-        n[part] = YAML::Node(YAML::NodeType::Map);
-        child = n[part];
-      }
-      n.reset(child);
-      start = dot + 1;
+    if (Status set = SetYamlPath(root, key, value); !set.ok()) {
+      return InvalidArgument("override " + key + ": " + set.message() + (key.rfind("model.", 0) == 0 ? " (the model file must be inlined first)" : ""));
     }
   }
   std::ostringstream out;
   out << root;
   return out.str();
+}
+
+Status SetYamlPath(YAML::Node root, const std::string& dotted, const YAML::Node& value) {
+  YAML::Node n = root;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = dotted.find('.', start);
+    const std::string part = dotted.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (dot == std::string::npos) {
+      n[part] = value;
+      return Status::Ok();
+    }
+    YAML::Node child = n[part];
+    if (child && !child.IsMap()) return InvalidArgument(dotted.substr(0, dot) + " is not a mapping");
+    if (!child) {
+      n[part] = YAML::Node(YAML::NodeType::Map);
+      child = n[part];
+    }
+    n.reset(child);  // rebind (assignment would copy the child into n)
+    start = dot + 1;
+  }
 }
 
 }  // namespace cadenza

@@ -63,8 +63,16 @@ TEST(StoreTest, RoundTripsJobsTasksResults) {
   ASSERT_EQ(tasks->size(), 1u);
   EXPECT_EQ((*tasks)[0].shard_index, 2);
   EXPECT_EQ((*tasks)[0].checkpoint, "/ck.pt");
-  auto results = (*s)->LoadResults((*jobs)[0].id, TaskKind::kUnspecified);
-  ASSERT_TRUE(results.ok());
+  auto reader = ResultQuery::Open(db);
+  ASSERT_TRUE(reader.ok()) << reader.status().message();
+  ResultFilter every;
+  every.job_id = (*jobs)[0].id;
+  every.kind = TaskKind::kUnspecified;
+  auto views = (*reader)->Query(every);
+  ASSERT_TRUE(views.ok()) << views.status().message();
+  std::vector<ResultRecord> rows;
+  for (const ResultView& v : *views) rows.push_back(v.result);
+  auto* results = &rows;
   ASSERT_EQ(results->size(), 1u);
   EXPECT_DOUBLE_EQ((*results)[0].metrics.at("loss"), 1.5);
   EXPECT_EQ((*results)[0].artifacts, std::vector<std::string>{"/a.mid"});

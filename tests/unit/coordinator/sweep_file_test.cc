@@ -40,7 +40,7 @@ TEST(SweepFileTest, EveryShippedSweepLoadsAndExpandsAtMatchedSize) {
   EXPECT_EQ(study->models[1].name, "lstm");
   EXPECT_EQ(study->models[1].set.at("train.lr"), "0.002");
   EXPECT_NE(study->models[1].model_yaml.find("family: lstm"), std::string::npos);
-  EXPECT_EQ(study->budget.tokens, 1000000);
+  EXPECT_EQ(study->budget.tokens, 500000);
   EXPECT_NE(study->base.experiment_yaml.find("1024"), std::string::npos);  // probe lengths went into the base
   auto runs = ExpandSweep(*study, 1000);
   ASSERT_TRUE(runs.ok()) << runs.status().message();
@@ -52,7 +52,7 @@ TEST(SweepFileTest, EveryShippedSweepLoadsAndExpandsAtMatchedSize) {
   auto c = cadenza::ParseExperimentConfig(runs->back().experiment_yaml, "run");
   ASSERT_TRUE(c.ok()) << c.status().message();
   EXPECT_DOUBLE_EQ(c->train.lr, 0.002);
-  EXPECT_EQ(c->probe.lengths.size(), 5u);
+  EXPECT_EQ(c->probe.lengths.size(), 3u);
 }
 
 TEST(SweepFileTest, ErrorsNameTheFileAndKey) {
