@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <filesystem>
@@ -298,7 +299,7 @@ std::string Csv(const std::string& s) {
 
 std::string Num(double x) {
   std::ostringstream o;
-  o << std::setprecision(6) << x;
+  o << std::setprecision(x == std::floor(x) && std::fabs(x) < 1e15 ? 15 : 6) << x;  // whole numbers (token counts) in full
   return o.str();
 }
 

@@ -497,6 +497,9 @@ int Agent::Run() {
       } else {
         v1::Task t;
         if (LeaseLocal(&t, &retry_after_ms)) {  // rank 0 may lease any kind: a training task goes to the group
+          // Heartbeats renew it from now on: the collective below waits until every other rank has finished its
+          // own task (a score task runs for a minute on a real corpus), longer than a lease lasts.
+          SetRunning(&t);
           if (t.kind() == v1::TASK_KIND_TRAIN) {
             const fs::path latest = fs::path(t.output_dir()) / "checkpoints" / "latest.pt";
             t.set_resume(t.resume() && fs::exists(latest));  // an attempt that died before its first checkpoint starts afresh
