@@ -364,7 +364,8 @@ int RunCellResults(coord::CoordinatorClient& client, const ResultsArgs& a) {
   if (Status s = client.AggregateResults(req, &resp); !s.ok()) return Fail(s);
   if (resp.rows_size() == 0) {
     std::cerr << "sweep " << a.sweep << ": no finished experiment yet (`cadenza status` shows progress)\n";
-    return a.format == "table" ? 0 : (PrintRows({}, {}, a.format), 0);
+    if (a.format != "table") PrintRows({}, {}, a.format);  // an empty list / header-less CSV for scripts
+    return 0;
   }
   // Group columns in the order the coordinator gives (family, parameters, dataset, model, fraction, context, grid).
   std::vector<std::string> axes;
