@@ -15,6 +15,7 @@
 #include "core/audio.h"
 #include "core/eval/evaluate.h"
 #include "core/file_util.h"
+#include "storage/reference_pieces.h"
 
 namespace cadenza {
 namespace {
@@ -187,18 +188,18 @@ int RunDemo(const DemoOptions& d) {
   std::vector<EvaluationReport> reports;
   const fs::path eval_dir = fs::path(d.out) / "evaluation";
   fs::create_directories(eval_dir, ec);
+  const auto reference = OpenReferenceSplit(o.out_dir, "test");  // read by both families' evaluations
   for (const std::string family : kFamilies) {
     EvaluateRequest request;
     request.inputs = {(fs::path(d.out) / "samples" / family).string()};
-    request.reference_dataset = o.out_dir;
     request.ssm_png_dir = (eval_dir / (family + "-ssm")).string();
     request.jobs = d.jobs;
-    auto report = RunEvaluation(request);
-    if (!report.ok()) {  // e.g. a corpus too small for a test split: evaluate without the comparison
-      std::cout << family << ": " << report.status().message() << " (evaluated without a reference)\n";
-      request.reference_dataset.clear();
-      report = RunEvaluation(request);
+    if (reference.ok()) {
+      request.reference = reference->get();
+    } else {  // e.g. a corpus too small for a test split: evaluate without the comparison
+      std::cout << family << ": " << reference.status().message() << " (evaluated without a reference)\n";
     }
+    auto report = RunEvaluation(request);
     if (!report.ok()) return Fail(report.status());
     const std::string path = (eval_dir / (family + ".json")).string();
     if (Status s = WriteFileAtomic(path, ReportJson(*report)); !s.ok()) return Fail(s);

@@ -6,6 +6,8 @@
 #include <thread>
 
 #include "core/file_util.h"
+#include "storage/manifest.h"
+#include "storage/reference_pieces.h"
 
 namespace cadenza {
 
@@ -19,8 +21,8 @@ CLI::App* AddEvaluateCommand(CLI::App& app, const std::function<int(const Evalua
       "1: fatal error; 2: usage. Metrics: docs/evaluation.md");
   cmd->add_option("inputs", r.inputs, "MIDI files and/or folders (searched recursively for .mid/.midi)")->required();
   cmd->add_option("--out", a->out, "Report file to write (JSON, written atomically)")->required();
-  cmd->add_option("--reference", r.reference_dataset, "Dataset folder (from `cadenza ingest`) to compare against");
-  cmd->add_option("--split", r.split, "Split of the --reference dataset: train, val or test")->capture_default_str();
+  cmd->add_option("--reference", a->reference, "Dataset folder (from `cadenza ingest`) to compare against");
+  cmd->add_option("--split", a->split, "Split of the --reference dataset: train, val or test")->capture_default_str();
   cmd->add_option("--ssm-png", r.ssm_png_dir, "Folder for one self-similarity heatmap PNG per piece (bar grid drawn)");
   cmd->add_option("--segment", a->segment, "Segment unit of the self-similarity matrix: bar or beat")->capture_default_str()->check(CLI::IsMember({"bar", "beat"}));
   cmd->add_option("--checkpoint", a->checkpoint,
@@ -48,6 +50,16 @@ int RunEvaluate(EvaluateArgs args) {
     request.options.structure.si_length_step = 4;  // segments of whole 4/4 bars: a quarter of the work
   }
   request.progress = !args.quiet;
+  // The reference split, opened before any work so that a typo fails fast; --split is checked even without one.
+  std::unique_ptr<ReferencePieces> reference;
+  if (!args.reference.empty()) {
+    auto opened = OpenReferenceSplit(args.reference, args.split);
+    if (!opened.ok()) return fail(opened.status());
+    reference = std::move(opened).value();
+    request.reference = reference.get();
+  } else if (auto split = ParseSplit(args.split); !split.ok()) {
+    return fail(InvalidArgument("--split: " + split.status().message()));
+  }
   auto report = RunEvaluation(request);
   if (!report.ok()) return fail(report.status());
   Status s = WriteFileAtomic(args.out, ReportJson(*report));

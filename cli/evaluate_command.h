@@ -15,7 +15,9 @@ namespace cadenza {
 constexpr int kEvaluateExitPartial = 3;
 
 struct EvaluateArgs {
-  EvaluateRequest request;
+  EvaluateRequest request;  // its reference is opened by RunEvaluate from `reference` and `split`
+  std::string reference;    // dataset folder; empty: no reference
+  std::string split = "test";
   std::string out;
   std::string segment = "bar";
   std::string checkpoint;  // non-empty: the model's hidden states are the SSM's segment embeddings

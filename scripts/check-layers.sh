@@ -20,9 +20,6 @@ cd "$root" || { echo "check-layers: cannot enter $root" >&2; exit 2; }
 
 # Known violations, one per line: "<file> <include>". Each names what removes it; remove the line with the include.
 allowed=(
-  # core/eval reads the reference split through storage's Dataset. Removed by the issue that moves evaluation's
-  # reading behind an interface in core (as core/window_source.h does for training windows), implemented in storage.
-  "core/eval/evaluate.cc storage/dataset.h"
 )
 
 is_allowed() {

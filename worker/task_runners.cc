@@ -17,6 +17,7 @@
 #include "core/tokenizer.h"
 #include "core/vocabulary.h"
 #include "storage/dataset.h"
+#include "storage/reference_pieces.h"
 #include "storage/training_windows.h"
 
 namespace cadenza {
@@ -59,16 +60,21 @@ StatusOr<EvaluationReport> Evaluate(const std::vector<std::string>& inputs, cons
                                     const std::string& split, int jobs, std::string* note) {
   EvaluateRequest request;
   request.inputs = inputs;
-  request.reference_dataset = dataset;
-  request.split = split.empty() ? "test" : split;
   request.jobs = std::max(1, jobs);
-  auto report = RunEvaluation(request);
-  if (!report.ok() && !dataset.empty()) {  // e.g. a corpus too small for a test split (as `cadenza demo` does)
-    *note = report.status().message() + " (evaluated without a reference)";
-    request.reference_dataset.clear();
-    report = RunEvaluation(request);
+  const std::string split_name = split.empty() ? "test" : split;
+  auto parsed = ParseSplit(split_name);  // a bad split fails the task, with or without a dataset
+  if (!parsed.ok()) return InvalidArgument("--split: " + parsed.status().message());
+  std::unique_ptr<ReferencePieces> reference;
+  if (!dataset.empty()) {
+    auto opened = OpenReferenceSplit(dataset, split_name);
+    if (opened.ok()) {
+      reference = std::move(opened).value();
+      request.reference = reference.get();
+    } else {  // e.g. a corpus too small for a test split (as `cadenza demo` does)
+      *note = opened.status().message() + " (evaluated without a reference)";
+    }
   }
-  return report;
+  return RunEvaluation(request);
 }
 
 }  // namespace

@@ -14,7 +14,6 @@
 #include <thread>
 
 #include "core/eval/png.h"
-#include "storage/dataset.h"
 
 namespace cadenza {
 namespace fs = std::filesystem;
@@ -402,21 +401,14 @@ StatusOr<EvaluationReport> RunEvaluation(const EvaluateRequest& request) {
     return EvaluatePieceWithEmbeddings(*piece, *embeddings, request.options, ssm);
   };
 
-  // Validate the reference before any work, so a typo fails fast.
-  std::unique_ptr<Dataset> dataset;
-  std::vector<int64_t> ref_pieces;
-  auto split = ParseSplit(request.split);
-  if (!split.ok()) return InvalidArgument("--split: " + split.status().message());
-  if (!request.reference_dataset.empty()) {
-    auto ds = Dataset::Open(request.reference_dataset);
-    if (!ds.ok()) return ds.status();
-    dataset = std::move(ds).value();
-    ref_pieces = dataset->PiecesInSplit(*split);
-    if (ref_pieces.empty()) {
-      return FailedPrecondition(request.reference_dataset + ": the dataset has no pieces in split \"" + request.split + "\"");
+  // Check the reference before any work, so a bad one fails fast (OpenReferenceSplit refuses an empty split too).
+  const ReferencePieces* reference = request.reference;
+  if (reference) {
+    if (reference->size() == 0) {
+      return FailedPrecondition(reference->dataset() + ": the reference has no pieces in split \"" + reference->split() + "\"");
     }
-    report.reference_dataset = request.reference_dataset;
-    report.reference_split = request.split;
+    report.reference_dataset = reference->dataset();
+    report.reference_split = reference->split();
   }
   if (!request.ssm_png_dir.empty()) {
     std::error_code ec;
@@ -489,17 +481,16 @@ StatusOr<EvaluationReport> RunEvaluation(const EvaluateRequest& request) {
     }
   }
 
-  if (dataset) {
-    const Manifest& manifest = dataset->manifest();
-    std::vector<StatusOr<PieceMetrics>> refs(ref_pieces.size(), StatusOr<PieceMetrics>(Status(StatusCode::kInternal, "not evaluated")));
-    ParallelFor(static_cast<int64_t>(ref_pieces.size()), request.jobs, request.progress, "reference", [&](int64_t i) {
-      const std::string& source = manifest.pieces[ref_pieces[i]].source;
-      auto tokens = dataset->ReadPiece(ref_pieces[i]);
+  if (reference) {
+    std::vector<StatusOr<PieceMetrics>> refs(reference->size(), StatusOr<PieceMetrics>(Status(StatusCode::kInternal, "not evaluated")));
+    ParallelFor(static_cast<int64_t>(refs.size()), request.jobs, request.progress, "reference", [&](int64_t i) {
+      const std::string source = reference->Name(i);
+      auto tokens = reference->Tokens(i);
       if (!tokens.ok()) {
         refs[i] = tokens.status();
         return;
       }
-      auto m = measure_tokens(tokens->tokens, nullptr, nullptr);
+      auto m = measure_tokens(*tokens, nullptr, nullptr);
       if (!m.ok()) {
         refs[i] = m.status().WithContext(source);
         return;
@@ -511,7 +502,7 @@ StatusOr<EvaluationReport> RunEvaluation(const EvaluateRequest& request) {
       if (refs[i].ok()) {
         report.reference.push_back(std::move(refs[i]).value());
       } else {
-        report.reference_skipped.push_back({manifest.pieces[ref_pieces[i]].source, refs[i].status().message()});
+        report.reference_skipped.push_back({reference->Name(i), refs[i].status().message()});
       }
     }
     CompareSets(&report);

@@ -1,6 +1,8 @@
 // Evaluating pieces and sets: per-piece metrics, set statistics, comparison with a dataset split, the JSON report.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -74,10 +76,24 @@ std::string ReportJson(const EvaluationReport& report);
 // inter(generated, reference) (1 = indistinguishable from the reference's own spread).
 std::string SideBySideTable(const std::vector<std::string>& names, const std::vector<EvaluationReport>& reports);
 
+// The reference set an evaluation compares against, as token pieces (a dataset split). An interface so that core
+// never reads a dataset: storage implements it (storage/reference_pieces.h: OpenReferenceSplit), tests fake it.
+class ReferencePieces {
+ public:
+  virtual ~ReferencePieces() = default;
+  // The report's reference.dataset and reference.split (docs/evaluation.md).
+  virtual std::string dataset() const = 0;
+  virtual std::string split() const = 0;
+  virtual size_t size() const = 0;
+  // Piece i's name in the report (a dataset piece's source path).
+  virtual std::string Name(size_t i) const = 0;
+  // Piece i's beat-level tokens. Thread-safe: RunEvaluation calls it from `jobs` threads at once.
+  virtual StatusOr<std::vector<int32_t>> Tokens(size_t i) const = 0;
+};
+
 struct EvaluateRequest {
   std::vector<std::string> inputs;  // MIDI files and folders (searched recursively for .mid/.midi)
-  std::string reference_dataset;    // empty: no reference
-  std::string split = "test";
+  const ReferencePieces* reference = nullptr;  // null: no reference; not owned, must outlive RunEvaluation
   std::string ssm_png_dir;          // empty: no heatmaps
   EvalOptions options;
   // Optional: segment embeddings computed from a piece's tokens (e.g. a model's hidden states pooled per bar or
@@ -89,9 +105,10 @@ struct EvaluateRequest {
   bool progress = false;            // a progress line on stderr
 };
 
-// Runs everything but writing the report. Fatal errors (returned): no MIDI file found in the inputs, an unknown
-// split, a missing or unreadable dataset, an empty reference split, an uncreatable --ssm-png folder. A bad input
-// file (unreadable MIDI, empty piece) is listed in report.skipped with its reason and the rest goes on.
+// Runs everything but writing the report. Fatal errors (returned): an empty reference, an uncreatable --ssm-png
+// folder, no MIDI file found in the inputs (an unknown split or a bad dataset fails OpenReferenceSplit before). A
+// bad input file (unreadable MIDI, empty piece) or reference piece is listed in report.skipped (reference_skipped)
+// with its reason and the rest goes on.
 StatusOr<EvaluationReport> RunEvaluation(const EvaluateRequest& request);
 
 }  // namespace cadenza

@@ -1,11 +1,18 @@
-// Set comparison (mgeval): Scott bandwidth, KDE normalisation, overlap/KL of equal, shifted and constant sets; report.
+// Set comparison (mgeval): Scott bandwidth, KDE normalisation, overlap/KL of equal, shifted and constant sets; report; RunEvaluation against a
+// fake ReferencePieces.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "core/eval/compare.h"
 #include "core/eval/evaluate.h"
+#include "core/synthetic.h"
 
 namespace cadenza {
 namespace {
@@ -140,6 +147,65 @@ TEST(ReportTest, JsonHoldsPiecesSetStatsAndComparison) {
   // Undefined values are null, not NaN (which JSON cannot hold).
   report.pieces[0].melody.avg_pitch_deviation = NAN;
   EXPECT_TRUE(nlohmann::json::parse(ReportJson(report))["pieces"][0]["melody"]["avg_pitch_deviation"].is_null());
+}
+
+// An in-memory reference set: the seam that storage's OpenReferenceSplit fills from a dataset split.
+class FakeReference : public ReferencePieces {
+ public:
+  std::vector<std::pair<std::string, StatusOr<std::vector<int32_t>>>> pieces;
+  std::string dataset() const override { return "in-memory"; }
+  std::string split() const override { return "val"; }
+  size_t size() const override { return pieces.size(); }
+  std::string Name(size_t i) const override { return pieces[i].first; }
+  StatusOr<std::vector<int32_t>> Tokens(size_t i) const override { return pieces[i].second; }
+};
+
+TEST(RunEvaluationTest, ComparesWithAReferenceGivenThroughTheInterface) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("cadenza_eval_reference_" + std::to_string(::getpid()));
+  SyntheticOptions o;
+  o.count = 6;
+  ASSERT_TRUE(WriteSyntheticCorpus(o, dir.string()).ok());
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir)) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  ASSERT_EQ(files.size(), 6u);
+  FakeReference reference;
+  for (size_t i = 3; i < files.size(); ++i) reference.pieces.push_back({files[i], ReadPieceTokens(files[i])});
+  reference.pieces.push_back({"broken", StatusOr<std::vector<int32_t>>(DataLoss("shard unreadable"))});
+
+  EvaluateRequest request;
+  request.inputs = {files[0], files[1], files[2]};
+  request.reference = &reference;
+  request.jobs = 2;
+  auto report = RunEvaluation(request);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  EXPECT_EQ(report->pieces.size(), 3u);
+  ASSERT_TRUE(report->has_reference);
+  ASSERT_EQ(report->reference.size(), 3u);
+  EXPECT_EQ(report->reference[0].name, files[3]);
+  ASSERT_EQ(report->reference_skipped.size(), 1u);
+  EXPECT_EQ(report->reference_skipped[0].input, "broken");
+  EXPECT_EQ(report->reference_skipped[0].reason, "shard unreadable");
+  EXPECT_EQ(report->comparisons.size(), FeatureNames().size());
+  const nlohmann::json j = nlohmann::json::parse(ReportJson(*report));
+  EXPECT_EQ(j["reference"]["dataset"], "in-memory");
+  EXPECT_EQ(j["reference"]["split"], "val");
+  EXPECT_EQ(j["reference"]["pieces"], 3);
+
+  // Without a reference: no comparison; with an empty one: refused before any work.
+  request.reference = nullptr;
+  auto alone = RunEvaluation(request);
+  ASSERT_TRUE(alone.ok()) << alone.status().message();
+  EXPECT_FALSE(alone->has_reference);
+  EXPECT_FALSE(nlohmann::json::parse(ReportJson(*alone)).contains("reference"));
+  FakeReference empty;
+  request.reference = &empty;
+  auto refused = RunEvaluation(request);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("\"val\""), std::string::npos) << refused.status().message();
+  fs::remove_all(dir);
 }
 
 }  // namespace
