@@ -65,6 +65,7 @@ int RunTrain(const TrainArgs& a) {
   o.progress = !a.quiet;
   o.stop_after_steps = a.stop_after;
   o.stop_requested = &g_stop;
+  o.dataset_manifest_sha256 = windows->manifest_sha256;
   auto summary = Train(*config, *windows->train, *windows->val, o);
   if (!summary.ok()) return Fail(summary.status());
   const TrainSummary& s = *summary;
@@ -75,6 +76,11 @@ int RunTrain(const TrainArgs& a) {
   std::printf("train loss     %.4f\n", s.last_train_loss);
   std::printf("val            best NLL/token %.4f, perplexity %.2f, NLL/bar %.2f\n", s.best_val_nll,
               s.best_val_perplexity, s.best_val_nll_per_bar);
+  if (!s.sample_metrics.empty()) {
+    std::printf("samples        ");
+    for (const auto& [name, value] : s.sample_metrics) std::printf("%s %.3f  ", name.substr(7).c_str(), value);
+    std::printf("(at the last validation)\n");
+  }
   std::printf("speed          %.0f tokens/s over %.1f s\n", s.tokens_per_second, s.seconds);
   std::printf("checkpoint     %s\n", s.checkpoint.c_str());
   std::printf("metrics        %s/metrics.csv, metrics.jsonl, tensorboard/ (tensorboard --logdir %s/tensorboard)\n",
@@ -212,6 +218,7 @@ int RunScore(const ScoreArgs& a) {
   config.dataset = a.dataset;
   config.score.splits = a.splits;
   config.score.on.clear();
+  config.score.windows = a.windows;
   auto scored = RunScoreTask(a.checkpoint, config, a.out);
   if (!scored.ok()) return Fail(scored.status());
   const auto& m = scored->metrics;

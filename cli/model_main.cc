@@ -4,8 +4,10 @@
 
 #include "cli/evaluate_command.h"
 #include "cli/model_commands.h"
+#include "core/build_info.h"
 
 int main(int argc, char** argv) {
+  cadenza::SetCommandLine(argc, argv);  // recorded in each run's config.yaml
   // LibTorch's large tensors are otherwise mmap'd and page-faulted anew every step: 5x slower (PLATFORM.md).
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, -1);

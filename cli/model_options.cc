@@ -61,16 +61,21 @@ void AddModelCommands(CLI::App& app, const ModelCommandHandlers& run, int* exit_
   auto sc = std::make_shared<ScoreArgs>();
   auto* score = app.add_subcommand(
       "score",
-      "Score a trained checkpoint on held-out music: negative log-likelihood per token and per bar over EVERY\n"
-      "window of a dataset split (seq_len + 1 tokens starting on each bar line, the checkpoint's train.seq_len),\n"
-      "as validation computes it: eval mode (no dropout), no gradients, padding ignored, deterministic.\n"
-      "NLL is in nats; perplexity = exp(NLL/token). Windows overlap (one per bar), so a token is counted once per\n"
-      "window that holds it. Another corpus (ingested with the same vocabulary) measures cross-corpus\n"
-      "generalisation. Prints one table row per split; --out also writes a JSON report (atomically)");
+      "Score a trained checkpoint on held-out music: negative log-likelihood per token and per bar over a whole\n"
+      "dataset split, in windows of seq_len + 1 tokens starting on bar lines (the checkpoint's train.seq_len), as\n"
+      "validation computes it: eval mode (no dropout), no gradients, padding ignored, deterministic.\n"
+      "NLL is in nats; perplexity = exp(NLL/token). By default the windows tile each piece (--windows tiled: every\n"
+      "token scored about once); --windows every_bar puts one at every bar line, as training validation does.\n"
+      "Another corpus (ingested with the same vocabulary) measures cross-corpus generalisation.\n"
+      "Prints one table row per split; --out also writes a JSON report (atomically)");
   score->add_option("checkpoint,--checkpoint", sc->checkpoint, "A checkpoint written by training (checkpoints/best.pt)")->required()->check(CLI::ExistingFile);
   score->add_option("--dataset", sc->dataset, "Dataset folder written by `cadenza ingest`")->required()->check(CLI::ExistingDirectory);
   score->add_option("--split", sc->splits, "Split(s) to score, comma-separated: train, val, test")->delimiter(',')->capture_default_str()->check(CLI::IsMember({"train", "val", "test"}));
   score->add_option("--out", sc->out, "Also write the JSON report here (docs/models.md: Scoring)");
+  score->add_option("--windows", sc->windows,
+                    "tiled: windows that tile each piece, every token scored about once (fast); every_bar: a window "
+                    "at every bar line, as training validation reads them (about seq_len / bar length times slower)")
+      ->capture_default_str()->check(CLI::IsMember({"tiled", "every_bar"}));
   score->add_option("--threads", sc->threads, "LibTorch threads (0 = all cores)")->capture_default_str()->check(CLI::Range(0, 256));
   score->callback([sc, run, exit_code] { *exit_code = run.score(*sc); });
 

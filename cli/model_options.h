@@ -49,6 +49,7 @@ struct ScoreArgs {
   std::string dataset;                     // a dataset folder written by `cadenza ingest`
   std::vector<std::string> splits{"test"};
   std::string out;                         // JSON report (optional)
+  std::string windows = "tiled";           // tiled | every_bar (ScoreConfig::windows)
   int threads = 0;
 };
 

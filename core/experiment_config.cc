@@ -153,7 +153,9 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
   }
   Reader r(path);
   ExperimentConfig c;
-  CADENZA_TRY(r.OnlyKeys(root, "", {"name", "dataset", "out", "model", "train", "generate", "score", "probe"}));
+  // provenance: written by the trainer into a run's config.yaml (commit, command line, dataset hash); read as
+  // a record, never as settings, so a run's config.yaml can be trained from again.
+  CADENZA_TRY(r.OnlyKeys(root, "", {"name", "dataset", "out", "model", "train", "generate", "score", "probe", "provenance"}));
   CADENZA_TRY(r.Get(root, "", "name", &c.name));
   CADENZA_TRY(r.Get(root, "", "dataset", &c.dataset));
   CADENZA_TRY(r.Get(root, "", "out", &c.out));
@@ -176,7 +178,8 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
     TrainConfig& tr = c.train;
     CADENZA_TRY(r.OnlyKeys(t, "train", {"seq_len", "batch_size", "steps", "lr", "warmup_steps", "min_lr_ratio", "weight_decay",
                                         "beta1", "beta2", "grad_clip", "eval_every", "eval_windows", "early_stopping_patience",
-                                        "seed", "threads", "data_fraction", "epochs"}));
+                                        "seed", "threads", "data_fraction", "epochs", "eval_samples",
+                                        "eval_sample_bars"}));
     CADENZA_TRY(r.Get(t, "train.", "seq_len", &tr.seq_len));
     CADENZA_TRY(r.Get(t, "train.", "batch_size", &tr.batch_size));
     CADENZA_TRY(r.Get(t, "train.", "steps", &tr.steps));
@@ -194,6 +197,8 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
     CADENZA_TRY(r.Get(t, "train.", "threads", &tr.threads));
     CADENZA_TRY(r.Get(t, "train.", "data_fraction", &tr.data_fraction));
     CADENZA_TRY(r.Get(t, "train.", "epochs", &tr.epochs));
+    CADENZA_TRY(r.Get(t, "train.", "eval_samples", &tr.eval_samples));
+    CADENZA_TRY(r.Get(t, "train.", "eval_sample_bars", &tr.eval_sample_bars));
     if (tr.seq_len < 8) return r.Error("train.seq_len", "expected >= 8");
     if (c.model.family == "transformer" && tr.seq_len > c.model.max_len) {
       return r.Error("train.seq_len", "expected <= model.max_len (" + std::to_string(c.model.max_len) + ")");
@@ -216,23 +221,38 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
     if (!(tr.epochs >= 0) || !std::isfinite(tr.epochs)) {
       return r.Error("train.epochs", "expected >= 0 (passes over the train split; 0 = use train.steps)");
     }
+    if (tr.eval_samples < 0 || tr.eval_samples > 256) return r.Error("train.eval_samples", "expected 0..256 (0 = off)");
+    if (tr.eval_sample_bars < 1 || tr.eval_sample_bars > 256) return r.Error("train.eval_sample_bars", "expected 1..256");
   }
   if (const YAML::Node g = root["generate"]) {
     GenerateConfig& gc = c.generate;
-    CADENZA_TRY(r.OnlyKeys(g, "generate", {"temperature", "top_k", "top_p", "bars", "max_tokens"}));
+    CADENZA_TRY(r.OnlyKeys(g, "generate", {"temperature", "top_k", "top_p", "bars", "max_tokens", "primer_split",
+                                           "primer_bars", "keep_primer"}));
     CADENZA_TRY(r.Get(g, "generate.", "temperature", &gc.temperature));
     CADENZA_TRY(r.Get(g, "generate.", "top_k", &gc.top_k));
     CADENZA_TRY(r.Get(g, "generate.", "top_p", &gc.top_p));
     CADENZA_TRY(r.Get(g, "generate.", "bars", &gc.bars));
     CADENZA_TRY(r.Get(g, "generate.", "max_tokens", &gc.max_tokens));
+    CADENZA_TRY(r.Get(g, "generate.", "primer_split", &gc.primer_split));
+    CADENZA_TRY(r.Get(g, "generate.", "primer_bars", &gc.primer_bars));
+    CADENZA_TRY(r.Get(g, "generate.", "keep_primer", &gc.keep_primer));
     if (!(gc.temperature >= 0 && gc.temperature <= 10)) return r.Error("generate.temperature", "expected 0..10 (0 = greedy)");
     if (gc.top_k < 0) return r.Error("generate.top_k", "expected >= 0 (0 = all tokens)");
     if (!(gc.top_p > 0 && gc.top_p <= 1)) return r.Error("generate.top_p", "expected 0 < top_p <= 1 (1 = off)");
     if (gc.bars < 0) return r.Error("generate.bars", "expected >= 0 (0 = stop only at max_tokens)");
     if (gc.max_tokens < 1 || gc.max_tokens > (1 << 20)) return r.Error("generate.max_tokens", "expected 1..1048576");
+    if (!gc.primer_split.empty() && gc.primer_split != "val" && gc.primer_split != "test" && gc.primer_split != "train") {
+      return r.Error("generate.primer_split", "expected val, test or train (or empty: start from BOS), found '" +
+                                                  gc.primer_split + "'");
+    }
+    if (gc.primer_bars < 1 || gc.primer_bars > 256) return r.Error("generate.primer_bars", "expected 1..256");
   }
   if (const YAML::Node sc = root["score"]) {
-    CADENZA_TRY(r.OnlyKeys(sc, "score", {"splits", "on"}));
+    CADENZA_TRY(r.OnlyKeys(sc, "score", {"splits", "on", "windows"}));
+    CADENZA_TRY(r.Get(sc, "score.", "windows", &c.score.windows));
+    if (c.score.windows != "tiled" && c.score.windows != "every_bar") {
+      return r.Error("score.windows", "expected tiled or every_bar, found '" + c.score.windows + "'");
+    }
     CADENZA_TRY(r.GetList(sc, "score.", "splits", &c.score.splits));
     CADENZA_TRY(r.GetList(sc, "score.", "on", &c.score.on));
     std::set<std::string> seen;
@@ -329,6 +349,8 @@ std::string ExperimentConfig::ToYaml() const {
   e << YAML::Key << "threads" << YAML::Value << train.threads;
   e << YAML::Key << "data_fraction" << YAML::Value << train.data_fraction;
   e << YAML::Key << "epochs" << YAML::Value << train.epochs;
+  e << YAML::Key << "eval_samples" << YAML::Value << train.eval_samples;
+  e << YAML::Key << "eval_sample_bars" << YAML::Value << train.eval_sample_bars;
   e << YAML::EndMap;
   e << YAML::Key << "generate" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "temperature" << YAML::Value << generate.temperature;
@@ -336,10 +358,14 @@ std::string ExperimentConfig::ToYaml() const {
   e << YAML::Key << "top_p" << YAML::Value << generate.top_p;
   e << YAML::Key << "bars" << YAML::Value << generate.bars;
   e << YAML::Key << "max_tokens" << YAML::Value << generate.max_tokens;
+  e << YAML::Key << "primer_split" << YAML::Value << generate.primer_split;
+  e << YAML::Key << "primer_bars" << YAML::Value << generate.primer_bars;
+  e << YAML::Key << "keep_primer" << YAML::Value << generate.keep_primer;
   e << YAML::EndMap;
   e << YAML::Key << "score" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "splits" << YAML::Value << YAML::Flow << score.splits;
   e << YAML::Key << "on" << YAML::Value << YAML::Flow << score.on;
+  e << YAML::Key << "windows" << YAML::Value << score.windows;
   e << YAML::EndMap;
   e << YAML::Key << "probe" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "lengths" << YAML::Value << YAML::Flow << probe.lengths;
@@ -348,6 +374,17 @@ std::string ExperimentConfig::ToYaml() const {
   e << YAML::EndMap;
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
+}
+
+std::string RunConfigYaml(const ExperimentConfig& config, const RunProvenance& provenance) {
+  YAML::Emitter e;
+  e << YAML::BeginMap << YAML::Key << "provenance" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "git_commit" << YAML::Value << provenance.git_commit;
+  e << YAML::Key << "command_line" << YAML::Value << provenance.command_line;
+  e << YAML::Key << "dataset_manifest_sha256" << YAML::Value << provenance.dataset_manifest_sha256;
+  e << YAML::EndMap << YAML::EndMap;
+  return config.ToYaml() + "# Where this run came from (written by the trainer; ignored when the file is read as a config).\n" +
+         e.c_str() + "\n";
 }
 
 }  // namespace cadenza

@@ -49,6 +49,11 @@ struct TrainConfig {
   // training start as ceil(epochs * train tokens / (batch_size * seq_len)) (ResolveTrainSteps), and the
   // resolved value is what the run's config.yaml records.
   double epochs = 0;
+  // Structure during training: at every validation, rank 0 samples this many pieces of eval_sample_bars bars
+  // (with the generate: settings) and logs their SSM structureness, repetition, pitch deviation and syncopation
+  // as sample/<metric> beside the NLL. 0 = off. Sampling never touches the training's random stream.
+  int eval_samples = 0;
+  int64_t eval_sample_bars = 8;
 };
 
 // How the experiment's generate tasks sample (the worker's --bars/--temperature/... flags are only a fallback).
@@ -58,12 +63,23 @@ struct GenerateConfig {
   double top_p = 0.95;       // nucleus mass, (0, 1] (1 = off)
   int64_t bars = 8;          // stop each sample after this many new bars (0 = only max_tokens)
   int64_t max_tokens = 1500; // hard cap on new tokens per sample
+  // Primed generation: "" starts every sample from BOS; "val" or "test" makes sample i continue the first
+  // primer_bars bars of a piece of that split of the experiment's dataset, chosen by the sample's seed.
+  std::string primer_split;
+  int64_t primer_bars = 2;
+  // With a primer: false writes and evaluates the continuation alone (the primer's bars are the dataset's, not
+  // the model's); true keeps the primer in front. The sample's JSON always holds every token.
+  bool keep_primer = false;
 };
 
 // What the score task measures: NLL per token and per bar of the trained checkpoint over every window.
 struct ScoreConfig {
   std::vector<std::string> splits{"val", "test"};  // splits of the experiment's dataset (train | val | test)
   std::vector<std::string> on;  // other dataset folders, scored on their test split (cross-corpus generalisation)
+  // tiled: per piece, bar-aligned windows that each start at the last bar line within the previous window, so
+  // every token is scored about once (overlaps are under one bar); every_bar: a window at every bar line, as
+  // training validation reads them (each token scored about seq_len / bar-length times: slower, same mean).
+  std::string windows = "tiled";
 };
 
 // The probe task: latency and memory of the trained model against context length (core/model/probe.h).
@@ -86,6 +102,15 @@ struct ExperimentConfig {
   // The effective configuration, every field, as YAML (written to <out>/config.yaml).
   std::string ToYaml() const;
 };
+
+// Where a run came from, appended to its config.yaml as `provenance:` (a record: read back, it sets nothing).
+struct RunProvenance {
+  std::string git_commit;               // GitCommit() of the build that trained
+  std::string command_line;             // CommandLine() of the process that trained
+  std::string dataset_manifest_sha256;  // of <dataset>/manifest.json: which dataset, shards and splits exactly
+};
+// config.ToYaml() followed by the provenance section: what the trainer writes to <out>/config.yaml.
+std::string RunConfigYaml(const ExperimentConfig& config, const RunProvenance& provenance);
 
 // Parses an experiment YAML. `model:` may be a mapping or a path to a model YAML (relative to the file).
 // Unknown keys and bad values are errors naming the file and the key path ("exp.yaml: train.lr: expected > 0").

@@ -251,11 +251,21 @@ StatusOr<std::unique_ptr<WindowSampler>> WindowSampler::Create(const Dataset& da
       if (!in_subset(index)) continue;
       Piece& piece = (*pieces)[k];
       const int64_t size = static_cast<int64_t>(piece.tokens.size());
-      for (size_t b = 0; b < piece.bar_offsets.size(); ++b) {
-        const int64_t start = piece.bar_offsets[b];
-        if (size - start >= options.min_tokens) {
-          sampler->windows_.push_back(Window{index, start, static_cast<int64_t>(b)});
+      const std::vector<int64_t>& bars = piece.bar_offsets;
+      for (size_t b = 0; b < bars.size();) {
+        const int64_t start = bars[b];
+        // A tiling keeps a short last window too: its tokens are scored nowhere else.
+        const int64_t needed = options.tile && b > 0 ? std::min<int64_t>(2, options.min_tokens) : options.min_tokens;
+        if (size - start >= needed) sampler->windows_.push_back(Window{index, start, static_cast<int64_t>(b)});
+        if (!options.tile) {
+          ++b;
+          continue;
         }
+        if (start + options.length >= size) break;  // this window reaches the piece's end
+        // The next window starts at the last bar line at or before this window's last token (at least one bar on).
+        size_t next = b + 1;
+        while (next + 1 < bars.size() && bars[next + 1] <= start + options.length - 1) ++next;
+        b = next;
       }
       sampler->piece_tokens_[index] = std::move(piece.tokens);
     }

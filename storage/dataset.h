@@ -68,6 +68,10 @@ struct WindowSamplerOptions {
   int rank = 0;
   int world = 1;
   double fraction = 1.0;     // only the split's pieces with SubsetKey < fraction (1 = all of them)
+  // false: a window at every bar line (training, validation). true: per piece, the first window at bar 0 and
+  // each next one at the last bar line inside the previous window (its last token at the latest), so windows
+  // tile the piece and a token is a target about once (scoring: NLL over a split without ~length/bar repeats).
+  bool tile = false;
 };
 
 // Holds the tokens of its pieces in memory (one read per shard) so windows are a memcpy away.

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
+
+#include "storage/sha256.h"
 
 namespace cadenza {
 
@@ -38,8 +41,9 @@ void DatasetWindows::Fill(int64_t epoch, int64_t first, int64_t count, int32_t* 
   }
 }
 
-StatusOr<std::unique_ptr<DatasetWindows>> OpenSplitWindows(const Dataset& dataset, Split split, int seq_len) {
+StatusOr<std::unique_ptr<DatasetWindows>> OpenSplitWindows(const Dataset& dataset, Split split, int seq_len, bool tile) {
   WindowSamplerOptions w;
+  w.tile = tile;
   w.length = int64_t(seq_len) + 1;
   w.min_tokens = std::min<int64_t>(32, w.length);  // as OpenExperimentWindows
   w.split = split;
@@ -52,6 +56,9 @@ StatusOr<ExperimentWindows> OpenExperimentWindows(const ExperimentConfig& config
   auto dataset = Dataset::Open(config.dataset);
   if (!dataset.ok()) return dataset.status();
   out.dataset = std::move(dataset).value();
+  auto digest = Sha256File((std::filesystem::path(config.dataset) / "manifest.json").string());
+  if (!digest.ok()) return digest.status();
+  out.manifest_sha256 = *digest;
   WindowSamplerOptions w;
   w.length = config.train.seq_len + 1;  // seq_len inputs, each with its next-token target
   w.min_tokens = std::min<int64_t>(32, w.length);

@@ -38,10 +38,12 @@ struct ExperimentWindows {
   std::unique_ptr<DatasetWindows> train, val;
   int64_t train_pieces = 0;  // pieces of the (subset) train split, all ranks together
   int64_t train_tokens = 0;  // their tokens (manifest counts): what train.epochs counts passes over
+  std::string manifest_sha256;  // of <dataset>/manifest.json, for the run's provenance (TrainOptions)
 };
-// Every window of one whole split as validation reads them (seq_len + 1 tokens starting on each bar, rank 0 of
-// 1, never subset): what the score task and `cadenza score` sum over. FailedPrecondition when it has none.
-StatusOr<std::unique_ptr<DatasetWindows>> OpenSplitWindows(const Dataset& dataset, Split split, int seq_len);
+// The windows of one whole split that the score task and `cadenza score` sum over (seq_len + 1 tokens starting
+// on bar lines, rank 0 of 1, never subset): tiled (WindowSamplerOptions::tile) or, with tile false, every bar
+// line as validation reads them. FailedPrecondition when it has none.
+StatusOr<std::unique_ptr<DatasetWindows>> OpenSplitWindows(const Dataset& dataset, Split split, int seq_len, bool tile);
 
 StatusOr<ExperimentWindows> OpenExperimentWindows(const ExperimentConfig& config, int rank = 0, int world = 1);
 

@@ -338,7 +338,8 @@ void Agent::RunLocal(const v1::Task& t) {
     if (t.kind() == v1::TASK_KIND_GENERATE) {
       std::vector<uint64_t> seeds(t.seeds().begin(), t.seeds().end());
       std::string note;
-      const SampleOptions sample = SampleOptionsFor(t.experiment_yaml(), o_.sample, &note);  // the job's generate:
+      SampleOptions sample = SampleOptionsFor(t.experiment_yaml(), o_.sample, &note);  // the job's generate:
+      if (!t.dataset().empty()) sample.dataset = t.dataset();  // primers come from the job's dataset
       if (!note.empty()) Log("task %lld: %s", (long long)t.task_id(), note.c_str());
       r = RunGenerateTask(t.checkpoint(), seeds, t.sample_begin(), t.samples_dir(), sample);
     } else if (t.kind() == v1::TASK_KIND_EVALUATE) {
@@ -410,6 +411,7 @@ void Agent::RunTrain(const v1::Task& t) {
     to.stop_requested = &train_stop_;
     to.sync = &reducer;
     to.threads = o_.threads;
+    to.dataset_manifest_sha256 = windows->manifest_sha256;
     return Train(*config, *windows->train, *windows->val, to);
   };
   StatusOr<TrainSummary> r = run();
@@ -440,6 +442,7 @@ void Agent::RunTrain(const v1::Task& t) {
       o.metrics["train_seconds"] = r->seconds;
       o.metrics["ranks"] = world_;
       AddTrainDataMetrics(train_pieces, train_tokens, trained, r->steps, &o.metrics);
+      for (const auto& [name, value] : r->sample_metrics) o.metrics[name] = value;  // structure at the last validation
       o.artifacts = {o.checkpoint, (out / "metrics.csv").string(), (out / "config.yaml").string()};
       char line[200];
       std::snprintf(line, sizeof line, "%lld steps on %d rank(s), best val NLL/token %.4f%s", (long long)r->steps, world_,

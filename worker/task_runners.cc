@@ -100,8 +100,68 @@ SampleOptions SampleOptionsFor(const std::string& experiment_yaml, const SampleO
   o.top_p = config->generate.top_p;
   o.bars = config->generate.bars;
   o.max_tokens = config->generate.max_tokens;
+  o.primer_split = config->generate.primer_split;
+  o.primer_bars = config->generate.primer_bars;
+  o.keep_primer = config->generate.keep_primer;
+  o.dataset = config->dataset;
   return o;
 }
+
+namespace {
+
+// Where primers come from: the pieces of one split with more than `bars` bars, in manifest order.
+struct PrimerSource {
+  std::unique_ptr<Dataset> dataset;
+  std::vector<int64_t> pieces;
+};
+
+StatusOr<PrimerSource> OpenPrimers(const SampleOptions& o) {
+  if (o.dataset.empty()) return InvalidArgument("generate.primer_split: the experiment names no dataset to take primers from");
+  auto split = ParseSplit(o.primer_split);
+  if (!split.ok()) return InvalidArgument("generate.primer_split: " + split.status().message());
+  PrimerSource p;
+  auto opened = Dataset::Open(o.dataset);
+  if (!opened.ok()) return opened.status().WithContext("generate.primer_split");
+  p.dataset = std::move(opened).value();
+  for (int64_t i : p.dataset->PiecesInSplit(*split)) {
+    if (p.dataset->manifest().pieces[i].bars > o.primer_bars) p.pieces.push_back(i);
+  }
+  if (p.pieces.empty()) {
+    return FailedPrecondition(o.dataset + ": no piece of the " + o.primer_split + " split has more than " +
+                              std::to_string(o.primer_bars) + " bars (generate.primer_bars)");
+  }
+  return p;
+}
+
+// A seed's primer: BOS and the first primer_bars bars of the piece the seed picks (splitmix64 of the seed).
+StatusOr<std::vector<int32_t>> PrimerOf(const PrimerSource& p, int64_t bars, uint64_t seed, std::string* source) {
+  uint64_t z = seed + 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  const int64_t index = p.pieces[z % p.pieces.size()];
+  auto piece = p.dataset->ReadPiece(index);
+  if (!piece.ok()) return piece.status();
+  *source = p.dataset->manifest().pieces[index].source;
+  if (static_cast<int64_t>(piece->bar_offsets.size()) <= bars) {
+    return DataLoss(*source + ": fewer bars than its manifest entry says");
+  }
+  const int64_t end = piece->bar_offsets[bars];
+  return std::vector<int32_t>(piece->tokens.begin(), piece->tokens.begin() + end);
+}
+
+// The continuation alone, as a piece of its own: BOS, then everything from the first Bar the model began (events
+// it added to the primer's last bar belong to that bar and are left out with it).
+std::vector<int32_t> ContinuationOnly(const std::vector<int32_t>& tokens, size_t primer_size) {
+  const Vocabulary& v = Vocabulary::Get();
+  size_t first = primer_size;
+  while (first < tokens.size() && tokens[first] != v.Bar() && tokens[first] != v.Eos()) ++first;
+  std::vector<int32_t> out{v.Bos()};
+  out.insert(out.end(), tokens.begin() + std::min(first, tokens.size()), tokens.end());
+  return out;
+}
+
+}  // namespace
 
 StatusOr<TaskOutcome> RunGenerateTask(const std::string& checkpoint, const std::vector<uint64_t>& seeds, int first_index,
                                       const std::string& samples_dir, const SampleOptions& options) {
@@ -115,8 +175,20 @@ StatusOr<TaskOutcome> RunGenerateTask(const std::string& checkpoint, const std::
   TaskOutcome out;
   int64_t new_tokens = 0;
   double seconds = 0;
+  PrimerSource primers;
+  if (!options.primer_split.empty()) {
+    auto opened = OpenPrimers(options);
+    if (!opened.ok()) return opened.status();
+    primers = std::move(opened).value();
+  }
   for (size_t i = 0; i < seeds.size(); ++i) {
     GenerateOptions g;
+    std::string primer_source;
+    if (primers.dataset) {
+      auto primer = PrimerOf(primers, options.primer_bars, seeds[i], &primer_source);
+      if (!primer.ok()) return primer.status();
+      g.primer = std::move(*primer);
+    }
     g.bars = options.bars;
     g.max_new_tokens = options.max_tokens;
     g.temperature = options.temperature;
@@ -131,19 +203,30 @@ StatusOr<TaskOutcome> RunGenerateTask(const std::string& checkpoint, const std::
     char stem[32];
     std::snprintf(stem, sizeof stem, "sample-%03d", first_index + int(i));
     const std::string base = (fs::path(samples_dir) / stem).string();
-    auto score = tok.Decode(s.tokens);
+    const size_t primer_size = g.primer.size();
+    // What is written as MIDI and evaluated: the whole sample, or the continuation without the dataset's bars.
+    const std::vector<int32_t> music =
+        primer_size > 0 && !options.keep_primer ? ContinuationOnly(s.tokens, primer_size) : s.tokens;
+    auto score = tok.Decode(music);
     if (!score.ok()) return InternalError(std::string(stem) + ": generated tokens do not decode: " + score.status().message());
     Status st = WriteMidiFile(*score, base + ".mid");
     if (!st.ok()) return st;
-    auto seg = Segment(s.tokens);
+    auto seg = Segment(music);
     nlohmann::json j;
     j["checkpoint"] = checkpoint;
     j["tokens"] = s.tokens;
     std::vector<std::string> names;
     for (int32_t t : s.tokens) names.push_back(v.Name(t));
     j["token_names"] = names;
-    j["primer_tokens"] = 0;
-    j["bar_offsets"] = seg.ok() ? seg->BarTokenOffsets() : std::vector<int64_t>{};
+    j["primer_tokens"] = primer_size;  // tokens[0, primer_tokens) are the primer (BOS alone when unprimed)
+    if (primer_size > 0) {
+      j["primer_split"] = options.primer_split;
+      j["primer_bars"] = options.primer_bars;
+      j["primer_piece"] = primer_source;
+      j["keep_primer"] = options.keep_primer;
+      j["written_tokens"] = music;  // what the .mid holds and evaluation reads
+    }
+    j["bar_offsets"] = seg.ok() ? seg->BarTokenOffsets() : std::vector<int64_t>{};  // of the written tokens
     j["seed"] = seeds[i];
     j["temperature"] = options.temperature;
     j["top_k"] = options.top_k;
@@ -170,6 +253,8 @@ StatusOr<TaskOutcome> RunGenerateTask(const std::string& checkpoint, const std::
   out.metrics["generate/top_p"] = options.top_p;
   out.metrics["generate/bars"] = double(options.bars);
   out.metrics["generate/max_tokens"] = double(options.max_tokens);
+  out.metrics["generate/primer_bars"] = primers.dataset ? double(options.primer_bars) : 0.0;  // 0: from BOS
+  out.metrics["generate/keep_primer"] = options.keep_primer ? 1.0 : 0.0;
   char line[160];
   std::snprintf(line, sizeof line, "%zu samples, %lld tokens in %.2f s", seeds.size(), (long long)new_tokens, seconds);
   out.summary = line;
@@ -269,7 +354,7 @@ StatusOr<TaskOutcome> RunScoreTask(const std::string& checkpoint, const Experime
       if (!opened.ok()) return opened.status().WithContext(target.name.rfind("on/", 0) == 0 ? "score.on" : "dataset");
       dataset = std::move(*opened);
     }
-    auto windows = OpenSplitWindows(*dataset, target.split, seq_len);
+    auto windows = OpenSplitWindows(*dataset, target.split, seq_len, config.score.windows == "tiled");
     if (!windows.ok() && windows.status().code() != StatusCode::kFailedPrecondition) return windows.status();
     if (!windows.ok()) {  // e.g. a corpus too small for a test split: say so, score the rest
       skipped.push_back({{"name", target.name}, {"dataset", target.dataset}, {"split", SplitName(target.split)},
@@ -305,6 +390,7 @@ StatusOr<TaskOutcome> RunScoreTask(const std::string& checkpoint, const Experime
                            {"parameters", info.parameters},
                            {"step", info.step},
                            {"seq_len", seq_len},
+                           {"windows", config.score.windows},
                            {"seconds", seconds},
                            {"results", results},
                            {"skipped", skipped}};

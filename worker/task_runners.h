@@ -27,6 +27,12 @@ struct SampleOptions {
   double top_p = 0.95;
   int64_t top_k = 0;
   bool wav = false;            // also render WAV with the default soundfont (when it exists)
+  // Primed samples (GenerateConfig): "" = from BOS; else sample i continues the first primer_bars bars of a piece
+  // of this split of `dataset`, chosen by its seed; keep_primer false writes the continuation alone.
+  std::string primer_split;
+  int64_t primer_bars = 2;
+  bool keep_primer = false;
+  std::string dataset;
 };
 
 // What a finished train task reports about its data: data/train_pieces and data/train_tokens (of the
@@ -41,6 +47,7 @@ SampleOptions SampleOptionsFor(const std::string& experiment_yaml, const SampleO
 
 // Generate: one sample per seed from `checkpoint` into `samples_dir`: sample-NNN.{mid,json}[,.wav], NNN the
 // job-wide index (first_index + i). Sample i depends only on its seed, never on how the job was sharded.
+// With a primer split, the primer piece is chosen by the seed too; the JSON names it and holds every token.
 StatusOr<TaskOutcome> RunGenerateTask(const std::string& checkpoint, const std::vector<uint64_t>& seeds, int first_index,
                                       const std::string& samples_dir, const SampleOptions& options);
 
@@ -55,8 +62,8 @@ StatusOr<TaskOutcome> RunAggregateTask(const std::vector<std::string>& inputs, c
                                        const std::string& dataset, const std::string& split,
                                        const std::string& result_path, int jobs);
 
-// Score: the checkpoint's NLL over every window (seq_len + 1 tokens of the checkpoint's config, bar-aligned, as
-// validation reads them; eval mode, deterministic) of each split in config.score.splits of config.dataset and of
+// Score: the checkpoint's NLL over the windows of config.score.windows (tiled: each token about once; every_bar:
+// as validation reads them) of seq_len + 1 tokens of the checkpoint's config, bar-aligned, eval mode, deterministic, of each split in config.score.splits of config.dataset and of
 // the test split of each dataset in config.score.on. Writes a JSON report to `report_path` (atomically; an
 // empty path writes none) and
 // returns metrics <split>/{nll_per_token,nll_per_bar,perplexity,tokens,bars,pieces,windows} and

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/build_info.h"
 #include "core/experiment_config.h"
 #include "core/model/trainer.h"
 #include "storage/dataset.h"
@@ -122,6 +123,7 @@ int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
   o.stop_after_steps = a.stop_after;
   o.stop_requested = &g_stop;
   o.sync = &reducer;
+  o.dataset_manifest_sha256 = windows->manifest_sha256;
   o.threads = a.threads > 0 ? a.threads
               : config->train.threads > 0
                   ? config->train.threads
@@ -217,6 +219,7 @@ int RunWorkerAgent(AgentArgs a, int* argc, char*** argv) {
 }  // namespace cadenza
 
 int main(int argc, char** argv) {
+  cadenza::SetCommandLine(argc, argv);  // recorded in each run's config.yaml
   // Large tensors and MPI buffers otherwise get mmap'd and page-faulted anew every step (PLATFORM.md).
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, -1);

@@ -8,9 +8,12 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "core/build_info.h"
+#include "core/eval/evaluate.h"
 #include "core/file_util.h"
 #include "core/metrics_log.h"
 #include "core/model/checkpoint.h"
+#include "core/model/generator.h"
 #include "core/model/gradient_sync.h"
 #include "core/model/sequence_model.h"
 #include "core/vocabulary.h"
@@ -71,6 +74,48 @@ StatusOr<EvalResult> Evaluate(SequenceModelImpl& model, const WindowSource& val,
   return r;
 }
 
+// What the model generates at this point of training, measured as the study measures samples: train.eval_samples
+// pieces of train.eval_sample_bars bars with the generate: settings, seeded by train.seed and the step, from a
+// generator of their own (training's random stream is untouched, so resume stays exact). Each value is the mean
+// over the pieces where it is defined; sample/pieces counts the pieces measured.
+std::map<std::string, double> SampleStructure(SequenceModelImpl& model, const ExperimentConfig& config, int64_t step) {
+  GenerateOptions g;
+  g.count = config.train.eval_samples;
+  g.bars = config.train.eval_sample_bars;
+  g.max_new_tokens = config.generate.max_tokens;
+  g.temperature = config.generate.temperature;
+  g.top_k = config.generate.top_k;
+  g.top_p = config.generate.top_p;
+  g.seed = config.train.seed * 1000003ULL + uint64_t(step);
+  auto samples = Generate(model, g);
+  model.train();
+  std::map<std::string, double> out;
+  if (!samples.ok()) return out;
+  const char* names[] = {"sample/structureness", "sample/repetition", "sample/avg_pitch_deviation", "sample/syncopation"};
+  double sums[4] = {0, 0, 0, 0};
+  int counts[4] = {0, 0, 0, 0};
+  int measured = 0;
+  for (const GeneratedSample& s : *samples) {
+    auto piece = PieceFromTokens(s.tokens);
+    if (!piece.ok()) continue;
+    auto m = EvaluatePiece(*piece, EvalOptions());
+    if (!m.ok()) continue;  // e.g. a sample without notes
+    ++measured;
+    const double values[4] = {m->structure.structureness, m->structure.repetition, m->melody.avg_pitch_deviation,
+                              m->rhythm.syncopation};
+    for (int k = 0; k < 4; ++k) {
+      if (!std::isfinite(values[k])) continue;
+      sums[k] += values[k];
+      ++counts[k];
+    }
+  }
+  out["sample/pieces"] = measured;
+  for (int k = 0; k < 4; ++k) {
+    if (counts[k] > 0) out[names[k]] = sums[k] / counts[k];
+  }
+  return out;
+}
+
 std::string Duration(double seconds) {
   char buf[32];
   const int s = static_cast<int>(seconds + 0.5);
@@ -126,7 +171,8 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
   }
   if (options.resume && !fs::exists(latest)) return NotFound(latest + ": nothing to resume");
   Status s;
-  if (writer && !(s = WriteFileAtomic((out / "config.yaml").string(), config.ToYaml())).ok()) return s;
+  const RunProvenance provenance{GitCommit(), CommandLine(), options.dataset_manifest_sha256};
+  if (writer && !(s = WriteFileAtomic((out / "config.yaml").string(), RunConfigYaml(config, provenance))).ok()) return s;
 
   torch::set_num_threads(options.threads > 0 ? options.threads
                          : cfg.threads > 0  ? cfg.threads
@@ -263,6 +309,12 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
         (void)log->Scalar("val/perplexity", progress.step, r.perplexity);
         (void)log->Scalar("val/nll_per_bar", progress.step, r.nll_per_bar);
         (void)log->Scalar("train/tokens_per_second", progress.step, summary.tokens_per_second);
+      }
+      if (writer && cfg.eval_samples > 0) {  // the other ranks wait for rank 0 at the next step's reduction
+        summary.sample_metrics = SampleStructure(*model, config, progress.step);
+        if (log) {
+          for (const auto& [name, value] : summary.sample_metrics) (void)log->Scalar(name, progress.step, value);
+        }
       }
       const bool improved = r.nll_per_token < progress.best_val_nll;
       if (improved) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <string>
 
 #include "core/experiment_config.h"
@@ -22,6 +23,7 @@ struct TrainOptions {
   // reduced over ranks, and only rank 0 writes files. Null: one process, the path above unchanged.
   GradientSync* sync = nullptr;
   int threads = 0;  // intra-op threads for this process, overriding train.threads (not part of the config); 0 = config
+  std::string dataset_manifest_sha256;  // recorded in config.yaml's provenance (ExperimentWindows has it)
 };
 
 struct TrainSummary {
@@ -37,12 +39,15 @@ struct TrainSummary {
   bool early_stopped = false;
   bool interrupted = false;  // stopped by stop_after_steps or a signal, resumable
   std::string checkpoint;    // latest checkpoint written
+  // sample/{structureness,repetition,avg_pitch_deviation,syncopation,pieces} of the last validation's samples
+  // (train.eval_samples > 0, rank 0 only); also logged at every validation as a curve against the step.
+  std::map<std::string, double> sample_metrics;
 };
 
 // Learning rate at `step` (0-based): linear warm-up to lr, then cosine down to lr * min_lr_ratio at cfg.steps.
 double LearningRateAt(const TrainConfig& cfg, int64_t step);
 
-// Writes <out>/config.yaml, metrics (CSV, JSONL, TensorBoard), checkpoints/{latest,best}.pt and model_state.pt.
+// Writes <out>/config.yaml (with provenance: commit, command line, dataset hash), metrics (CSV, JSONL, TensorBoard), checkpoints/{latest,best}.pt and model_state.pt.
 StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource& train, const WindowSource& val,
                              const TrainOptions& options);
 

@@ -62,9 +62,10 @@ TEST(ExperimentConfigTest, ShippedExperimentsStillParseAndRoundTrip) {
 }
 
 TEST(ExperimentConfigTest, ScalingKeysParseAndRoundTrip) {
-  auto c = Parse(R"(train: {steps: 10, data_fraction: 0.25, epochs: 1.5}
-generate: {temperature: 0.9, top_k: 40, top_p: 1.0, bars: 16, max_tokens: 3000}
-score: {splits: [test], on: [../corpora/jsb/, other]}
+  auto c = Parse(R"(train: {steps: 10, data_fraction: 0.25, epochs: 1.5, eval_samples: 4, eval_sample_bars: 6}
+generate: {temperature: 0.9, top_k: 40, top_p: 1.0, bars: 16, max_tokens: 3000, primer_split: test, primer_bars: 3,
+           keep_primer: true}
+score: {splits: [test], on: [../corpora/jsb/, other], windows: every_bar}
 probe: {lengths: [64, 4096], batch_sizes: [1, 8], repeats: 5}
 )");
   ASSERT_TRUE(c.ok()) << c.status().message();
@@ -75,13 +76,20 @@ probe: {lengths: [64, 4096], batch_sizes: [1, 8], repeats: 5}
   EXPECT_EQ(c->generate.top_p, 1.0);
   EXPECT_EQ(c->generate.bars, 16);
   EXPECT_EQ(c->generate.max_tokens, 3000);
+  EXPECT_EQ(c->generate.primer_split, "test");
+  EXPECT_EQ(c->generate.primer_bars, 3);
+  EXPECT_TRUE(c->generate.keep_primer);
+  EXPECT_EQ(c->train.eval_samples, 4);
+  EXPECT_EQ(c->train.eval_sample_bars, 6);
+  EXPECT_EQ(c->score.windows, "every_bar");
   EXPECT_EQ(c->score.splits, (std::vector<std::string>{"test"}));
   EXPECT_EQ(c->score.on, (std::vector<std::string>{"../corpora/jsb/", "other"}));
   EXPECT_EQ(c->probe.lengths, (std::vector<int64_t>{64, 4096}));
   EXPECT_EQ(c->probe.batch_sizes, (std::vector<int64_t>{1, 8}));
   EXPECT_EQ(c->probe.repeats, 5);
   const std::string yaml = c->ToYaml();
-  for (const char* key : {"data_fraction: 0.25", "epochs: 1.5", "top_k: 40", "max_tokens: 3000", "repeats: 5"}) {
+  for (const char* key : {"data_fraction: 0.25", "epochs: 1.5", "top_k: 40", "max_tokens: 3000", "repeats: 5",
+                          "eval_samples: 4", "primer_split: test", "keep_primer: true", "windows: every_bar"}) {
     EXPECT_NE(yaml.find(key), std::string::npos) << key << " missing from\n" << yaml;
   }
   auto again = ParseExperimentConfig(yaml, "dumped");
@@ -110,6 +118,24 @@ TEST(ExperimentConfigTest, BadScalingValuesNameTheKey) {
   ExpectError("probe: {lengths: [64, x]}\n", "probe.lengths[1]", "an integer");
   ExpectError("probe: {batch_sizes: []}\n", "probe.batch_sizes");
   ExpectError("probe: {repeats: 0}\n", "probe.repeats");
+  ExpectError("train: {eval_samples: -1}\n", "train.eval_samples");
+  ExpectError("train: {eval_sample_bars: 0}\n", "train.eval_sample_bars");
+  ExpectError("generate: {primer_split: validation}\n", "generate.primer_split", "expected val, test or train");
+  ExpectError("generate: {primer_bars: 0}\n", "generate.primer_bars");
+  ExpectError("score: {windows: sliding}\n", "score.windows", "expected tiled or every_bar");
+}
+
+// A run's config.yaml carries its provenance and still reads back as the same experiment.
+TEST(ExperimentConfigTest, RunConfigRecordsProvenanceAndReadsBackAsTheConfig) {
+  auto c = Parse("train: {steps: 10}\n");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  const std::string text = RunConfigYaml(*c, {"abc123-dirty", "cadenza-model train 'my exp.yaml'", "ff00"});
+  for (const char* want : {"provenance:", "git_commit: abc123-dirty", "dataset_manifest_sha256: ff00", "my exp.yaml"}) {
+    EXPECT_NE(text.find(want), std::string::npos) << want << " missing from\n" << text;
+  }
+  auto again = ParseExperimentConfig(text, "config.yaml");
+  ASSERT_TRUE(again.ok()) << again.status().message() << "\n" << text;
+  EXPECT_EQ(again->ToYaml(), c->ToYaml());
 }
 
 TEST(ExperimentConfigTest, EpochsResolveToSteps) {

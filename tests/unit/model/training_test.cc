@@ -136,6 +136,41 @@ class FewWindows : public WindowSource {
   std::vector<int32_t> data_;
 };
 
+// train.eval_samples: every validation samples pieces and logs their structure beside the NLL, without
+// changing what training computes (its random stream is untouched).
+TEST_F(TrainingTest, ValidationSamplesStructureWithoutChangingTraining) {
+  ExperimentConfig plain = Config("transformer", "plain");
+  auto a = Train(plain, train_, val_, Quiet());
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  ExperimentConfig sampled = Config("transformer", "sampled");
+  sampled.train.eval_samples = 3;
+  sampled.train.eval_sample_bars = 4;
+  sampled.generate.max_tokens = 300;
+  TrainOptions o = Quiet();
+  o.dataset_manifest_sha256 = "0123abcd";
+  auto b = Train(sampled, train_, val_, o);
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_EQ(b->last_train_loss, a->last_train_loss) << "sampling must not move training's random stream";
+  EXPECT_EQ(b->best_val_nll, a->best_val_nll);
+  EXPECT_TRUE(a->sample_metrics.empty());
+  ASSERT_TRUE(b->sample_metrics.count("sample/pieces"));
+  EXPECT_GE(b->sample_metrics.at("sample/pieces"), 1);
+  EXPECT_LE(b->sample_metrics.at("sample/pieces"), 3);
+  EXPECT_TRUE(b->sample_metrics.count("sample/avg_pitch_deviation"));
+  std::ifstream csv(fs::path(sampled.out) / "metrics.csv");
+  const std::string text((std::istreambuf_iterator<char>(csv)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("4,sample/pieces,"), std::string::npos) << "a curve: one row per validation";
+  EXPECT_NE(text.find("8,sample/pieces,"), std::string::npos) << text.substr(0, 300);
+  // The run's config.yaml records where it came from and still reads back as its config.
+  std::ifstream yaml(fs::path(sampled.out) / "config.yaml");
+  const std::string config_text((std::istreambuf_iterator<char>(yaml)), std::istreambuf_iterator<char>());
+  EXPECT_NE(config_text.find("dataset_manifest_sha256: 0123abcd"), std::string::npos) << config_text;
+  EXPECT_NE(config_text.find("git_commit: "), std::string::npos);
+  auto stored = LoadExperimentConfig((fs::path(sampled.out) / "config.yaml").string());
+  ASSERT_TRUE(stored.ok()) << stored.status().message();
+  EXPECT_EQ(stored->ToYaml(), sampled.ToYaml());
+}
+
 TEST_F(TrainingTest, BothFamiliesOverfitATinyCorpus) {
   FewWindows tiny(train_, 4);
   for (const std::string family : {"transformer", "gru"}) {

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
+#include <map>
 #include <set>
 
 #include "core/midi.h"
@@ -491,7 +493,7 @@ TEST_F(DatasetTest, EpochsResolveToStepsOverTheSubsetTokens) {
 
 TEST_F(DatasetTest, SplitWindowsAreEveryWindowOfTheSplit) {
   if (!dataset_) dataset_ = OpenDataset();
-  auto windows = OpenSplitWindows(*dataset_, Split::kVal, 63);
+  auto windows = OpenSplitWindows(*dataset_, Split::kVal, 63, /*tile=*/false);
   ASSERT_TRUE(windows.ok()) << windows.status().message();
   WindowSamplerOptions o;
   o.split = Split::kVal;
@@ -501,6 +503,47 @@ TEST_F(DatasetTest, SplitWindowsAreEveryWindowOfTheSplit) {
   ASSERT_TRUE(sampler.ok());
   EXPECT_EQ((*windows)->WindowsPerEpoch(), (*sampler)->num_windows_total());
   EXPECT_EQ((*windows)->length(), 64);
+}
+
+// Scoring windows tile each piece: every token after the first Bar is a target of some window, a target is
+// repeated only inside the last bar of the window before, and far fewer windows than one per bar line.
+TEST_F(DatasetTest, TiledWindowsScoreEveryTokenAboutOnce) {
+  if (!dataset_) dataset_ = OpenDataset();
+  WindowSamplerOptions o;
+  o.split = Split::kVal;
+  o.length = 200;  // several bars: a tiling then needs far fewer windows than one per bar
+  o.min_tokens = 32;
+  o.tile = true;
+  auto tiled = WindowSampler::Create(*dataset_, o);
+  ASSERT_TRUE(tiled.ok()) << tiled.status().message();
+  o.tile = false;
+  auto every = WindowSampler::Create(*dataset_, o);
+  ASSERT_TRUE(every.ok());
+  std::map<int64_t, std::vector<int64_t>> starts;  // piece -> window starts
+  for (const Window& w : (*tiled)->Epoch(0)) starts[w.piece].push_back(w.start_token);
+  ASSERT_FALSE(starts.empty());
+  int64_t targets = 0, repeated = 0, tokens = 0;
+  for (auto& [index, list] : starts) {
+    auto piece = dataset_->ReadPiece(index);
+    ASSERT_TRUE(piece.ok());
+    const int64_t size = static_cast<int64_t>(piece->tokens.size());
+    std::sort(list.begin(), list.end());
+    EXPECT_EQ(list.front(), piece->bar_offsets.front()) << "the first window starts at the piece's first bar";
+    std::vector<int> hits(size, 0);
+    for (int64_t start : list) {
+      EXPECT_TRUE(std::binary_search(piece->bar_offsets.begin(), piece->bar_offsets.end(), start)) << start;
+      for (int64_t t = start + 1; t < std::min(size, start + o.length); ++t) ++hits[t];
+    }
+    for (int64_t t = piece->bar_offsets.front() + 1; t < size; ++t) {  // windows start at a bar: BOS is never a target
+      EXPECT_GE(hits[t], 1) << "piece " << index << " token " << t << " is scored by no window";
+      targets += hits[t];
+      repeated += hits[t] > 1 ? 1 : 0;
+    }
+    tokens += size - 1;
+  }
+  EXPECT_LT(double(repeated), 0.5 * double(tokens)) << "overlaps stay under one bar per window";
+  EXPECT_LT((*tiled)->num_windows_total() * 3, (*every)->num_windows_total());
+  EXPECT_GE(targets, tokens);
 }
 
 }  // namespace

@@ -107,8 +107,17 @@ TEST_F(TaskRunnersTest, ScoreReportsEverySplitAndOtherCorporaByName) {
     EXPECT_NEAR(m.at(prefix + "/perplexity"), std::exp(m.at(prefix + "/nll_per_token")), 1e-6 * m.at(prefix + "/perplexity"));
   }
   EXPECT_FALSE(m.count("train/nll_per_token")) << "only score.splits are scored";
-  // Every val window, no dropout: what the trainer's final full validation computed (eval_windows 0).
-  EXPECT_NEAR(m.at("val/nll_per_token"), last_val_nll_, 1e-4);
+  // With a window at every bar line, no dropout: what the trainer's final full validation computed
+  // (eval_windows 0). The default tiling scores each token about once: fewer windows, a mean close to it.
+  ExperimentConfig every = c;
+  every.score.windows = "every_bar";
+  auto all = RunScoreTask(*checkpoint_, every, "");
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  EXPECT_NEAR(all->metrics.at("val/nll_per_token"), last_val_nll_, 1e-4);
+  // (Here a bar is about as long as the 48-token window, so the two nearly coincide; DatasetTest covers the saving.)
+  EXPECT_LE(m.at("val/windows"), all->metrics.at("val/windows"));
+  EXPECT_LE(m.at("val/tokens"), all->metrics.at("val/tokens"));
+  EXPECT_NEAR(m.at("val/nll_per_token"), all->metrics.at("val/nll_per_token"), 0.15 * all->metrics.at("val/nll_per_token"));
   // The JSON report holds the same numbers.
   std::ifstream in(report);
   ASSERT_TRUE(in) << report;
@@ -119,6 +128,7 @@ TEST_F(TaskRunnersTest, ScoreReportsEverySplitAndOtherCorporaByName) {
   EXPECT_EQ(j["results"][2]["split"], "test");
   EXPECT_DOUBLE_EQ(j["results"][1]["nll_per_token"].get<double>(), m.at("test/nll_per_token"));
   EXPECT_EQ(j["seq_len"], 48);
+  EXPECT_EQ(j["windows"], "tiled");
   EXPECT_EQ(r->artifacts, std::vector<std::string>{report});
   // Deterministic: the same checkpoint and windows give the same sums.
   auto again = RunScoreTask(*checkpoint_, c, "");
@@ -209,6 +219,54 @@ TEST_F(TaskRunnersTest, GenerateUsesAndRecordsTheExperimentsSettings) {
   EXPECT_EQ(j["bars"], 2);
   EXPECT_EQ(j["max_tokens"], 40);
   EXPECT_EQ(j["top_k"], 12);
+}
+
+// generate.primer_split: each sample continues the opening bars of a piece of the split, picked by its seed; the
+// written MIDI holds the continuation alone unless keep_primer, and the JSON names the primer piece.
+TEST_F(TaskRunnersTest, PrimedSamplesContinueAPieceOfTheSplitChosenBySeed) {
+  ExperimentConfig c = *config_;
+  c.generate.bars = 2;
+  c.generate.max_tokens = 200;
+  c.generate.primer_split = "val";
+  c.generate.primer_bars = 2;
+  std::string note;
+  SampleOptions o = SampleOptionsFor(c.ToYaml(), SampleOptions(), &note);
+  EXPECT_EQ(o.dataset, c.dataset);
+  const std::string samples = *dir_ / "primed";
+  auto r = RunGenerateTask(*checkpoint_, {5, 6}, 0, samples, o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->metrics.at("generate/primer_bars"), 2);
+  const Vocabulary& v = Vocabulary::Get();
+  for (const char* name : {"sample-000.json", "sample-001.json"}) {
+    std::ifstream in(fs::path(samples) / name);
+    ASSERT_TRUE(in) << name;
+    const nlohmann::json j = nlohmann::json::parse(in);
+    EXPECT_FALSE(j["primer_piece"].get<std::string>().empty());
+    const auto tokens = j["tokens"].get<std::vector<int32_t>>();
+    const auto written = j["written_tokens"].get<std::vector<int32_t>>();
+    const size_t primer = j["primer_tokens"].get<size_t>();
+    EXPECT_GT(primer, 4u);
+    int primer_bars = 0;
+    for (size_t i = 0; i < primer; ++i) primer_bars += tokens[i] == v.Bar() ? 1 : 0;
+    EXPECT_EQ(primer_bars, 2) << "the primer is the piece's first two bars";
+    ASSERT_GE(written.size(), 2u);
+    EXPECT_EQ(written[0], v.Bos());
+    EXPECT_TRUE(written[1] == v.Bar() || written[1] == v.Eos()) << "the continuation starts at a new bar";
+    EXPECT_LT(written.size(), tokens.size()) << "the primer is not written";
+  }
+  // The same seed gives the same primer piece; keep_primer writes the whole sample.
+  o.keep_primer = true;
+  auto again = RunGenerateTask(*checkpoint_, {5}, 0, *dir_ / "primed-kept", o);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  std::ifstream a(fs::path(samples) / "sample-000.json"), b(*dir_ / "primed-kept/sample-000.json");
+  const nlohmann::json ja = nlohmann::json::parse(a), jb = nlohmann::json::parse(b);
+  EXPECT_EQ(ja["primer_piece"], jb["primer_piece"]);
+  EXPECT_EQ(jb["written_tokens"], jb["tokens"]);
+  // A dataset without such pieces is an error naming the key.
+  o.primer_bars = 100000;
+  auto none = RunGenerateTask(*checkpoint_, {5}, 0, *dir_ / "primed-none", o);
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("generate.primer_bars"), std::string::npos) << none.status().message();
 }
 
 TEST_F(TaskRunnersTest, TrainDataMetricsDescribeTheSubset) {
