@@ -18,11 +18,13 @@
 #include <thread>
 #include <yaml-cpp/yaml.h>
 
+#include "cli/report_writer.h"
 #include "coordinator/client.h"
 #include "coordinator/config.h"
 #include "coordinator/convert.h"
 #include "coordinator/server.h"
 #include "coordinator/sweep_file.h"
+#include "core/build_info.h"
 #include "core/config_overrides.h"
 #include "core/experiment_config.h"
 #include "storage/dataset.h"
@@ -63,10 +65,15 @@ void AddConnectionOptions(CLI::App* cmd, Connection* c) {
   cmd->add_option("--timeout-ms", c->timeout_ms, "Deadline of each call in milliseconds")->capture_default_str()->check(CLI::Range(1, 3600000));
 }
 
+// --coordinator, else $CADENZA_COORDINATOR, else the default.
+std::string CoordinatorTarget(const Connection& c) {
+  const char* env_target = std::getenv("CADENZA_COORDINATOR");
+  return !c.coordinator.empty() ? c.coordinator : (env_target && *env_target ? env_target : kDefaultCoordinator);
+}
+
 StatusOr<std::unique_ptr<coord::CoordinatorClient>> Connect(const Connection& c) {
   coord::ClientOptions o;
-  const char* env_target = std::getenv("CADENZA_COORDINATOR");
-  o.target = !c.coordinator.empty() ? c.coordinator : (env_target && *env_target ? env_target : kDefaultCoordinator);
+  o.target = CoordinatorTarget(c);
   const char* env_token = std::getenv("CADENZA_TOKEN");
   if (!c.token_file.empty() || !(env_token && *env_token)) {
     auto token = coord::ReadTokenFile(c.token_file.empty() ? DefaultTokenFile() : c.token_file);
@@ -304,25 +311,30 @@ std::string Num(double x) {
 }
 
 // Prints rows (a header first) as an aligned table, CSV or JSON (a list of objects).
+// Rows as a JSON list of objects: numbers as numbers (ids and counts as integers), the rest as strings.
+nlohmann::json RowsJson(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : rows) {
+    nlohmann::json o;
+    for (size_t i = 0; i < header.size(); ++i) {
+      char* end = nullptr;
+      const long long n = std::strtoll(r[i].c_str(), &end, 10);
+      if (!r[i].empty() && end && *end == '\0') {  // ids and counts stay integers
+        o[header[i]] = n;
+        continue;
+      }
+      const double v = std::strtod(r[i].c_str(), &end);
+      if (!r[i].empty() && end && *end == '\0') o[header[i]] = v;
+      else o[header[i]] = r[i];
+    }
+    out.push_back(o);
+  }
+  return out;
+}
+
 void PrintRows(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows, const std::string& format) {
   if (format == "json") {
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& r : rows) {
-      nlohmann::json o;
-      for (size_t i = 0; i < header.size(); ++i) {
-        char* end = nullptr;
-        const long long n = std::strtoll(r[i].c_str(), &end, 10);
-        if (!r[i].empty() && end && *end == '\0') {  // ids and counts stay integers
-          o[header[i]] = n;
-          continue;
-        }
-        const double v = std::strtod(r[i].c_str(), &end);
-        if (!r[i].empty() && end && *end == '\0') o[header[i]] = v;
-        else o[header[i]] = r[i];
-      }
-      out.push_back(o);
-    }
-    std::cout << out.dump(2) << "\n";
+    std::cout << RowsJson(header, rows).dump(2) << "\n";
     return;
   }
   if (format == "csv") {
@@ -351,8 +363,15 @@ const std::vector<std::string>& DefaultCellMetrics() {
   return m;
 }
 
-// `cadenza results --sweep N`: one row per sweep cell (every axis but the seed) with n, mean, sd and 95% CI.
-int RunCellResults(coord::CoordinatorClient& client, const ResultsArgs& a) {
+struct CellTable {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+};
+
+// One row per sweep cell (every axis but the seed) with n, mean, sd and 95% CI: what `cadenza results --sweep N`
+// prints and `cadenza report` draws. `format` table: mean ± CI columns of the chosen metrics; else four columns
+// (_mean, _sd, _ci95, _n) per metric, every metric unless a.metrics names some. No rows: no cell finished.
+StatusOr<CellTable> FetchCellTable(coord::CoordinatorClient& client, const ResultsArgs& a) {
   v1::AggregateResultsRequest req;
   req.mutable_filter()->set_sweep_id(a.sweep);
   req.mutable_filter()->set_user(a.user);
@@ -361,12 +380,9 @@ int RunCellResults(coord::CoordinatorClient& client, const ResultsArgs& a) {
   req.add_group_by("cell");
   req.set_per_job(true);
   v1::AggregateResultsResponse resp;
-  if (Status s = client.AggregateResults(req, &resp); !s.ok()) return Fail(s);
-  if (resp.rows_size() == 0) {
-    std::cerr << "sweep " << a.sweep << ": no finished experiment yet (`cadenza status` shows progress)\n";
-    if (a.format != "table") PrintRows({}, {}, a.format);  // an empty list / header-less CSV for scripts
-    return 0;
-  }
+  if (Status s = client.AggregateResults(req, &resp); !s.ok()) return s;
+  CellTable table;
+  if (resp.rows_size() == 0) return table;
   // Group columns in the order the coordinator gives (family, parameters, dataset, model, fraction, context, grid).
   std::vector<std::string> axes;
   {
@@ -386,7 +402,8 @@ int RunCellResults(coord::CoordinatorClient& client, const ResultsArgs& a) {
   } else {
     names.assign(all.begin(), all.end());
   }
-  std::vector<std::string> header = axes;
+  std::vector<std::string>& header = table.header;
+  header = axes;
   header.push_back("n");
   header.push_back("train_tokens");
   for (const auto& n : names) {
@@ -396,7 +413,6 @@ int RunCellResults(coord::CoordinatorClient& client, const ResultsArgs& a) {
       for (const char* suffix : {"_mean", "_sd", "_ci95", "_n"}) header.push_back(n + suffix);
     }
   }
-  std::vector<std::vector<std::string>> rows;
   for (const auto& r : resp.rows()) {
     std::vector<std::string> row;
     for (const auto& k : axes) row.push_back(r.group().count(k) ? r.group().at(k) : "");
@@ -415,9 +431,21 @@ int RunCellResults(coord::CoordinatorClient& client, const ResultsArgs& a) {
         row.push_back(m ? std::to_string(m->n()) : "");
       }
     }
-    rows.push_back(std::move(row));
+    table.rows.push_back(std::move(row));
   }
-  PrintRows(header, rows, a.format);
+  return table;
+}
+
+// `cadenza results --sweep N`: the cell table.
+int RunCellResults(coord::CoordinatorClient& client, const ResultsArgs& a) {
+  auto table = FetchCellTable(client, a);
+  if (!table.ok()) return Fail(table.status());
+  if (table->rows.empty()) {
+    std::cerr << "sweep " << a.sweep << ": no finished experiment yet (`cadenza status` shows progress)\n";
+    if (a.format != "table") PrintRows({}, {}, a.format);  // an empty list / header-less CSV for scripts
+    return 0;
+  }
+  PrintRows(table->header, table->rows, a.format);
   return 0;
 }
 
@@ -481,6 +509,48 @@ int RunResults(const Connection& conn, const ResultsArgs& a) {
     }
   }
   PrintRows(header, rows, a.format);
+  return 0;
+}
+
+struct ReportArgs {
+  int64_t sweep = 0;
+  std::string results_file;  // offline: the output of `cadenza results --sweep N --format json`
+  std::string out;
+};
+
+// `cadenza report`: the sweep's cells (from the coordinator, or a saved results file) as figures and a page.
+int RunReport(const Connection& conn, const ReportArgs& a) {
+  if ((a.sweep > 0) == !a.results_file.empty()) return Fail(InvalidArgument("report: give --sweep N or --results FILE.json"));
+  std::string cells_json, source;
+  ReportContext context;
+  if (a.sweep > 0) {
+    auto client = Connect(conn);
+    if (!client.ok()) return Fail(client.status());
+    ResultsArgs r;
+    r.sweep = a.sweep;
+    r.format = "json";
+    auto table = FetchCellTable(**client, r);
+    if (!table.ok()) return Fail(table.status());
+    cells_json = RowsJson(table->header, table->rows).dump(2) + "\n";
+    source = "sweep " + std::to_string(a.sweep);
+    context.title = source;
+    context.facts.push_back({"source", source + " of the coordinator at " + CoordinatorTarget(conn)});
+  } else {
+    std::ifstream in(a.results_file);
+    if (!in) return Fail(NotFound(a.results_file + ": cannot read (--results)"));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    cells_json = ss.str();
+    source = a.results_file;
+    context.title = fs::path(a.results_file).filename().string();
+    context.facts.push_back({"source", a.results_file});
+  }
+  context.facts.push_back({"cadenza commit", GitCommit()});
+  context.facts.push_back({"report made on", MachineDescription()});
+  context.facts.push_back({"command", CommandLine()});
+  auto files = WriteReport(cells_json, source, context, a.out);
+  if (!files.ok()) return Fail(files.status());
+  std::cout << "report: " << files->cells << " cell(s), " << files->figures << " figure(s) -> " << files->index << "\n";
   return 0;
 }
 
@@ -566,6 +636,20 @@ void AddClusterCommands(CLI::App& app, int* exit_code) {
   status_cmd->add_option("--user", status_user, "List only this user's jobs");
   AddConnectionOptions(status_cmd, &conn);
   status_cmd->callback([exit_code] { *exit_code = RunStatus(conn, status_job, status_watch, status_user, status_active); });
+
+  static ReportArgs report;
+  auto* report_cmd = app.add_subcommand(
+      "report",
+      "Write a sweep's comparison as a report folder: index.html (self-contained: opens from disk), the study's\n"
+      "figures (NLL against dataset size, latency and memory against context length, sample metrics against\n"
+      "dataset size; means over seeds with 95% CI bands) as SVG, PNG and the gnuplot script of each, cells.csv and\n"
+      "results.json (the numbers of `cadenza results --sweep N --format json`). Needs gnuplot");
+  report_cmd->add_option("--sweep", report.sweep, "The sweep to report (from the coordinator)")->check(CLI::PositiveNumber);
+  report_cmd->add_option("--results", report.results_file,
+                         "Offline: a saved `cadenza results --sweep N --format json` instead of the coordinator")->check(CLI::ExistingFile);
+  report_cmd->add_option("--out", report.out, "Report folder (created; files in it are replaced)")->required();
+  AddConnectionOptions(report_cmd, &conn);
+  report_cmd->callback([exit_code] { *exit_code = RunReport(conn, report); });
 
   static ResultsArgs results;
   auto* results_cmd = app.add_subcommand("results", "Query recorded results (one row per finished experiment by default), or aggregate them");

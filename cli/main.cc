@@ -18,6 +18,7 @@
 #include "cli/evaluate_command.h"
 #include "cli/model_options.h"
 #include "core/audio.h"
+#include "core/build_info.h"
 #include "core/eval/evaluate.h"
 #include "core/file_util.h"
 #include "core/midi.h"
@@ -171,6 +172,7 @@ int RunSynth(const std::string& out, int count, uint64_t seed) {
 }  // namespace cadenza
 
 int main(int argc, char** argv) {
+  cadenza::SetCommandLine(argc, argv);  // reports record the command that made them
   CLI::App app{"cadenza: train and compare attention-RNN and Transformer music generators on MIDI corpora.\n"
                "Run `cadenza <command> --help` for each command's options."};
   app.require_subcommand(1);

@@ -13,6 +13,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libfluidsynth-dev fluidsynth fluid-soundfont-gm
   python3-torch python3-mido python3-h5py python3-numpy
+  gnuplot-nox
 )
 
 missing=()

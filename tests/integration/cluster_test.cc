@@ -280,8 +280,10 @@ TEST_F(ClusterTest, SweepCellsAcrossFractionsAndSeedsSurviveCancelAndResubmit) {
          "probe_lengths: [32, 256]\n";
   const std::string conn = " --coordinator " + Target() + " --token-file " + (dir_ / "alice.token").string();
   int rc = 0;
+  // Structure during training and primed samples ride along as key=value overrides of the experiment.
   std::string out = Shell(std::string(CADENZA_CLI) + " submit " + base + " --sweep " + (dir_ / "sweep.yaml").string() +
-                              " --samples 2" + conn, &rc);
+                              " --samples 2 train.eval_samples=2 train.eval_sample_bars=2 generate.primer_split=val"
+                              " generate.primer_bars=1" + conn, &rc);
   ASSERT_EQ(rc, 0) << out;
   ASSERT_EQ(out.rfind("sweep ", 0), 0u) << out;
   const int64_t sweep = std::atoll(out.c_str() + 6);
@@ -345,6 +347,44 @@ TEST_F(ClusterTest, SweepCellsAcrossFractionsAndSeedsSurviveCancelAndResubmit) {
     ASSERT_EQ(t.size(), 3u);
     EXPECT_LT(t[0], t[1]) << model;
     EXPECT_LT(t[1], t[2]) << model;
+  }
+  for (const auto& cell : cells) {  // structure of the samples drawn at each run's last validation
+    EXPECT_TRUE(cell.contains("sample/pieces_mean")) << cell.dump();
+  }
+  for (const auto& j : jobs.jobs()) {  // every generate result records the experiment's primed sampling
+    if (j.state() != v1::JOB_STATE_SUCCEEDED) continue;
+    for (const auto& r : Results(c.get(), v1::TASK_KIND_GENERATE, j.job_id())) {
+      EXPECT_EQ(r.metrics().at("generate/primer_bars"), 1.0) << j.name();
+    }
+  }
+  // The structure curve: a sample/pieces row at each validation (steps 6 and 12) in every run's metrics.
+  int curves = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir_ / "runs")) {
+    if (e.path().filename() != "metrics.csv") continue;
+    const std::string metrics = Slurp(e.path());
+    if (metrics.find("12,val/nll_per_token,") == std::string::npos) continue;  // a run cancelled before its end
+    EXPECT_NE(metrics.find("6,sample/pieces,"), std::string::npos) << e.path() << "\n" << metrics.substr(0, 400);
+    EXPECT_NE(metrics.find("12,sample/pieces,"), std::string::npos) << e.path();
+    ++curves;
+  }
+  EXPECT_GE(curves, 12);
+  // The report draws the same numbers: its results.json is the cell table above.
+  const fs::path report = dir_ / "report";
+  out = Shell(std::string(CADENZA_CLI) + " report --sweep " + std::to_string(sweep) + " --out " + report.string() + conn, &rc);
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    EXPECT_NE(out.find("gnuplot"), std::string::npos) << "without gnuplot the error names it: " << out;
+  } else {
+    ASSERT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("report: 6 cell(s)"), std::string::npos) << out;
+    EXPECT_EQ(nlohmann::json::parse(Slurp(report / "results.json")), cells);
+    const std::string html = Slurp(report / "index.html");
+    EXPECT_NE(html.find("<svg"), std::string::npos) << "figures inline";
+    for (const char* f : {"quality-test-nll-ds", "latency-forward-ds", "memory-training-ds"}) {
+      EXPECT_TRUE(fs::exists(report / "figures" / (std::string(f) + ".svg"))) << f;
+      EXPECT_TRUE(fs::exists(report / "figures" / (std::string(f) + ".png"))) << f;
+      EXPECT_NE(html.find(std::string("id=\"") + f), std::string::npos) << f;
+    }
+    EXPECT_NE(html.find("tf: no forward_ms at length 256"), std::string::npos) << "beyond the context: named, not drawn as 0";
   }
   const std::string table = Shell(std::string(CADENZA_CLI) + " results --sweep " + std::to_string(sweep) + conn, &rc);
   EXPECT_EQ(rc, 0) << table;

@@ -38,7 +38,7 @@ TEST(SweepFileTest, EveryShippedSweepLoadsAndExpandsAtMatchedSize) {
   ASSERT_TRUE(study.ok());
   ASSERT_EQ(study->models.size(), 2u);
   EXPECT_EQ(study->models[1].name, "lstm");
-  EXPECT_EQ(study->models[1].set.at("train.lr"), "0.004");
+  EXPECT_EQ(study->models[1].set.at("train.lr"), "0.008");
   EXPECT_NE(study->models[1].model_yaml.find("family: lstm"), std::string::npos);
   EXPECT_EQ(study->budget.tokens, 500000);
   EXPECT_NE(study->base.experiment_yaml.find("1024"), std::string::npos);  // probe lengths went into the base
@@ -48,10 +48,10 @@ TEST(SweepFileTest, EveryShippedSweepLoadsAndExpandsAtMatchedSize) {
   // Sizes matched within 10%, as the sweep promises.
   const double a = double(runs->front().parameters), b = double(runs->back().parameters);
   EXPECT_LT(std::abs(a - b), 0.1 * std::max(a, b)) << a << " vs " << b;
-  EXPECT_EQ(runs->back().axes.at("train.lr"), "0.004");
+  EXPECT_EQ(runs->back().axes.at("train.lr"), "0.008");
   auto c = cadenza::ParseExperimentConfig(runs->back().experiment_yaml, "run");
   ASSERT_TRUE(c.ok()) << c.status().message();
-  EXPECT_DOUBLE_EQ(c->train.lr, 0.004);
+  EXPECT_DOUBLE_EQ(c->train.lr, 0.008);
   EXPECT_EQ(c->probe.lengths.size(), 3u);
 }
 

@@ -1,0 +1,477 @@
+#include "core/report/report.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+namespace cadenza {
+namespace {
+
+std::string NumberText(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.15g", x);
+  return buf;
+}
+
+// Strips a statistic suffix: "test/nll_per_token_ci95" -> ("test/nll_per_token", "ci95").
+bool SplitStatKey(const std::string& key, std::string* metric, std::string* stat) {
+  for (const char* suffix : {"_mean", "_sd", "_ci95", "_n"}) {
+    const std::string s = suffix;
+    if (key.size() > s.size() && key.compare(key.size() - s.size(), s.size(), s) == 0) {
+      *metric = key.substr(0, key.size() - s.size());
+      *stat = s.substr(1);
+      return true;
+    }
+  }
+  return false;
+}
+
+// Axis columns in the order `cadenza results` prints them, then the rest by name.
+std::vector<std::string> AxisOrder(const std::vector<ReportCell>& cells) {
+  std::set<std::string> have;
+  for (const ReportCell& c : cells) for (const auto& [k, v] : c.axes) have.insert(k);
+  std::vector<std::string> order;
+  for (const char* k : {"model", "model_family", "parameters", "dataset", "dataset_fraction", "context_length"}) {
+    if (have.erase(k)) order.push_back(k);
+  }
+  order.insert(order.end(), have.begin(), have.end());
+  return order;
+}
+
+double AxisNumber(const ReportCell& c, const std::string& axis) {
+  auto it = c.axes.find(axis);
+  if (it == c.axes.end()) return std::nan("");
+  char* end = nullptr;
+  const double v = std::strtod(it->second.c_str(), &end);
+  return end && *end == '\0' && !it->second.empty() ? v : std::nan("");
+}
+
+std::string DatasetOf(const ReportCell& c) {
+  auto it = c.axes.find("dataset");
+  return it == c.axes.end() ? "" : it->second;
+}
+
+// "out/nottingham/" -> "nottingham": datasets are named by their folder in titles and file names.
+std::string ShortName(const std::string& dataset) {
+  std::string d = dataset;
+  while (!d.empty() && d.back() == '/') d.pop_back();
+  const size_t slash = d.rfind('/');
+  return slash == std::string::npos ? d : d.substr(slash + 1);
+}
+
+std::string FileSafe(const std::string& s) {
+  std::string out;
+  for (char c : s) out += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ? c : '-';
+  return out;
+}
+
+void AddPoint(Series* s, double x, const CellStat& m) {
+  s->x.push_back(x);
+  s->y.push_back(m.mean);
+  const double half = m.n > 1 && std::isfinite(m.ci95) ? m.ci95 : 0.0;
+  s->lo.push_back(m.mean - half);
+  s->hi.push_back(m.mean + half);
+}
+
+void SortByX(Series* s) {
+  std::vector<size_t> order(s->x.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return s->x[a] < s->x[b]; });
+  Series sorted;
+  sorted.label = s->label;
+  for (size_t i : order) {
+    sorted.x.push_back(s->x[i]);
+    sorted.y.push_back(s->y[i]);
+    sorted.lo.push_back(s->lo[i]);
+    sorted.hi.push_back(s->hi[i]);
+  }
+  *s = std::move(sorted);
+}
+
+// One series per model of `dataset`: `metric` against the dataset fraction.
+Figure AgainstFraction(const std::vector<ReportCell>& cells, const std::string& dataset, const std::string& metric,
+                       const std::string& id, const std::string& title, const std::string& ylabel) {
+  Figure f;
+  f.id = id;
+  f.title = title;
+  f.xlabel = "share of the train split (nested subsets; val and test fixed)";
+  f.ylabel = ylabel;
+  std::map<std::string, Series> by_model;
+  std::vector<std::string> order;
+  for (const ReportCell& c : cells) {
+    if (DatasetOf(c) != dataset) continue;
+    const double x = AxisNumber(c, "dataset_fraction");
+    if (!std::isfinite(x)) continue;
+    const std::string model = c.Model();
+    if (!by_model.count(model)) order.push_back(model);
+    Series& s = by_model[model];
+    s.label = model;
+    const CellStat* m = c.Metric(metric);
+    if (!m || !std::isfinite(m->mean)) {
+      f.missing.push_back(model + " at fraction " + NumberText(x) + ": no " + metric);
+      continue;
+    }
+    AddPoint(&s, x, *m);
+  }
+  for (const std::string& model : order) {
+    Series& s = by_model[model];
+    if (s.x.empty()) continue;
+    SortByX(&s);
+    f.series.push_back(std::move(s));
+  }
+  return f;
+}
+
+// Probe lengths measured for any model: "probe/L<length>/b1/<what>".
+std::set<int64_t> ProbeLengths(const std::vector<ReportCell>& cells) {
+  std::set<int64_t> lengths;
+  for (const ReportCell& c : cells) {
+    for (const auto& [name, stat] : c.metrics) {
+      if (name.rfind("probe/L", 0) != 0) continue;
+      const size_t slash = name.find('/', 7);
+      if (slash == std::string::npos || name.compare(slash, 4, "/b1/") != 0) continue;
+      lengths.insert(std::strtoll(name.c_str() + 7, nullptr, 10));
+    }
+  }
+  return lengths;
+}
+
+// Speed and memory do not depend on the data: per model, the probed cell trained on the most data (the first such).
+Figure AgainstLength(const std::vector<ReportCell>& cells, const std::string& dataset, const std::string& what,
+                     const std::string& id, const std::string& title, const std::string& ylabel) {
+  Figure f;
+  f.id = id;
+  f.title = title;
+  f.xlabel = "context length (tokens)";
+  f.ylabel = ylabel;
+  f.logx = true;
+  std::map<std::string, const ReportCell*> pick;
+  std::vector<std::string> order;
+  auto probed = [](const ReportCell& c) {
+    for (const auto& [name, stat] : c.metrics) if (name.rfind("probe/", 0) == 0) return true;
+    return false;
+  };
+  for (const ReportCell& c : cells) {
+    if (DatasetOf(c) != dataset || !probed(c)) continue;
+    const std::string model = c.Model();
+    auto it = pick.find(model);
+    if (it == pick.end()) {
+      order.push_back(model);
+      pick[model] = &c;
+    } else if (AxisNumber(c, "dataset_fraction") > AxisNumber(*it->second, "dataset_fraction")) {
+      it->second = &c;
+    }
+  }
+  const std::set<int64_t> lengths = ProbeLengths(cells);
+  for (const std::string& model : order) {
+    Series s;
+    s.label = model;
+    for (int64_t length : lengths) {
+      const CellStat* m = pick[model]->Metric("probe/L" + std::to_string(length) + "/b1/" + what);
+      if (!m) {
+        f.missing.push_back(model + ": no " + what + " at length " + std::to_string(length) +
+                            " (beyond its context, or not probed)");
+        continue;
+      }
+      AddPoint(&s, double(length), *m);
+    }
+    if (!s.x.empty()) f.series.push_back(std::move(s));
+  }
+  return f;
+}
+
+std::string HtmlEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string GnuplotString(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string CsvField(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+std::string Formatted(double x) {
+  if (!std::isfinite(x)) return "";
+  char buf[32];
+  if (x == std::floor(x) && std::fabs(x) < 1e15) std::snprintf(buf, sizeof buf, "%.0f", x);
+  else std::snprintf(buf, sizeof buf, "%.4g", x);
+  return buf;
+}
+
+// A colour per series, the same in every figure for the same position (matplotlib's first ten).
+const char* Colour(size_t i) {
+  static const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
+                                  "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+  return colours[i % 10];
+}
+
+}  // namespace
+
+std::string ReportCell::Model() const {
+  auto it = axes.find("model");
+  if (it != axes.end() && !it->second.empty()) return it->second;
+  it = axes.find("model_family");
+  return it == axes.end() ? "model" : it->second;
+}
+
+const CellStat* ReportCell::Metric(const std::string& name) const {
+  auto it = metrics.find(name);
+  return it == metrics.end() ? nullptr : &it->second;
+}
+
+StatusOr<std::vector<ReportCell>> ParseCells(const std::string& json_text, const std::string& path) {
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(json_text);
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgument(path + ": not JSON: " + e.what());
+  }
+  if (!doc.is_array()) {
+    return InvalidArgument(path + ": expected a list of cells (the output of `cadenza results --sweep N --format json`)");
+  }
+  std::vector<ReportCell> cells;
+  for (size_t i = 0; i < doc.size(); ++i) {
+    const nlohmann::json& row = doc[i];
+    const std::string where = path + ": cell " + std::to_string(i);
+    if (!row.is_object()) return InvalidArgument(where + ": expected an object");
+    ReportCell c;
+    for (const auto& [key, value] : row.items()) {
+      std::string metric, stat;
+      if (key == "n") {
+        if (!value.is_number()) return InvalidArgument(where + ": n: expected a number");
+        c.runs = value.get<int>();
+      } else if (key == "train_tokens") {
+        continue;  // the mean of data/train_tokens, which the metrics hold too
+      } else if (SplitStatKey(key, &metric, &stat)) {
+        if (value.is_string() && value.get<std::string>().empty()) continue;  // a metric this cell lacks
+        if (!value.is_number()) return InvalidArgument(where + ": " + key + ": expected a number");
+        CellStat& s = c.metrics[metric];
+        const double v = value.get<double>();
+        if (stat == "mean") s.mean = v;
+        else if (stat == "sd") s.sd = v;
+        else if (stat == "ci95") s.ci95 = v;
+        else s.n = static_cast<int>(v);
+      } else {
+        c.axes[key] = value.is_string() ? value.get<std::string>() : value.is_number() ? NumberText(value.get<double>()) : value.dump();
+      }
+    }
+    cells.push_back(std::move(c));
+  }
+  return cells;
+}
+
+std::vector<Figure> StudyFigures(const std::vector<ReportCell>& cells) {
+  std::vector<std::string> datasets;
+  for (const ReportCell& c : cells) {
+    if (std::find(datasets.begin(), datasets.end(), DatasetOf(c)) == datasets.end()) datasets.push_back(DatasetOf(c));
+  }
+  std::vector<Figure> figures;
+  auto keep = [&](Figure f) {
+    if (!f.series.empty()) figures.push_back(std::move(f));
+  };
+  for (const std::string& d : datasets) {
+    const std::string name = ShortName(d).empty() ? "results" : ShortName(d);
+    const std::string on = name == "results" ? "" : " on " + name;
+    keep(AgainstFraction(cells, d, "test/nll_per_token", "quality-test-nll-" + FileSafe(name),
+                         "Test NLL against dataset size" + on, "test NLL per token (nats), mean and 95% CI"));
+    keep(AgainstFraction(cells, d, "val/nll_per_token", "quality-val-nll-" + FileSafe(name),
+                         "Validation NLL against dataset size" + on, "val NLL per token (nats)"));
+    std::set<std::string> cross;  // other corpora the runs were scored on: on/<name>/nll_per_token
+    for (const ReportCell& c : cells) {
+      for (const auto& [metric, s] : c.metrics) {
+        if (metric.rfind("on/", 0) == 0 && metric.size() > 17 && metric.compare(metric.size() - 14, 14, "/nll_per_token") == 0) {
+          cross.insert(metric.substr(3, metric.size() - 17));
+        }
+      }
+    }
+    for (const std::string& other : cross) {
+      keep(AgainstFraction(cells, d, "on/" + other + "/nll_per_token", "cross-nll-" + FileSafe(name) + "-on-" + FileSafe(other),
+                           "Trained" + on + ", scored on " + other + " (test split)", "NLL per token on " + other));
+    }
+    keep(AgainstLength(cells, d, "forward_ms", "latency-forward-" + FileSafe(name), "Forward latency against input length",
+                       "forward pass, ms (batch 1)"));
+    keep(AgainstLength(cells, d, "step_ms", "latency-generation-" + FileSafe(name),
+                       "Generation latency per token against context length", "one generation step, ms (batch 1)"));
+    keep(AgainstLength(cells, d, "train_peak_mb", "memory-training-" + FileSafe(name),
+                       "Training memory against input size", "peak of one training step, MiB"));
+    keep(AgainstLength(cells, d, "forward_peak_mb", "memory-inference-" + FileSafe(name),
+                       "Inference memory against input size", "peak of one forward pass, MiB"));
+    keep(AgainstLength(cells, d, "state_mb", "memory-generation-state-" + FileSafe(name),
+                       "Generation state against context length", "cache / recurrent state, MiB"));
+    const std::pair<const char*, const char*> samples[] = {
+        {"structureness/mean", "SSM structureness of samples"},
+        {"repetition/mean", "repetition of samples (share of bar pairs)"},
+        {"avg_pitch_deviation/mean", "pitch deviation of samples (semitones)"},
+        {"syncopation/mean", "syncopation of samples (per bar)"},
+        {"pitch_class_entropy/overlap", "pitch-class entropy: overlap with the test split"}};
+    for (const auto& [metric, label] : samples) {
+      std::string stem = metric;
+      std::replace(stem.begin(), stem.end(), '/', '-');
+      keep(AgainstFraction(cells, d, metric, "samples-" + FileSafe(stem) + "-" + FileSafe(name),
+                           std::string(label) + " against dataset size" + on, label));
+    }
+  }
+  return figures;
+}
+
+std::string GnuplotScript(const Figure& f, const std::string& svg, const std::string& png) {
+  std::ostringstream g;
+  g << "# " << f.title << " (cadenza report; edit and run `gnuplot " << f.id << ".gp` to restyle)\n";
+  g << "set terminal svg size 640,400 dynamic noenhanced font \"sans,11\" background \"white\"\n";
+  g << "set output " << GnuplotString(svg) << "\n";
+  g << "set title " << GnuplotString(f.title) << "\n";
+  g << "set xlabel " << GnuplotString(f.xlabel) << "\n";
+  g << "set ylabel " << GnuplotString(f.ylabel) << "\n";
+  g << "set grid\nset key outside right top\nset style fill transparent solid 0.18 noborder\n";
+  if (f.logx) g << "set logscale x 2\n";
+  std::set<double> xs;
+  for (const Series& s : f.series) xs.insert(s.x.begin(), s.x.end());
+  if (!xs.empty()) {  // ticks at the measured x values, so sweep points read off directly
+    g << "set xtics (";
+    size_t i = 0;
+    for (double x : xs) g << (i++ ? ", " : "") << GnuplotString(Formatted(x)) << " " << NumberText(x);
+    g << ")\n";
+    const double lo = *xs.begin(), hi = *xs.rbegin();
+    if (f.logx) g << "set xrange [" << NumberText(lo / 1.3) << ":" << NumberText(hi * 1.3) << "]\n";
+    else g << "set xrange [" << NumberText(lo - 0.05 * std::max(hi - lo, 1e-9)) << ":" << NumberText(hi + 0.05 * std::max(hi - lo, 1e-9)) << "]\n";
+  }
+  for (size_t i = 0; i < f.series.size(); ++i) {
+    const Series& s = f.series[i];
+    g << "$s" << i << " << EOD\n";
+    for (size_t k = 0; k < s.x.size(); ++k) {
+      g << NumberText(s.x[k]) << " " << NumberText(s.y[k]) << " " << NumberText(s.lo[k]) << " " << NumberText(s.hi[k]) << "\n";
+    }
+    g << "EOD\n";
+  }
+  g << "plot ";
+  for (size_t i = 0; i < f.series.size(); ++i) {
+    const std::string c = Colour(i);
+    g << (i ? ", \\\n     " : "") << "$s" << i << " using 1:3:4 with filledcurves lc rgb \"" << c << "\" notitle, "
+      << "$s" << i << " using 1:2 with linespoints lw 2 pt 7 ps 0.8 lc rgb \"" << c << "\" title " << GnuplotString(f.series[i].label);
+  }
+  g << "\nset terminal pngcairo size 960,600 noenhanced font \"sans,12\" background \"white\"\n";
+  g << "set output " << GnuplotString(png) << "\nreplot\nunset output\n";
+  return g.str();
+}
+
+std::string CellsCsv(const std::vector<ReportCell>& cells) {
+  const std::vector<std::string> axes = AxisOrder(cells);
+  std::set<std::string> metrics;
+  for (const ReportCell& c : cells) for (const auto& [m, s] : c.metrics) metrics.insert(m);
+  std::ostringstream o;
+  for (const std::string& a : axes) o << CsvField(a) << ",";
+  o << "n";
+  for (const std::string& m : metrics) {
+    for (const char* s : {"_mean", "_sd", "_ci95", "_n"}) o << "," << CsvField(m + s);
+  }
+  o << "\n";
+  for (const ReportCell& c : cells) {
+    for (const std::string& a : axes) {
+      auto it = c.axes.find(a);
+      o << (it == c.axes.end() ? "" : CsvField(it->second)) << ",";
+    }
+    o << c.runs;
+    for (const std::string& m : metrics) {
+      const CellStat* s = c.Metric(m);
+      if (!s) {
+        o << ",,,,";
+        continue;
+      }
+      o << "," << NumberText(s->mean) << "," << NumberText(s->sd) << "," << NumberText(s->ci95) << "," << s->n;
+    }
+    o << "\n";
+  }
+  return o.str();
+}
+
+std::string ReportHtml(const std::vector<ReportCell>& cells, const std::vector<Figure>& figures,
+                       const std::vector<std::string>& svgs, const ReportContext& context) {
+  std::ostringstream h;
+  h << "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>" << HtmlEscape(context.title)
+    << " - cadenza report</title>\n<style>\n"
+       "body{font-family:sans-serif;margin:24px;color:#222;max-width:1400px}\n"
+       "h1{font-size:22px}h2{font-size:18px;margin-top:32px}\n"
+       ".figs{display:flex;flex-wrap:wrap;gap:16px}.fig{border:1px solid #ddd;padding:8px;width:660px}\n"
+       ".fig svg{width:100%;height:auto}.missing{color:#a33;font-size:12px}\n"
+       "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}\n"
+       "th{background:#f3f3f3}td.axis{text-align:left}dl{display:grid;grid-template-columns:max-content auto;gap:4px 16px}\n"
+       "dt{font-weight:bold}dd{margin:0;font-family:monospace;white-space:pre-wrap}\n"
+       "</style></head><body>\n";
+  h << "<h1>cadenza: " << HtmlEscape(context.title) << "</h1>\n<dl>\n";
+  for (const auto& [k, v] : context.facts) h << "<dt>" << HtmlEscape(k) << "</dt><dd>" << HtmlEscape(v) << "</dd>\n";
+  h << "</dl>\n";
+  for (const std::string& n : context.notes) h << "<p class=\"missing\">" << HtmlEscape(n) << "</p>\n";
+  h << "<h2>Figures</h2>\n<p>Lines are means over seeds, bands their 95% confidence intervals (Student t); every figure is "
+       "also in figures/ as SVG, PNG and the gnuplot script that drew it.</p>\n<div class=\"figs\">\n";
+  for (size_t i = 0; i < figures.size(); ++i) {
+    const Figure& f = figures[i];
+    h << "<div class=\"fig\" id=\"" << HtmlEscape(f.id) << "\">\n";
+    h << (i < svgs.size() ? svgs[i] : std::string()) << "\n";
+    h << "<div><a href=\"figures/" << HtmlEscape(f.id) << ".svg\">SVG</a> · <a href=\"figures/" << HtmlEscape(f.id)
+      << ".png\">PNG</a> · <a href=\"figures/" << HtmlEscape(f.id) << ".gp\">gnuplot</a></div>\n";
+    for (const std::string& m : f.missing) h << "<div class=\"missing\">missing: " << HtmlEscape(m) << "</div>\n";
+    h << "</div>\n";
+  }
+  if (figures.empty()) h << "<p class=\"missing\">No figure: no cell has a metric to plot yet.</p>\n";
+  h << "</div>\n<h2>Every metric per cell (mean ± 95% CI, n runs)</h2>\n";
+  const std::vector<std::string> axes = AxisOrder(cells);
+  std::set<std::string> metrics;
+  for (const ReportCell& c : cells) for (const auto& [m, s] : c.metrics) metrics.insert(m);
+  h << "<div style=\"overflow-x:auto\"><table>\n<tr><th>metric</th>";
+  for (size_t i = 0; i < cells.size(); ++i) {
+    std::string head;
+    for (const std::string& a : axes) {
+      auto it = cells[i].axes.find(a);
+      if (it != cells[i].axes.end() && a != "model_family" && a != "parameters") head += (head.empty() ? "" : " ") + it->second;
+    }
+    h << "<th>" << HtmlEscape(head) << "<br>n=" << cells[i].runs << "</th>";
+  }
+  h << "</tr>\n";
+  for (const std::string& a : axes) {
+    h << "<tr><td class=\"axis\"><i>" << HtmlEscape(a) << "</i></td>";
+    for (const ReportCell& c : cells) {
+      auto it = c.axes.find(a);
+      h << "<td>" << (it == c.axes.end() ? "" : HtmlEscape(it->second)) << "</td>";
+    }
+    h << "</tr>\n";
+  }
+  for (const std::string& m : metrics) {
+    h << "<tr><td class=\"axis\">" << HtmlEscape(m) << "</td>";
+    for (const ReportCell& c : cells) {
+      const CellStat* s = c.Metric(m);
+      h << "<td>";
+      if (s) h << Formatted(s->mean) << (s->n > 1 ? " ± " + Formatted(s->ci95) : "");
+      h << "</td>";
+    }
+    h << "</tr>\n";
+  }
+  h << "</table></div>\n<p>The same numbers: <a href=\"cells.csv\">cells.csv</a>, <a href=\"results.json\">results.json</a>.</p>\n";
+  h << "</body></html>\n";
+  return h.str();
+}
+
+}  // namespace cadenza

@@ -1,0 +1,71 @@
+// The study's comparison as figures and a page: sweep cells (mean, sd, 95% CI over seeds) -> figure data ->
+// gnuplot scripts (SVG and PNG from one plot description) and a self-contained index.html. Pure and torch-free:
+// `cadenza report` runs it on `cadenza results --sweep N` cells; the figures need only the cells' numbers.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace cadenza {
+
+struct CellStat {
+  double mean = 0, sd = 0, ci95 = 0;
+  int n = 0;
+};
+
+// One sweep cell: its axes (model, model_family, parameters, dataset, dataset_fraction, ...), the runs it
+// aggregates, and every metric's statistics over them.
+struct ReportCell {
+  std::map<std::string, std::string> axes;
+  int runs = 0;
+  std::map<std::string, CellStat> metrics;
+  // The model's label in figures and tables: axes "model", else "model_family".
+  std::string Model() const;
+  const CellStat* Metric(const std::string& name) const;
+};
+
+// Parses the JSON text of `cadenza results --sweep N --format json` (a list of objects: axis columns, n,
+// train_tokens, <metric>_{mean,sd,ci95,n}). An error names the entry and the field that is wrong.
+StatusOr<std::vector<ReportCell>> ParseCells(const std::string& json_text, const std::string& path_for_errors);
+
+struct Series {
+  std::string label;                 // model (and dataset when a figure spans several)
+  std::vector<double> x, y, lo, hi;  // lo/hi: mean -/+ 95% CI (equal to y when n == 1)
+};
+
+struct Figure {
+  std::string id;                    // file stem: quality-test-nll-nottingham
+  std::string title, xlabel, ylabel;
+  bool logx = false;
+  std::vector<Series> series;
+  std::vector<std::string> missing;  // what the figure lacks, named ("lstm: no probe at length 1024")
+};
+
+// The study's figures from the cells: per dataset, test and val NLL/token against the dataset fraction; forward
+// and per-token generation latency, training, inference and generation-state memory against the context length
+// (probe rows, batch 1; a model's cell with the largest fraction, as speed and memory do not depend on the data);
+// sample structure and pitch/rhythm metrics against the fraction. Figures without any point are left out.
+std::vector<Figure> StudyFigures(const std::vector<ReportCell>& cells);
+
+// One gnuplot script that draws `figure` as SVG to `svg` and as PNG to `png` (the same plot, replotted): mean
+// lines with points and shaded 95% CI bands, one colour per series, data inline (it reads no other file).
+std::string GnuplotScript(const Figure& figure, const std::string& svg, const std::string& png);
+
+struct ReportContext {
+  std::string title;                          // "sweep 3" / "results.json"
+  std::vector<std::pair<std::string, std::string>> facts;  // shown in order: spec, commit, machine, generated at
+  std::vector<std::string> notes;             // e.g. cells not finished yet
+};
+
+// index.html: the figures (their SVG text inline, so the page opens from disk with no network), the table of
+// every metric per cell (mean ± 95% CI, n), and the context. `svgs` is aligned with `figures`.
+std::string ReportHtml(const std::vector<ReportCell>& cells, const std::vector<Figure>& figures,
+                       const std::vector<std::string>& svgs, const ReportContext& context);
+
+// cells.csv: one row per cell, the axis columns then <metric>_{mean,sd,ci95,n} for every metric of any cell.
+std::string CellsCsv(const std::vector<ReportCell>& cells);
+
+}  // namespace cadenza
