@@ -522,6 +522,7 @@ struct ReportArgs {
 int RunReport(const Connection& conn, const ReportArgs& a) {
   if ((a.sweep > 0) == !a.results_file.empty()) return Fail(InvalidArgument("report: give --sweep N or --results FILE.json"));
   std::string cells_json, source;
+  std::vector<RunCurves> curves;
   ReportContext context;
   if (a.sweep > 0) {
     auto client = Connect(conn);
@@ -532,6 +533,37 @@ int RunReport(const Connection& conn, const ReportArgs& a) {
     auto table = FetchCellTable(**client, r);
     if (!table.ok()) return Fail(table.status());
     cells_json = RowsJson(table->header, table->rows).dump(2) + "\n";
+    // Training curves: each finished run's metrics.csv, where this machine sees the workers' files.
+    v1::QueryResultsRequest q;
+    q.set_sweep_id(a.sweep);
+    q.set_kind(v1::TASK_KIND_TRAIN);
+    v1::QueryResultsResponse trained;
+    if (Status s = (*client)->QueryResults(q, &trained); !s.ok()) return Fail(s);
+    int unreadable = 0;
+    for (const auto& row : trained.rows()) {
+      RunCurves run;
+      run.model = row.axes().count("model") ? row.axes().at("model") : row.model_family();
+      run.dataset = row.dataset();
+      run.fraction = row.axes().count("dataset_fraction") ? std::atof(row.axes().at("dataset_fraction").c_str()) : 1.0;
+      run.axes.insert(row.axes().begin(), row.axes().end());
+      std::string csv;
+      for (const std::string& artifact : row.artifacts()) {
+        if (fs::path(artifact).filename() == "metrics.csv") csv = artifact;
+      }
+      std::ifstream in(csv);
+      if (csv.empty() || !in) {
+        ++unreadable;
+        continue;
+      }
+      std::stringstream text;
+      text << in.rdbuf();
+      if (Status s = ParseMetricsCsv(text.str(), csv, &run); !s.ok()) return Fail(s);
+      curves.push_back(std::move(run));
+    }
+    if (unreadable > 0) {
+      context.notes.push_back(std::to_string(unreadable) + " run(s)' metrics.csv not readable from this machine: "
+                              "their training curves are left out");
+    }
     source = "sweep " + std::to_string(a.sweep);
     context.title = source;
     context.facts.push_back({"source", source + " of the coordinator at " + CoordinatorTarget(conn)});
@@ -544,11 +576,12 @@ int RunReport(const Connection& conn, const ReportArgs& a) {
     source = a.results_file;
     context.title = fs::path(a.results_file).filename().string();
     context.facts.push_back({"source", a.results_file});
+    context.notes.push_back("Offline (--results): the training curves need the runs' metrics.csv, which only --sweep reads.");
   }
   context.facts.push_back({"cadenza commit", GitCommit()});
   context.facts.push_back({"report made on", MachineDescription()});
   context.facts.push_back({"command", CommandLine()});
-  auto files = WriteReport(cells_json, source, context, a.out);
+  auto files = WriteReport(cells_json, source, curves, context, a.out);
   if (!files.ok()) return Fail(files.status());
   std::cout << "report: " << files->cells << " cell(s), " << files->figures << " figure(s) -> " << files->index << "\n";
   return 0;

@@ -54,15 +54,16 @@ std::string MachineDescription() {
   return std::string(host) + " (" + std::to_string(std::thread::hardware_concurrency()) + " cores, " + os + ")";
 }
 
-StatusOr<ReportFiles> WriteReport(const std::string& cells_json, const std::string& source_name, ReportContext context,
-                                  const std::string& out_dir) {
+StatusOr<ReportFiles> WriteReport(const std::string& cells_json, const std::string& source_name,
+                                  const std::vector<RunCurves>& curves, ReportContext context, const std::string& out_dir) {
   auto cells = ParseCells(cells_json, source_name);
   if (!cells.ok()) return cells.status();
   const fs::path out(out_dir), figs = out / "figures";
   std::error_code ec;
   fs::create_directories(figs, ec);
   if (ec) return IoError(figs.string() + ": cannot create: " + ec.message());
-  const std::vector<Figure> figures = StudyFigures(*cells);
+  std::vector<Figure> figures = StudyFigures(*cells);
+  for (Figure& f : CurveFigures(curves)) figures.push_back(std::move(f));
   std::vector<std::string> svgs;
   for (const Figure& f : figures) {
     const std::string stem = (figs / f.id).string();

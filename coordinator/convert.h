@@ -9,6 +9,7 @@
 #include "coordinator/result_query.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/types.h"
+#include "core/stats.h"  // MetricStats, Summarize, StudentT95
 #include "core/status.h"
 
 namespace cadenza::coord {
@@ -29,16 +30,6 @@ ResultFilter FromProto(const v1::QueryResultsRequest& p);
 
 // The query an AggregateResults request needs (every kind when it merges per job).
 ResultFilter FilterOf(const v1::AggregateResultsRequest& p);
-
-// The two-sided 95% quantile of Student's t with `df` degrees of freedom (0 for df < 1).
-double StudentT95(int df);
-
-struct MetricStats {
-  int n = 0;
-  double mean = 0, stddev = 0, min = 0, max = 0;
-  double ci95 = 0;  // half-width of the 95% CI of the mean: t(n-1) * sd / sqrt(n); 0 when n < 2
-};
-MetricStats Summarize(const std::vector<double>& xs);
 
 // One row per succeeded job: its train, score, probe and aggregate metrics together (train's unprefixed names get
 // `train/`, e.g. train/val_nll); generate and evaluate shard rows are left out.

@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include "core/stats.h"
+
 namespace cadenza {
 namespace {
 
@@ -69,6 +71,36 @@ std::string FileSafe(const std::string& s) {
   return out;
 }
 
+// Axes that tell runs of one model apart in a figure besides its x (e.g. train.lr in a learning-rate search,
+// context_length across contexts): those with more than one value among `axes_of`.
+std::vector<std::string> VaryingAxes(const std::vector<const std::map<std::string, std::string>*>& axes_of) {
+  static const std::set<std::string> fixed = {"model", "model_family", "parameters", "dataset", "dataset_fraction", "seed"};
+  std::map<std::string, std::set<std::string>> values;
+  for (const auto* axes : axes_of) {
+    for (const auto& [k, v] : *axes) if (!fixed.count(k)) values[k].insert(v);
+  }
+  std::vector<std::string> out;
+  for (const auto& [k, v] : values) if (v.size() > 1) out.push_back(k);
+  return out;
+}
+
+// A series' name: the model, then any varying axis as key=value ("lstm train.lr=0.008").
+std::string SeriesLabel(const std::string& model, const std::map<std::string, std::string>& axes,
+                        const std::vector<std::string>& varying) {
+  std::string label = model;
+  for (const std::string& k : varying) {
+    auto it = axes.find(k);
+    label += " " + k + "=" + (it == axes.end() ? "?" : it->second);
+  }
+  return label;
+}
+
+std::vector<std::string> VaryingAxesOf(const std::vector<ReportCell>& cells) {
+  std::vector<const std::map<std::string, std::string>*> axes;
+  for (const ReportCell& c : cells) axes.push_back(&c.axes);
+  return VaryingAxes(axes);
+}
+
 void AddPoint(Series* s, double x, const CellStat& m) {
   s->x.push_back(x);
   s->y.push_back(m.mean);
@@ -102,11 +134,12 @@ Figure AgainstFraction(const std::vector<ReportCell>& cells, const std::string& 
   f.ylabel = ylabel;
   std::map<std::string, Series> by_model;
   std::vector<std::string> order;
+  const std::vector<std::string> varying = VaryingAxesOf(cells);
   for (const ReportCell& c : cells) {
     if (DatasetOf(c) != dataset) continue;
     const double x = AxisNumber(c, "dataset_fraction");
     if (!std::isfinite(x)) continue;
-    const std::string model = c.Model();
+    const std::string model = SeriesLabel(c.Model(), c.axes, varying);
     if (!by_model.count(model)) order.push_back(model);
     Series& s = by_model[model];
     s.label = model;
@@ -155,9 +188,10 @@ Figure AgainstLength(const std::vector<ReportCell>& cells, const std::string& da
     for (const auto& [name, stat] : c.metrics) if (name.rfind("probe/", 0) == 0) return true;
     return false;
   };
+  const std::vector<std::string> varying = VaryingAxesOf(cells);
   for (const ReportCell& c : cells) {
     if (DatasetOf(c) != dataset || !probed(c)) continue;
-    const std::string model = c.Model();
+    const std::string model = SeriesLabel(c.Model(), c.axes, varying);
     auto it = pick.find(model);
     if (it == pick.end()) {
       order.push_back(model);
@@ -338,6 +372,98 @@ std::vector<Figure> StudyFigures(const std::vector<ReportCell>& cells) {
   return figures;
 }
 
+Status ParseMetricsCsv(const std::string& text, const std::string& path, RunCurves* curves) {
+  std::istringstream in(text);
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (line.empty() || (number == 1 && line.rfind("step,", 0) == 0)) continue;
+    const size_t a = line.find(','), b = line.rfind(',');
+    char* end = nullptr;
+    const long long step = a == std::string::npos ? 0 : std::strtoll(line.c_str(), &end, 10);
+    if (a == std::string::npos || b == a || end != line.c_str() + a) {
+      return DataLoss(path + ": line " + std::to_string(number) + ": expected step,tag,value");
+    }
+    const std::string tag = line.substr(a + 1, b - a - 1), value = line.substr(b + 1);
+    const double v = std::strtod(value.c_str(), &end);
+    if (value.empty() || *end != '\0' || tag.find(',') != std::string::npos) {
+      return DataLoss(path + ": line " + std::to_string(number) + ": expected step,tag,value");
+    }
+    curves->tags[tag][step] = v;
+  }
+  return Status::Ok();
+}
+
+std::vector<Figure> CurveFigures(const std::vector<RunCurves>& runs) {
+  std::vector<std::string> datasets;
+  for (const RunCurves& r : runs) {
+    if (std::find(datasets.begin(), datasets.end(), r.dataset) == datasets.end()) datasets.push_back(r.dataset);
+  }
+  const std::pair<const char*, const char*> tags[] = {
+      {"val/nll_per_token", "validation NLL per token"},
+      {"sample/structureness", "SSM structureness of samples drawn at validation"},
+      {"sample/repetition", "repetition of samples drawn at validation"}};
+  std::vector<Figure> figures;
+  for (const std::string& d : datasets) {
+    const std::string name = ShortName(d).empty() ? "results" : ShortName(d);
+    std::vector<const std::map<std::string, std::string>*> axes_of;
+    for (const RunCurves& r : runs) axes_of.push_back(&r.axes);
+    const std::vector<std::string> varying = VaryingAxes(axes_of);
+    auto key = [&](const RunCurves& r) { return SeriesLabel(r.model, r.axes, varying); };
+    std::map<std::string, double> largest;  // series -> its largest fraction
+    std::vector<std::string> order;
+    for (const RunCurves& r : runs) {
+      if (r.dataset != d) continue;
+      auto it = largest.find(key(r));
+      if (it == largest.end()) {
+        order.push_back(key(r));
+        largest[key(r)] = r.fraction;
+      } else {
+        it->second = std::max(it->second, r.fraction);
+      }
+    }
+    for (const auto& [tag, label] : tags) {
+      Figure f;
+      std::string stem = tag;
+      std::replace(stem.begin(), stem.end(), '/', '-');
+      f.id = "curve-" + FileSafe(stem) + "-" + FileSafe(name);
+      f.title = std::string(label) + " against the training step" + (name == "results" ? "" : " on " + name);
+      f.xlabel = "training step";
+      f.ylabel = label;
+      for (const std::string& model : order) {
+        std::map<int64_t, std::vector<double>> at;  // step -> the runs' values
+        int members = 0;
+        for (const RunCurves& r : runs) {
+          if (r.dataset != d || key(r) != model || r.fraction != largest[model]) continue;
+          ++members;
+          auto it = r.tags.find(tag);
+          if (it == r.tags.end()) continue;
+          for (const auto& [step, v] : it->second) {
+            if (std::isfinite(v)) at[step].push_back(v);
+          }
+        }
+        Series s;
+        s.label = model + " (fraction " + NumberText(largest[model]) + ", " + std::to_string(members) + " runs)";
+        for (const auto& [step, values] : at) {
+          const MetricStats m = Summarize(values);
+          s.x.push_back(double(step));
+          s.y.push_back(m.mean);
+          s.lo.push_back(m.mean - m.ci95);
+          s.hi.push_back(m.mean + m.ci95);
+        }
+        if (s.x.empty()) {
+          f.missing.push_back(model + ": no " + std::string(tag) + " in its runs' metrics.csv");
+        } else {
+          f.series.push_back(std::move(s));
+        }
+      }
+      if (!f.series.empty()) figures.push_back(std::move(f));
+    }
+  }
+  return figures;
+}
+
 std::string GnuplotScript(const Figure& f, const std::string& svg, const std::string& png) {
   std::ostringstream g;
   g << "# " << f.title << " (cadenza report; edit and run `gnuplot " << f.id << ".gp` to restyle)\n";
@@ -346,11 +472,11 @@ std::string GnuplotScript(const Figure& f, const std::string& svg, const std::st
   g << "set title " << GnuplotString(f.title) << "\n";
   g << "set xlabel " << GnuplotString(f.xlabel) << "\n";
   g << "set ylabel " << GnuplotString(f.ylabel) << "\n";
-  g << "set grid\nset key outside right top\nset style fill transparent solid 0.18 noborder\n";
+  g << "set grid\nset key below\nset style fill transparent solid 0.18 noborder\n";
   if (f.logx) g << "set logscale x 2\n";
   std::set<double> xs;
   for (const Series& s : f.series) xs.insert(s.x.begin(), s.x.end());
-  if (!xs.empty()) {  // ticks at the measured x values, so sweep points read off directly
+  if (!xs.empty() && xs.size() <= 12) {  // ticks at the measured x values, so sweep points read off directly
     g << "set xtics (";
     size_t i = 0;
     for (double x : xs) g << (i++ ? ", " : "") << GnuplotString(Formatted(x)) << " " << NumberText(x);

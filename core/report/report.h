@@ -3,6 +3,7 @@
 // `cadenza report` runs it on `cadenza results --sweep N` cells; the figures need only the cells' numbers.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -47,8 +48,27 @@ struct Figure {
 // The study's figures from the cells: per dataset, test and val NLL/token against the dataset fraction; forward
 // and per-token generation latency, training, inference and generation-state memory against the context length
 // (probe rows, batch 1; a model's cell with the largest fraction, as speed and memory do not depend on the data);
+// a series per model and value of any other axis that varies (train.lr in a learning-rate search);
 // sample structure and pitch/rhythm metrics against the fraction. Figures without any point are left out.
 std::vector<Figure> StudyFigures(const std::vector<ReportCell>& cells);
+
+// One run's training curves, read from its metrics.csv, and the cell it belongs to.
+struct RunCurves {
+  std::string model, dataset;
+  double fraction = 1.0;
+  std::map<std::string, std::string> axes;  // the run's sweep axes: those that vary name the series
+  std::map<std::string, std::map<int64_t, double>> tags;  // tag -> step -> value (a repeated step keeps the last)
+};
+
+// Parses metrics.csv text ("step,tag,value" lines after the header) into curves->tags; a malformed line is an
+// error naming the file and the line.
+Status ParseMetricsCsv(const std::string& text, const std::string& path, RunCurves* curves);
+
+// Per dataset, validation NLL and the structure of samples drawn at each validation (sample/structureness,
+// sample/repetition) against the training step: one series per model (and value of any other varying axis but
+// the seed, e.g. train.lr), the runs of its largest fraction, mean
+// over them at each step with the 95% CI (Student t). Figures without any point are left out.
+std::vector<Figure> CurveFigures(const std::vector<RunCurves>& runs);
 
 // One gnuplot script that draws `figure` as SVG to `svg` and as PNG to `png` (the same plot, replotted): mean
 // lines with points and shaded 95% CI bands, one colour per series, data inline (it reads no other file).

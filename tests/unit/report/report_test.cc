@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 namespace cadenza {
@@ -136,6 +137,59 @@ TEST(ReportTest, CsvAndPageCarryEveryCell) {
   EXPECT_NE(html.find("1.1 ± 0.05"), std::string::npos);
   EXPECT_EQ(html.find("http://"), std::string::npos) << "no network reference";
   EXPECT_EQ(html.find("https://"), std::string::npos);
+}
+
+// A learning-rate search: cells of one model differ in train.lr, which then names the series.
+TEST(ReportTest, AnAxisThatVariesBesidesTheFractionSplitsTheSeries) {
+  const std::string json = R"([
+    {"model": "lstm", "dataset": "ds", "dataset_fraction": 1, "context_length": 256, "train.lr": 0.004, "n": 1,
+     "test/nll_per_token_mean": 1.2, "test/nll_per_token_sd": 0, "test/nll_per_token_ci95": 0, "test/nll_per_token_n": 1},
+    {"model": "lstm", "dataset": "ds", "dataset_fraction": 1, "context_length": 256, "train.lr": 0.008, "n": 1,
+     "test/nll_per_token_mean": 0.9, "test/nll_per_token_sd": 0, "test/nll_per_token_ci95": 0, "test/nll_per_token_n": 1}])";
+  auto cells = ParseCells(json, "lr.json");
+  ASSERT_TRUE(cells.ok()) << cells.status().message();
+  const Figure* q = nullptr;
+  const auto figures = StudyFigures(*cells);
+  q = Find(figures, "quality-test-nll-ds");
+  ASSERT_NE(q, nullptr);
+  ASSERT_EQ(q->series.size(), 2u);
+  EXPECT_EQ(q->series[0].label, "lstm train.lr=0.004") << "context_length does not vary: not in the label";
+  EXPECT_EQ(q->series[1].label, "lstm train.lr=0.008");
+}
+
+TEST(ReportTest, TrainingCurvesAverageTheLargestFractionsRunsPerStep) {
+  auto run = [](const std::string& model, double fraction, const std::string& csv) {
+    RunCurves r;
+    r.model = model;
+    r.dataset = "out/ds";
+    r.fraction = fraction;
+    Status s = ParseMetricsCsv(csv, model + ".csv", &r);
+    EXPECT_TRUE(s.ok()) << s.message();
+    return r;
+  };
+  std::vector<RunCurves> runs = {
+      run("tf", 1.0, "step,tag,value\n50,val/nll_per_token,2\n50,sample/structureness,0.1\n100,val/nll_per_token,1.5\n"),
+      run("tf", 1.0, "step,tag,value\n50,val/nll_per_token,4\n100,val/nll_per_token,1.5\n100,val/nll_per_token,1.7\n"),
+      run("tf", 0.5, "step,tag,value\n50,val/nll_per_token,9\n"),  // a smaller fraction: not in the curve
+      run("lstm", 1.0, "step,tag,value\n50,val/nll_per_token,3\n")};
+  const auto figures = CurveFigures(runs);
+  const Figure* v = Find(figures, "curve-val-nll-per-token-ds");
+  ASSERT_NE(v, nullptr);
+  ASSERT_EQ(v->series.size(), 2u);
+  EXPECT_EQ(v->series[0].label, "tf (fraction 1, 2 runs)");
+  EXPECT_EQ(v->series[0].x, (std::vector<double>{50, 100}));
+  EXPECT_DOUBLE_EQ(v->series[0].y[0], 3.0);
+  EXPECT_DOUBLE_EQ(v->series[0].y[1], 1.6) << "a repeated step keeps its last value";
+  EXPECT_NEAR(v->series[0].hi[0] - 3.0, 12.706 * std::sqrt(2.0) / std::sqrt(2.0), 1e-3) << "t(1) * sd / sqrt(n)";
+  const Figure* st = Find(figures, "curve-sample-structureness-ds");
+  ASSERT_NE(st, nullptr);
+  ASSERT_EQ(st->series.size(), 1u);
+  ASSERT_EQ(st->missing.size(), 1u);
+  EXPECT_NE(st->missing[0].find("lstm: no sample/structureness"), std::string::npos);
+  RunCurves bad;
+  Status s = ParseMetricsCsv("step,tag,value\n5,val/x\n", "m.csv", &bad);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("m.csv: line 2"), std::string::npos) << s.message();
 }
 
 }  // namespace
