@@ -4,12 +4,12 @@
 #include <string>
 #include <vector>
 
+#include "cli/fail.h"
 #include "core/status.h"
 #include "storage/ingest.h"
 
 namespace cadenza {
 
-int Fail(const Status& s);                              // prints "cadenza: error: ..." and returns 1
 int RunModelBinary(const std::vector<std::string>& args);  // runs cadenza-model with argv[1..] = args
 int RunIngest(IngestOptions options, bool quiet);
 int RunInspect(const std::string& dir, bool verify, int64_t piece);

@@ -5,6 +5,7 @@
 #include <memory>
 #include <thread>
 
+#include "cli/fail.h"
 #include "core/file_util.h"
 #include "storage/manifest.h"
 #include "storage/reference_pieces.h"
@@ -40,10 +41,6 @@ CLI::App* AddEvaluateCommand(CLI::App& app, const std::function<int(const Evalua
 
 int RunEvaluate(EvaluateArgs args) {
   EvaluateRequest& request = args.request;
-  auto fail = [](const Status& s) {
-    std::cerr << "cadenza: error: " << s.message() << "\n";
-    return 1;
-  };
   request.options.unit = args.segment == "beat" ? SegmentUnit::kBeat : SegmentUnit::kBar;
   if (request.options.unit == SegmentUnit::kBeat) {
     for (auto& range : request.options.structure.si_ranges) range = {range.first * 4, range.second * 4};
@@ -54,16 +51,16 @@ int RunEvaluate(EvaluateArgs args) {
   std::unique_ptr<ReferencePieces> reference;
   if (!args.reference.empty()) {
     auto opened = OpenReferenceSplit(args.reference, args.split);
-    if (!opened.ok()) return fail(opened.status());
+    if (!opened.ok()) return Fail(opened.status());
     reference = std::move(opened).value();
     request.reference = reference.get();
   } else if (auto split = ParseSplit(args.split); !split.ok()) {
-    return fail(InvalidArgument("--split: " + split.status().message()));
+    return Fail(InvalidArgument("--split: " + split.status().message()));
   }
   auto report = RunEvaluation(request);
-  if (!report.ok()) return fail(report.status());
+  if (!report.ok()) return Fail(report.status());
   Status s = WriteFileAtomic(args.out, ReportJson(*report));
-  if (!s.ok()) return fail(s);
+  if (!s.ok()) return Fail(s);
   for (const SkippedInput& sk : report->skipped) std::cerr << "cadenza: skipped " << sk.input << ": " << sk.reason << "\n";
   std::cout << "evaluated " << report->pieces.size() << " pieces (" << report->skipped.size() << " skipped)";
   if (report->has_reference) {
@@ -73,7 +70,7 @@ int RunEvaluate(EvaluateArgs args) {
   if (request.segment_embeddings) std::cout << " with " << report->embeddings << " as segment embeddings";
   std::cout << " in " << report->seconds << " s -> " << args.out << "\n";
   if (report->pieces.empty()) {
-    return fail(InvalidArgument("no input could be evaluated (see \"skipped\" in " + args.out + ")"));
+    return Fail(InvalidArgument("no input could be evaluated (see \"skipped\" in " + args.out + ")"));
   }
   return report->skipped.empty() ? 0 : kEvaluateExitPartial;
 }

@@ -39,11 +39,6 @@ constexpr int kExitFailure = 1;
 // Declared in cli/commands.h (shared with the main job in cli/demo.cc); the rest is main()'s own.
 namespace cadenza {
 
-int Fail(const Status& s) {
-  std::cerr << "cadenza: error: " << s.message() << "\n";
-  return kExitFailure;
-}
-
 // The model commands live in `cadenza-model`, next to this binary, so that only they load LibTorch.
 std::string ModelBinary() {
   std::error_code ec;

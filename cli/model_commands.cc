@@ -11,6 +11,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "cli/fail.h"
 #include "core/audio.h"
 #include "core/eval/ssm.h"
 #include "core/experiment_config.h"
@@ -33,11 +34,6 @@ namespace {
 namespace fs = std::filesystem;
 std::atomic<bool> g_stop{false};
 extern "C" void OnStopSignal(int) { g_stop.store(true); }
-
-int Fail(const Status& s) {
-  std::cerr << "cadenza: error: " << s.message() << "\n";
-  return 1;
-}
 
 }  // namespace
 

@@ -39,12 +39,6 @@ class Reader {
   std::string file_;
 };
 
-#define CADENZA_RETURN_IF(expr)  \
-  do {                           \
-    Status _s = (expr);          \
-    if (!_s.ok()) return _s;     \
-  } while (0)
-
 }  // namespace
 
 StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, const std::string& path) {
@@ -57,33 +51,33 @@ StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, cons
   CoordinatorConfig c;
   if (root.IsNull()) return c;
   Reader r(path);
-  CADENZA_RETURN_IF(r.Keys(root, "", {"listen", "database", "tokens_file", "tls", "heartbeat", "lease", "limits"}));
-  CADENZA_RETURN_IF(r.Get(root, "listen", "listen", &c.listen));
-  CADENZA_RETURN_IF(r.Get(root, "database", "database", &c.database));
-  CADENZA_RETURN_IF(r.Get(root, "tokens_file", "tokens_file", &c.tokens_file));
+  CADENZA_RETURN_IF_ERROR(r.Keys(root, "", {"listen", "database", "tokens_file", "tls", "heartbeat", "lease", "limits"}));
+  CADENZA_RETURN_IF_ERROR(r.Get(root, "listen", "listen", &c.listen));
+  CADENZA_RETURN_IF_ERROR(r.Get(root, "database", "database", &c.database));
+  CADENZA_RETURN_IF_ERROR(r.Get(root, "tokens_file", "tokens_file", &c.tokens_file));
   if (const YAML::Node tls = root["tls"]) {
-    CADENZA_RETURN_IF(r.Keys(tls, "tls", {"cert", "key"}));
-    CADENZA_RETURN_IF(r.Get(tls, "cert", "tls.cert", &c.tls_cert));
-    CADENZA_RETURN_IF(r.Get(tls, "key", "tls.key", &c.tls_key));
+    CADENZA_RETURN_IF_ERROR(r.Keys(tls, "tls", {"cert", "key"}));
+    CADENZA_RETURN_IF_ERROR(r.Get(tls, "cert", "tls.cert", &c.tls_cert));
+    CADENZA_RETURN_IF_ERROR(r.Get(tls, "key", "tls.key", &c.tls_key));
   }
   if (const YAML::Node hb = root["heartbeat"]) {
-    CADENZA_RETURN_IF(r.Keys(hb, "heartbeat", {"period_ms", "failure_threshold", "grace_ms", "reaper_interval_ms"}));
-    CADENZA_RETURN_IF(r.Get(hb, "period_ms", "heartbeat.period_ms", &c.heartbeat.period_ms));
-    CADENZA_RETURN_IF(r.Get(hb, "failure_threshold", "heartbeat.failure_threshold", &c.heartbeat.failure_threshold));
-    CADENZA_RETURN_IF(r.Get(hb, "grace_ms", "heartbeat.grace_ms", &c.heartbeat.grace_ms));
-    CADENZA_RETURN_IF(r.Get(hb, "reaper_interval_ms", "heartbeat.reaper_interval_ms", &c.heartbeat.reaper_interval_ms));
+    CADENZA_RETURN_IF_ERROR(r.Keys(hb, "heartbeat", {"period_ms", "failure_threshold", "grace_ms", "reaper_interval_ms"}));
+    CADENZA_RETURN_IF_ERROR(r.Get(hb, "period_ms", "heartbeat.period_ms", &c.heartbeat.period_ms));
+    CADENZA_RETURN_IF_ERROR(r.Get(hb, "failure_threshold", "heartbeat.failure_threshold", &c.heartbeat.failure_threshold));
+    CADENZA_RETURN_IF_ERROR(r.Get(hb, "grace_ms", "heartbeat.grace_ms", &c.heartbeat.grace_ms));
+    CADENZA_RETURN_IF_ERROR(r.Get(hb, "reaper_interval_ms", "heartbeat.reaper_interval_ms", &c.heartbeat.reaper_interval_ms));
   }
   if (const YAML::Node lease = root["lease"]) {
-    CADENZA_RETURN_IF(r.Keys(lease, "lease", {"duration_ms", "retry_budget", "idle_poll_ms"}));
-    CADENZA_RETURN_IF(r.Get(lease, "duration_ms", "lease.duration_ms", &c.scheduler.lease_ms));
-    CADENZA_RETURN_IF(r.Get(lease, "retry_budget", "lease.retry_budget", &c.scheduler.retry_budget));
-    CADENZA_RETURN_IF(r.Get(lease, "idle_poll_ms", "lease.idle_poll_ms", &c.idle_poll_ms));
+    CADENZA_RETURN_IF_ERROR(r.Keys(lease, "lease", {"duration_ms", "retry_budget", "idle_poll_ms"}));
+    CADENZA_RETURN_IF_ERROR(r.Get(lease, "duration_ms", "lease.duration_ms", &c.scheduler.lease_ms));
+    CADENZA_RETURN_IF_ERROR(r.Get(lease, "retry_budget", "lease.retry_budget", &c.scheduler.retry_budget));
+    CADENZA_RETURN_IF_ERROR(r.Get(lease, "idle_poll_ms", "lease.idle_poll_ms", &c.idle_poll_ms));
   }
   if (const YAML::Node lim = root["limits"]) {
-    CADENZA_RETURN_IF(r.Keys(lim, "limits", {"max_receive_message_bytes", "max_send_message_bytes", "max_sweep_experiments"}));
-    CADENZA_RETURN_IF(r.Get(lim, "max_receive_message_bytes", "limits.max_receive_message_bytes", &c.max_receive_message_bytes));
-    CADENZA_RETURN_IF(r.Get(lim, "max_send_message_bytes", "limits.max_send_message_bytes", &c.max_send_message_bytes));
-    CADENZA_RETURN_IF(r.Get(lim, "max_sweep_experiments", "limits.max_sweep_experiments", &c.max_sweep_experiments));
+    CADENZA_RETURN_IF_ERROR(r.Keys(lim, "limits", {"max_receive_message_bytes", "max_send_message_bytes", "max_sweep_experiments"}));
+    CADENZA_RETURN_IF_ERROR(r.Get(lim, "max_receive_message_bytes", "limits.max_receive_message_bytes", &c.max_receive_message_bytes));
+    CADENZA_RETURN_IF_ERROR(r.Get(lim, "max_send_message_bytes", "limits.max_send_message_bytes", &c.max_send_message_bytes));
+    CADENZA_RETURN_IF_ERROR(r.Get(lim, "max_sweep_experiments", "limits.max_sweep_experiments", &c.max_sweep_experiments));
   }
   if (c.listen.empty() || c.listen.find(':') == std::string::npos) return r.Error("listen", "expected host:port");
   if (c.database.empty()) return r.Error("database", "required: the SQLite file of the coordinator's state");

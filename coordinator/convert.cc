@@ -341,7 +341,7 @@ StatusOr<v1::AggregateResultsResponse> Aggregate(const std::vector<ResultView>& 
     for (size_t i = 0; i < group_by.size(); ++i) (*row->mutable_group())[group_by[i]] = key[i];
     row->set_count(g.first);
     for (const auto& [name, xs] : g.second) {
-      const MetricStats st = Summarize(xs);
+      const MetricStats st = SummarizeRuns(xs);
       v1::MetricSummary* m = row->add_metrics();
       m->set_name(name);
       m->set_n(st.n);

@@ -9,7 +9,7 @@
 #include "coordinator/result_query.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/types.h"
-#include "core/stats.h"  // MetricStats, Summarize, StudentT95
+#include "core/stats.h"  // MetricStats, SummarizeRuns, StudentT95
 #include "core/status.h"
 
 namespace cadenza::coord {

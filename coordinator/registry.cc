@@ -51,16 +51,6 @@ Status WorkerRegistry::Heartbeat(const WorkerKey& worker, int64_t now_ms) {
   return Status::Ok();
 }
 
-Status WorkerRegistry::CheckKnown(const WorkerKey& worker) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = groups_.find(worker.group_id);
-  if (it == groups_.end()) return NotFound("worker.group_id: no worker group " + std::to_string(worker.group_id) + " (register again)");
-  if (worker.rank < 0 || worker.rank >= it->second.ranks) {
-    return InvalidArgument("worker.rank: expected 0.." + std::to_string(it->second.ranks - 1) + ", found " + std::to_string(worker.rank));
-  }
-  return Status::Ok();
-}
-
 std::vector<WorkerKey> WorkerRegistry::CollectDead(int64_t now_ms) {
   std::vector<WorkerKey> dead;
   std::lock_guard<std::mutex> lock(mu_);
@@ -79,11 +69,6 @@ std::vector<WorkerKey> WorkerRegistry::CollectDead(int64_t now_ms) {
 int WorkerRegistry::LiveRanks() const {
   std::lock_guard<std::mutex> lock(mu_);
   return static_cast<int>(last_seen_ms_.size());
-}
-
-size_t WorkerRegistry::NumGroups() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return groups_.size();
 }
 
 }  // namespace cadenza::coord

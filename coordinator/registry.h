@@ -37,13 +37,11 @@ class WorkerRegistry {
   StatusOr<int64_t> Register(const WorkerGroup& group, int64_t group_id, int64_t now_ms);
   // NOT_FOUND for an unknown group (the worker should register again), INVALID_ARGUMENT for a rank out of range.
   Status Heartbeat(const WorkerKey& worker, int64_t now_ms);
-  Status CheckKnown(const WorkerKey& worker) const;
   // Ranks whose last heartbeat is older than the timeout, each reported once (a later heartbeat revives the rank:
   // its group stays registered, only its leases were given up).
   std::vector<WorkerKey> CollectDead(int64_t now_ms);
   // Ranks alive now, over every group: the fan-out of generate/evaluate tasks.
   int LiveRanks() const;
-  size_t NumGroups() const;
   const HeartbeatOptions& options() const { return options_; }
 
  private:

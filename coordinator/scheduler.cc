@@ -139,6 +139,7 @@ Status Scheduler::Recover(int64_t now_ms) {
   if (!jobs.ok()) return jobs.status();
   auto tasks = store_->LoadTasks();
   if (!tasks.ok()) return tasks.status();
+  for (JobRecord& j : *jobs) j.experiment.probe = WantsProbe(j.experiment.experiment_yaml);  // YAML: before the lock
   std::unique_lock<std::mutex> lock(mu_);
   for (JobRecord& j : *jobs) {
     jobs_by_out_[j.experiment.output_dir].push_back(j.id);

@@ -34,12 +34,6 @@ StatusOr<std::string> CallUser(const TokenAuth& auth, grpc::ServerContextBase* c
 
 WorkerKey Key(const v1::WorkerRef& w) { return {w.group_id(), w.rank()}; }
 
-#define CADENZA_GRPC_TRY(expr)               \
-  do {                                       \
-    Status _st = (expr);                     \
-    if (!_st.ok()) return ToGrpc(_st);       \
-  } while (0)
-
 #define CADENZA_AUTH(user)                                  \
   auto user##_or = CallUser(*auth_, ctx);                   \
   if (!user##_or.ok()) return ToGrpc(user##_or.status());   \
@@ -252,7 +246,7 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     (void)user;
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
-    CADENZA_GRPC_TRY(registry_->Heartbeat(w, now));
+    if (Status st = registry_->Heartbeat(w, now); !st.ok()) return ToGrpc(st);
     std::vector<StopNotice> running;
     for (const v1::TaskAttempt& a : req->running()) running.push_back({a.task_id(), a.attempt()});
     for (const StopNotice& n : scheduler_->Heartbeat(w, running, now)) {
@@ -271,7 +265,7 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     (void)user;
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
-    CADENZA_GRPC_TRY(registry_->Heartbeat(w, now));  // any call proves the rank alive
+    if (Status st = registry_->Heartbeat(w, now); !st.ok()) return ToGrpc(st);  // any call proves the rank alive
     bool leased = false;
     int64_t retry_after = 0;
     if (Status st = LeaseInto(w, req->kinds(), now, resp->mutable_task(), &leased, &retry_after); !st.ok()) return ToGrpc(st);
@@ -291,7 +285,7 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     (void)user;
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
-    CADENZA_GRPC_TRY(registry_->Heartbeat(w, now));
+    if (Status st = registry_->Heartbeat(w, now); !st.ok()) return ToGrpc(st);
     auto ack = scheduler_->Progress(w, req->task().task_id(), req->task().attempt(), req->fraction(), req->message(), req->checkpoint(), now);
     if (!ack.ok()) return ToGrpc(ack.status());
     resp->set_stop(ack->stop);
@@ -307,7 +301,7 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     (void)user;
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
-    CADENZA_GRPC_TRY(registry_->Heartbeat(w, now));
+    if (Status st = registry_->Heartbeat(w, now); !st.ok()) return ToGrpc(st);
     ResultRecord r;
     for (const auto& [k, x] : req->result().metrics()) r.metrics[k] = x;
     r.artifacts.assign(req->result().artifacts().begin(), req->result().artifacts().end());
@@ -338,7 +332,7 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     (void)user;
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
-    CADENZA_GRPC_TRY(registry_->Heartbeat(w, now));
+    if (Status st = registry_->Heartbeat(w, now); !st.ok()) return ToGrpc(st);
     auto ack = scheduler_->Fail(w, req->task().task_id(), req->task().attempt(), req->error(), req->retryable(),
                                 req->checkpoint(), now, req->preempted());
     if (!ack.ok()) return ToGrpc(ack.status());

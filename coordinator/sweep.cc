@@ -147,6 +147,7 @@ StatusOr<Experiment> Resolve(ExperimentConfig c, const ExperimentSpec& spec, con
   if (!params.ok()) return FromConfigError(params.status(), where);
   e.parameters = *params;
   e.axes = spec.axes;
+  e.probe = !c.probe.lengths.empty();
   if (tpl && PlainScalar(c.name) && PlainScalar(c.out)) {
     e.experiment_yaml = tpl->text;
     if (ReplaceOnce(&e.experiment_yaml, SeedTemplate::kName, c.name) && ReplaceOnce(&e.experiment_yaml, SeedTemplate::kOut, c.out) &&

@@ -9,9 +9,9 @@
 
 namespace cadenza::coord {
 
-bool WantsProbe(const Experiment& e) {
+bool WantsProbe(const std::string& experiment_yaml) {
   try {
-    const YAML::Node probe = YAML::Load(e.experiment_yaml)["probe"];
+    const YAML::Node probe = YAML::Load(experiment_yaml)["probe"];
     return probe && probe["lengths"] && probe["lengths"].IsSequence() && probe["lengths"].size() > 0;
   } catch (const YAML::Exception&) {
     return false;  // validated at submission; an unreadable YAML asks for nothing extra
@@ -68,7 +68,7 @@ FollowUps NextTasks(const Experiment& e, const TaskRecord& done, const std::stri
     TaskRecord score = task(TaskKind::kScore, TaskState::kPending);
     score.checkpoint = checkpoint;
     f.inserts.push_back(score);
-    if (WantsProbe(e)) {
+    if (e.probe) {
       TaskRecord probe = task(TaskKind::kProbe, TaskState::kPending);
       probe.checkpoint = checkpoint;
       f.inserts.push_back(probe);

@@ -3,7 +3,7 @@
 //
 //   train --> generate x G --> evaluate x G --> aggregate
 //         \-> score (NLL on the fixed val/test splits and `score.on` datasets)
-//          \-> probe (latency and memory at `probe.lengths`; only when the experiment lists lengths)
+//          \-> probe (latency and memory at `probe.lengths`; only when the experiment lists lengths: Experiment::probe)
 // The job succeeds when every task has succeeded.
 #pragma once
 
@@ -31,7 +31,8 @@ FollowUps NextTasks(const Experiment& e, const TaskRecord& done, const std::stri
 // True when every task of the job has succeeded once `done` has (siblings as above, plus `follow` just made).
 bool JobComplete(const TaskRecord& done, const std::vector<const TaskRecord*>& siblings, const FollowUps& follow);
 
-// True when the experiment's YAML asks for a probe task (a non-empty `probe.lengths`).
-bool WantsProbe(const Experiment& e);
+// True when an experiment's YAML asks for a probe task (a non-empty `probe.lengths`): Experiment::probe for a job
+// loaded from the database. It parses the YAML, so the scheduler calls it before taking its lock.
+bool WantsProbe(const std::string& experiment_yaml);
 
 }  // namespace cadenza::coord

@@ -69,6 +69,9 @@ struct Experiment {
   int samples_per_task = 0;
   std::map<std::string, std::string> axes;  // its sweep cell: model, dataset_fraction, context_length, grid keys
   int64_t parameters = 0;                   // trainable parameters of its model (core/model_size.h)
+  // A probe task follows training (`probe.lengths` is non-empty). Not stored: set by ValidateExperiment and, after a
+  // restart, by Scheduler::Recover from `experiment_yaml` (outside the scheduler's lock).
+  bool probe = false;
 };
 
 struct WorkerKey {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "core/file_util.h"
 #include "core/midi.h"
 
 namespace cadenza {
@@ -55,13 +56,7 @@ Status RenderWav(const Score& score, const std::string& wav_path, const AudioOpt
     const int64_t tail_blocks = static_cast<int64_t>(options.tail_seconds * options.sample_rate / std::max(1, period));
     for (int64_t i = 0; i < tail_blocks; ++i) fluid_file_renderer_process_block(renderer.get());
   }  // the renderer finalises the WAV header when deleted
-  std::error_code ec;
-  std::filesystem::rename(tmp, wav_path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    return IoError(wav_path + ": cannot move the rendered file into place: " + ec.message());
-  }
-  return Status::Ok();
+  return CommitTempFile(tmp, wav_path);  // fsync, rename, fsync the folder
 }
 
 }  // namespace cadenza

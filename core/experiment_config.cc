@@ -78,27 +78,21 @@ class Reader {
   std::string file_;
 };
 
-#define CADENZA_TRY(expr)            \
-  do {                               \
-    Status _s = (expr);              \
-    if (!_s.ok()) return _s;         \
-  } while (0)
-
 Status ParseModel(const Reader& r, const YAML::Node& n, const std::string& prefix, ModelConfig* m) {
-  CADENZA_TRY(r.OnlyKeys(n, prefix.empty() ? "" : prefix.substr(0, prefix.size() - 1),
-                         {"family", "d_model", "layers", "heads", "ff_dim", "max_len", "hidden", "attention",
-                          "attention_window", "dropout", "tie_embeddings"}));
-  CADENZA_TRY(r.Get(n, prefix, "family", &m->family));
-  CADENZA_TRY(r.Get(n, prefix, "d_model", &m->d_model));
-  CADENZA_TRY(r.Get(n, prefix, "layers", &m->layers));
-  CADENZA_TRY(r.Get(n, prefix, "heads", &m->heads));
-  CADENZA_TRY(r.Get(n, prefix, "ff_dim", &m->ff_dim));
-  CADENZA_TRY(r.Get(n, prefix, "max_len", &m->max_len));
-  CADENZA_TRY(r.Get(n, prefix, "hidden", &m->hidden));
-  CADENZA_TRY(r.Get(n, prefix, "attention", &m->attention));
-  CADENZA_TRY(r.Get(n, prefix, "attention_window", &m->attention_window));
-  CADENZA_TRY(r.Get(n, prefix, "dropout", &m->dropout));
-  CADENZA_TRY(r.Get(n, prefix, "tie_embeddings", &m->tie_embeddings));
+  CADENZA_RETURN_IF_ERROR(r.OnlyKeys(n, prefix.empty() ? "" : prefix.substr(0, prefix.size() - 1),
+                                     {"family", "d_model", "layers", "heads", "ff_dim", "max_len", "hidden", "attention",
+                                      "attention_window", "dropout", "tie_embeddings"}));
+  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "family", &m->family));
+  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "d_model", &m->d_model));
+  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "layers", &m->layers));
+  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "heads", &m->heads));
+  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "ff_dim", &m->ff_dim));
+  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "max_len", &m->max_len));
+  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "hidden", &m->hidden));
+  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "attention", &m->attention));
+  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "attention_window", &m->attention_window));
+  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "dropout", &m->dropout));
+  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "tie_embeddings", &m->tie_embeddings));
   m->vocab_size = Vocabulary::Get().size();
   return Status::Ok();
 }
@@ -139,8 +133,8 @@ StatusOr<ModelConfig> LoadModelConfig(const std::string& path) {
   }
   Reader r(path);
   ModelConfig m;
-  CADENZA_TRY(ParseModel(r, root, "", &m));
-  CADENZA_TRY(ValidateModelConfig(m, path));
+  CADENZA_RETURN_IF_ERROR(ParseModel(r, root, "", &m));
+  CADENZA_RETURN_IF_ERROR(ValidateModelConfig(m, path));
   return m;
 }
 
@@ -155,10 +149,10 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
   ExperimentConfig c;
   // provenance: written by the trainer into a run's config.yaml (commit, command line, dataset hash); read as
   // a record, never as settings, so a run's config.yaml can be trained from again.
-  CADENZA_TRY(r.OnlyKeys(root, "", {"name", "dataset", "out", "model", "train", "generate", "score", "probe", "provenance"}));
-  CADENZA_TRY(r.Get(root, "", "name", &c.name));
-  CADENZA_TRY(r.Get(root, "", "dataset", &c.dataset));
-  CADENZA_TRY(r.Get(root, "", "out", &c.out));
+  CADENZA_RETURN_IF_ERROR(r.OnlyKeys(root, "", {"name", "dataset", "out", "model", "train", "generate", "score", "probe", "provenance"}));
+  CADENZA_RETURN_IF_ERROR(r.Get(root, "", "name", &c.name));
+  CADENZA_RETURN_IF_ERROR(r.Get(root, "", "dataset", &c.dataset));
+  CADENZA_RETURN_IF_ERROR(r.Get(root, "", "out", &c.out));
   if (c.dataset.empty()) return r.Error("dataset", "required: the dataset folder written by `cadenza ingest`");
   if (c.out.empty()) return r.Error("out", "required: the run folder for checkpoints and metrics");
   auto resolve = [&](const std::string& p) {
@@ -171,34 +165,34 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
     if (!m.ok()) return m.status().WithContext(path + ": model");
     c.model = *m;
   } else {
-    CADENZA_TRY(ParseModel(r, model, "model.", &c.model));
-    CADENZA_TRY(ModelRules(c.model, [&](const std::string& key, const std::string& what) { return r.Error("model." + key, what); }));
+    CADENZA_RETURN_IF_ERROR(ParseModel(r, model, "model.", &c.model));
+    CADENZA_RETURN_IF_ERROR(ModelRules(c.model, [&](const std::string& key, const std::string& what) { return r.Error("model." + key, what); }));
   }
   if (const YAML::Node t = root["train"]) {
     TrainConfig& tr = c.train;
-    CADENZA_TRY(r.OnlyKeys(t, "train", {"seq_len", "batch_size", "steps", "lr", "warmup_steps", "min_lr_ratio", "weight_decay",
-                                        "beta1", "beta2", "grad_clip", "eval_every", "eval_windows", "early_stopping_patience",
-                                        "seed", "threads", "data_fraction", "epochs", "eval_samples",
-                                        "eval_sample_bars"}));
-    CADENZA_TRY(r.Get(t, "train.", "seq_len", &tr.seq_len));
-    CADENZA_TRY(r.Get(t, "train.", "batch_size", &tr.batch_size));
-    CADENZA_TRY(r.Get(t, "train.", "steps", &tr.steps));
-    CADENZA_TRY(r.Get(t, "train.", "lr", &tr.lr));
-    CADENZA_TRY(r.Get(t, "train.", "warmup_steps", &tr.warmup_steps));
-    CADENZA_TRY(r.Get(t, "train.", "min_lr_ratio", &tr.min_lr_ratio));
-    CADENZA_TRY(r.Get(t, "train.", "weight_decay", &tr.weight_decay));
-    CADENZA_TRY(r.Get(t, "train.", "beta1", &tr.beta1));
-    CADENZA_TRY(r.Get(t, "train.", "beta2", &tr.beta2));
-    CADENZA_TRY(r.Get(t, "train.", "grad_clip", &tr.grad_clip));
-    CADENZA_TRY(r.Get(t, "train.", "eval_every", &tr.eval_every));
-    CADENZA_TRY(r.Get(t, "train.", "eval_windows", &tr.eval_windows));
-    CADENZA_TRY(r.Get(t, "train.", "early_stopping_patience", &tr.early_stopping_patience));
-    CADENZA_TRY(r.Get(t, "train.", "seed", &tr.seed));
-    CADENZA_TRY(r.Get(t, "train.", "threads", &tr.threads));
-    CADENZA_TRY(r.Get(t, "train.", "data_fraction", &tr.data_fraction));
-    CADENZA_TRY(r.Get(t, "train.", "epochs", &tr.epochs));
-    CADENZA_TRY(r.Get(t, "train.", "eval_samples", &tr.eval_samples));
-    CADENZA_TRY(r.Get(t, "train.", "eval_sample_bars", &tr.eval_sample_bars));
+    CADENZA_RETURN_IF_ERROR(r.OnlyKeys(t, "train", {"seq_len", "batch_size", "steps", "lr", "warmup_steps", "min_lr_ratio", "weight_decay",
+                                                    "beta1", "beta2", "grad_clip", "eval_every", "eval_windows", "early_stopping_patience",
+                                                    "seed", "threads", "data_fraction", "epochs", "eval_samples",
+                                                    "eval_sample_bars"}));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "seq_len", &tr.seq_len));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "batch_size", &tr.batch_size));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "steps", &tr.steps));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "lr", &tr.lr));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "warmup_steps", &tr.warmup_steps));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "min_lr_ratio", &tr.min_lr_ratio));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "weight_decay", &tr.weight_decay));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "beta1", &tr.beta1));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "beta2", &tr.beta2));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "grad_clip", &tr.grad_clip));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "eval_every", &tr.eval_every));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "eval_windows", &tr.eval_windows));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "early_stopping_patience", &tr.early_stopping_patience));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "seed", &tr.seed));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "threads", &tr.threads));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "data_fraction", &tr.data_fraction));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "epochs", &tr.epochs));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "eval_samples", &tr.eval_samples));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "eval_sample_bars", &tr.eval_sample_bars));
     if (tr.seq_len < 8) return r.Error("train.seq_len", "expected >= 8");
     if (c.model.family == "transformer" && tr.seq_len > c.model.max_len) {
       return r.Error("train.seq_len", "expected <= model.max_len (" + std::to_string(c.model.max_len) + ")");
@@ -226,16 +220,16 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
   }
   if (const YAML::Node g = root["generate"]) {
     GenerateConfig& gc = c.generate;
-    CADENZA_TRY(r.OnlyKeys(g, "generate", {"temperature", "top_k", "top_p", "bars", "max_tokens", "primer_split",
-                                           "primer_bars", "keep_primer"}));
-    CADENZA_TRY(r.Get(g, "generate.", "temperature", &gc.temperature));
-    CADENZA_TRY(r.Get(g, "generate.", "top_k", &gc.top_k));
-    CADENZA_TRY(r.Get(g, "generate.", "top_p", &gc.top_p));
-    CADENZA_TRY(r.Get(g, "generate.", "bars", &gc.bars));
-    CADENZA_TRY(r.Get(g, "generate.", "max_tokens", &gc.max_tokens));
-    CADENZA_TRY(r.Get(g, "generate.", "primer_split", &gc.primer_split));
-    CADENZA_TRY(r.Get(g, "generate.", "primer_bars", &gc.primer_bars));
-    CADENZA_TRY(r.Get(g, "generate.", "keep_primer", &gc.keep_primer));
+    CADENZA_RETURN_IF_ERROR(r.OnlyKeys(g, "generate", {"temperature", "top_k", "top_p", "bars", "max_tokens", "primer_split",
+                                                       "primer_bars", "keep_primer"}));
+    CADENZA_RETURN_IF_ERROR(r.Get(g, "generate.", "temperature", &gc.temperature));
+    CADENZA_RETURN_IF_ERROR(r.Get(g, "generate.", "top_k", &gc.top_k));
+    CADENZA_RETURN_IF_ERROR(r.Get(g, "generate.", "top_p", &gc.top_p));
+    CADENZA_RETURN_IF_ERROR(r.Get(g, "generate.", "bars", &gc.bars));
+    CADENZA_RETURN_IF_ERROR(r.Get(g, "generate.", "max_tokens", &gc.max_tokens));
+    CADENZA_RETURN_IF_ERROR(r.Get(g, "generate.", "primer_split", &gc.primer_split));
+    CADENZA_RETURN_IF_ERROR(r.Get(g, "generate.", "primer_bars", &gc.primer_bars));
+    CADENZA_RETURN_IF_ERROR(r.Get(g, "generate.", "keep_primer", &gc.keep_primer));
     if (!(gc.temperature >= 0 && gc.temperature <= 10)) return r.Error("generate.temperature", "expected 0..10 (0 = greedy)");
     if (gc.top_k < 0) return r.Error("generate.top_k", "expected >= 0 (0 = all tokens)");
     if (!(gc.top_p > 0 && gc.top_p <= 1)) return r.Error("generate.top_p", "expected 0 < top_p <= 1 (1 = off)");
@@ -248,13 +242,13 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
     if (gc.primer_bars < 1 || gc.primer_bars > 256) return r.Error("generate.primer_bars", "expected 1..256");
   }
   if (const YAML::Node sc = root["score"]) {
-    CADENZA_TRY(r.OnlyKeys(sc, "score", {"splits", "on", "windows"}));
-    CADENZA_TRY(r.Get(sc, "score.", "windows", &c.score.windows));
+    CADENZA_RETURN_IF_ERROR(r.OnlyKeys(sc, "score", {"splits", "on", "windows"}));
+    CADENZA_RETURN_IF_ERROR(r.Get(sc, "score.", "windows", &c.score.windows));
     if (c.score.windows != "tiled" && c.score.windows != "every_bar") {
       return r.Error("score.windows", "expected tiled or every_bar, found '" + c.score.windows + "'");
     }
-    CADENZA_TRY(r.GetList(sc, "score.", "splits", &c.score.splits));
-    CADENZA_TRY(r.GetList(sc, "score.", "on", &c.score.on));
+    CADENZA_RETURN_IF_ERROR(r.GetList(sc, "score.", "splits", &c.score.splits));
+    CADENZA_RETURN_IF_ERROR(r.GetList(sc, "score.", "on", &c.score.on));
     std::set<std::string> seen;
     for (const std::string& split : c.score.splits) {
       if (split != "train" && split != "val" && split != "test") {
@@ -274,10 +268,10 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
     }
   }
   if (const YAML::Node p = root["probe"]) {
-    CADENZA_TRY(r.OnlyKeys(p, "probe", {"lengths", "batch_sizes", "repeats"}));
-    CADENZA_TRY(r.GetList(p, "probe.", "lengths", &c.probe.lengths));
-    CADENZA_TRY(r.GetList(p, "probe.", "batch_sizes", &c.probe.batch_sizes));
-    CADENZA_TRY(r.Get(p, "probe.", "repeats", &c.probe.repeats));
+    CADENZA_RETURN_IF_ERROR(r.OnlyKeys(p, "probe", {"lengths", "batch_sizes", "repeats"}));
+    CADENZA_RETURN_IF_ERROR(r.GetList(p, "probe.", "lengths", &c.probe.lengths));
+    CADENZA_RETURN_IF_ERROR(r.GetList(p, "probe.", "batch_sizes", &c.probe.batch_sizes));
+    CADENZA_RETURN_IF_ERROR(r.Get(p, "probe.", "repeats", &c.probe.repeats));
     for (int64_t l : c.probe.lengths) {
       if (l < 1 || l > (1 << 20)) return r.Error("probe.lengths", "expected token counts 1..1048576, found " + std::to_string(l));
     }

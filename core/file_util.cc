@@ -10,6 +10,20 @@
 #include <filesystem>
 
 namespace cadenza {
+namespace {
+
+// Renames the synced `tmp` over `path` (removing `tmp` when that fails) and fsyncs the folder.
+Status RenameAndSyncFolder(const std::string& tmp, const std::string& path) {
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string err = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return IoError(path + ": rename failed: " + err);
+  }
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  return SyncDirectory(parent.empty() ? "." : parent.string());
+}
+
+}  // namespace
 
 StatusOr<std::vector<uint8_t>> ReadFileBytes(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
@@ -46,13 +60,24 @@ Status WriteFileAtomic(const std::string& path, const void* data, size_t size) {
     ::unlink(tmp.c_str());
     return IoError(tmp + ": fsync/close failed: " + std::strerror(errno));
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  return RenameAndSyncFolder(tmp, path);
+}
+
+Status CommitTempFile(const std::string& tmp, const std::string& path) {
+  const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
     const std::string err = std::strerror(errno);
     ::unlink(tmp.c_str());
-    return IoError(path + ": rename failed: " + err);
+    return IoError(tmp + ": cannot open for fsync: " + err);
   }
-  std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  return SyncDirectory(parent.empty() ? "." : parent.string());
+  if (::fsync(fd) != 0) {
+    const std::string err = std::strerror(errno);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return IoError(tmp + ": fsync failed: " + err);
+  }
+  ::close(fd);
+  return RenameAndSyncFolder(tmp, path);
 }
 
 Status SyncDirectory(const std::string& dir) {

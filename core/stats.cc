@@ -14,7 +14,7 @@ double StudentT95(int df) {
   return 1.959964 + 2.37 / df;  // Cornish-Fisher's first term; within 0.002 of the exact quantile above 30
 }
 
-MetricStats Summarize(const std::vector<double>& xs) {
+MetricStats SummarizeRuns(const std::vector<double>& xs) {
   MetricStats m;
   m.n = static_cast<int>(xs.size());
   if (xs.empty()) return m;

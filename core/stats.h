@@ -1,4 +1,5 @@
-// Summary statistics of repeated measurements (runs over seeds): mean, sample sd and a Student-t 95% CI.
+// Summary statistics of repeated runs (over seeds): mean, sample sd and a Student-t 95% CI. (core/eval's
+// Summarize is the NaN-skipping summary of a feature over pieces; core/model/probe.cc's the median of timings.)
 #pragma once
 
 #include <vector>
@@ -13,6 +14,6 @@ struct MetricStats {
 
 // The two-sided 95% quantile of Student's t with `df` degrees of freedom (0 for df < 1).
 double StudentT95(int df);
-MetricStats Summarize(const std::vector<double>& xs);
+MetricStats SummarizeRuns(const std::vector<double>& xs);
 
 }  // namespace cadenza

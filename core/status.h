@@ -65,3 +65,11 @@ class [[nodiscard]] StatusOr {
 };
 
 }  // namespace cadenza
+
+// Returns the Status of `expr` from the enclosing function when it is not ok; that function returns Status or any
+// StatusOr<T> (which takes a Status). `expr` is evaluated once.
+#define CADENZA_RETURN_IF_ERROR(expr)                    \
+  do {                                                   \
+    ::cadenza::Status cadenza_status_ = (expr);          \
+    if (!cadenza_status_.ok()) return cadenza_status_;   \
+  } while (0)

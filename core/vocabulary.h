@@ -39,8 +39,8 @@ class Vocabulary {
   const std::vector<std::string>& names() const { return names_; }
   const TokenInfo& Info(int id) const { return info_[id]; }
   TokenType Type(int id) const { return info_[id].type; }
-  // 64-bit FNV-1a over the version and the ordered token names: any change to the vocabulary changes it.
-  uint64_t Hash() const { return hash_; }
+  // 64-bit FNV-1a over the version and the ordered token names, as 16 hex digits: any change to the vocabulary
+  // changes it.
   std::string HashHex() const;
 
   int Pad() const { return 0; }

@@ -138,16 +138,6 @@ Status WriteArray(hid_t file, const char* name, hid_t file_type, hid_t mem_type,
   return Status::Ok();
 }
 
-Status FsyncFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return IoError(path + ": cannot open for fsync: " + std::strerror(errno));
-  const bool ok = ::fsync(fd) == 0;
-  const std::string err = ok ? std::string() : std::strerror(errno);
-  ::close(fd);
-  if (!ok) return IoError(path + ": fsync failed: " + err);
-  return Status::Ok();
-}
-
 Status WriteShardFile(const std::string& tmp, int shard_index, const std::vector<const ShardPiece*>& pieces) {
   // Concatenate the pieces; offsets of bars and beats stay relative to their piece.
   std::vector<int16_t> tokens;
@@ -343,13 +333,7 @@ Status WriteShard(const std::string& path, int shard_index, const std::vector<co
       return s;
     }
   }
-  Status s = FsyncFile(tmp);
-  if (!s.ok()) return s;
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return IoError(path + ": cannot rename from " + tmp + ": " + std::strerror(errno));
-  }
-  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  return SyncDirectory(parent.empty() ? "." : parent.string());
+  return CommitTempFile(tmp, path);
 }
 
 ShardReader::~ShardReader() {

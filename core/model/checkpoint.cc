@@ -17,19 +17,6 @@ namespace {
 
 constexpr const char* kFormat = "cadenza-checkpoint/1";
 
-Status RenameInto(const std::string& tmp, const std::string& path) {
-  // torch writes the file itself; fsync it before the rename so the new name never points at partial data.
-  if (FILE* f = std::fopen(tmp.c_str(), "rb")) {
-    ::fsync(fileno(f));
-    std::fclose(f);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return IoError(path + ": cannot rename checkpoint into place: " + ec.message());
-  const auto parent = std::filesystem::path(path).parent_path();
-  return SyncDirectory(parent.empty() ? "." : parent.string());
-}
-
 }  // namespace
 
 Status SaveCheckpoint(const std::string& path, const ExperimentConfig& config, SequenceModelImpl& model,
@@ -56,7 +43,7 @@ Status SaveCheckpoint(const std::string& path, const ExperimentConfig& config, S
     std::filesystem::remove(tmp);
     return IoError(path + ": cannot write checkpoint: " + e.what_without_backtrace());
   }
-  return RenameInto(tmp, path);
+  return CommitTempFile(tmp, path);  // torch wrote the file by name: fsync, rename, fsync the folder
 }
 
 namespace {

@@ -446,7 +446,7 @@ std::vector<Figure> CurveFigures(const std::vector<RunCurves>& runs) {
         Series s;
         s.label = model + " (fraction " + NumberText(largest[model]) + ", " + std::to_string(members) + " runs)";
         for (const auto& [step, values] : at) {
-          const MetricStats m = Summarize(values);
+          const MetricStats m = SummarizeRuns(values);
           s.x.push_back(double(step));
           s.y.push_back(m.mean);
           s.lo.push_back(m.mean - m.ci95);

@@ -20,7 +20,7 @@ TEST(AggregateTest, StudentTQuantiles) {
 
 TEST(AggregateTest, SummaryAgainstHandValues) {
   // 1, 2, 3: mean 2, sd 1, CI half-width t(2) * 1 / sqrt(3) = 4.303 / 1.732 = 2.484.
-  MetricStats m = Summarize({1, 2, 3});
+  MetricStats m = SummarizeRuns({1, 2, 3});
   EXPECT_EQ(m.n, 3);
   EXPECT_DOUBLE_EQ(m.mean, 2);
   EXPECT_DOUBLE_EQ(m.stddev, 1);
@@ -28,9 +28,9 @@ TEST(AggregateTest, SummaryAgainstHandValues) {
   EXPECT_EQ(m.min, 1);
   EXPECT_EQ(m.max, 3);
   // 0.7, 0.9: mean 0.8, sd 0.1414, t(1) = 12.706 -> 12.706 * 0.1414 / 1.414 = 1.2706.
-  m = Summarize({0.7, 0.9});
+  m = SummarizeRuns({0.7, 0.9});
   EXPECT_NEAR(m.ci95, 1.2706, 1e-4);
-  m = Summarize({5});
+  m = SummarizeRuns({5});
   EXPECT_EQ(m.ci95, 0);
   EXPECT_EQ(m.stddev, 0);
 }

@@ -335,6 +335,24 @@ TEST_F(SchedulerTest, ProbeTaskWhenTheExperimentListsLengthsAndTheJobWaitsForAll
   EXPECT_EQ(StateOf(job), JobState::kSucceeded);
 }
 
+TEST_F(SchedulerTest, ProbeTaskStillFollowsTrainingAfterARestart) {
+  EXPECT_FALSE(testing::MakeExperiment().probe);
+  ExperimentSpec spec;
+  spec.experiment_yaml = testing::ExperimentYaml() + "probe: {lengths: [64], batch_sizes: [1]}\n";
+  spec.samples = 1;
+  auto e = ValidateExperiment(spec);
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  EXPECT_TRUE(e->probe);
+  ASSERT_TRUE(sched_->Submit("alice", {*e}, SubmitOptions{}, now_, nullptr).ok());
+  Assignment train = Lease(w0_);
+  Open();  // the flag is not stored: Recover derives it from the experiment's YAML
+  ASSERT_TRUE(sched_->Recover(now_).ok());
+  Complete(train);
+  std::map<TaskKind, int> leased;
+  for (int i = 0; i < 3; ++i) ++leased[Lease(i % 2 ? w1_ : w0_).task.kind];  // generate, score, probe
+  EXPECT_EQ(leased[TaskKind::kProbe], 1);
+}
+
 TEST_F(SchedulerTest, RunFoldersAreNeverShared) {
   const int64_t first = Submit("alice");
   const int64_t second = Submit("alice");  // the same experiment again, while the first runs

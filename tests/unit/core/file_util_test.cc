@@ -1,0 +1,99 @@
+// Crash-safe writes (WriteFileAtomic, CommitTempFile for files a library writes by name) and the one
+// return-if-error macro (core/status.h).
+#include "core/file_util.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/status.h"
+
+namespace cadenza {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string ReadAll(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+class FileUtilTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("cadenza_file_util_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(FileUtilTest, WriteFileAtomicReplacesTheFileAndLeavesNoTemporary) {
+  const std::string path = (dir_ / "a.txt").string();
+  ASSERT_TRUE(WriteFileAtomic(path, std::string("old")).ok());
+  ASSERT_TRUE(WriteFileAtomic(path, std::string("new")).ok());
+  EXPECT_EQ(ReadAll(path), "new");
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
+}
+
+TEST_F(FileUtilTest, CommitTempFileMovesALibraryWrittenFileIntoPlace) {
+  const std::string path = (dir_ / "out.wav").string(), tmp = path + ".tmp";
+  ASSERT_TRUE(WriteFileAtomic(path, std::string("old")).ok());
+  std::ofstream(tmp, std::ios::binary) << "new";
+  ASSERT_TRUE(CommitTempFile(tmp, path).ok());
+  EXPECT_EQ(ReadAll(path), "new");
+  EXPECT_FALSE(fs::exists(tmp));
+}
+
+TEST_F(FileUtilTest, CommitTempFileFailsWithoutTouchingTheTarget) {
+  const std::string path = (dir_ / "out.h5").string();
+  ASSERT_TRUE(WriteFileAtomic(path, std::string("old")).ok());
+  Status missing = CommitTempFile(path + ".tmp", path);  // the library never wrote it
+  EXPECT_EQ(missing.code(), StatusCode::kIo);
+  EXPECT_NE(missing.message().find(path + ".tmp"), std::string::npos) << missing.message();
+  const std::string tmp = (dir_ / "x.tmp").string();
+  std::ofstream(tmp) << "partial";
+  Status into_dir = CommitTempFile(tmp, dir_.string());  // rename over a folder fails
+  EXPECT_FALSE(into_dir.ok());
+  EXPECT_FALSE(fs::exists(tmp));  // the temporary is removed
+  EXPECT_EQ(ReadAll(path), "old");
+}
+
+int calls = 0;
+Status Step(bool ok) {
+  ++calls;
+  return ok ? Status::Ok() : InvalidArgument("step " + std::to_string(calls));
+}
+Status TwoSteps(bool first, bool second) {
+  CADENZA_RETURN_IF_ERROR(Step(first));
+  CADENZA_RETURN_IF_ERROR(Step(second));
+  return Status::Ok();
+}
+StatusOr<int> Value(bool ok) {
+  CADENZA_RETURN_IF_ERROR(Step(ok));
+  return 42;
+}
+
+TEST(StatusMacro, ReturnsTheFirstErrorFromStatusAndStatusOrFunctions) {
+  calls = 0;
+  EXPECT_TRUE(TwoSteps(true, true).ok());
+  EXPECT_EQ(calls, 2);  // each expression evaluated once
+  calls = 0;
+  Status s = TwoSteps(false, true);
+  EXPECT_EQ(s.message(), "step 1");
+  EXPECT_EQ(calls, 1);  // stopped at the first error
+  calls = 0;
+  EXPECT_EQ(TwoSteps(true, false).message(), "step 2");
+  auto v = Value(true);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, 42);
+  auto e = Value(false);
+  EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace cadenza
