@@ -675,8 +675,9 @@ void AddClusterCommands(CLI::App& app, int* exit_code) {
       "report",
       "Write a sweep's comparison as a report folder: index.html (self-contained: opens from disk), the study's\n"
       "figures (NLL against dataset size, latency and memory against context length, sample metrics against\n"
-      "dataset size; means over seeds with 95% CI bands) as SVG, PNG and the gnuplot script of each, cells.csv and\n"
-      "results.json (the numbers of `cadenza results --sweep N --format json`). Needs gnuplot");
+      "dataset size, validation NLL and sample structure against the training step from the runs' metrics.csv;\n"
+      "means over seeds with 95% CI bands) as SVG, PNG and the gnuplot script of each, cells.csv and\n"
+      "results.json (the numbers of `cadenza results --sweep N --format json`). Needs gnuplot (docs/report.md)");
   report_cmd->add_option("--sweep", report.sweep, "The sweep to report (from the coordinator)")->check(CLI::PositiveNumber);
   report_cmd->add_option("--results", report.results_file,
                          "Offline: a saved `cadenza results --sweep N --format json` instead of the coordinator")->check(CLI::ExistingFile);
