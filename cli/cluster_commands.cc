@@ -533,6 +533,23 @@ int RunReport(const Connection& conn, const ReportArgs& a) {
     auto table = FetchCellTable(**client, r);
     if (!table.ok()) return Fail(table.status());
     cells_json = RowsJson(table->header, table->rows).dump(2) + "\n";
+    // The sweep's runs that have no result yet, named on the page (a cell's n counts only finished runs).
+    v1::ListJobsRequest lj;
+    lj.set_sweep_id(a.sweep);
+    v1::ListJobsResponse jobs;
+    if (Status s = (*client)->ListJobs(lj, &jobs); !s.ok()) return Fail(s);
+    if (jobs.jobs_size() == 0) return Fail(NotFound("sweep " + std::to_string(a.sweep) + ": no such sweep of yours (`cadenza status` lists your jobs)"));
+    std::string unfinished;
+    int n_unfinished = 0;
+    for (const auto& j : jobs.jobs()) {
+      if (j.state() == v1::JOB_STATE_SUCCEEDED) continue;
+      ++n_unfinished;
+      unfinished += (unfinished.empty() ? "" : ", ") + j.name() + " (" + StateName(j.state()) + ")";
+    }
+    if (n_unfinished > 0) {
+      context.notes.push_back(std::to_string(n_unfinished) + " of " + std::to_string(jobs.jobs_size()) +
+                              " runs have no result yet and are not in the figures: " + unfinished);
+    }
     // Training curves: each finished run's metrics.csv, where this machine sees the workers' files.
     v1::QueryResultsRequest q;
     q.set_sweep_id(a.sweep);

@@ -386,6 +386,10 @@ TEST_F(ClusterTest, SweepCellsAcrossFractionsAndSeedsSurviveCancelAndResubmit) {
     }
     EXPECT_NE(html.find("tf: no forward_ms at length 256"), std::string::npos) << "beyond the context: named, not drawn as 0";
   }
+  out = Shell(std::string(CADENZA_CLI) + " report --sweep 424242 --out " + (dir_ / "nothing").string() + conn, &rc);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("sweep 424242: no such sweep"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(dir_ / "nothing" / "index.html"));
   const std::string table = Shell(std::string(CADENZA_CLI) + " results --sweep " + std::to_string(sweep) + conn, &rc);
   EXPECT_EQ(rc, 0) << table;
   EXPECT_NE(table.find("test/nll_per_token (mean ± 95% CI)"), std::string::npos) << table;
