@@ -297,13 +297,6 @@ struct ResultsArgs {
   bool runs = false;  // --sweep: one row per task result instead of per cell
 };
 
-std::string Csv(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string o = "\"";
-  for (char c : s) o += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return o + "\"";
-}
-
 std::string Num(double x) {
   std::ostringstream o;
   o << std::setprecision(x == std::floor(x) && std::fabs(x) < 1e15 ? 15 : 6) << x;  // whole numbers (token counts) in full
@@ -338,10 +331,10 @@ void PrintRows(const std::vector<std::string>& header, const std::vector<std::ve
     return;
   }
   if (format == "csv") {
-    for (size_t i = 0; i < header.size(); ++i) std::cout << (i ? "," : "") << Csv(header[i]);
+    for (size_t i = 0; i < header.size(); ++i) std::cout << (i ? "," : "") << CsvField(header[i]);
     std::cout << "\n";
     for (const auto& r : rows) {
-      for (size_t i = 0; i < r.size(); ++i) std::cout << (i ? "," : "") << Csv(r[i]);
+      for (size_t i = 0; i < r.size(); ++i) std::cout << (i ? "," : "") << CsvField(r[i]);
       std::cout << "\n";
     }
     return;

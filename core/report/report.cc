@@ -241,13 +241,6 @@ std::string GnuplotString(const std::string& s) {
   return out + "\"";
 }
 
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
 std::string Formatted(double x) {
   if (!std::isfinite(x)) return "";
   char buf[32];
@@ -264,6 +257,13 @@ const char* Colour(size_t i) {
 }
 
 }  // namespace
+
+std::string CsvField(const std::string& text) {
+  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  std::string out = "\"";
+  for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
 
 std::string ReportCell::Model() const {
   auto it = axes.find("model");

@@ -85,6 +85,10 @@ struct ReportContext {
 std::string ReportHtml(const std::vector<ReportCell>& cells, const std::vector<Figure>& figures,
                        const std::vector<std::string>& svgs, const ReportContext& context);
 
+// One CSV field (RFC 4180): as is, or double-quoted with quotes doubled when it holds a comma, quote or newline.
+// cells.csv and `cadenza results --format csv` both write through it.
+std::string CsvField(const std::string& text);
+
 // cells.csv: one row per cell, the axis columns then <metric>_{mean,sd,ci95,n} for every metric of any cell.
 std::string CellsCsv(const std::vector<ReportCell>& cells);
 
