@@ -19,6 +19,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "cli/report_writer.h"
+#include "coordinator/cell_table.h"
 #include "coordinator/client.h"
 #include "coordinator/config.h"
 #include "coordinator/convert.h"
@@ -297,37 +298,10 @@ struct ResultsArgs {
   bool runs = false;  // --sweep: one row per task result instead of per cell
 };
 
-std::string Num(double x) {
-  std::ostringstream o;
-  o << std::setprecision(x == std::floor(x) && std::fabs(x) < 1e15 ? 15 : 6) << x;  // whole numbers (token counts) in full
-  return o.str();
-}
-
 // Prints rows (a header first) as an aligned table, CSV or JSON (a list of objects).
-// Rows as a JSON list of objects: numbers as numbers (ids and counts as integers), the rest as strings.
-nlohmann::json RowsJson(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& r : rows) {
-    nlohmann::json o;
-    for (size_t i = 0; i < header.size(); ++i) {
-      char* end = nullptr;
-      const long long n = std::strtoll(r[i].c_str(), &end, 10);
-      if (!r[i].empty() && end && *end == '\0') {  // ids and counts stay integers
-        o[header[i]] = n;
-        continue;
-      }
-      const double v = std::strtod(r[i].c_str(), &end);
-      if (!r[i].empty() && end && *end == '\0') o[header[i]] = v;
-      else o[header[i]] = r[i];
-    }
-    out.push_back(o);
-  }
-  return out;
-}
-
 void PrintRows(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows, const std::string& format) {
   if (format == "json") {
-    std::cout << RowsJson(header, rows).dump(2) << "\n";
+    std::cout << coord::RowsJson(header, rows).dump(2) << "\n";
     return;
   }
   if (format == "csv") {
@@ -350,83 +324,12 @@ void PrintRows(const std::vector<std::string>& header, const std::vector<std::ve
   for (const auto& r : rows) line(r);
 }
 
-// What a sweep's cell table shows by default: the study's quality figures (every metric is in csv/json).
-const std::vector<std::string>& DefaultCellMetrics() {
-  static const std::vector<std::string> m = {"val/nll_per_token", "test/nll_per_token", "test/nll_per_bar", "train/train_seconds"};
-  return m;
-}
-
-struct CellTable {
-  std::vector<std::string> header;
-  std::vector<std::vector<std::string>> rows;
-};
-
 // One row per sweep cell (every axis but the seed) with n, mean, sd and 95% CI: what `cadenza results --sweep N`
-// prints and `cadenza report` draws. `format` table: mean ± CI columns of the chosen metrics; else four columns
-// (_mean, _sd, _ci95, _n) per metric, every metric unless a.metrics names some. No rows: no cell finished.
-StatusOr<CellTable> FetchCellTable(coord::CoordinatorClient& client, const ResultsArgs& a) {
-  v1::AggregateResultsRequest req;
-  req.mutable_filter()->set_sweep_id(a.sweep);
-  req.mutable_filter()->set_user(a.user);
-  req.mutable_filter()->set_dataset(a.dataset);
-  req.mutable_filter()->set_model_family(a.family);
-  req.add_group_by("cell");
-  req.set_per_job(true);
+// prints and `cadenza report` draws (coordinator/cell_table.h). No rows: no cell finished.
+StatusOr<coord::CellTable> FetchCellTable(coord::CoordinatorClient& client, const ResultsArgs& a) {
   v1::AggregateResultsResponse resp;
-  if (Status s = client.AggregateResults(req, &resp); !s.ok()) return s;
-  CellTable table;
-  if (resp.rows_size() == 0) return table;
-  // Group columns in the order the coordinator gives (family, parameters, dataset, model, fraction, context, grid).
-  std::vector<std::string> axes;
-  {
-    std::set<std::string> have;
-    for (const auto& r : resp.rows()) for (const auto& [k, v] : r.group()) have.insert(k);
-    for (const char* k : {"model", "model_family", "parameters", "dataset", "dataset_fraction", "context_length"}) {
-      if (have.erase(k)) axes.push_back(k);
-    }
-    for (const auto& k : have) axes.push_back(k);
-  }
-  std::set<std::string> all;
-  for (const auto& r : resp.rows()) for (const auto& m : r.metrics()) all.insert(m.name());
-  std::vector<std::string> names;
-  if (!a.metrics.empty()) names = a.metrics;
-  else if (a.format == "table") {
-    for (const auto& m : DefaultCellMetrics()) if (all.count(m)) names.push_back(m);
-  } else {
-    names.assign(all.begin(), all.end());
-  }
-  std::vector<std::string>& header = table.header;
-  header = axes;
-  header.push_back("n");
-  header.push_back("train_tokens");
-  for (const auto& n : names) {
-    if (a.format == "table") {
-      header.push_back(n + " (mean ± 95% CI)");
-    } else {
-      for (const char* suffix : {"_mean", "_sd", "_ci95", "_n"}) header.push_back(n + suffix);
-    }
-  }
-  for (const auto& r : resp.rows()) {
-    std::vector<std::string> row;
-    for (const auto& k : axes) row.push_back(r.group().count(k) ? r.group().at(k) : "");
-    row.push_back(std::to_string(r.count()));
-    std::map<std::string, const v1::MetricSummary*> by;
-    for (const auto& m : r.metrics()) by[m.name()] = &m;
-    row.push_back(by.count("data/train_tokens") ? Num(by["data/train_tokens"]->mean()) : "");
-    for (const auto& n : names) {
-      const v1::MetricSummary* m = by.count(n) ? by[n] : nullptr;
-      if (a.format == "table") {
-        row.push_back(m ? Num(m->mean()) + (m->n() > 1 ? " ± " + Num(m->ci95()) : "") : "");
-      } else {
-        row.push_back(m ? Num(m->mean()) : "");
-        row.push_back(m ? Num(m->stddev()) : "");
-        row.push_back(m ? Num(m->ci95()) : "");
-        row.push_back(m ? std::to_string(m->n()) : "");
-      }
-    }
-    table.rows.push_back(std::move(row));
-  }
-  return table;
+  if (Status s = client.AggregateResults(coord::CellRequest(a.sweep, a.user, a.dataset, a.family), &resp); !s.ok()) return s;
+  return coord::CellTableOf(resp, a.metrics, a.format == "table");
 }
 
 // `cadenza results --sweep N`: the cell table.
@@ -481,9 +384,9 @@ int RunResults(const Connection& conn, const ResultsArgs& a) {
       std::map<std::string, const v1::MetricSummary*> by;
       for (const auto& m : r.metrics()) by[m.name()] = &m;
       for (const auto& n : names) {
-        row.push_back(by.count(n) ? Num(by[n]->mean()) : "");
-        row.push_back(by.count(n) ? Num(by[n]->stddev()) : "");
-        row.push_back(by.count(n) ? Num(by[n]->ci95()) : "");
+        row.push_back(by.count(n) ? coord::FormatNumber(by[n]->mean()) : "");
+        row.push_back(by.count(n) ? coord::FormatNumber(by[n]->stddev()) : "");
+        row.push_back(by.count(n) ? coord::FormatNumber(by[n]->ci95()) : "");
       }
       rows.push_back(std::move(row));
     }
@@ -497,7 +400,7 @@ int RunResults(const Connection& conn, const ResultsArgs& a) {
     for (const auto& r : resp.rows()) {
       std::vector<std::string> row = {std::to_string(r.job_id()), r.experiment_name(), r.dataset(), r.model_family(), std::to_string(r.seed()),
                                       std::to_string(r.task_id()), std::to_string(r.shard_index())};
-      for (size_t i = 7; i < header.size(); ++i) row.push_back(r.metrics().count(header[i]) ? Num(r.metrics().at(header[i])) : "");
+      for (size_t i = 7; i < header.size(); ++i) row.push_back(r.metrics().count(header[i]) ? coord::FormatNumber(r.metrics().at(header[i])) : "");
       rows.push_back(std::move(row));
     }
   }
@@ -525,7 +428,7 @@ int RunReport(const Connection& conn, const ReportArgs& a) {
     r.format = "json";
     auto table = FetchCellTable(**client, r);
     if (!table.ok()) return Fail(table.status());
-    cells_json = RowsJson(table->header, table->rows).dump(2) + "\n";
+    cells_json = coord::RowsJson(table->header, table->rows).dump(2) + "\n";
     // The sweep's runs that have no result yet, named on the page (a cell's n counts only finished runs).
     v1::ListJobsRequest lj;
     lj.set_sweep_id(a.sweep);
@@ -551,11 +454,7 @@ int RunReport(const Connection& conn, const ReportArgs& a) {
     if (Status s = (*client)->QueryResults(q, &trained); !s.ok()) return Fail(s);
     int unreadable = 0;
     for (const auto& row : trained.rows()) {
-      RunCurves run;
-      run.model = row.axes().count("model") ? row.axes().at("model") : row.model_family();
-      run.dataset = row.dataset();
-      run.fraction = row.axes().count("dataset_fraction") ? std::atof(row.axes().at("dataset_fraction").c_str()) : 1.0;
-      run.axes.insert(row.axes().begin(), row.axes().end());
+      RunCurves run = RunCurvesOf({row.axes().begin(), row.axes().end()}, row.model_family(), row.dataset());
       std::string csv;
       for (const std::string& artifact : row.artifacts()) {
         if (fs::path(artifact).filename() == "metrics.csv") csv = artifact;

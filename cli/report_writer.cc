@@ -8,11 +8,10 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "core/file_util.h"
+#include "core/report/page.h"
 
 extern char** environ;
 
@@ -36,14 +35,6 @@ Status RunGnuplot(const std::string& script) {
   return Status::Ok();
 }
 
-StatusOr<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return IoError(path + ": cannot read");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 }  // namespace
 
 std::string MachineDescription() {
@@ -64,7 +55,6 @@ StatusOr<ReportFiles> WriteReport(const std::string& cells_json, const std::stri
   if (ec) return IoError(figs.string() + ": cannot create: " + ec.message());
   std::vector<Figure> figures = StudyFigures(*cells);
   for (Figure& f : CurveFigures(curves)) figures.push_back(std::move(f));
-  std::vector<std::string> svgs;
   for (const Figure& f : figures) {
     const std::string stem = (figs / f.id).string();
     // The script names its outputs relative to itself, so the folder can be moved and the script re-run.
@@ -80,15 +70,14 @@ StatusOr<ReportFiles> WriteReport(const std::string& cells_json, const std::stri
     fs::rename(tmp_svg, stem + ".svg", ec);
     if (!ec) fs::rename(tmp_png, stem + ".png", ec);
     if (ec) return IoError(stem + ": cannot move the rendered figure into place: " + ec.message());
-    auto svg = ReadText(stem + ".svg");
-    if (!svg.ok()) return svg.status();
-    const size_t open = svg->find("<svg");  // inline: drop the XML prologue and doctype
-    svgs.push_back(open == std::string::npos ? *svg : svg->substr(open));
   }
   if (cells->empty()) context.notes.push_back("No finished experiment yet: nothing to draw.");
   Status s = WriteFileAtomic((out / "results.json").string(), cells_json);
   if (s.ok()) s = WriteFileAtomic((out / "cells.csv").string(), CellsCsv(*cells));
-  if (s.ok()) s = WriteFileAtomic((out / "index.html").string(), ReportHtml(*cells, figures, svgs, context));
+  if (s.ok()) {
+    const nlohmann::json rows = nlohmann::json::parse(cells_json);  // ParseCells accepted it
+    s = WriteFileAtomic((out / "index.html").string(), PageHtml(ReportData(rows, figures, context, /*files=*/true)));
+  }
   if (!s.ok()) return s;
   ReportFiles files;
   files.index = (out / "index.html").string();

@@ -3,6 +3,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
@@ -51,7 +52,7 @@ StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, cons
   CoordinatorConfig c;
   if (root.IsNull()) return c;
   Reader r(path);
-  CADENZA_RETURN_IF_ERROR(r.Keys(root, "", {"listen", "database", "tokens_file", "tls", "heartbeat", "lease", "limits"}));
+  CADENZA_RETURN_IF_ERROR(r.Keys(root, "", {"listen", "database", "tokens_file", "tls", "http", "heartbeat", "lease", "limits"}));
   CADENZA_RETURN_IF_ERROR(r.Get(root, "listen", "listen", &c.listen));
   CADENZA_RETURN_IF_ERROR(r.Get(root, "database", "database", &c.database));
   CADENZA_RETURN_IF_ERROR(r.Get(root, "tokens_file", "tokens_file", &c.tokens_file));
@@ -59,6 +60,11 @@ StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, cons
     CADENZA_RETURN_IF_ERROR(r.Keys(tls, "tls", {"cert", "key"}));
     CADENZA_RETURN_IF_ERROR(r.Get(tls, "cert", "tls.cert", &c.tls_cert));
     CADENZA_RETURN_IF_ERROR(r.Get(tls, "key", "tls.key", &c.tls_key));
+  }
+  if (const YAML::Node http = root["http"]) {
+    CADENZA_RETURN_IF_ERROR(r.Keys(http, "http", {"listen", "public_metrics"}));
+    CADENZA_RETURN_IF_ERROR(r.Get(http, "listen", "http.listen", &c.http_listen));
+    CADENZA_RETURN_IF_ERROR(r.Get(http, "public_metrics", "http.public_metrics", &c.http_public_metrics));
   }
   if (const YAML::Node hb = root["heartbeat"]) {
     CADENZA_RETURN_IF_ERROR(r.Keys(hb, "heartbeat", {"period_ms", "failure_threshold", "grace_ms", "reaper_interval_ms"}));
@@ -80,6 +86,9 @@ StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, cons
     CADENZA_RETURN_IF_ERROR(r.Get(lim, "max_sweep_experiments", "limits.max_sweep_experiments", &c.max_sweep_experiments));
   }
   if (c.listen.empty() || c.listen.find(':') == std::string::npos) return r.Error("listen", "expected host:port");
+  if (c.http_listen != "auto" && c.http_listen != "off" && c.http_listen.find(':') == std::string::npos) {
+    return r.Error("http.listen", "expected auto, off or host:port, found '" + c.http_listen + "'");
+  }
   if (c.database.empty()) return r.Error("database", "required: the SQLite file of the coordinator's state");
   if (c.tokens_file.empty()) return r.Error("tokens_file", "required: every RPC needs a bearer token");
   if (c.tls_cert.empty() != c.tls_key.empty()) return r.Error("tls", "set both cert and key, or neither (plaintext)");
@@ -107,13 +116,22 @@ StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path) {
 std::string CoordinatorConfig::ToYaml() const {
   std::ostringstream o;
   o << "listen: " << listen << "\ndatabase: " << database << "\ntokens_file: " << tokens_file << "\ntls: {cert: \"" << tls_cert
-    << "\", key: \"" << tls_key << "\"}\nheartbeat: {period_ms: " << heartbeat.period_ms
+    << "\", key: \"" << tls_key << "\"}\nhttp: {listen: \"" << http_listen << "\", public_metrics: " << (http_public_metrics ? "true" : "false")
+    << "}\nheartbeat: {period_ms: " << heartbeat.period_ms
     << ", failure_threshold: " << heartbeat.failure_threshold << ", grace_ms: " << heartbeat.grace_ms
     << ", reaper_interval_ms: " << heartbeat.reaper_interval_ms << "}\nlease: {duration_ms: " << scheduler.lease_ms
     << ", retry_budget: " << scheduler.retry_budget << ", idle_poll_ms: " << idle_poll_ms
     << "}\nlimits: {max_receive_message_bytes: " << max_receive_message_bytes
     << ", max_send_message_bytes: " << max_send_message_bytes << ", max_sweep_experiments: " << max_sweep_experiments << "}\n";
   return o.str();
+}
+
+std::string CoordinatorConfig::HttpAddress() const {
+  if (http_listen == "off") return "";
+  if (http_listen != "auto") return http_listen;
+  const size_t colon = listen.rfind(':');
+  const int port = std::atoi(listen.c_str() + colon + 1);
+  return listen.substr(0, colon) + ":" + std::to_string(port == 0 ? 0 : port + 1);
 }
 
 }  // namespace cadenza::coord

@@ -15,6 +15,10 @@ struct CoordinatorConfig {
   std::string database = "out/coordinator/cadenza.db";
   std::string tokens_file = "configs/tokens.txt";  // "<token> <user>" per line
   std::string tls_cert, tls_key;                   // PEM files; both empty = plaintext
+  // The read-only HTTP API, /metrics and the live page (http_api.h). "auto": the gRPC host with the next port
+  // (port 0 when gRPC's is 0); "off": none; else host:port. TLS with the same certificate when tls is set.
+  std::string http_listen = "auto";
+  bool http_public_metrics = false;                // /metrics and /healthz without a token (for a Prometheus scraper)
   HeartbeatOptions heartbeat;
   SchedulerOptions scheduler;
   int64_t idle_poll_ms = 500;                      // retry_after_ms answered when no task is ready
@@ -23,6 +27,8 @@ struct CoordinatorConfig {
   int max_sweep_experiments = 10000;
 
   std::string ToYaml() const;
+  // http_listen resolved: "" when off.
+  std::string HttpAddress() const;
 };
 
 // Reads the YAML at `path`; unknown keys and bad values are errors naming the file and key. Relative paths are

@@ -1,6 +1,8 @@
 // Worker registry: group registration (persisted), per-rank heartbeats and dead-rank detection (in memory).
 #include "coordinator/registry.h"
 
+#include <set>
+
 namespace cadenza::coord {
 
 Status WorkerRegistry::Recover(int64_t now_ms) {
@@ -64,6 +66,13 @@ std::vector<WorkerKey> WorkerRegistry::CollectDead(int64_t now_ms) {
     }
   }
   return dead;
+}
+
+int WorkerRegistry::LiveGroups() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::set<int64_t> groups;
+  for (const auto& [key, seen] : last_seen_ms_) groups.insert(key.group_id);
+  return static_cast<int>(groups.size());
 }
 
 int WorkerRegistry::LiveRanks() const {

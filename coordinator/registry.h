@@ -42,6 +42,8 @@ class WorkerRegistry {
   std::vector<WorkerKey> CollectDead(int64_t now_ms);
   // Ranks alive now, over every group: the fan-out of generate/evaluate tasks.
   int LiveRanks() const;
+  // Groups with at least one rank alive now.
+  int LiveGroups() const;
   const HeartbeatOptions& options() const { return options_; }
 
  private:

@@ -3,6 +3,8 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 
 namespace cadenza::coord {
@@ -16,11 +18,26 @@ std::string Text(sqlite3_stmt* s, int col) {
 }
 int64_t Int(sqlite3_stmt* s, int col) { return sqlite3_column_int64(s, col); }
 
-// Finalizes the statement whatever way the query leaves.
-struct Statement {
-  sqlite3_stmt* s = nullptr;
-  ~Statement() { sqlite3_finalize(s); }
-};
+// Binds a named parameter the statement has (a filter leaves out the predicates it does not use).
+void BindInt(sqlite3_stmt* st, const char* name, int64_t v) {
+  if (int i = sqlite3_bind_parameter_index(st, name); i > 0) sqlite3_bind_int64(st, i, v);
+}
+void BindText(sqlite3_stmt* st, const char* name, const std::string& v) {
+  if (int i = sqlite3_bind_parameter_index(st, name); i > 0) {
+    sqlite3_bind_text(st, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+}
+
+std::map<std::string, std::string> ParseAxes(const std::string& axes_json) {
+  std::map<std::string, std::string> out;
+  if (axes_json == "{}") return out;  // most jobs: not worth a parser
+  const nlohmann::json axes = nlohmann::json::parse(axes_json, nullptr, false);
+  if (!axes.is_object()) return out;
+  for (auto it = axes.begin(); it != axes.end(); ++it) {
+    if (it->is_string()) out[it.key()] = it->get<std::string>();
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -67,6 +84,28 @@ void ResultQuery::Release(sqlite3* db) {
   sqlite3_close(db);
 }
 
+Status ResultQuery::Run(const std::string& sql, const std::function<void(sqlite3_stmt*)>& bind,
+                        const std::function<void(sqlite3_stmt*)>& row, const char* what) {
+  auto db_or = Acquire();
+  if (!db_or.ok()) return db_or.status();
+  sqlite3* db = *db_or;
+  sqlite3_stmt* st = nullptr;
+  auto fail = [&](const char* step) -> Status {
+    Status s = IoError(std::string("coordinator database (") + what + "): " + step + ": " + sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    sqlite3_close(db);  // not returned to the pool: its state is unknown
+    return s;
+  };
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) return fail("prepare");
+  bind(st);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) row(st);
+  if (rc != SQLITE_DONE) return fail("step");
+  sqlite3_finalize(st);
+  Release(db);
+  return Status::Ok();
+}
+
 StatusOr<std::vector<ResultView>> ResultQuery::Query(const ResultFilter& f) {
   // Only the predicates the filter uses, so that SQLite can pick the index (results_by_job) for a job filter.
   std::string sql =
@@ -80,92 +119,156 @@ StatusOr<std::vector<ResultView>> ResultQuery::Query(const ResultFilter& f) {
   if (!f.user.empty()) sql += " AND j.user = :user";
   if (!f.dataset.empty()) sql += " AND j.dataset = :dataset";
   if (!f.model_family.empty()) sql += " AND j.model_family = :family";
-  sql += " ORDER BY r.job_id, r.task_id LIMIT :limit";
-
-  auto db_or = Acquire();
-  if (!db_or.ok()) return db_or.status();
-  sqlite3* db = *db_or;
-  Statement st;
-  auto fail = [&](const char* what) -> Status {
-    Status s = IoError(std::string("coordinator database (queries): ") + what + ": " + sqlite3_errmsg(db));
-    sqlite3_finalize(st.s);
-    st.s = nullptr;
-    sqlite3_close(db);  // not returned to the pool: its state is unknown
-    return s;
-  };
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK) return fail("prepare");
-  auto bind_text = [&](const char* name, const std::string& v) {
-    sqlite3_bind_text(st.s, sqlite3_bind_parameter_index(st.s, name), v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-  };
-  auto bind_int = [&](const char* name, int64_t v) {
-    if (int i = sqlite3_bind_parameter_index(st.s, name); i > 0) sqlite3_bind_int64(st.s, i, v);
-  };
-  bind_int(":kind", static_cast<int>(f.kind));
-  bind_int(":job", f.job_id);
-  bind_int(":sweep", f.sweep_id);
-  if (!f.user.empty()) bind_text(":user", f.user);
-  if (!f.dataset.empty()) bind_text(":dataset", f.dataset);
-  if (!f.model_family.empty()) bind_text(":family", f.model_family);
-  bind_int(":limit", f.limit > 0 ? f.limit : 10000);
+  sql += " ORDER BY r.job_id, r.task_id LIMIT :limit OFFSET :offset";
 
   std::vector<ResultView> out;
-  int rc;
-  while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) {
-    sqlite3_stmt* s = st.s;
-    ResultView v;
-    ResultRecord& r = v.result;
-    r.task_id = Int(s, 0);
-    r.attempt = static_cast<int>(Int(s, 1));
-    r.job_id = Int(s, 2);
-    r.kind = static_cast<TaskKind>(Int(s, 3));
-    r.shard_index = static_cast<int>(Int(s, 4));
-    const nlohmann::json m = nlohmann::json::parse(Text(s, 5), nullptr, false);
-    if (m.is_object()) {
-      for (auto it = m.begin(); it != m.end(); ++it) {
-        if (it->is_number()) r.metrics[it.key()] = it->get<double>();
-      }
-    }
-    const std::string artifacts = Text(s, 6);
-    const nlohmann::json a = artifacts == "[]" ? nlohmann::json() : nlohmann::json::parse(artifacts, nullptr, false);
-    if (a.is_array()) {
-      for (const auto& x : a) {
-        if (x.is_string()) r.artifacts.push_back(x.get<std::string>());
-      }
-    }
-    r.checkpoint = Text(s, 7);
-    r.summary = Text(s, 8);
-    r.recorded_ms = Int(s, 9);
-    JobRecord& j = v.job;
-    Experiment& e = j.experiment;
-    j.id = r.job_id;
-    j.sweep_id = Int(s, 10);
-    j.user = Text(s, 11);
-    e.name = Text(s, 12);
-    e.dataset = Text(s, 13);
-    e.model_family = Text(s, 14);
-    e.seed = static_cast<uint64_t>(Int(s, 15));
-    e.output_dir = Text(s, 16);
-    e.reference_split = Text(s, 17);
-    e.samples = static_cast<int>(Int(s, 18));
-    e.samples_per_task = static_cast<int>(Int(s, 19));
-    j.state = static_cast<JobState>(Int(s, 20));
-    j.created_ms = Int(s, 21);
-    j.finished_ms = Int(s, 22);
-    j.error = Text(s, 23);
-    const std::string axes_json = Text(s, 24);  // "{}" for most jobs: not worth a parser
-    const nlohmann::json axes = axes_json == "{}" ? nlohmann::json() : nlohmann::json::parse(axes_json, nullptr, false);
-    if (axes.is_object()) {
-      for (auto it = axes.begin(); it != axes.end(); ++it) {
-        if (it->is_string()) e.axes[it.key()] = it->get<std::string>();
-      }
-    }
-    e.parameters = Int(s, 25);
-    out.push_back(std::move(v));
-  }
-  if (rc != SQLITE_DONE) return fail("query results");
-  sqlite3_finalize(st.s);
-  st.s = nullptr;
-  Release(db);
+  Status s = Run(
+      sql,
+      [&](sqlite3_stmt* st) {
+        BindInt(st, ":kind", static_cast<int>(f.kind));
+        BindInt(st, ":job", f.job_id);
+        BindInt(st, ":sweep", f.sweep_id);
+        BindText(st, ":user", f.user);
+        BindText(st, ":dataset", f.dataset);
+        BindText(st, ":family", f.model_family);
+        BindInt(st, ":limit", f.limit > 0 ? f.limit : 10000);
+        BindInt(st, ":offset", std::max<int64_t>(0, f.offset));
+      },
+      [&](sqlite3_stmt* s) {
+        ResultView v;
+        ResultRecord& r = v.result;
+        r.task_id = Int(s, 0);
+        r.attempt = static_cast<int>(Int(s, 1));
+        r.job_id = Int(s, 2);
+        r.kind = static_cast<TaskKind>(Int(s, 3));
+        r.shard_index = static_cast<int>(Int(s, 4));
+        const nlohmann::json m = nlohmann::json::parse(Text(s, 5), nullptr, false);
+        if (m.is_object()) {
+          for (auto it = m.begin(); it != m.end(); ++it) {
+            if (it->is_number()) r.metrics[it.key()] = it->get<double>();
+          }
+        }
+        const std::string artifacts = Text(s, 6);
+        const nlohmann::json a = artifacts == "[]" ? nlohmann::json() : nlohmann::json::parse(artifacts, nullptr, false);
+        if (a.is_array()) {
+          for (const auto& x : a) {
+            if (x.is_string()) r.artifacts.push_back(x.get<std::string>());
+          }
+        }
+        r.checkpoint = Text(s, 7);
+        r.summary = Text(s, 8);
+        r.recorded_ms = Int(s, 9);
+        JobRecord& j = v.job;
+        Experiment& e = j.experiment;
+        j.id = r.job_id;
+        j.sweep_id = Int(s, 10);
+        j.user = Text(s, 11);
+        e.name = Text(s, 12);
+        e.dataset = Text(s, 13);
+        e.model_family = Text(s, 14);
+        e.seed = static_cast<uint64_t>(Int(s, 15));
+        e.output_dir = Text(s, 16);
+        e.reference_split = Text(s, 17);
+        e.samples = static_cast<int>(Int(s, 18));
+        e.samples_per_task = static_cast<int>(Int(s, 19));
+        j.state = static_cast<JobState>(Int(s, 20));
+        j.created_ms = Int(s, 21);
+        j.finished_ms = Int(s, 22);
+        j.error = Text(s, 23);
+        e.axes = ParseAxes(Text(s, 24));
+        e.parameters = Int(s, 25);
+        out.push_back(std::move(v));
+      },
+      "query results");
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<std::vector<JobSummary>> ResultQuery::Jobs(const JobQuery& f) {
+  std::string sql =
+      "SELECT j.id, j.sweep_id, j.user, j.name, j.dataset, j.model_family, j.seed, j.state, j.created_ms, j.finished_ms, "
+      "j.error, j.axes_json, j.parameters, j.output_dir, "
+      "(SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 2), "
+      "(SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 3), "
+      "(SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 4), "
+      "(SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id), "
+      "(SELECT COALESCE(MAX(t.fraction), 0) FROM tasks t WHERE t.job_id = j.id AND t.kind = 1) "
+      "FROM jobs j WHERE 1";
+  if (f.sweep_id != 0) sql += " AND j.sweep_id = :sweep";
+  if (f.job_id != 0) sql += " AND j.id = :job";
+  if (!f.user.empty()) sql += " AND j.user = :user";
+  sql += " ORDER BY j.id LIMIT :limit OFFSET :offset";
+  std::vector<JobSummary> out;
+  Status s = Run(
+      sql,
+      [&](sqlite3_stmt* st) {
+        BindInt(st, ":sweep", f.sweep_id);
+        BindInt(st, ":job", f.job_id);
+        BindText(st, ":user", f.user);
+        BindInt(st, ":limit", f.limit > 0 ? f.limit : 1000);
+        BindInt(st, ":offset", std::max<int64_t>(0, f.offset));
+      },
+      [&](sqlite3_stmt* s) {
+        JobSummary j;
+        j.id = Int(s, 0);
+        j.sweep_id = Int(s, 1);
+        j.user = Text(s, 2);
+        j.name = Text(s, 3);
+        j.dataset = Text(s, 4);
+        j.model_family = Text(s, 5);
+        j.seed = static_cast<uint64_t>(Int(s, 6));
+        j.state = static_cast<JobState>(Int(s, 7));
+        j.created_ms = Int(s, 8);
+        j.finished_ms = Int(s, 9);
+        j.error = Text(s, 10);
+        j.axes = ParseAxes(Text(s, 11));
+        j.parameters = Int(s, 12);
+        j.output_dir = Text(s, 13);
+        j.tasks_pending = Int(s, 14);
+        j.tasks_leased = Int(s, 15);
+        j.tasks_succeeded = Int(s, 16);
+        j.tasks_total = Int(s, 17);
+        j.train_fraction = sqlite3_column_double(s, 18);
+        out.push_back(std::move(j));
+      },
+      "list jobs");
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<std::vector<SweepSummary>> ResultQuery::Sweeps(const std::string& user) {
+  std::string sql =
+      "SELECT sweep_id, user, COUNT(*), SUM(state = 1), SUM(state = 2), SUM(state = 3), SUM(state = 4), SUM(state = 5), "
+      "MIN(created_ms), MAX(finished_ms) FROM jobs WHERE sweep_id != 0";
+  if (!user.empty()) sql += " AND user = :user";
+  sql += " GROUP BY sweep_id ORDER BY sweep_id";
+  std::vector<SweepSummary> out;
+  Status s = Run(
+      sql, [&](sqlite3_stmt* st) { BindText(st, ":user", user); },
+      [&](sqlite3_stmt* s) {
+        SweepSummary w;
+        w.id = Int(s, 0);
+        w.user = Text(s, 1);
+        w.jobs = Int(s, 2);
+        for (int k = 0; k < 5; ++k) w.jobs_by_state[k + 1] = Int(s, 3 + k);
+        w.created_ms = Int(s, 8);
+        w.last_finished_ms = Int(s, 9);
+        out.push_back(std::move(w));
+      },
+      "list sweeps");
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<std::vector<TaskCount>> ResultQuery::TaskCounts() {
+  std::vector<TaskCount> out;
+  Status s = Run(
+      "SELECT kind, state, COUNT(*) FROM tasks GROUP BY kind, state ORDER BY kind, state", [](sqlite3_stmt*) {},
+      [&](sqlite3_stmt* s) {
+        out.push_back({static_cast<TaskKind>(Int(s, 0)), static_cast<TaskState>(Int(s, 1)), Int(s, 2)});
+      },
+      "count tasks");
+  if (!s.ok()) return s;
   return out;
 }
 

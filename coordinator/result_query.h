@@ -1,7 +1,9 @@
-// Result queries on their own read-only SQLite connection: one join of results and jobs, never the scheduler's lock.
+// Reads of results, jobs, sweeps and task counts on read-only SQLite connections of their own: never the scheduler's lock.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -11,6 +13,7 @@
 #include "core/status.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace cadenza::coord {
 
@@ -19,10 +22,41 @@ struct ResultFilter {
   TaskKind kind = TaskKind::kAggregate;  // kUnspecified: every kind
   std::string user, dataset, model_family;
   int limit = 10000;  // <= 0: 10000
+  int64_t offset = 0;  // rows skipped first (pagination)
 };
 struct ResultView {
   JobRecord job;  // without its YAML
   ResultRecord result;
+};
+
+// One job as a dashboard lists it: its record and its tasks' progress.
+struct JobSummary {
+  int64_t id = 0, sweep_id = 0;
+  std::string user, name, dataset, model_family, output_dir, error;
+  uint64_t seed = 0;
+  JobState state = JobState::kQueued;
+  int64_t created_ms = 0, finished_ms = 0, parameters = 0;
+  std::map<std::string, std::string> axes;
+  int64_t tasks_pending = 0, tasks_leased = 0, tasks_succeeded = 0, tasks_total = 0;
+  double train_fraction = 0;  // the training task's last reported progress (0..1)
+};
+struct JobQuery {
+  int64_t sweep_id = 0, job_id = 0;
+  std::string user;  // empty: every user's
+  int limit = 1000;  // <= 0: 1000
+  int64_t offset = 0;
+};
+struct SweepSummary {
+  int64_t id = 0;
+  std::string user;
+  int64_t jobs = 0;
+  int64_t jobs_by_state[6] = {0, 0, 0, 0, 0, 0};  // indexed by JobState
+  int64_t created_ms = 0, last_finished_ms = 0;
+};
+struct TaskCount {
+  TaskKind kind;
+  TaskState state;
+  int64_t count;
 };
 
 // Reads the results the coordinator's Store committed, from a WAL snapshot: a query neither waits for an open write
@@ -38,9 +72,18 @@ class ResultQuery {
 
   // Rows ordered by job id, then task id; at most `filter.limit`. Every row comes from one snapshot.
   StatusOr<std::vector<ResultView>> Query(const ResultFilter& filter);
+  // Jobs ordered by id, with their task counts (the HTTP API and dashboards).
+  StatusOr<std::vector<JobSummary>> Jobs(const JobQuery& query);
+  // Every sweep (of `user`, when given) with its jobs counted by state, ordered by id.
+  StatusOr<std::vector<SweepSummary>> Sweeps(const std::string& user);
+  // Tasks counted by kind and state (the /metrics gauges).
+  StatusOr<std::vector<TaskCount>> TaskCounts();
 
  private:
   explicit ResultQuery(std::string path) : path_(std::move(path)) {}
+  // Prepares `sql` on an idle connection, lets `bind` bind it, calls `row` for each row; `what` names the query in errors.
+  Status Run(const std::string& sql, const std::function<void(sqlite3_stmt*)>& bind, const std::function<void(sqlite3_stmt*)>& row,
+             const char* what);
   StatusOr<sqlite3*> Acquire();
   void Release(sqlite3* db);
 

@@ -357,6 +357,7 @@ StatusOr<ProgressAck> Scheduler::Progress(const WorkerKey& worker, int64_t task_
   if (attempt < 1 || attempt > it->second.attempt) return CheckAttemptLocked(it->second, attempt);
   ProgressAck ack;
   TaskRecord& t = it->second;
+  ack.job_id = t.job_id;
   if (t.state != TaskState::kLeased || attempt != t.attempt || !(t.worker == worker)) {
     ack.stop = true;
     return ack;
@@ -410,6 +411,7 @@ StatusOr<CompleteAck> Scheduler::Complete(const WorkerKey& worker, int64_t task_
   if (it == tasks_.end()) return NotFound("task.task_id: no task " + std::to_string(task_id));
   const TaskRecord& cur = it->second;
   CompleteAck ack;
+  ack.kind = cur.kind;
   if (cur.state == TaskState::kSucceeded && attempt == cur.attempt) {
     ack.duplicate = true;
     return ack;

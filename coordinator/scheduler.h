@@ -43,10 +43,12 @@ struct StopNotice {
 struct ProgressAck {
   bool stop = false;
   int64_t lease_expires_ms = 0;
+  int64_t job_id = 0;  // the task's
 };
 struct CompleteAck {
   bool duplicate = false;
   bool accepted = true;
+  TaskKind kind = TaskKind::kUnspecified;  // the completed task's
 };
 struct FailAck {
   bool will_retry = false;

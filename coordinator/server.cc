@@ -213,8 +213,9 @@ class ClientServiceImpl final : public v1::ClientService::Service {
 // callback API, which saves the thread hand-offs of the synchronous API (docs/PERFORMANCE.md).
 class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
  public:
-  WorkerServiceImpl(const CoordinatorConfig* config, const TokenAuth* auth, WorkerRegistry* registry, Scheduler* scheduler)
-      : config_(config), auth_(auth), registry_(registry), scheduler_(scheduler) {}
+  WorkerServiceImpl(const CoordinatorConfig* config, const TokenAuth* auth, WorkerRegistry* registry, Scheduler* scheduler,
+                    CoordinatorMetrics* metrics)
+      : config_(config), auth_(auth), registry_(registry), scheduler_(scheduler), metrics_(metrics) {}
 
   grpc::ServerUnaryReactor* RegisterWorkerGroup(grpc::CallbackServerContext* ctx, const v1::RegisterWorkerGroupRequest* req, v1::RegisterWorkerGroupResponse* resp) override {
     return Finish(ctx, DoRegisterWorkerGroup(ctx, req, resp));
@@ -288,6 +289,9 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     if (Status st = registry_->Heartbeat(w, now); !st.ok()) return ToGrpc(st);
     auto ack = scheduler_->Progress(w, req->task().task_id(), req->task().attempt(), req->fraction(), req->message(), req->checkpoint(), now);
     if (!ack.ok()) return ToGrpc(ack.status());
+    if (auto speed = req->metrics().find("tokens_per_second"); speed != req->metrics().end()) {
+      metrics_->SetTrainingSpeed(ack->job_id, speed->second);
+    }
     resp->set_stop(ack->stop);
     resp->set_lease_expires_unix_ms(ack->lease_expires_ms);
     return grpc::Status::OK;
@@ -309,6 +313,7 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     r.summary = req->result().summary();
     auto ack = scheduler_->Complete(w, req->task().task_id(), req->task().attempt(), std::move(r), now);
     if (!ack.ok()) return ToGrpc(ack.status());
+    if (ack->accepted && !ack->duplicate) metrics_->CountResult(ack->kind);
     resp->set_duplicate(ack->duplicate);
     resp->set_accepted(ack->accepted);
     if (req->lease_next()) {
@@ -344,8 +349,16 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
 
  private:
   // Leases the next task for `w` among `kinds` into `task`; *leased false (and *retry_after_ms set) when none is ready.
+  // Leases into `task` and records how long it took (the /metrics lease latency histogram).
   Status LeaseInto(const WorkerKey& w, const google::protobuf::RepeatedField<int>& kinds, int64_t now, v1::Task* task, bool* leased,
                    int64_t* retry_after_ms) {
+    const auto start = std::chrono::steady_clock::now();
+    Status s = LeaseIntoUntimed(w, kinds, now, task, leased, retry_after_ms);
+    metrics_->ObserveLease(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return s;
+  }
+  Status LeaseIntoUntimed(const WorkerKey& w, const google::protobuf::RepeatedField<int>& kinds, int64_t now, v1::Task* task, bool* leased,
+                          int64_t* retry_after_ms) {
     uint32_t mask = 0;
     for (int i = 0; i < kinds.size(); ++i) {
       const int k = kinds.Get(i);
@@ -370,6 +383,7 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   const TokenAuth* auth_;
   WorkerRegistry* registry_;
   Scheduler* scheduler_;
+  CoordinatorMetrics* metrics_;
 };
 
 namespace {
@@ -414,11 +428,14 @@ StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(const Coor
     creds = grpc::SslServerCredentials(opts);
   }
   s->client_service_ = std::make_unique<ClientServiceImpl>(&s->config_, s->auth_.get(), s->scheduler_.get(), s->results_.get(), &s->stopping_);
-  s->worker_service_ = std::make_unique<WorkerServiceImpl>(&s->config_, s->auth_.get(), s->registry_.get(), s->scheduler_.get());
+  s->metrics_ = std::make_unique<CoordinatorMetrics>();
+  s->worker_service_ =
+      std::make_unique<WorkerServiceImpl>(&s->config_, s->auth_.get(), s->registry_.get(), s->scheduler_.get(), s->metrics_.get());
   // gRPC's absl mutexes check lock order on every acquisition in this build (about 3% of a loaded coordinator's CPU).
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a second coordinator on this port must fail, not share it
   builder.AddListeningPort(config.listen, creds, &s->port_);
   // The synchronous ClientService (low rate: submissions, queries, watch streams) needs few polling threads; the
   // worker calls run on the callback threads.
@@ -430,7 +447,22 @@ StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(const Coor
   builder.RegisterService(s->client_service_.get());
   builder.RegisterService(s->worker_service_.get());
   s->server_ = builder.BuildAndStart();
-  if (!s->server_ || s->port_ == 0) return Unavailable("listen: cannot bind " + config.listen);
+  if (!s->server_ || s->port_ == 0) {
+    return Unavailable("listen: cannot bind " + config.listen + " (is another process, e.g. a second coordinator, on that port?)");
+  }
+  if (const std::string http = config.HttpAddress(); !http.empty()) {
+    HttpApiOptions o;
+    o.public_metrics = config.http_public_metrics;
+    o.source = "the coordinator at " + config.listen.substr(0, config.listen.rfind(':')) + ":" + std::to_string(s->port_);
+    s->http_api_ = std::make_unique<HttpApi>(s->auth_.get(), s->results_.get(), s->metrics_.get(),
+                                             [registry] { return std::make_pair(registry->LiveGroups(), registry->LiveRanks()); }, o);
+    auto server = HttpServer::Start(http, config.tls_cert, config.tls_key, s->http_api_.get());
+    if (!server.ok()) {
+      s->server_->Shutdown();
+      return server.status();
+    }
+    s->http_ = std::move(server).value();
+  }
   s->reaper_ = std::thread([p = s.get()] { p->ReaperLoop(); });
   return s;
 }
@@ -452,6 +484,7 @@ void CoordinatorServer::Shutdown() {
   // A signal thread and the destructor may both call this: the second waits until the first is done.
   std::lock_guard<std::mutex> lock(shutdown_mu_);
   if (!stopping_.exchange(true) && server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  if (http_) http_->Stop();
   if (reaper_.joinable()) reaper_.join();
 }
 

@@ -9,6 +9,9 @@
 
 #include "coordinator/auth.h"
 #include "coordinator/config.h"
+#include "coordinator/http_api.h"
+#include "coordinator/http_server.h"
+#include "coordinator/metrics.h"
 #include "coordinator/registry.h"
 #include "coordinator/result_query.h"
 #include "coordinator/scheduler.h"
@@ -31,12 +34,14 @@ class CoordinatorServer {
   ~CoordinatorServer();
 
   int port() const { return port_; }  // the bound port (useful with listen port 0)
+  int http_port() const { return http_ ? http_->port() : 0; }  // 0: no HTTP listener (http.listen: off)
   void Wait();      // until Shutdown
   void Shutdown();  // stops serving (in-flight calls get a short deadline) and the reaper
 
   Scheduler& scheduler() { return *scheduler_; }
   WorkerRegistry& registry() { return *registry_; }
   ResultQuery& results() { return *results_; }
+  CoordinatorMetrics& metrics() { return *metrics_; }
 
  private:
   CoordinatorServer() = default;
@@ -48,6 +53,9 @@ class CoordinatorServer {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<ResultQuery> results_;  // QueryResults / AggregateResults, on their own read connections
   std::unique_ptr<TokenAuth> auth_;
+  std::unique_ptr<CoordinatorMetrics> metrics_;
+  std::unique_ptr<HttpApi> http_api_;
+  std::unique_ptr<HttpServer> http_;
   std::unique_ptr<ClientServiceImpl> client_service_;
   std::unique_ptr<WorkerServiceImpl> worker_service_;
   std::unique_ptr<grpc::Server> server_;

@@ -18,6 +18,18 @@
 namespace cadenza::coord {
 namespace {
 
+// The old `model_families` form: the base's model with another family. Keys only the other family reads (heads on
+// an LSTM) would be refused by the model config, so they go; the sizes then differ and the matched-size check says
+// to use `models:`.
+void SwapFamily(YAML::Node model, const std::string& family) {
+  const bool rnn = family == "lstm" || family == "gru";
+  for (const char* key : rnn ? std::vector<const char*>{"heads", "ff_dim", "max_len"}
+                             : std::vector<const char*>{"hidden", "attention", "attention_window"}) {
+    model.remove(key);
+  }
+  model["family"] = family;
+}
+
 Status Field(const std::string& where, const std::string& field, const std::string& what) {
   return InvalidArgument(where + "." + field + ": " + what);
 }
@@ -247,7 +259,7 @@ StatusOr<std::vector<Experiment>> ExpandSweep(const SweepSpec& sweep, int max_ex
         y["model"] = m;
         label = sweep.models[i].name;
       } else {
-        y["model"]["family"] = sweep.model_families[i];
+        SwapFamily(y["model"], sweep.model_families[i]);
         label = sweep.model_families[i];
       }
       std::ostringstream text;
@@ -341,7 +353,7 @@ StatusOr<std::vector<Experiment>> ExpandSweep(const SweepSpec& sweep, int max_ex
                 }
               }
             } else if (!sweep.model_families.empty()) {
-              y["model"]["family"] = sweep.model_families[mi];
+              SwapFamily(y["model"], sweep.model_families[mi]);
               axes["model"] = sweep.model_families[mi];
               cell_name += "-" + sweep.model_families[mi];
             } else {

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -45,25 +46,34 @@ bool Permanent(const Status& s) {
 
 
 // The step of the last `train/loss` row of <out>/metrics.csv ("step,tag,value"), or -1.
-int64_t LastLoggedStep(const fs::path& out) {
+// The last training step in the run's metrics.csv and the speed logged with it (complete lines only: a partial last
+// line is being written).
+struct LoggedProgress {
+  int64_t step = -1;
+  double tokens_per_second = 0;
+};
+LoggedProgress LastLoggedProgress(const fs::path& out) {
+  LoggedProgress p;
   std::ifstream in(out / "metrics.csv", std::ios::binary);
-  if (!in) return -1;
+  if (!in) return p;
   in.seekg(0, std::ios::end);
   const std::streamoff size = in.tellg();
   const std::streamoff from = std::max<std::streamoff>(0, size - 4096);
   in.seekg(from);
   std::string tail(size_t(size - from), '\0');
   in.read(tail.data(), tail.size());
-  int64_t step = -1;
   size_t pos = 0;
   while (pos < tail.size()) {
     size_t end = tail.find('\n', pos);
     if (end == std::string::npos) break;  // a partial last line
     const std::string line = tail.substr(pos, end - pos);
-    if (line.find(",train/loss,") != std::string::npos) step = std::atoll(line.c_str());
+    if (line.find(",train/loss,") != std::string::npos) p.step = std::atoll(line.c_str());
+    if (const size_t at = line.find(",train/tokens_per_second,"); at != std::string::npos) {
+      p.tokens_per_second = std::atof(line.c_str() + at + std::strlen(",train/tokens_per_second,"));
+    }
     pos = end + 1;
   }
-  return step;
+  return p;
 }
 
 class Agent {
@@ -241,9 +251,11 @@ void Agent::ProgressCheck() {
     steps = train_steps_;
   }
   *req.mutable_worker() = Ref();
-  const int64_t step = LastLoggedStep(out);
+  const LoggedProgress logged = LastLoggedProgress(out);
+  const int64_t step = logged.step;
   if (step < 0) return;
   req.set_step(step);
+  if (logged.tokens_per_second > 0) (*req.mutable_metrics())["tokens_per_second"] = logged.tokens_per_second;  // /metrics
   req.set_fraction(steps > 0 ? std::min(1.0, double(step) / steps) : 0.0);
   req.set_message("step " + std::to_string(step) + " of " + std::to_string(steps));
   std::error_code ec;

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -218,20 +219,6 @@ Figure AgainstLength(const std::vector<ReportCell>& cells, const std::string& da
   return f;
 }
 
-std::string HtmlEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 std::string GnuplotString(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
@@ -370,6 +357,17 @@ std::vector<Figure> StudyFigures(const std::vector<ReportCell>& cells) {
     }
   }
   return figures;
+}
+
+RunCurves RunCurvesOf(const std::map<std::string, std::string>& axes, const std::string& model_family, const std::string& dataset) {
+  RunCurves run;
+  auto model = axes.find("model");
+  run.model = model != axes.end() ? model->second : model_family;
+  run.dataset = dataset;
+  auto fraction = axes.find("dataset_fraction");
+  run.fraction = fraction != axes.end() ? std::atof(fraction->second.c_str()) : 1.0;
+  run.axes = axes;
+  return run;
 }
 
 Status ParseMetricsCsv(const std::string& text, const std::string& path, RunCurves* curves) {
@@ -532,72 +530,6 @@ std::string CellsCsv(const std::vector<ReportCell>& cells) {
     o << "\n";
   }
   return o.str();
-}
-
-std::string ReportHtml(const std::vector<ReportCell>& cells, const std::vector<Figure>& figures,
-                       const std::vector<std::string>& svgs, const ReportContext& context) {
-  std::ostringstream h;
-  h << "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>" << HtmlEscape(context.title)
-    << " - cadenza report</title>\n<style>\n"
-       "body{font-family:sans-serif;margin:24px;color:#222;max-width:1400px}\n"
-       "h1{font-size:22px}h2{font-size:18px;margin-top:32px}\n"
-       ".figs{display:flex;flex-wrap:wrap;gap:16px}.fig{border:1px solid #ddd;padding:8px;width:660px}\n"
-       ".fig svg{width:100%;height:auto}.missing{color:#a33;font-size:12px}\n"
-       "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}\n"
-       "th{background:#f3f3f3}td.axis{text-align:left}dl{display:grid;grid-template-columns:max-content auto;gap:4px 16px}\n"
-       "dt{font-weight:bold}dd{margin:0;font-family:monospace;white-space:pre-wrap}\n"
-       "</style></head><body>\n";
-  h << "<h1>cadenza: " << HtmlEscape(context.title) << "</h1>\n<dl>\n";
-  for (const auto& [k, v] : context.facts) h << "<dt>" << HtmlEscape(k) << "</dt><dd>" << HtmlEscape(v) << "</dd>\n";
-  h << "</dl>\n";
-  for (const std::string& n : context.notes) h << "<p class=\"missing\">" << HtmlEscape(n) << "</p>\n";
-  h << "<h2>Figures</h2>\n<p>Lines are means over seeds, bands their 95% confidence intervals (Student t); every figure is "
-       "also in figures/ as SVG, PNG and the gnuplot script that drew it.</p>\n<div class=\"figs\">\n";
-  for (size_t i = 0; i < figures.size(); ++i) {
-    const Figure& f = figures[i];
-    h << "<div class=\"fig\" id=\"" << HtmlEscape(f.id) << "\">\n";
-    h << (i < svgs.size() ? svgs[i] : std::string()) << "\n";
-    h << "<div><a href=\"figures/" << HtmlEscape(f.id) << ".svg\">SVG</a> · <a href=\"figures/" << HtmlEscape(f.id)
-      << ".png\">PNG</a> · <a href=\"figures/" << HtmlEscape(f.id) << ".gp\">gnuplot</a></div>\n";
-    for (const std::string& m : f.missing) h << "<div class=\"missing\">missing: " << HtmlEscape(m) << "</div>\n";
-    h << "</div>\n";
-  }
-  if (figures.empty()) h << "<p class=\"missing\">No figure: no cell has a metric to plot yet.</p>\n";
-  h << "</div>\n<h2>Every metric per cell (mean ± 95% CI, n runs)</h2>\n";
-  const std::vector<std::string> axes = AxisOrder(cells);
-  std::set<std::string> metrics;
-  for (const ReportCell& c : cells) for (const auto& [m, s] : c.metrics) metrics.insert(m);
-  h << "<div style=\"overflow-x:auto\"><table>\n<tr><th>metric</th>";
-  for (size_t i = 0; i < cells.size(); ++i) {
-    std::string head;
-    for (const std::string& a : axes) {
-      auto it = cells[i].axes.find(a);
-      if (it != cells[i].axes.end() && a != "model_family" && a != "parameters") head += (head.empty() ? "" : " ") + it->second;
-    }
-    h << "<th>" << HtmlEscape(head) << "<br>n=" << cells[i].runs << "</th>";
-  }
-  h << "</tr>\n";
-  for (const std::string& a : axes) {
-    h << "<tr><td class=\"axis\"><i>" << HtmlEscape(a) << "</i></td>";
-    for (const ReportCell& c : cells) {
-      auto it = c.axes.find(a);
-      h << "<td>" << (it == c.axes.end() ? "" : HtmlEscape(it->second)) << "</td>";
-    }
-    h << "</tr>\n";
-  }
-  for (const std::string& m : metrics) {
-    h << "<tr><td class=\"axis\">" << HtmlEscape(m) << "</td>";
-    for (const ReportCell& c : cells) {
-      const CellStat* s = c.Metric(m);
-      h << "<td>";
-      if (s) h << Formatted(s->mean) << (s->n > 1 ? " ± " + Formatted(s->ci95) : "");
-      h << "</td>";
-    }
-    h << "</tr>\n";
-  }
-  h << "</table></div>\n<p>The same numbers: <a href=\"cells.csv\">cells.csv</a>, <a href=\"results.json\">results.json</a>.</p>\n";
-  h << "</body></html>\n";
-  return h.str();
 }
 
 }  // namespace cadenza

@@ -60,6 +60,10 @@ struct RunCurves {
   std::map<std::string, std::map<int64_t, double>> tags;  // tag -> step -> value (a repeated step keeps the last)
 };
 
+// A run's curves, not yet read: its model (axes "model", else the family), dataset and fraction (axes
+// "dataset_fraction", else 1).
+RunCurves RunCurvesOf(const std::map<std::string, std::string>& axes, const std::string& model_family, const std::string& dataset);
+
 // Parses metrics.csv text ("step,tag,value" lines after the header) into curves->tags; a malformed line is an
 // error naming the file and the line.
 Status ParseMetricsCsv(const std::string& text, const std::string& path, RunCurves* curves);
@@ -79,11 +83,6 @@ struct ReportContext {
   std::vector<std::pair<std::string, std::string>> facts;  // shown in order: spec, commit, machine, generated at
   std::vector<std::string> notes;             // e.g. cells not finished yet
 };
-
-// index.html: the figures (their SVG text inline, so the page opens from disk with no network), the table of
-// every metric per cell (mean ± 95% CI, n), and the context. `svgs` is aligned with `figures`.
-std::string ReportHtml(const std::vector<ReportCell>& cells, const std::vector<Figure>& figures,
-                       const std::vector<std::string>& svgs, const ReportContext& context);
 
 // One CSV field (RFC 4180): as is, or double-quoted with quotes doubled when it holds a comma, quote or newline.
 // cells.csv and `cadenza results --format csv` both write through it.

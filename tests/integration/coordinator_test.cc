@@ -1,6 +1,7 @@
 // The coordinator over gRPC on 127.0.0.1: authentication, permissions, field-naming validation, message limits,
 // TLS, a fake worker group running an experiment to its result, and SIGKILL of a `cadenza coordinator` mid-run.
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -331,6 +333,150 @@ TEST(CoordinatorTlsTest, ServesOverTlsWithTheConfiguredCertificate) {
   EXPECT_EQ(CoordinatorClient::Connect(o)->ListJobs({}, &jobs).code(), StatusCode::kUnauthenticated);
   auto plain = Client(target, kAlice);
   EXPECT_EQ(plain->ListJobs({}, &jobs).code(), StatusCode::kUnavailable);
+}
+
+// ---- HTTP: the read-only API beside gRPC (docs/dashboard.md) ----
+
+TEST(CoordinatorHttpTest, ServesTheApiWithTheSameTokensAndRefusesAPortInUse) {
+  Dir dir;
+  CoordinatorConfig c = TestConfig(dir);  // listen port 0: http "auto" picks a free port too
+  auto server = CoordinatorServer::Start(c);
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  const int port = (*server)->http_port();
+  ASSERT_GT(port, 0);
+  httplib::Client http("127.0.0.1", port);
+  auto healthz = http.Get("/healthz");
+  ASSERT_TRUE(healthz);
+  EXPECT_EQ(healthz->status, 401) << "no token";
+  httplib::Headers auth = {{"Authorization", std::string("Bearer ") + kAlice}};
+  healthz = http.Get("/healthz", auth);
+  ASSERT_TRUE(healthz);
+  EXPECT_EQ(healthz->status, 200);
+  EXPECT_EQ(healthz->body, R"({"status":"ok"})");
+  auto jobs = http.Get("/api/v1/jobs?limit=abc", auth);
+  ASSERT_TRUE(jobs);
+  EXPECT_EQ(jobs->status, 400);
+  EXPECT_EQ(jobs->get_header_value("Content-Type"), "application/json");
+  auto post = http.Post("/api/v1/jobs", auth, "{}", "application/json");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 405);
+  auto page = http.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->body.find("uPlot"), std::string::npos);
+
+  // A second coordinator on the same ports must fail, naming the port, not share it (SO_REUSEPORT).
+  Dir other;
+  CoordinatorConfig second = TestConfig(other);
+  second.listen = "127.0.0.1:" + std::to_string((*server)->port());
+  second.http_listen = "off";
+  auto refused = CoordinatorServer::Start(second);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find(second.listen), std::string::npos) << refused.status().message();
+  second.listen = "127.0.0.1:0";
+  second.http_listen = "127.0.0.1:" + std::to_string(port);
+  refused = CoordinatorServer::Start(second);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("http.listen 127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << refused.status().message();
+}
+
+TEST(CoordinatorHttpTest, ServesHttpsWithTheGrpcCertificate) {
+  Dir dir;
+  const std::string cert = dir.File("cert.pem"), key = dir.File("key.pem");
+  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " + key + " -out " + cert +
+                          " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1";
+  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "no openssl to make a certificate";
+  CoordinatorConfig c = TestConfig(dir);
+  c.tls_cert = cert;
+  c.tls_key = key;
+  auto server = CoordinatorServer::Start(c);
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  httplib::SSLClient https("127.0.0.1", (*server)->http_port());
+  https.set_ca_cert_path(cert.c_str());
+  https.enable_server_certificate_verification(true);
+  auto r = https.Get("/healthz", {{"Authorization", std::string("Bearer ") + kAlice}});
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 200);
+  httplib::Client plain("127.0.0.1", (*server)->http_port());
+  auto p = plain.Get("/healthz");
+  EXPECT_TRUE(!p || p->status != 200) << "plain HTTP to a TLS listener gets nothing";
+}
+
+// A worker rank that completes every task it leases until `until()` holds: a train task with a metrics.csv (the
+// curves) and the validation NLL of its seed; the others with nothing.
+void CompleteUntil(CoordinatorClient* client, const v1::WorkerRef& ref, const Dir& dir, const std::function<bool()>& until) {
+  for (int idle = 0; !until() && idle < 2000; ) {
+    v1::LeaseTaskRequest lr;
+    *lr.mutable_worker() = ref;
+    v1::LeaseTaskResponse resp;
+    if (!client->LeaseTask(lr, &resp).ok() || !resp.leased()) {
+      ++idle;
+      std::this_thread::sleep_for(5ms);
+      continue;
+    }
+    const v1::Task& t = resp.task();
+    v1::CompleteTaskRequest cr;
+    *cr.mutable_worker() = ref;
+    cr.mutable_task()->set_task_id(t.task_id());
+    cr.mutable_task()->set_attempt(t.attempt());
+    if (t.kind() == v1::TASK_KIND_TRAIN) {
+      const std::string run = dir.File("run-" + std::to_string(t.job_id()));
+      fs::create_directories(run);
+      const double nll = 1.0 + 0.1 * static_cast<double>(t.job_id());
+      std::ofstream(run + "/metrics.csv") << "step,tag,value\n10,val/nll_per_token," << nll + 0.5 << "\n20,val/nll_per_token," << nll << "\n";
+      (*cr.mutable_result()->mutable_metrics())["val/nll_per_token"] = nll;
+      cr.mutable_result()->add_artifacts(run + "/metrics.csv");
+    }
+    v1::CompleteTaskResponse ack;
+    ASSERT_TRUE(client->CompleteTask(cr, &ack).ok());
+  }
+}
+
+// Real headless Chromium loads the live page while a sweep runs, draws the API's values, and shows the finished
+// sweep without a reload (tests/browser/live_page.cjs).
+TEST(CoordinatorHttpTest, LivePageDrawsTheApiValuesAndUpdatesWithoutReload) {
+  const std::string node_modules = CADENZA_SOURCE_DIR "/core/report/web/node_modules";
+  if (std::system("command -v node >/dev/null && command -v chromium >/dev/null") != 0 ||
+      !fs::exists(node_modules + "/puppeteer-core")) {
+    GTEST_SKIP() << "needs node, Debian's chromium and puppeteer-core (scripts/install-deps.sh installs them)";
+  }
+  Dir dir;
+  auto server = CoordinatorServer::Start(TestConfig(dir));
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  auto client = Client("127.0.0.1:" + std::to_string((*server)->port()), kAlice);
+  v1::SubmitSweepRequest sweep;
+  sweep.mutable_sweep()->mutable_base()->set_experiment_yaml(ExperimentYaml());
+  sweep.mutable_sweep()->mutable_base()->set_samples(1);
+  for (uint64_t seed = 1; seed <= 3; ++seed) sweep.mutable_sweep()->add_seeds(seed);
+  v1::SubmitResponse submitted;
+  ASSERT_TRUE(client->SubmitSweep(sweep, &submitted).ok());
+  v1::WorkerRef ref;
+  ref.set_group_id(RegisterGroup(client.get(), 1));
+  ref.set_rank(0);
+  auto job_done = [&](int64_t id) {
+    v1::Job job;
+    return client->GetJob(id, &job).ok() && job.state() == v1::JOB_STATE_SUCCEEDED;
+  };
+  CompleteUntil(client.get(), ref, dir, [&] { return job_done(submitted.job_ids(0)); });  // one run of three has a result
+  ASSERT_TRUE(job_done(submitted.job_ids(0)));
+
+  const std::string cmd = "node " CADENZA_SOURCE_DIR "/tests/browser/live_page.cjs " + node_modules + " http://127.0.0.1:" +
+                          std::to_string((*server)->http_port()) + " " + kAlice + " " + std::to_string(submitted.sweep_id()) + " 90 " +
+                          (std::getenv("CADENZA_BROWSER_SCREENSHOT") ? std::getenv("CADENZA_BROWSER_SCREENSHOT") : "") + " 2>&1";
+  FILE* browser = popen(cmd.c_str(), "r");
+  ASSERT_NE(browser, nullptr);
+  std::string out;
+  char line[4096];
+  if (fgets(line, sizeof line, browser)) out += line;  // "partial ...": drawn, equal to the API, runs unfinished
+  ASSERT_EQ(out.rfind("partial", 0), 0u) << out;
+  CompleteUntil(client.get(), ref, dir, [&] {
+    for (int64_t id : submitted.job_ids()) if (!job_done(id)) return false;
+    return true;
+  });
+  while (fgets(line, sizeof line, browser)) out += line;
+  EXPECT_EQ(pclose(browser), 0) << out;
+  EXPECT_NE(out.find("\nok "), std::string::npos) << out;
 }
 
 // ---- the command line: cadenza submit / status / cancel / results against a coordinator ----

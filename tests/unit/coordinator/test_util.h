@@ -15,7 +15,8 @@ inline std::string ExperimentYaml(const std::string& family = "transformer") {
   return "name: unit\n"
          "dataset: /data/ds\n"
          "out: /runs/unit\n"
-         "model: {family: " + family + ", d_model: 64, layers: 2, heads: 4, ff_dim: 128, max_len: 512, hidden: 64}\n"
+         "model: {family: " + family + ", d_model: 64, layers: 2, " +
+         (family == "transformer" ? "heads: 4, ff_dim: 128, max_len: 512" : "hidden: 64") + "}\n"
          "train: {seq_len: 64, batch_size: 4, steps: 10, seed: 7}\n";
 }
 

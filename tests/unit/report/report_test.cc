@@ -1,4 +1,5 @@
 // core/report: cells -> figure data, gnuplot scripts, the CSV and the page, as `cadenza report` writes them.
+#include "core/report/page.h"
 #include "core/report/report.h"
 
 #include <gtest/gtest.h>
@@ -131,12 +132,39 @@ TEST(ReportTest, CsvAndPageCarryEveryCell) {
   ReportContext ctx;
   ctx.title = "sweep <3>";
   ctx.facts = {{"cadenza commit", "abc"}};
-  const std::string html = ReportHtml(*cells, figures, std::vector<std::string>(figures.size(), "<svg>fig</svg>"), ctx);
-  EXPECT_NE(html.find("sweep &lt;3&gt;"), std::string::npos) << "text is escaped";
-  EXPECT_NE(html.find("<svg>fig</svg>"), std::string::npos) << "figures are inline: the page needs no other file";
-  EXPECT_NE(html.find("1.1 ± 0.05"), std::string::npos);
-  EXPECT_EQ(html.find("http://"), std::string::npos) << "no network reference";
-  EXPECT_EQ(html.find("https://"), std::string::npos);
+  const nlohmann::json rows = nlohmann::json::parse(StudyJson());
+  const std::string html = PageHtml(ReportData(rows, figures, ctx, /*files=*/true));
+  // The data the page draws is embedded whole, and "</" cannot end its script element early.
+  const std::string open = "<script id=\"cadenza-data\" type=\"application/json\">";
+  const size_t at = html.find(open);
+  ASSERT_NE(at, std::string::npos);
+  const size_t from = at + open.size();
+  const std::string embedded = html.substr(from, html.find("</script>", from) - from);
+  const nlohmann::json data = nlohmann::json::parse(embedded);
+  EXPECT_EQ(data["title"], "sweep <3>");
+  EXPECT_EQ(data["cells"], rows) << "the cells exactly as `cadenza results --format json` gave them";
+  ASSERT_EQ(data["figures"].size(), figures.size());
+  EXPECT_EQ(data["figures"][0]["series"][0]["y"].size(), figures[0].series[0].y.size());
+  EXPECT_NE(html.find("uPlot"), std::string::npos) << "the chart library is inline: the page needs no other file";
+  EXPECT_NE(html.find("data-live=\"0\""), std::string::npos);
+  for (const char* remote : {"src=\"http", "href=\"http", "src='http", "url(http", "fetch(\"http"}) {
+    EXPECT_EQ(html.find(remote), std::string::npos) << "no network reference: " << remote;
+  }
+  // The live page is the same page without data.
+  const std::string live = PageHtml(nullptr);
+  EXPECT_NE(live.find("data-live=\"1\""), std::string::npos);
+  EXPECT_NE(live.find("/api/v1/sweeps/"), std::string::npos);
+}
+
+// A title with "</script>" cannot break out of the embedded data.
+TEST(ReportTest, EmbeddedDataCannotCloseItsScript) {
+  ReportContext ctx;
+  ctx.title = "</script><script>alert(1)</script>";
+  const std::string html = PageHtml(ReportData(nlohmann::json::array(), {}, ctx, false));
+  EXPECT_EQ(html.find("</script><script>alert(1)"), std::string::npos);
+  const std::string open = "<script id=\"cadenza-data\" type=\"application/json\">";
+  const size_t from = html.find(open) + open.size();
+  EXPECT_EQ(nlohmann::json::parse(html.substr(from, html.find("</script>", from) - from))["title"], ctx.title);
 }
 
 // A learning-rate search: cells of one model differ in train.lr, which then names the series.
