@@ -5,8 +5,10 @@
 
 namespace cadenza {
 
+GrammarState::GrammarState() : vocab_(&Vocabulary::Get()) {}
+
 bool GrammarState::Accepts(int32_t t) const {
-  const Vocabulary& v = Vocabulary::Get();
+  const Vocabulary& v = *vocab_;
   if (t < 0 || t >= v.size()) return false;
   const TokenInfo& info = v.Info(t);
   switch (phase_) {
@@ -15,7 +17,7 @@ bool GrammarState::Accepts(int32_t t) const {
     case Phase::kAfterBos:
       return info.type == TokenType::kBar;
     case Phase::kTimeSig:
-      return info.type == TokenType::kTimeSig;
+      return info.type == TokenType::kTimeSig && v.IsRepresentableMeter(info.value, info.value2);
     case Phase::kPosition:
       return info.type == TokenType::kPosition && info.value < beat_steps_ &&
              beat_ * beat_steps_ + info.value < bar_steps_ && beat_ * beat_steps_ + info.value > step_in_bar_;
@@ -53,13 +55,13 @@ bool GrammarState::Accepts(int32_t t) const {
 }
 
 void GrammarState::Allowed(std::vector<uint8_t>* allowed) const {
-  const int n = Vocabulary::Get().size();
+  const int n = vocab_->size();
   allowed->assign(n, 0);
   for (int t = 0; t < n; ++t) (*allowed)[t] = Accepts(t) ? 1 : 0;
 }
 
 Status GrammarState::Advance(int32_t t) {
-  const Vocabulary& v = Vocabulary::Get();
+  const Vocabulary& v = *vocab_;
   if (!Accepts(t)) {
     return InvalidArgument("token " + (t >= 0 && t < v.size() ? v.Name(t) : "id " + std::to_string(t)) +
                            " is not allowed here by the token grammar");
@@ -80,9 +82,9 @@ Status GrammarState::Advance(int32_t t) {
       phase_ = Phase::kTimeSig;
       break;
     case TokenType::kTimeSig:
-      beats_ = Vocabulary::BeatsPerBar(info.value, info.value2);
-      beat_steps_ = Vocabulary::BeatSteps(info.value, info.value2);
-      bar_steps_ = Vocabulary::BarSteps(info.value, info.value2);
+      beats_ = v.BeatsPerBar(info.value, info.value2);
+      beat_steps_ = v.BeatSteps(info.value, info.value2);
+      bar_steps_ = v.BarSteps(info.value, info.value2);
       beat_ = -1;
       step_in_bar_ = -1;
       instrument_ = -1;

@@ -9,9 +9,12 @@
 namespace cadenza {
 
 // Mirrors Tokenizer::Decode's rules, so any sequence it accepts and finishes decodes to a valid MIDI file.
+class Vocabulary;
+
 class GrammarState {
  public:
-  GrammarState() = default;
+  GrammarState();  // the default grid's vocabulary
+  explicit GrammarState(const Vocabulary& vocabulary) : vocab_(&vocabulary) {}
 
   // Sets allowed[id] = 1 for every token that may come next (allowed is resized to the vocabulary).
   void Allowed(std::vector<uint8_t>* allowed) const;
@@ -28,6 +31,7 @@ class GrammarState {
 
  private:
   enum class Phase { kStart, kAfterBos, kTimeSig, kEvent, kPosition, kPitch, kVelocity, kDuration, kDone };
+  const Vocabulary* vocab_;
   Phase phase_ = Phase::kStart;
   int64_t bars_ = 0, max_bars_ = 0;
   int beats_ = 0, beat_steps_ = 0, bar_steps_ = 0;

@@ -22,14 +22,14 @@ std::string Hex(unsigned v) {
 
 // An event gathered from all tracks, ordered globally before notes are paired.
 struct RawEvent {
-  enum Kind : uint8_t { kTempo, kTimeSig, kKeySig, kProgram, kNoteOff, kNoteOn };
+  enum Kind : uint8_t { kTempo, kTimeSig, kKeySig, kProgram, kNoteOff, kNoteOn, kSustain };
   int64_t tick;
   int track;
   int64_t seq;
   Kind kind;
   uint8_t channel, a, b;
   uint32_t value;  // tempo (us per quarter)
-  int order_class() const { return kind <= kProgram ? 0 : 1; }  // meta and programs before notes at a tick
+  int order_class() const { return kind <= kProgram ? 0 : 1; }  // meta and programs before notes and pedals at a tick
 };
 
 class Parser {
@@ -213,6 +213,8 @@ class Parser {
         Push({tick, track, 0, RawEvent::kNoteOff, channel, data[0], 0, 0});
       } else if (kind == 0xC0) {
         Push({tick, track, 0, RawEvent::kProgram, channel, data[0], 0, 0});
+      } else if (kind == 0xB0 && data[0] == 64) {  // sustain pedal
+        Push({tick, track, 0, RawEvent::kSustain, channel, data[0], data[1], 0});
       }
     }
     return Error(end, "expected end-of-track meta event (FF 2F 00) before the end of the track chunk that starts at byte " +
@@ -293,6 +295,9 @@ class Parser {
           break;
         case RawEvent::kProgram:
           program[e.channel] = e.a;
+          break;
+        case RawEvent::kSustain:
+          score->sustain.push_back({e.tick, e.channel, e.b >= 64});
           break;
         case RawEvent::kNoteOn:
           open[key(e.track, e.channel, e.a)].notes.push_back({e.tick, e.b, program[e.channel]});

@@ -117,6 +117,17 @@ std::vector<uint8_t> SerializeMidi(const Score& score) {
     tracks[ft].push_back({n.start, 2, seq++, {uint8_t(0x90 | ch), uint8_t(n.pitch & 0x7F), vel}});
     tracks[ft].push_back({std::max(n.end, n.start), n.end > n.start ? 1 : 3, seq++, {uint8_t(0x80 | ch), uint8_t(n.pitch & 0x7F), 0}});
   }
+  // Sustain pedal (CC 64) in the track of the first note on its channel (track 0 when none), with the note-offs.
+  for (const PedalEvent& p : score.sustain) {
+    int ft = 0;
+    for (const Note& n : score.notes) {
+      if ((n.drum ? 9 : (n.channel & 0x0F)) == (p.channel & 0x0F)) {
+        ft = n.track + offset;
+        break;
+      }
+    }
+    tracks[ft].push_back({p.tick, 1, seq++, {uint8_t(0xB0 | (p.channel & 0x0F)), 64, uint8_t(p.down ? 127 : 0)}});
+  }
 
   std::vector<uint8_t> out = {'M', 'T', 'h', 'd', 0, 0, 0, 6, 0, 1};
   out.push_back(static_cast<uint8_t>(file_tracks >> 8));

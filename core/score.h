@@ -37,6 +37,13 @@ struct KeySignature {
   std::string name() const;  // "C major", "F# minor", ...
 };
 
+// A sustain pedal (control change 64) press or release on one channel: value >= 64 is down.
+struct PedalEvent {
+  int64_t tick = 0;
+  uint8_t channel = 0;
+  bool down = false;
+};
+
 struct Track {
   std::string name;
 };
@@ -49,6 +56,7 @@ struct Score {
   std::vector<TempoChange> tempos;            // sorted by tick; empty means 120 bpm
   std::vector<TimeSignature> time_signatures;  // sorted by tick; empty means 4/4
   std::vector<KeySignature> key_signatures;    // sorted by tick
+  std::vector<PedalEvent> sustain;             // sorted by tick (file order at one tick); not applied to notes
   int64_t end_tick = 0;  // latest event (end of track) in ticks
 
   // Seconds from the start to `tick`, following the tempo map.

@@ -8,7 +8,10 @@
 namespace cadenza {
 
 StatusOr<Segmentation> Segment(const int32_t* tokens, size_t count) {
-  const Vocabulary& v = Vocabulary::Get();
+  return Segment(tokens, count, Vocabulary::Get());
+}
+
+StatusOr<Segmentation> Segment(const int32_t* tokens, size_t count, const Vocabulary& v) {
   Segmentation seg;
   seg.num_tokens = static_cast<int64_t>(count);
   std::vector<int64_t> beat_set;  // beat offsets of the current bar, -1 where the beat has no Beat token
@@ -34,13 +37,14 @@ StatusOr<Segmentation> Segment(const int32_t* tokens, size_t count) {
       bar.token_offset = static_cast<int64_t>(i);
       if (!seg.bars.empty()) {
         const BarInfo& prev = seg.bars.back();
-        bar.start_step = prev.start_step + Vocabulary::BarSteps(prev.numerator, prev.denominator);
+        bar.start_step = prev.start_step + v.BarSteps(prev.numerator, prev.denominator);
       }
       if (i + 1 >= count || tokens[i + 1] < 0 || tokens[i + 1] >= v.size() || v.Type(tokens[i + 1]) != TokenType::kTimeSig) return error(i, "expected TimeSig after Bar");
       const TokenInfo& ts = v.Info(tokens[i + 1]);
+      if (!v.IsRepresentableMeter(ts.value, ts.value2)) return error(i + 1, "meter not representable on this grid");
       bar.numerator = ts.value;
       bar.denominator = ts.value2;
-      bar.num_beats = Vocabulary::BeatsPerBar(ts.value, ts.value2);
+      bar.num_beats = v.BeatsPerBar(ts.value, ts.value2);
       bar.first_beat = static_cast<int64_t>(seg.beat_token_offsets.size());
       seg.bars.push_back(bar);
       beat_set.assign(bar.num_beats, -1);

@@ -34,8 +34,12 @@ struct Segmentation {
   std::vector<int64_t> BarTokenOffsets() const;
 };
 
-// Recovers the segmentation from tokens alone (works for generated sequences too).
+class Vocabulary;
+
+// Recovers the segmentation from tokens alone (works for generated sequences too), in the default grid's
+// vocabulary unless another is given.
 StatusOr<Segmentation> Segment(const int32_t* tokens, size_t count);
+StatusOr<Segmentation> Segment(const int32_t* tokens, size_t count, const Vocabulary& vocabulary);
 inline StatusOr<Segmentation> Segment(const std::vector<int32_t>& tokens) {
   return Segment(tokens.data(), tokens.size());
 }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <tuple>
@@ -31,8 +32,9 @@ struct BarLayout {
   int numerator, denominator;
 };
 
-// Same onset/instrument/pitch keeps the longest (then the loudest); a note still sounding at the next onset of its pitch is cut there.
-int64_t NormalizeNotes(std::vector<GridNote>* notes) {
+// Same onset/instrument/pitch keeps the longest (then the loudest); a note still sounding at the next onset of its
+// pitch is cut there. Returns the duplicates dropped; adds the notes cut to *cut (when given).
+int64_t NormalizeNotes(std::vector<GridNote>* notes, int64_t* cut = nullptr) {
   auto before = [](const GridNote& a, const GridNote& b) {
     // Among duplicates the longest wins, then the loudest: a total order, so the choice is never arbitrary.
     return std::make_tuple(a.on, a.inst, a.pitch, -a.off, -a.velocity) <
@@ -53,7 +55,7 @@ int64_t NormalizeNotes(std::vector<GridNote>* notes) {
   thread_local std::vector<int32_t> last_of((kDrumProgram + 1) * kPitches, -1);
   std::vector<GridNote> kept;
   kept.reserve(notes->size());
-  int64_t duplicates = 0;
+  int64_t duplicates = 0, cuts = 0;
   for (const GridNote& n : *notes) {
     int32_t& last = last_of[static_cast<size_t>(n.inst) * kPitches + static_cast<size_t>(n.pitch)];
     if (last >= 0) {
@@ -62,21 +64,25 @@ int64_t NormalizeNotes(std::vector<GridNote>* notes) {
         ++duplicates;
         continue;
       }
-      previous.off = std::min(previous.off, n.on);
+      if (previous.off > n.on) {
+        previous.off = n.on;
+        ++cuts;
+      }
     }
     last = static_cast<int32_t>(kept.size());
     kept.push_back(n);
   }
   for (const GridNote& n : kept) last_of[static_cast<size_t>(n.inst) * kPitches + static_cast<size_t>(n.pitch)] = -1;
   *notes = std::move(kept);
+  if (cut) *cut += cuts;
   return duplicates;
 }
 
 // The meter of a bar cut short to `length` steps: keep the denominator if it divides, else a finer one.
-bool ShortBarMeter(int64_t length, int denominator, int* n_out, int* d_out) {
-  for (int d = denominator; d <= 16; d *= 2) {
-    const int unit = 4 * kGridPerQuarter / d;
-    if (length % unit == 0 && length / unit <= 16) {
+bool ShortBarMeter(const Vocabulary& v, int64_t length, int denominator, int* n_out, int* d_out) {
+  for (int d = denominator; d <= kMeterDenominators[kNumMeterDenominators - 1]; d *= 2) {
+    const int unit = v.StepsOf(d);
+    if (unit > 0 && length % unit == 0 && length / unit <= kMaxMeterNumerator) {
       *n_out = static_cast<int>(length / unit);
       *d_out = d;
       return true;
@@ -85,27 +91,211 @@ bool ShortBarMeter(int64_t length, int denominator, int* n_out, int* d_out) {
   return false;
 }
 
+// Seconds at a (fractional) tick of a file's tempo map: the map's events with the seconds at each.
+class TempoClock {
+ public:
+  TempoClock(const Score& score, double tpq) : tpq_(tpq) {
+    double seconds = 0, last_tick = 0, us = 500000;
+    ticks_.push_back(0);
+    us_.push_back(us);
+    seconds_.push_back(0);
+    for (const TempoChange& t : score.tempos) {
+      const double tick = static_cast<double>(std::max<int64_t>(t.tick, 0));
+      seconds += (tick - last_tick) * us / (1e6 * tpq_);
+      last_tick = tick;
+      us = t.us_per_quarter;
+      if (ticks_.back() == tick) {
+        us_.back() = us;
+      } else {
+        ticks_.push_back(tick);
+        us_.push_back(us);
+        seconds_.push_back(seconds);
+      }
+    }
+  }
+  double SecondsAt(double tick) const {
+    const size_t i = static_cast<size_t>(std::upper_bound(ticks_.begin(), ticks_.end(), tick) - ticks_.begin()) - 1;
+    return seconds_[i] + (tick - ticks_[i]) * us_[i] / (1e6 * tpq_);
+  }
+  double BpmAt(double tick) const {
+    const size_t i = static_cast<size_t>(std::upper_bound(ticks_.begin(), ticks_.end(), tick) - ticks_.begin()) - 1;
+    return 60e6 / us_[i];
+  }
+
+ private:
+  double tpq_;
+  std::vector<double> ticks_, us_, seconds_;
+};
+
+// Tempo on the grid that keeps the playing time: each span between tempo changes (moved to grid steps) gets the
+// bin of its mean tempo (its quarters over its real seconds); spans whose nearest bins agree are merged first, and
+// between the two bins around a span's mean the one that keeps the running time closer to the file's is taken, so
+// errors do not add up. Returns (step, bin) from step 0, without repeats of the bin in force.
+std::vector<std::pair<int64_t, int>> GridTempos(const Score& score, const TempoClock& clock, int64_t tpq, int grid,
+                                                int64_t end_step, QuantizationStats* st) {
+  auto to_step = [tpq, grid](int64_t tick) { return (2 * grid * tick + tpq) / (2 * tpq); };
+  auto tick_of = [tpq, grid](int64_t step) { return static_cast<double>(step) * tpq / grid; };
+  std::vector<int64_t> steps = {0};
+  for (const TempoChange& t : score.tempos) {
+    const int64_t s = to_step(t.tick);
+    if (s > steps.back()) steps.push_back(s);
+  }
+  struct Span {
+    int64_t a, b;  // steps
+    double seconds;
+    double bpm;
+  };
+  std::vector<Span> spans;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const int64_t a = steps[i], b = i + 1 < steps.size() ? steps[i + 1] : std::max(end_step, a);
+    Span sp{a, b, 0, 0};
+    if (b > a) {
+      sp.seconds = clock.SecondsAt(tick_of(b)) - clock.SecondsAt(tick_of(a));
+      sp.bpm = 60.0 * static_cast<double>(b - a) / grid / sp.seconds;
+    } else {
+      sp.bpm = clock.BpmAt(tick_of(a));
+    }
+    if (!spans.empty() && Vocabulary::TempoBin(spans.back().bpm) == Vocabulary::TempoBin(sp.bpm)) {
+      Span& prev = spans.back();
+      if (b > a) {
+        prev.b = b;
+        prev.seconds += sp.seconds;
+        prev.bpm = 60.0 * static_cast<double>(prev.b - prev.a) / grid / prev.seconds;
+      }
+      continue;
+    }
+    spans.push_back(sp);
+  }
+  std::vector<std::pair<int64_t, int>> out;
+  double real = 0, rebuilt = 0;
+  for (const Span& sp : spans) {
+    const double x = kTempoBinsPerOctave * std::log2(sp.bpm / 120.0) + kTempoBinOfOneTwenty;
+    if (!(x >= -0.5 && x <= kTempoBins - 0.5)) ++st->clamped_tempos;
+    int bin = Vocabulary::TempoBin(sp.bpm);
+    if (sp.b > sp.a) {
+      const double quarters = static_cast<double>(sp.b - sp.a) / grid;
+      real += sp.seconds;
+      const int lo = std::clamp(static_cast<int>(std::floor(x)), 0, kTempoBins - 1);
+      const int hi = std::min(lo + 1, kTempoBins - 1);
+      const double with_lo = rebuilt + quarters * 60.0 / Vocabulary::TempoOfBin(lo);
+      const double with_hi = rebuilt + quarters * 60.0 / Vocabulary::TempoOfBin(hi);
+      bin = std::abs(with_lo - real) <= std::abs(with_hi - real) ? lo : hi;
+      rebuilt = bin == lo ? with_lo : with_hi;
+    }
+    if (out.empty() || out.back().second != bin) out.emplace_back(sp.a, bin);
+  }
+  return out;
+}
+
+// Seconds from the start to `step` under grid tempos (step, bin).
+double GridSecondsAt(const std::vector<std::pair<int64_t, int>>& tempos, int grid, int64_t step) {
+  double seconds = 0;
+  for (size_t i = 0; i < tempos.size() && tempos[i].first < step; ++i) {
+    const int64_t next = i + 1 < tempos.size() ? std::min(tempos[i + 1].first, step) : step;
+    seconds += static_cast<double>(next - tempos[i].first) / grid * 60.0 / Vocabulary::TempoOfBin(tempos[i].second);
+  }
+  return seconds;
+}
+
 }  // namespace
 
+std::vector<int64_t> SustainedNoteEnds(const Score& score, int64_t* presses_used, int64_t* notes_lengthened) {
+  std::vector<int64_t> ends(score.notes.size());
+  for (size_t i = 0; i < ends.size(); ++i) ends[i] = score.notes[i].end;
+  if (presses_used) *presses_used = 0;
+  if (notes_lengthened) *notes_lengthened = 0;
+  if (score.sustain.empty()) return ends;
+  int64_t last = score.end_tick;
+  for (const Note& n : score.notes) last = std::max(last, n.end);
+  // Pedal-down spans [down, up) per channel; a pedal never released is released at the end of the piece.
+  struct Span {
+    int64_t down, up;
+    bool used = false;
+  };
+  std::vector<Span> spans[16];
+  int64_t down_at[16];
+  for (int64_t& d : down_at) d = -1;
+  for (const PedalEvent& p : score.sustain) {
+    const int c = p.channel & 15;
+    if (p.down && down_at[c] < 0) {
+      down_at[c] = p.tick;
+    } else if (!p.down && down_at[c] >= 0) {
+      if (p.tick > down_at[c]) spans[c].push_back({down_at[c], p.tick});
+      down_at[c] = -1;
+    }
+  }
+  for (int c = 0; c < 16; ++c) {
+    if (down_at[c] >= 0 && last > down_at[c]) spans[c].push_back({down_at[c], last});
+  }
+  // The next onset of each note's (channel, pitch): a re-struck key ends the sustained note.
+  std::vector<int64_t> next_onset(score.notes.size(), INT64_MAX);
+  {
+    std::vector<int64_t> seen(16 * 128, INT64_MAX);
+    for (size_t i = score.notes.size(); i-- > 0;) {
+      const Note& n = score.notes[i];
+      int64_t& s = seen[(n.channel & 15) * 128 + (n.pitch & 127)];
+      if (s != INT64_MAX && s > n.start) next_onset[i] = s;
+      if (s == INT64_MAX || n.start < s) s = n.start;
+    }
+  }
+  for (size_t i = 0; i < score.notes.size(); ++i) {
+    const Note& n = score.notes[i];
+    std::vector<Span>& sp = spans[n.channel & 15];
+    if (sp.empty()) continue;
+    // The span whose press is the last one before the release: the release must fall strictly inside it.
+    auto it = std::lower_bound(sp.begin(), sp.end(), n.end, [](const Span& s, int64_t t) { return s.down < t; });
+    if (it == sp.begin()) continue;
+    --it;
+    if (!(n.end > it->down && n.end < it->up)) continue;
+    const int64_t end = std::max(n.end, std::min(it->up, next_onset[i]));
+    if (end > n.end) {
+      ends[i] = end;
+      if (notes_lengthened) ++*notes_lengthened;
+      if (!it->used && presses_used) ++*presses_used;
+      it->used = true;
+    }
+  }
+  return ends;
+}
+
+Tokenizer::Tokenizer(const TokenizerOptions& options)
+    : options_(options), vocab_(Vocabulary::ForGrid(options.grid)), grid_ok_(vocab_ != nullptr) {
+  if (!vocab_) vocab_ = &Vocabulary::Get();
+}
+
 StatusOr<EncodedPiece> Tokenizer::Encode(const Score& score) const {
-  const Vocabulary& v = Vocabulary::Get();
+  if (!grid_ok_) {
+    return InvalidArgument("grid of " + std::to_string(options_.grid) + " steps per quarter is not supported (12, 24 or 48)");
+  }
+  const Vocabulary& v = *vocab_;
+  const int grid = v.grid();
+  const int max_duration = v.max_duration_steps();
   EncodedPiece out;
   QuantizationStats& st = out.stats;
   const int64_t tpq = score.ticks_per_quarter > 0 ? score.ticks_per_quarter : 480;
-  auto to_step = [tpq](int64_t tick) { return (2 * kGridPerQuarter * tick + tpq) / (2 * tpq); };
+  auto to_step = [tpq, grid](int64_t tick) { return (2 * grid * tick + tpq) / (2 * tpq); };
 
-  // Meters on the grid; unsupported ones read as 4/4.
+  // Meters on the grid; one that cannot be represented is skipped (the meter before it stays), with its reason.
   std::vector<GridMeter> meters;
   for (const TimeSignature& ts : score.time_signatures) {
-    GridMeter m{to_step(ts.tick), ts.numerator, ts.denominator};
-    if (!Vocabulary::IsSupportedMeter(m.numerator, m.denominator)) {
-      ++st.unsupported_meters;
-      m.numerator = m.denominator = 4;
+    if (!v.IsRepresentableMeter(ts.numerator, ts.denominator)) {
+      ++st.skipped_meters;
+      if (st.skipped_meter_reasons.size() < 20) {
+        st.skipped_meter_reasons.push_back("tick " + std::to_string(ts.tick) + ": " + v.MeterProblem(ts.numerator, ts.denominator));
+      }
+      continue;
     }
+    GridMeter m{to_step(ts.tick), ts.numerator, ts.denominator};
     if (!meters.empty() && meters.back().step == m.step) meters.pop_back();
     meters.push_back(m);
   }
   if (meters.empty() || meters.front().step > 0) meters.insert(meters.begin(), GridMeter{0, 4, 4});
+
+  // Note ends with the sustain pedal applied.
+  std::vector<int64_t> sustained_ends;
+  if (options_.sustain_pedal && !score.sustain.empty()) {
+    sustained_ends = SustainedNoteEnds(score, &st.sustain_presses, &st.sustained_notes);
+  }
 
   // Notes on the grid, with the quantisation error measured against the local tempo.
   std::vector<GridNote> notes;
@@ -113,20 +303,24 @@ StatusOr<EncodedPiece> Tokenizer::Encode(const Score& score) const {
   size_t tempo_i = 0;
   uint32_t us = 500000;
   double error_ms_sum = 0, error_steps_sum = 0;
-  for (const Note& n : score.notes) {
+  int64_t last_end_tick = 0;
+  for (size_t i = 0; i < score.notes.size(); ++i) {
+    const Note& n = score.notes[i];
+    const int64_t end_tick = sustained_ends.empty() ? n.end : sustained_ends[i];
+    last_end_tick = std::max(last_end_tick, end_tick);
     while (tempo_i < score.tempos.size() && score.tempos[tempo_i].tick <= n.start) us = score.tempos[tempo_i++].us_per_quarter;
     GridNote g;
     g.on = to_step(n.start);
-    g.off = std::max(to_step(n.end), g.on + 1);
+    g.off = std::max(to_step(end_tick), g.on + 1);
     g.inst = n.drum ? kDrumProgram : n.program;
     g.pitch = n.pitch;
     g.velocity = n.velocity;
     notes.push_back(g);
-    const double err_ticks = std::abs(static_cast<double>(n.start * kGridPerQuarter - g.on * tpq)) / kGridPerQuarter;
+    const double err_ticks = std::abs(static_cast<double>(n.start * grid - g.on * tpq)) / grid;
     if (err_ticks > 1.0) ++st.off_grid_onsets;  // files store triplets rounded to whole ticks: 1 tick is on grid
     const double err_ms = err_ticks * us / tpq / 1000.0;
     error_ms_sum += err_ms;
-    error_steps_sum += err_ticks * kGridPerQuarter / tpq;
+    error_steps_sum += err_ticks * grid / tpq;
     st.max_onset_error_ms = std::max(st.max_onset_error_ms, err_ms);
   }
   st.notes_in = static_cast<int64_t>(score.notes.size());
@@ -134,17 +328,17 @@ StatusOr<EncodedPiece> Tokenizer::Encode(const Score& score) const {
     st.mean_onset_error_ms = error_ms_sum / notes.size();
     st.mean_onset_error_steps = error_steps_sum / notes.size();
   }
-  st.duplicate_notes = NormalizeNotes(&notes);
+  st.duplicate_notes = NormalizeNotes(&notes, &st.cut_overlaps);
   st.notes_out = static_cast<int64_t>(notes.size());
+  int64_t last_end_step = 0;
+  for (const GridNote& n : notes) last_end_step = std::max(last_end_step, n.on + std::min<int64_t>(n.off - n.on, max_duration));
 
-  // Tempo changes on the grid: the last one at a step wins; changes to the bin in force are dropped.
-  std::vector<std::pair<int64_t, int>> tempos = {{0, kTempoBinOfOneTwenty}};
-  for (const TempoChange& t : score.tempos) {
-    const int64_t step = to_step(t.tick);
-    const int bin = Vocabulary::TempoBin(t.bpm());
-    if (tempos.back().first == step) tempos.pop_back();
-    if (tempos.empty() || tempos.back().second != bin) tempos.emplace_back(step, bin);
-  }
+  // Tempo changes on the grid, keeping the playing time (GridTempos).
+  const TempoClock clock(score, static_cast<double>(tpq));
+  st.tempo_changes = static_cast<int64_t>(score.tempos.size());
+  const std::vector<std::pair<int64_t, int>> tempos = GridTempos(score, clock, tpq, grid, last_end_step, &st);
+  st.seconds_in = clock.SecondsAt(static_cast<double>(last_end_tick));
+  st.seconds_out = GridSecondsAt(tempos, grid, last_end_step);
 
   // Bars from the meter map; a meter change inside a bar cuts it short, or moves to the next bar line.
   const int64_t last_onset = notes.empty() ? 0 : notes.back().on;
@@ -152,21 +346,22 @@ StatusOr<EncodedPiece> Tokenizer::Encode(const Score& score) const {
   size_t mi = 0;
   for (int64_t start = 0; start <= last_onset;) {
     while (mi + 1 < meters.size() && meters[mi + 1].step <= start) ++mi;
-    BarLayout bar{start, Vocabulary::BarSteps(meters[mi].numerator, meters[mi].denominator), meters[mi].numerator,
+    BarLayout bar{start, v.BarSteps(meters[mi].numerator, meters[mi].denominator), meters[mi].numerator,
                   meters[mi].denominator};
     if (mi + 1 < meters.size() && meters[mi + 1].step < start + bar.length) {
       const int64_t cut = meters[mi + 1].step - start;
       int n = 0, d = 0;
-      if (ShortBarMeter(cut, bar.denominator, &n, &d)) {
+      if (ShortBarMeter(v, cut, bar.denominator, &n, &d)) {
         bar = {start, cut, n, d};
       } else {
         meters[mi + 1].step = start + bar.length;
+        ++st.moved_meters;
       }
     }
     bars.push_back(bar);
     if (static_cast<int>(bars.size()) > kMaxBars) {
       return InvalidArgument("piece has more than " + std::to_string(kMaxBars) + " bars (" +
-                             std::to_string(last_onset / kGridPerQuarter) + " quarter notes long); refusing to encode");
+                             std::to_string(last_onset / grid) + " quarter notes long); refusing to encode");
     }
     start += bar.length;
   }
@@ -179,7 +374,7 @@ StatusOr<EncodedPiece> Tokenizer::Encode(const Score& score) const {
   for (const BarLayout& bar : bars) {
     tok.push_back(v.Bar());
     tok.push_back(v.TimeSig(bar.numerator, bar.denominator));
-    const int beat_steps = Vocabulary::BeatSteps(bar.numerator, bar.denominator);
+    const int beat_steps = v.BeatSteps(bar.numerator, bar.denominator);
     const int64_t end = bar.start + bar.length;
     int last_beat = -1, current_inst = -1;
     while (ti < tempos.size() && tempos[ti].first < bar.start) ++ti;  // moved past by a cut bar: fold into the next step
@@ -206,23 +401,23 @@ StatusOr<EncodedPiece> Tokenizer::Encode(const Score& score) const {
           current_inst = n.inst;
         }
         const int64_t steps = n.off - n.on;
-        if (steps > kMaxDurationSteps) ++st.clipped_durations;
+        if (steps > max_duration) ++st.clipped_durations;
         tok.push_back(v.Pitch(n.pitch));
         tok.push_back(v.Velocity(Vocabulary::VelocityBin(n.velocity)));
-        tok.push_back(v.Duration(static_cast<int>(std::min<int64_t>(steps, kMaxDurationSteps))));
+        tok.push_back(v.Duration(static_cast<int>(std::min<int64_t>(steps, max_duration))));
       }
     }
   }
   tok.push_back(v.Eos());
   out.num_bars = static_cast<int>(bars.size());
-  auto seg = Segment(tok);
+  auto seg = Segment(tok.data(), tok.size(), v);
   if (!seg.ok()) return Status(StatusCode::kInternal, "encoder produced tokens its own segmenter refuses: " + seg.status().message());
   out.segmentation = std::move(seg).value();
   return out;
 }
 
 StatusOr<Score> Tokenizer::Decode(const int32_t* tokens, size_t count) const {
-  const Vocabulary& v = Vocabulary::Get();
+  const Vocabulary& v = *vocab_;
   auto fail = [&](size_t i, const std::string& expected) {
     const std::string found = (tokens[i] >= 0 && tokens[i] < v.size()) ? v.Name(tokens[i]) : "id " + std::to_string(tokens[i]);
     return InvalidArgument("token " + std::to_string(i) + " (" + found + "): expected " + expected);
@@ -288,9 +483,12 @@ StatusOr<Score> Tokenizer::Decode(const int32_t* tokens, size_t count) const {
         break;
       case TokenType::kTimeSig:
         if (expect != Expect::kTimeSig) return fail(i, "TimeSig only right after Bar");
-        bar_length = Vocabulary::BarSteps(info.value, info.value2);
-        beat_steps = Vocabulary::BeatSteps(info.value, info.value2);
-        beats = Vocabulary::BeatsPerBar(info.value, info.value2);
+        if (!v.IsRepresentableMeter(info.value, info.value2)) {
+          return fail(i, "a meter whose bar is a whole number of steps on a " + std::to_string(v.grid()) + "-per-quarter grid");
+        }
+        bar_length = v.BarSteps(info.value, info.value2);
+        beat_steps = v.BeatSteps(info.value, info.value2);
+        beats = v.BeatsPerBar(info.value, info.value2);
         if (meters.empty() || meters.back().numerator != info.value || meters.back().denominator != info.value2) {
           meters.push_back({bar_start, info.value, info.value2});
         }
@@ -343,7 +541,7 @@ StatusOr<Score> Tokenizer::Decode(const int32_t* tokens, size_t count) const {
   NormalizeNotes(&notes);
 
   Score score;
-  const int64_t ticks_per_step = kDecodeTicksPerQuarter / kGridPerQuarter;
+  const int64_t ticks_per_step = kDecodeTicksPerQuarter / v.grid();
   score.ticks_per_quarter = kDecodeTicksPerQuarter;
   score.tracks.push_back({"cadenza"});
   for (const GridMeter& m : meters) score.time_signatures.push_back({m.step * ticks_per_step, m.numerator, m.denominator});

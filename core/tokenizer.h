@@ -2,25 +2,36 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/score.h"
 #include "core/segmentation.h"
 #include "core/status.h"
+#include "core/vocabulary.h"
 
 namespace cadenza {
 
-// What quantisation to the grid did to one piece: the error of unquantised input, measured.
+// What encoding did to one piece: every change to the file's music, counted (docs/tokenizer.md, "What is lost").
 struct QuantizationStats {
   int64_t notes_in = 0;            // notes in the Score
   int64_t notes_out = 0;           // notes in the tokens
-  int64_t duplicate_notes = 0;     // same onset, instrument and pitch after quantisation: kept the longest
-  int64_t clipped_durations = 0;   // longer than kMaxDurationSteps
-  int64_t off_grid_onsets = 0;     // onsets not exactly on the grid before quantisation
+  int64_t duplicate_notes = 0;     // same onset, instrument and pitch after quantisation: kept the longest (merged)
+  int64_t cut_overlaps = 0;        // notes still sounding at the next onset of their instrument and pitch: cut there
+  int64_t clipped_durations = 0;   // longer than the vocabulary's longest duration (16 quarters)
+  int64_t off_grid_onsets = 0;     // onsets more than 1 tick off the grid before quantisation
   double mean_onset_error_ms = 0;  // |original onset - grid onset| in milliseconds, averaged over notes
   double max_onset_error_ms = 0;
-  double mean_onset_error_steps = 0;  // same, in grid steps (1 step = 1/12 quarter)
-  int64_t unsupported_meters = 0;  // time signatures outside the vocabulary, read as 4/4
+  double mean_onset_error_steps = 0;  // same, in grid steps
+  int64_t tempo_changes = 0;       // tempo events of the file
+  int64_t clamped_tempos = 0;      // tempo segments outside the bins' range (more than half a bin beyond 9.91..403.6 bpm)
+  int64_t skipped_meters = 0;      // time signatures that cannot be represented: skipped (the meter before stays)
+  std::vector<std::string> skipped_meter_reasons;  // "tick 1920: 11/32: ..." for each (the first 20)
+  int64_t moved_meters = 0;        // meter changes inside a bar whose cut-short bar has no meter: moved to the bar line
+  int64_t sustain_presses = 0;     // sustain-pedal presses (CC 64 down .. up) that lengthened at least one note
+  int64_t sustained_notes = 0;     // notes lengthened to a pedal release
+  double seconds_in = 0;           // playing time of the file to its last note end (after the pedal), seconds
+  double seconds_out = 0;          // the same from the tokens (grid, tempo bins, clipped durations)
 };
 
 struct EncodedPiece {
@@ -30,20 +41,42 @@ struct EncodedPiece {
   int num_bars = 0;
 };
 
+struct TokenizerOptions {
+  int grid = kGridPerQuarter;  // steps per quarter note: one of kSupportedGrids (its own vocabulary)
+  // Sustain pedal (CC 64): a note released while its channel's pedal is down ends at the pedal's release (or at
+  // the next onset of its pitch on that channel, if sooner), as pretty_midi/MidiTok users do. false: pedal ignored.
+  bool sustain_pedal = true;
+};
+
 // Grammar (see docs/tokenizer.md):
 //   BOS { Bar TimeSig { [Beat] Position [Tempo] { [Program] Pitch Velocity Duration } } } EOS
 // TimeSig follows every Bar, and the first note of every bar carries its Program, so a window that
 // starts on a bar is self-describing.
 class Tokenizer {
  public:
-  // Fails only for pieces too long to encode (more than max_bars bars: a guard against absurd delta times).
+  explicit Tokenizer(const TokenizerOptions& options = TokenizerOptions());
+  // Fails for an unsupported grid, and for pieces too long to encode (more than kMaxBars bars: a guard against
+  // absurd delta times).
   StatusOr<EncodedPiece> Encode(const Score& score) const;
   // Strict: a token that breaks the grammar is an error naming its index. Output is at 480 ticks per quarter.
   StatusOr<Score> Decode(const int32_t* tokens, size_t count) const;
   StatusOr<Score> Decode(const std::vector<int32_t>& tokens) const { return Decode(tokens.data(), tokens.size()); }
 
+  const TokenizerOptions& options() const { return options_; }
+  // The vocabulary of options().grid (the default grid's when the grid is unsupported; Encode then fails).
+  const Vocabulary& vocabulary() const { return *vocab_; }
+
   static constexpr int kMaxBars = 20000;
   static constexpr int kDecodeTicksPerQuarter = 480;
+
+ private:
+  TokenizerOptions options_;
+  const Vocabulary* vocab_;
+  bool grid_ok_;
 };
+
+// Note ends with the sustain pedal applied (see TokenizerOptions::sustain_pedal), in score.notes order; counts the
+// presses that lengthened a note and the notes lengthened.
+std::vector<int64_t> SustainedNoteEnds(const Score& score, int64_t* presses_used, int64_t* notes_lengthened);
 
 }  // namespace cadenza

@@ -7,14 +7,22 @@
 
 namespace cadenza {
 
-// Grid: 12 steps per quarter note holds sixteenths (3 steps) and eighth/sixteenth triplets (4 / 2 steps).
-constexpr int kGridPerQuarter = 12;
-constexpr int kMaxBeatsPerBar = 16;
-constexpr int kMaxPositionsPerBeat = 24;  // a half-note beat (x/2 meters)
-constexpr int kMaxDurationSteps = 192;    // 16 quarter notes; longer notes are clipped (counted in stats)
+// Grid: steps per quarter note. 12 (the default) holds sixteenths (3 steps) and eighth/sixteenth triplets (4 / 2
+// steps); 24 adds 32nds and 32nd triplets; 48 adds 64ths. A dataset records its grid in its vocabulary's name.
+constexpr int kGridPerQuarter = 12;  // the default grid
+constexpr int kSupportedGrids[] = {12, 24, 48};
+constexpr int kMaxMeterNumerator = 64;
+constexpr int kMeterDenominators[] = {1, 2, 4, 8, 16, 32, 64};
+constexpr int kNumMeterDenominators = 7;
+constexpr int kMaxBeatsPerBar = 64;        // 64/4 has 64 beats
+constexpr int kMaxDurationQuarters = 16;   // longer notes are clipped (counted in stats)
 constexpr int kVelocityBins = 32;
-constexpr int kTempoBins = 39;  // 120 * 2^(k/12) bpm for k = -24..14: 30..269 bpm, 120 exact
-constexpr int kTempoBinOfOneTwenty = 24;
+// Tempo bins: 120 * 2^((k - kTempoBinOfOneTwenty) / kTempoBinsPerOctave) bpm, log-spaced, 120 exact, covering
+// 9.91 .. 403.6 bpm. Adjacent bins are 2^(1/72) = 0.97% apart, so the nearest bin is within 0.49% of any tempo in
+// that range (and so is a piece's playing time).
+constexpr int kTempoBinsPerOctave = 72;
+constexpr int kTempoBins = 386;
+constexpr int kTempoBinOfOneTwenty = 259;
 constexpr int kDrumProgram = 128;  // Program token index meaning General MIDI drums (channel 10)
 
 enum class TokenType : uint8_t {
@@ -29,52 +37,74 @@ struct TokenInfo {
 
 class Vocabulary {
  public:
+  // The vocabulary of the default grid (12 per quarter).
   static const Vocabulary& Get();
+  // The vocabulary of `grid` steps per quarter; nullptr unless grid is one of kSupportedGrids.
+  static const Vocabulary* ForGrid(int grid);
+  // The vocabulary whose name and version these are (as datasets and checkpoints record them); nullptr if none.
+  static const Vocabulary* Find(const std::string& name, int version);
 
-  static constexpr const char* kName = "cadenza-remi-beat";
-  static constexpr int kVersion = 1;
+  static constexpr const char* kFamily = "cadenza-remi-beat";  // name = kFamily + "-g" + grid
+  static constexpr int kVersion = 2;
 
+  int grid() const { return grid_; }
+  // "cadenza-remi-beat-g12": the family and the grid.
+  const std::string& name() const { return name_; }
   int size() const { return static_cast<int>(names_.size()); }
   const std::string& Name(int id) const { return names_.at(id); }
   const std::vector<std::string>& names() const { return names_; }
   const TokenInfo& Info(int id) const { return info_[id]; }
   TokenType Type(int id) const { return info_[id].type; }
-  // 64-bit FNV-1a over the version and the ordered token names, as 16 hex digits: any change to the vocabulary
-  // changes it.
+  // 64-bit FNV-1a over the name, version and the ordered token names, as 16 hex digits: any change to the
+  // vocabulary (the grid included) changes it.
   std::string HashHex() const;
 
   int Pad() const { return 0; }
   int Bos() const { return 1; }
   int Eos() const { return 2; }
   int Bar() const { return 3; }
-  int TimeSig(int numerator, int denominator) const;  // -1 if not representable
+  int TimeSig(int numerator, int denominator) const;  // -1 if there is no such token (see IsRepresentableMeter)
   int Beat(int index) const { return beat_base_ + index; }
   int Position(int step) const { return position_base_ + step; }
   int Tempo(int bin) const { return tempo_base_ + bin; }
   int Program(int program) const { return program_base_ + program; }  // kDrumProgram for drums
   int Pitch(int pitch) const { return pitch_base_ + pitch; }
   int Velocity(int bin) const { return velocity_base_ + bin; }
-  int Duration(int steps) const { return duration_base_ + steps - 1; }  // steps in 1..kMaxDurationSteps
+  int Duration(int steps) const { return duration_base_ + steps - 1; }  // steps in 1..max_duration_steps()
+
+  int max_duration_steps() const { return kMaxDurationQuarters * grid_; }
+  int max_positions_per_beat() const { return 4 * grid_; }  // a whole-note beat (x/1 meters)
 
   // Id range [first, last) of each token type, for masks in constrained decoding.
   int First(TokenType t) const;
   int End(TokenType t) const;
 
-  static int VelocityBin(int velocity);       // 1..127 -> 0..31
-  static int VelocityOfBin(int bin);          // bin -> a velocity that maps back to the same bin
-  static int TempoBin(double bpm);            // nearest bin, clamped
-  static double TempoOfBin(int bin);          // bpm
-  static bool IsSupportedMeter(int numerator, int denominator);
+  static int VelocityBin(int velocity);  // 1..127 -> 0..31
+  static int VelocityOfBin(int bin);     // bin -> a velocity that maps back to the same bin
+  static int TempoBin(double bpm);       // nearest bin (in log scale), clamped
+  static double TempoOfBin(int bin);     // bpm
+  static double MinTempoBpm() { return TempoOfBin(0); }
+  static double MaxTempoBpm() { return TempoOfBin(kTempoBins - 1); }
+  // A meter has a TimeSig token when 1 <= n <= 64 and d is one of kMeterDenominators.
+  static bool HasMeterToken(int numerator, int denominator);
+  // ... and is representable on this grid when its bar is a whole number of steps as well.
+  bool IsRepresentableMeter(int numerator, int denominator) const;
+  // Why a meter cannot be represented on this grid ("" when it can).
+  std::string MeterProblem(int numerator, int denominator) const;
   // Compound meters (6/8, 9/8, 12/8, 6/16 ...) count dotted beats.
   static bool IsCompound(int numerator, int denominator);
-  static int BarSteps(int numerator, int denominator);   // bar length in grid steps
-  static int BeatSteps(int numerator, int denominator);  // beat length in grid steps
-  static int BeatsPerBar(int numerator, int denominator);
+  // For representable meters only:
+  int BarSteps(int numerator, int denominator) const;   // bar length in grid steps
+  int BeatSteps(int numerator, int denominator) const;  // beat length in grid steps
+  int BeatsPerBar(int numerator, int denominator) const;
+  int StepsOf(int denominator) const { return (4 * grid_) % denominator == 0 ? 4 * grid_ / denominator : 0; }  // 0 if finer than a step
 
  private:
-  Vocabulary();
+  explicit Vocabulary(int grid);
   void Add(std::string name, TokenInfo info);
 
+  int grid_ = kGridPerQuarter;
+  std::string name_;
   std::vector<std::string> names_;
   std::vector<TokenInfo> info_;
   uint64_t hash_ = 0;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "core/vocabulary.h"
 #include "storage/hdf5_shard.h"
 #include "storage/sha256.h"
 
@@ -81,7 +82,7 @@ struct Dataset::Impl {
 Dataset::Dataset() : impl_(std::make_unique<Impl>()) {}
 Dataset::~Dataset() = default;
 
-StatusOr<std::unique_ptr<Dataset>> Dataset::Open(const std::string& dir, bool verify_checksums) {
+StatusOr<std::unique_ptr<Dataset>> Dataset::Open(const std::string& dir, bool verify_checksums, bool any_grid) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return NotFound(dir + ": no such dataset folder");
@@ -91,10 +92,16 @@ StatusOr<std::unique_ptr<Dataset>> Dataset::Open(const std::string& dir, bool ve
   }
   StatusOr<Manifest> manifest = Manifest::Load(manifest_path);
   if (!manifest.ok()) return manifest.status();
-  Status s = manifest->CheckVocabulary(manifest_path);
+  const Vocabulary* vocabulary = &Vocabulary::Get();
+  if (any_grid) {
+    const Vocabulary* found = Vocabulary::Find(manifest->vocab_name, manifest->vocab_version);
+    if (found) vocabulary = found;
+  }
+  Status s = manifest->CheckVocabulary(manifest_path, *vocabulary);
   if (!s.ok()) return s;
 
   std::unique_ptr<Dataset> ds(new Dataset());
+  ds->vocabulary_ = vocabulary;
   ds->dir_ = dir;
   ds->manifest_ = std::move(*manifest);
   const Manifest& m = ds->manifest_;

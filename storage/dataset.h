@@ -12,6 +12,8 @@
 
 namespace cadenza {
 
+class Vocabulary;
+
 struct Piece {
   std::vector<int32_t> tokens;
   std::vector<int64_t> bar_offsets;   // token offset of each Bar token
@@ -21,10 +23,15 @@ struct Piece {
 class Dataset {
  public:
   // Reads manifest.json, refuses another vocabulary, checks that every shard exists and (if verify) its sha256.
-  static StatusOr<std::unique_ptr<Dataset>> Open(const std::string& dir, bool verify_checksums = false);
+  // The vocabulary must be the default grid's (what models train on) unless `any_grid`: then any grid this build
+  // knows (inspect, detokenize).
+  static StatusOr<std::unique_ptr<Dataset>> Open(const std::string& dir, bool verify_checksums = false,
+                                                 bool any_grid = false);
   ~Dataset();
 
   const Manifest& manifest() const { return manifest_; }
+  // The vocabulary of the dataset's tokens (its grid).
+  const Vocabulary& vocabulary() const { return *vocabulary_; }
   const std::string& dir() const { return dir_; }
   int64_t num_pieces() const { return static_cast<int64_t>(manifest_.pieces.size()); }
   // Indices into manifest().pieces of one split.
@@ -46,6 +53,7 @@ class Dataset {
   Dataset();
   std::string dir_;
   Manifest manifest_;
+  const Vocabulary* vocabulary_ = nullptr;
   std::unique_ptr<Impl> impl_;
 };
 

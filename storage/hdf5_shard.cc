@@ -138,7 +138,8 @@ Status WriteArray(hid_t file, const char* name, hid_t file_type, hid_t mem_type,
   return Status::Ok();
 }
 
-Status WriteShardFile(const std::string& tmp, int shard_index, const std::vector<const ShardPiece*>& pieces) {
+Status WriteShardFile(const std::string& tmp, int shard_index, const std::vector<const ShardPiece*>& pieces,
+                      const Vocabulary& vocab) {
   // Concatenate the pieces; offsets of bars and beats stay relative to their piece.
   std::vector<int16_t> tokens;
   std::vector<int64_t> piece_token_offsets{0}, piece_bar_offsets{0}, piece_beat_offsets{0};
@@ -189,8 +190,7 @@ Status WriteShardFile(const std::string& tmp, int shard_index, const std::vector
   Hid file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl.valid() ? fcpl.get() : H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
   if (!file.valid()) return IoError(tmp + ": cannot create HDF5 file: " + Hdf5ErrorText());
   const hid_t f = file.get();
-  const Vocabulary& vocab = Vocabulary::Get();
-  Status s = WriteStringAttribute(f, "vocab_name", Vocabulary::kName);
+  Status s = WriteStringAttribute(f, "vocab_name", vocab.name());
   if (s.ok()) s = WriteIntAttribute(f, "vocab_version", Vocabulary::kVersion);
   if (s.ok()) s = WriteStringAttribute(f, "vocab_hash", vocab.HashHex());
   if (s.ok()) s = WriteIntAttribute(f, "format_version", kShardFormatVersion);
@@ -324,10 +324,15 @@ std::string ShardFileName(int shard_index) {
 }
 
 Status WriteShard(const std::string& path, int shard_index, const std::vector<const ShardPiece*>& pieces) {
+  return WriteShard(path, shard_index, pieces, Vocabulary::Get());
+}
+
+Status WriteShard(const std::string& path, int shard_index, const std::vector<const ShardPiece*>& pieces,
+                  const Vocabulary& vocabulary) {
   const std::string tmp = path + ".tmp";
   {
     QuietHdf5 quiet;
-    Status s = WriteShardFile(tmp, shard_index, pieces);
+    Status s = WriteShardFile(tmp, shard_index, pieces, vocabulary);
     if (!s.ok()) {
       std::remove(tmp.c_str());
       return s;
@@ -473,8 +478,10 @@ Status ShardReader::CheckPiece(int64_t index, const ShardPiece& piece) const {
       return bad("beat offset " + std::to_string(o) + " outside the piece or out of order");
     }
   }
+  const Vocabulary* vocab = Vocabulary::Find(header_.vocab_name, header_.vocab_version);
+  const int vocab_size = vocab ? vocab->size() : Vocabulary::Get().size();
   for (int32_t t : piece.tokens) {
-    if (t < 0 || t >= Vocabulary::Get().size()) return bad("token id " + std::to_string(t) + " outside the vocabulary");
+    if (t < 0 || t >= vocab_size) return bad("token id " + std::to_string(t) + " outside the vocabulary");
   }
   return Status::Ok();
 }

@@ -29,8 +29,13 @@ ShardPiece MakeShardPiece(std::string id, std::vector<int32_t> tokens, const Seg
 // "shard-00003.h5"
 std::string ShardFileName(int shard_index);
 
+class Vocabulary;
+
 // Writes "<path>.tmp", fsyncs it and renames it to `path`. HDF5 holds one global lock: call from one thread.
+// The shard records the vocabulary (the default grid's unless another is given).
 Status WriteShard(const std::string& path, int shard_index, const std::vector<const ShardPiece*>& pieces);
+Status WriteShard(const std::string& path, int shard_index, const std::vector<const ShardPiece*>& pieces,
+                  const Vocabulary& vocabulary);
 
 // The root attributes of a shard.
 struct ShardHeader {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cctype>
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -115,6 +116,9 @@ Status ValidateOptions(const IngestOptions& o) {
                            std::to_string(o.val_fraction + o.test_fraction));
   }
   if (o.jobs < 1) return InvalidArgument("--jobs must be >= 1, got " + std::to_string(o.jobs));
+  if (!Vocabulary::ForGrid(o.grid)) {
+    return InvalidArgument("--grid must be 12, 24 or 48 steps per quarter note, got " + std::to_string(o.grid));
+  }
   std::error_code ec;
   if (!fs::exists(o.input_dir, ec)) return NotFound(o.input_dir + ": input folder does not exist");
   if (!fs::is_directory(o.input_dir, ec)) return InvalidArgument(o.input_dir + ": input is not a folder");
@@ -144,14 +148,17 @@ StatusOr<std::vector<std::string>> FindMidiFiles(const std::string& dir) {
   return files;
 }
 
-std::vector<std::string> DistinctMeters(const Score& score) {
+// The distinct meters of the tokens' bars, in order of appearance ("4/4", "6/8").
+std::vector<std::string> DistinctMeters(const Segmentation& seg) {
   std::vector<std::string> out;
-  auto add = [&](int n, int d) {
-    const std::string name = std::to_string(n) + "/" + std::to_string(d);
+  int last_n = 0, last_d = 0;
+  for (const BarInfo& b : seg.bars) {
+    if (b.numerator == last_n && b.denominator == last_d) continue;
+    last_n = b.numerator;
+    last_d = b.denominator;
+    const std::string name = std::to_string(b.numerator) + "/" + std::to_string(b.denominator);
     if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
-  };
-  if (score.time_signatures.empty() || score.time_signatures.front().tick > 0) add(4, 4);
-  for (const TimeSignature& ts : score.time_signatures) add(ts.numerator, ts.denominator);
+  }
   return out;
 }
 
@@ -180,7 +187,7 @@ void ParseOne(const std::string& input_dir, const Tokenizer& tokenizer, ParsedFi
     meta.notes = encoded->stats.notes_out;
     meta.bars = encoded->num_bars;
     meta.seconds = score->Seconds();
-    meta.time_signatures = DistinctMeters(*score);
+    meta.time_signatures = DistinctMeters(encoded->segmentation);
     meta.tempo_bpm = 120;
     for (const TempoChange& t : score->tempos) {
       if (t.tick > 0) break;
@@ -197,8 +204,9 @@ void ParseOne(const std::string& input_dir, const Tokenizer& tokenizer, ParsedFi
 }
 
 // Parses every file with `jobs` threads; the calling thread reports progress.
-void ParseAll(const std::string& input_dir, int jobs, ProgressLine* progress, std::vector<ParsedFile>* files) {
-  const Tokenizer tokenizer;
+void ParseAll(const std::string& input_dir, int jobs, const TokenizerOptions& tokenizer_options, ProgressLine* progress,
+              std::vector<ParsedFile>* files) {
+  const Tokenizer tokenizer(tokenizer_options);
   std::atomic<size_t> next{0};
   std::atomic<size_t> done{0};
   std::mutex finished_mutex;
@@ -235,9 +243,9 @@ void ParseAll(const std::string& input_dir, int jobs, ProgressLine* progress, st
 }
 
 // The plan fingerprint of one shard: what must match for a finished shard of an earlier run to be reused.
-std::string PlanFingerprint(int shard, const std::vector<const ShardPiece*>& pieces) {
+std::string PlanFingerprint(int shard, const std::vector<const ShardPiece*>& pieces, const Vocabulary& vocab) {
   std::string plan = "cadenza shard plan\nformat " + std::to_string(kShardFormatVersion) + "\nvocab " +
-                     Vocabulary::Get().HashHex() + "\nshard " + std::to_string(shard) + "\n";
+                     vocab.HashHex() + "\nshard " + std::to_string(shard) + "\n";
   for (const ShardPiece* p : pieces) plan += p->id + "\n";
   return Sha256Hex(plan);
 }
@@ -262,12 +270,12 @@ bool CanReuse(const std::string& shard_path, const std::string& fingerprint, std
 }
 
 Status WriteDoneFile(const std::string& shard_path, int shard, const std::string& fingerprint,
-                     const std::string& sha256, size_t pieces) {
+                     const std::string& sha256, size_t pieces, const Vocabulary& vocab) {
   nlohmann::json done = {{"shard_index", shard},
                          {"pieces", pieces},
                          {"sha256", sha256},
                          {"fingerprint", fingerprint},
-                         {"vocab_hash", Vocabulary::Get().HashHex()}};
+                         {"vocab_hash", vocab.HashHex()}};
   return WriteFileAtomic(shard_path + ".done", done.dump(1) + "\n");
 }
 
@@ -316,7 +324,64 @@ std::string WithoutTrailingSlash(std::string path) {
   return path;
 }
 
+nlohmann::json LossesJson(const IngestLosses& l) {
+  return {{"notes_in", l.notes_in},
+          {"off_grid_onsets", l.off_grid_onsets},
+          {"clipped_durations", l.clipped_durations},
+          {"merged_duplicates", l.merged_duplicates},
+          {"cut_overlaps", l.cut_overlaps},
+          {"tempo_changes", l.tempo_changes},
+          {"clamped_tempos", l.clamped_tempos},
+          {"skipped_meters", l.skipped_meters},
+          {"moved_meters", l.moved_meters},
+          {"sustain_presses_applied", l.sustain_presses},
+          {"sustained_notes", l.sustained_notes},
+          {"max_time_drift", l.max_time_drift},
+          {"max_time_drift_file", l.max_time_drift_file}};
+}
+
+nlohmann::json PieceLossesJson(const PieceLosses& p) {
+  nlohmann::json j = {{"path", p.path}};
+  auto put = [&j](const char* key, int64_t v) {
+    if (v) j[key] = v;
+  };
+  put("off_grid_onsets", p.off_grid_onsets);
+  put("clipped_durations", p.clipped_durations);
+  put("merged_duplicates", p.merged_duplicates);
+  put("cut_overlaps", p.cut_overlaps);
+  put("clamped_tempos", p.clamped_tempos);
+  put("skipped_meters", p.skipped_meters);
+  put("moved_meters", p.moved_meters);
+  put("sustain_presses_applied", p.sustain_presses);
+  put("sustained_notes", p.sustained_notes);
+  if (!p.skipped_meter_reasons.empty()) j["skipped_meter_reasons"] = p.skipped_meter_reasons;
+  j["seconds"] = p.seconds_in;
+  j["seconds_from_tokens"] = p.seconds_out;
+  return j;
+}
+
 }  // namespace
+
+void IngestLosses::Add(const PieceLosses& p) {
+  notes_in += p.notes_in;
+  off_grid_onsets += p.off_grid_onsets;
+  clipped_durations += p.clipped_durations;
+  merged_duplicates += p.merged_duplicates;
+  cut_overlaps += p.cut_overlaps;
+  tempo_changes += p.tempo_changes;
+  clamped_tempos += p.clamped_tempos;
+  skipped_meters += p.skipped_meters;
+  moved_meters += p.moved_meters;
+  sustain_presses += p.sustain_presses;
+  sustained_notes += p.sustained_notes;
+  if (p.seconds_in > 0) {
+    const double drift = std::abs(p.seconds_out / p.seconds_in - 1.0);
+    if (drift > max_time_drift) {
+      max_time_drift = drift;
+      max_time_drift_file = p.path;
+    }
+  }
+}
 
 std::string IngestReport::ToJson() const {
   nlohmann::json j;
@@ -339,6 +404,12 @@ std::string IngestReport::ToJson() const {
   j["mean_onset_error_ms"] = mean_onset_error_ms;
   j["off_grid_onsets"] = off_grid_onsets;
   j["clipped_durations"] = clipped_durations;
+  j["grid_per_quarter"] = grid;
+  j["sustain_pedal"] = sustain_pedal ? "applied to note durations" : "ignored";
+  j["losses"] = LossesJson(losses);
+  nlohmann::json pl = nlohmann::json::array();
+  for (const PieceLosses& p : pieces_with_losses) pl.push_back(PieceLossesJson(p));
+  j["pieces_with_losses"] = std::move(pl);
   j["shards_reused"] = shards_reused;
   j["wall_seconds"] = wall_seconds;
   return j.dump(1) + "\n";
@@ -366,8 +437,16 @@ std::string IngestReport::Summary() const {
   line("  tokens          %" PRId64 " (%" PRId64 " bars, %.0f tokens/piece)\n", tokens, bars,
        pieces > 0 ? static_cast<double>(tokens) / pieces : 0.0);
   line("  music           %.2f hours\n", seconds_of_music / 3600);
+  line("  grid            %d steps per quarter note; sustain pedal %s\n", grid,
+       sustain_pedal ? "applied to note durations" : "ignored");
   line("  quantisation    mean onset error %.2f ms, %" PRId64 " off-grid onsets, %" PRId64 " durations clipped\n",
        mean_onset_error_ms, off_grid_onsets, clipped_durations);
+  line("  notes changed   %" PRId64 " duplicates merged, %" PRId64 " overlaps cut, %" PRId64
+       " lengthened by %" PRId64 " pedal presses\n",
+       losses.merged_duplicates, losses.cut_overlaps, losses.sustained_notes, losses.sustain_presses);
+  line("  tempo, meter    %" PRId64 " tempo spans clamped, %" PRId64 " meters skipped, %" PRId64
+       " meter changes moved to a bar line; playing time within %.3f%% of the files'\n",
+       losses.clamped_tempos, losses.skipped_meters, losses.moved_meters, 100 * losses.max_time_drift);
   if (shards_reused > 0) line("  shards reused   %" PRId64 " (finished by an interrupted earlier run)\n", shards_reused);
   line("  time            %.1f s (%.0f files/s)\n", wall_seconds, files_found / wall);
   return out;
@@ -392,7 +471,13 @@ Status Ingest(const IngestOptions& options_in, IngestReport* report_out) {
 
   std::vector<ParsedFile> files(sources->size());
   for (size_t i = 0; i < files.size(); ++i) files[i].source = (*sources)[i];
-  ParseAll(options.input_dir, options.jobs, &progress, &files);
+  TokenizerOptions tokenizer_options;
+  tokenizer_options.grid = options.grid;
+  tokenizer_options.sustain_pedal = options.sustain_pedal;
+  const Vocabulary& vocab = *Vocabulary::ForGrid(options.grid);
+  report.grid = options.grid;
+  report.sustain_pedal = options.sustain_pedal;
+  ParseAll(options.input_dir, options.jobs, tokenizer_options, &progress, &files);
 
   // Dedupe in sorted path order, then order the survivors by content hash.
   std::unordered_map<uint64_t, size_t> first_of_hash;
@@ -443,6 +528,29 @@ Status Ingest(const IngestOptions& options_in, IngestReport* report_out) {
     error_notes += f.stats.notes_in;
   }
   report.mean_onset_error_ms = error_notes > 0 ? error_weighted / static_cast<double>(error_notes) : 0;
+  // Losses per file, in path order (what was ingested: duplicates and skipped files left out).
+  for (ParsedFile& f : files) {
+    if (!f.ok || f.piece.id.empty()) continue;
+    const QuantizationStats& q = f.stats;
+    PieceLosses p;
+    p.path = f.source;
+    p.notes_in = q.notes_in;
+    p.off_grid_onsets = q.off_grid_onsets;
+    p.clipped_durations = q.clipped_durations;
+    p.merged_duplicates = q.duplicate_notes;
+    p.cut_overlaps = q.cut_overlaps;
+    p.tempo_changes = q.tempo_changes;
+    p.clamped_tempos = q.clamped_tempos;
+    p.skipped_meters = q.skipped_meters;
+    p.moved_meters = q.moved_meters;
+    p.sustain_presses = q.sustain_presses;
+    p.sustained_notes = q.sustained_notes;
+    p.seconds_in = q.seconds_in;
+    p.seconds_out = q.seconds_out;
+    p.skipped_meter_reasons = q.skipped_meter_reasons;
+    report.losses.Add(p);
+    if (p.Any()) report.pieces_with_losses.push_back(std::move(p));
+  }
 
   // Write (or reuse) the shards in <out>.partial, from this thread only.
   const std::string partial = options.out_dir + ".partial";
@@ -454,8 +562,7 @@ Status Ingest(const IngestOptions& options_in, IngestReport* report_out) {
   if (ec) return IoError(partial + ": cannot create: " + ec.message());
 
   Manifest manifest;
-  const Vocabulary& vocab = Vocabulary::Get();
-  manifest.vocab_name = Vocabulary::kName;
+  manifest.vocab_name = vocab.name();
   manifest.vocab_version = Vocabulary::kVersion;
   manifest.vocab_hash = vocab.HashHex();
   manifest.vocabulary = vocab.names();
@@ -474,7 +581,7 @@ Status Ingest(const IngestOptions& options_in, IngestReport* report_out) {
     }
     const std::string name = ShardFileName(shard);
     const std::string path = (fs::path(partial) / name).string();
-    const std::string fingerprint = PlanFingerprint(shard, pieces);
+    const std::string fingerprint = PlanFingerprint(shard, pieces, vocab);
     std::string sha256;
     char buf[96];
     if (CanReuse(path, fingerprint, &sha256)) {
@@ -485,12 +592,12 @@ Status Ingest(const IngestOptions& options_in, IngestReport* report_out) {
       std::snprintf(buf, sizeof buf, "ingest: writing shard %d/%d", shard + 1, num_shards);
       progress.Show(buf, true);
       fs::remove(path + ".done", ec);
-      s = WriteShard(path, shard, pieces);
+      s = WriteShard(path, shard, pieces, vocab);
       if (!s.ok()) return s;
       StatusOr<std::string> sha = Sha256File(path);
       if (!sha.ok()) return sha.status();
       sha256 = *sha;
-      s = WriteDoneFile(path, shard, fingerprint, sha256, pieces.size());
+      s = WriteDoneFile(path, shard, fingerprint, sha256, pieces.size(), vocab);
       if (!s.ok()) return s;
       if (++written == options.stop_after_shards) {
         progress.Finish();

@@ -17,6 +17,8 @@ struct IngestOptions {
   double val_fraction = 0.05;
   double test_fraction = 0.05;
   int jobs = 1;  // parser threads
+  int grid = 12;  // steps per quarter note: 12, 24 or 48 (the vocabulary, and so the dataset's name, says which)
+  bool sustain_pedal = true;  // apply the sustain pedal to note durations (TokenizerOptions::sustain_pedal)
   bool overwrite = false;
   bool progress = true;  // progress line on stderr
   // Testing hook: fail after writing this many shards, leaving <out>.partial as a crash would (-1: off).
@@ -33,6 +35,38 @@ struct DuplicateFile {
   std::string duplicate_of;  // the earlier file (sorted path order) with the same tokens, which was kept
 };
 
+// One ingested file's losses (only files with any are listed in the report).
+struct PieceLosses {
+  std::string path;
+  int64_t off_grid_onsets = 0, clipped_durations = 0, merged_duplicates = 0, cut_overlaps = 0, clamped_tempos = 0,
+          skipped_meters = 0, moved_meters = 0, sustain_presses = 0, sustained_notes = 0, notes_in = 0,
+          tempo_changes = 0;
+  double seconds_in = 0, seconds_out = 0;
+  std::vector<std::string> skipped_meter_reasons;
+  bool Any() const {
+    return off_grid_onsets || clipped_durations || merged_duplicates || cut_overlaps || clamped_tempos ||
+           skipped_meters || moved_meters || sustained_notes;
+  }
+};
+
+// What tokenizing did to the music (QuantizationStats summed over the ingested pieces): every loss counted.
+struct IngestLosses {
+  int64_t notes_in = 0;           // notes read from the files
+  int64_t off_grid_onsets = 0;    // onsets moved to the grid by more than 1 tick
+  int64_t clipped_durations = 0;  // notes longer than 16 quarters, clipped
+  int64_t merged_duplicates = 0;  // same onset, instrument and pitch after quantisation: merged into one
+  int64_t cut_overlaps = 0;       // notes cut at the next onset of their instrument and pitch
+  int64_t tempo_changes = 0;      // tempo events read
+  int64_t clamped_tempos = 0;     // tempo spans outside the tempo bins' range
+  int64_t skipped_meters = 0;     // time signatures that cannot be represented (reasons in pieces_with_losses)
+  int64_t moved_meters = 0;       // meter changes moved to the next bar line
+  int64_t sustain_presses = 0;    // sustain-pedal presses applied to note durations
+  int64_t sustained_notes = 0;    // notes lengthened by the pedal
+  double max_time_drift = 0;      // largest |playing time from the tokens / the file's - 1| over the pieces
+  std::string max_time_drift_file;
+  void Add(const PieceLosses& piece);
+};
+
 struct IngestReport {
   int64_t files_found = 0;
   int64_t pieces = 0;
@@ -46,8 +80,12 @@ struct IngestReport {
   double seconds_of_music = 0;
   int64_t split_counts[3] = {0, 0, 0};  // train, val, test
   double mean_onset_error_ms = 0;
-  int64_t off_grid_onsets = 0;
-  int64_t clipped_durations = 0;
+  int64_t off_grid_onsets = 0;    // = losses.off_grid_onsets (kept for readers of the older report)
+  int64_t clipped_durations = 0;  // = losses.clipped_durations
+  int grid = 12;
+  bool sustain_pedal = true;
+  IngestLosses losses;
+  std::vector<PieceLosses> pieces_with_losses;  // ingested files (duplicates left out) with any loss, in path order
   int64_t shards_reused = 0;  // shards finished by an interrupted earlier run and kept
   double wall_seconds = 0;
   std::string ToJson() const;

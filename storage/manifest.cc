@@ -311,18 +311,21 @@ StatusOr<Manifest> Manifest::Load(const std::string& path) {
 Status Manifest::Save(const std::string& path) const { return WriteFileAtomic(path, ToJson()); }
 
 Status Manifest::CheckVocabulary(const std::string& path_for_errors) const {
-  const Vocabulary& vocab = Vocabulary::Get();
+  return CheckVocabulary(path_for_errors, Vocabulary::Get());
+}
+
+Status Manifest::CheckVocabulary(const std::string& path_for_errors, const Vocabulary& vocab) const {
   const std::string build_hash = vocab.HashHex();
-  if (vocab_name != Vocabulary::kName || vocab_version != Vocabulary::kVersion || vocab_hash != build_hash) {
+  const std::string build = vocab.name() + " v" + std::to_string(Vocabulary::kVersion) + " (hash " + build_hash + ")";
+  if (vocab_name != vocab.name() || vocab_version != Vocabulary::kVersion || vocab_hash != build_hash) {
     return FailedPrecondition(path_for_errors + ": dataset vocabulary " + vocab_name + " v" +
-                              std::to_string(vocab_version) + " (hash " + vocab_hash + ") differs from this build's " +
-                              Vocabulary::kName + " v" + std::to_string(Vocabulary::kVersion) + " (hash " +
-                              build_hash + "); re-ingest the MIDI files with this build");
+                              std::to_string(vocab_version) + " (hash " + vocab_hash + ") differs from " + build +
+                              ", which this needs; re-ingest the MIDI files with this build" +
+                              (vocab.grid() != kGridPerQuarter ? "" : " (and the default --grid 12)"));
   }
   if (!vocabulary.empty() && vocabulary != vocab.names()) {
-    return FailedPrecondition(path_for_errors + ": vocabulary.tokens do not match the token names of " +
-                              Vocabulary::kName + " v" + std::to_string(Vocabulary::kVersion) + " (hash " +
-                              build_hash + ") although the hash does; the manifest was edited or is corrupt");
+    return FailedPrecondition(path_for_errors + ": vocabulary.tokens do not match the token names of " + build +
+                              " although the hash does; the manifest was edited or is corrupt");
   }
   return Status::Ok();
 }

@@ -9,6 +9,8 @@
 
 namespace cadenza {
 
+class Vocabulary;
+
 enum class Split { kTrain, kVal, kTest };
 const char* SplitName(Split split);
 StatusOr<Split> ParseSplit(const std::string& name);  // "train" | "val" | "test"
@@ -54,8 +56,10 @@ struct Manifest {
   static StatusOr<Manifest> FromJson(const std::string& text, const std::string& path_for_errors);
   static StatusOr<Manifest> Load(const std::string& path);
   Status Save(const std::string& path) const;  // atomic
-  // Refuses a manifest written with another vocabulary (name, version or hash differ from this build's).
+  // Refuses a manifest written with another vocabulary (name, version or hash differ from this build's default
+  // grid's, or from `expected`'s): the name says the grid, so a dataset of another grid is refused by name.
   Status CheckVocabulary(const std::string& path_for_errors) const;
+  Status CheckVocabulary(const std::string& path_for_errors, const Vocabulary& expected) const;
 };
 
 // "2026-11-24T05:17:22Z": when a dataset was made.

@@ -34,7 +34,7 @@ double Distance(const FeatureValue& a, const FeatureValue& b) {
 
 DistributionComparison NaNComparison() {
   DistributionComparison c;
-  c.overlap = c.kl = c.bandwidth_p = c.bandwidth_q = kNaN;
+  c.overlap = c.kl = c.overlap_tails = c.kl_tails = c.bandwidth_p = c.bandwidth_q = kNaN;
   return c;
 }
 }  // namespace
@@ -106,6 +106,95 @@ Density GaussianKde(const std::vector<double>& data, double bandwidth, double lo
   return d;
 }
 
+namespace {
+// A Gaussian KDE at `points` evenly spaced points on [lo, hi] (lo == hi: one point repeated). Exact (a sum over
+// the data) for small data; else the data are binned linearly onto a grid twice as fine, summed over all bins
+// without a cut-off, so a density far from the data is as small (not 0) as the exact sum's.
+std::vector<double> KdeOnPoints(const std::vector<double>& data, double bw, double lo, double hi, int points) {
+  std::vector<double> out(points, 0.0);
+  const double norm = 1.0 / (data.size() * bw * std::sqrt(2 * M_PI));
+  const double step = points > 1 ? (hi - lo) / (points - 1) : 0;
+  if (!(hi > lo) || data.size() * static_cast<size_t>(points) <= 4000000) {
+    const int distinct = hi > lo ? points : 1;
+    for (int g = 0; g < distinct; ++g) {
+      const double x = lo + g * step;
+      double s = 0;
+      for (double d : data) {
+        const double z = (x - d) / bw;
+        s += std::exp(-0.5 * z * z);
+      }
+      out[g] = s * norm;
+    }
+    for (int g = distinct; g < points; ++g) out[g] = out[0];
+    return out;
+  }
+  const int fine = 2 * (points - 1) + 1;
+  const double fstep = (hi - lo) / (fine - 1);
+  std::vector<double> weight(fine, 0.0);
+  for (double x : data) {
+    const double pos = std::clamp((x - lo) / fstep, 0.0, static_cast<double>(fine - 1));
+    const int i = std::min(static_cast<int>(pos), fine - 2);
+    const double f = pos - i;
+    weight[i] += 1 - f;
+    weight[i + 1] += f;
+  }
+  std::vector<double> kernel(fine);
+  for (int k = 0; k < fine; ++k) {
+    const double z = k * fstep / bw;
+    kernel[k] = std::exp(-0.5 * z * z) * norm;
+  }
+  for (int g = 0; g < points; ++g) {
+    double s = 0;
+    for (int i = 0; i < fine; ++i) {
+      if (weight[i] != 0) s += weight[i] * kernel[std::abs(i - 2 * g)];
+    }
+    out[g] = s;
+  }
+  return out;
+}
+
+std::pair<double, double> Range(const std::vector<double>& v) {
+  const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  return {*lo, *hi};
+}
+}  // namespace
+
+double MgevalOverlap(const std::vector<double>& p, const std::vector<double>& q, double bw_p, double bw_q) {
+  const auto [plo, phi] = Range(p);
+  const auto [qlo, qhi] = Range(q);
+  const double lo = std::min(plo, qlo), hi = std::max(phi, qhi);
+  constexpr int kIntervals = 2048;  // Simpson's rule; mgeval uses scipy's adaptive quad over the same interval
+  const std::vector<double> dp = KdeOnPoints(p, bw_p, lo, hi, kIntervals + 1);
+  const std::vector<double> dq = KdeOnPoints(q, bw_q, lo, hi, kIntervals + 1);
+  double s = 0;
+  for (int g = 0; g <= kIntervals; ++g) {
+    const double w = (g == 0 || g == kIntervals) ? 1 : (g % 2 ? 4 : 2);
+    s += w * std::min(dp[g], dq[g]);
+  }
+  return s * (hi - lo) / kIntervals / 3;
+}
+
+double MgevalKl(const std::vector<double>& p, const std::vector<double>& q, double bw_p, double bw_q) {
+  constexpr int kSamples = 1000;  // mgeval's num_sample
+  const auto [plo, phi] = Range(p);
+  const auto [qlo, qhi] = Range(q);
+  const std::vector<double> dp = KdeOnPoints(p, bw_p, plo, phi, kSamples);
+  const std::vector<double> dq = KdeOnPoints(q, bw_q, qlo, qhi, kSamples);
+  double sp = 0, sq = 0;
+  for (int i = 0; i < kSamples; ++i) {
+    sp += dp[i];
+    sq += dq[i];
+  }
+  double kl = 0;
+  for (int i = 0; i < kSamples; ++i) {
+    const double a = dp[i] / sp, b = dq[i] / sq;
+    if (a <= 0) continue;
+    if (b <= 0) return std::numeric_limits<double>::infinity();
+    kl += a * std::log(a / b);
+  }
+  return kl;
+}
+
 DistributionComparison CompareDistributions(const std::vector<double>& p, const std::vector<double>& q, int points) {
   if (p.size() < 2 || q.size() < 2 || points < 2) return NaNComparison();
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
@@ -115,10 +204,19 @@ DistributionComparison CompareDistributions(const std::vector<double>& p, const 
       hi = std::max(hi, x);
     }
   }
-  const double floor = hi > lo ? 0.01 * (hi - lo) : 1e-3 * std::max(1.0, std::abs(hi));
   DistributionComparison c;
-  c.bandwidth_p = std::max(ScottBandwidth(p), floor);
-  c.bandwidth_q = std::max(ScottBandwidth(q), floor);
+  // mgeval: each set's own Scott bandwidth, undefined for a constant set.
+  const double scott_p = ScottBandwidth(p), scott_q = ScottBandwidth(q);
+  if (scott_p > 0 && scott_q > 0) {
+    c.overlap = std::min(1.0, MgevalOverlap(p, q, scott_p, scott_q));
+    c.kl = MgevalKl(p, q, scott_p, scott_q);
+  } else {
+    c.overlap = c.kl = kNaN;
+  }
+  // The tail-inclusive variant.
+  const double floor = hi > lo ? 0.01 * (hi - lo) : 1e-3 * std::max(1.0, std::abs(hi));
+  c.bandwidth_p = std::max(scott_p, floor);
+  c.bandwidth_q = std::max(scott_q, floor);
   const double margin = 4 * std::max(c.bandwidth_p, c.bandwidth_q);
   lo -= margin;
   hi += margin;
@@ -131,13 +229,13 @@ DistributionComparison CompareDistributions(const std::vector<double>& p, const 
     sp += dp.pdf[g];
     sq += dq.pdf[g];
   }
-  c.overlap = std::min(1.0, overlap * dp.step);
+  c.overlap_tails = std::min(1.0, overlap * dp.step);
   double kl = 0;
   for (int g = 0; g < points; ++g) {
     const double a = dp.pdf[g] / sp, b = std::max(dq.pdf[g] / sq, 1e-10);
     if (a > 0) kl += a * std::log(a / b);
   }
-  c.kl = std::max(0.0, kl);
+  c.kl_tails = std::max(0.0, kl);
   return c;
 }
 

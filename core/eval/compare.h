@@ -28,13 +28,25 @@ struct Density {
 Density GaussianKde(const std::vector<double>& data, double bandwidth, double lo, double hi, int points);
 
 struct DistributionComparison {
-  double overlap = 0;  // integral of min(p, q): 1 for identical distributions, 0 for disjoint ones
-  double kl = 0;       // KL(p || q) in nats over the common grid (p, q normalised, q floored at 1e-10)
+  // As mgeval computes them (Yang & Lerch 2018, mgeval/utils.py: overlap_area, kl_dist), each set's density a
+  // Gaussian KDE with its own Scott bandwidth (scipy.stats.gaussian_kde):
+  double overlap = 0;  // integral of min(p, q) over [min, max] of both sets' values (tails outside left out)
+  double kl = 0;       // scipy.stats.entropy(p(x_p), q(x_q)): p at 1000 points spanning p's values, q at 1000
+                       // points spanning q's, each normalised to sum 1; inf where q underflows to 0 (as scipy)
+  // Tail-inclusive variant (cadenza's before issue 16): both densities on one grid spanning the data +- 4
+  // bandwidths, so the tails count; KL there floors q at 1e-10.
+  double overlap_tails = 0;
+  double kl_tails = 0;
   double bandwidth_p = 0, bandwidth_q = 0;
 };
-// Both densities use their own Scott bandwidth, floored at 1% of the combined data range (or 1e-3 when all values
-// are equal) so a set of identical values still has a density; the common grid spans the data +- 4 bandwidths.
+// NaN when a set has fewer than 2 values. mgeval's overlap and kl are NaN when a set's values are all equal
+// (scipy cannot estimate that density); the tail-inclusive variant floors each bandwidth at 1% of the combined
+// data range (or 1e-3 when all values are equal) so such a set still has a density.
 DistributionComparison CompareDistributions(const std::vector<double>& p, const std::vector<double>& q, int points = 512);
+
+// mgeval's two formulas with given bandwidths (exposed for tests).
+double MgevalOverlap(const std::vector<double>& p, const std::vector<double>& q, double bandwidth_p, double bandwidth_q);
+double MgevalKl(const std::vector<double>& p, const std::vector<double>& q, double bandwidth_p, double bandwidth_q);
 
 struct Summary {
   int count = 0;  // samples that had a value (NaN left out)

@@ -101,7 +101,8 @@ json SummaryJson(const Summary& s) {
 }
 
 json ComparisonJson(const DistributionComparison& c) {
-  return {{"overlap", Num(c.overlap)}, {"kl", Num(c.kl)}, {"bandwidth_p", Num(c.bandwidth_p)},
+  return {{"overlap", Num(c.overlap)}, {"kl", Num(c.kl)}, {"overlap_tails", Num(c.overlap_tails)},
+          {"kl_tails", Num(c.kl_tails)}, {"bandwidth_p", Num(c.bandwidth_p)},
           {"bandwidth_q", Num(c.bandwidth_q)}};
 }
 

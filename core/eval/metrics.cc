@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <limits>
 #include <map>
@@ -10,6 +11,8 @@
 #include "core/vocabulary.h"
 
 namespace cadenza {
+// The levels of a bar's hierarchy from the bar down to its beat (defined below).
+std::vector<int> BarLevels(int numerator, int denominator);
 namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
@@ -34,48 +37,87 @@ size_t BarOf(const EvalPiece& piece, int64_t step) {
   return lo;
 }
 
-// Weights per distinct meter, computed once per piece.
-class WeightTable {
- public:
-  const std::vector<int>& Of(const EvalBar& bar) {
-    auto [it, inserted] = cache_.try_emplace({bar.numerator, bar.denominator});
-    if (inserted) it->second = MetricalWeights(bar.numerator, bar.denominator);
-    return it->second;
+// The sub-beat levels of a beat of `beat` steps first split in `first` (2 or 3) parts, then in halves, down to
+// spans of 2 steps (a 12-per-quarter grid's sixteenth triplet; its sixteenth is 3 steps).
+std::vector<int> BeatLevels(int beat, int first) {
+  std::vector<int> out;
+  int span = beat, f = first;
+  while (span % f == 0 && span / f >= 2) {
+    span /= f;
+    out.push_back(span);
+    f = 2;
   }
-  int Finest(const EvalBar& bar) {
-    auto [it, inserted] = finest_.try_emplace({bar.numerator, bar.denominator}, 0);
-    if (inserted) it->second = -(static_cast<int>(MetricalLevels(bar.numerator, bar.denominator).size()) - 1);
-    return it->second;
-  }
+  return out;
+}
 
- private:
-  std::map<std::pair<int, int>, std::vector<int>> cache_;
-  std::map<std::pair<int, int>, int> finest_;
-};
+// Depth of an offset inside a beat under sub-beat levels: 0 on the beat, k on level k, levels + 1 below them.
+int Depth(int64_t offset, const std::vector<int>& levels) {
+  if (offset == 0) return 0;
+  for (size_t k = 0; k < levels.size(); ++k) {
+    if (offset % levels[k] == 0) return static_cast<int>(k) + 1;
+  }
+  return static_cast<int>(levels.size()) + 1;
+}
+
+// Metrical weights of one bar whose beats are each divided the way that fits their onsets (docs/evaluation.md,
+// "Syncopation and tuplets"): w[s] for every step s of the bar, and whether s is on the chosen hierarchy's finest
+// level (or above).
+void BarWeights(const EvalBar& bar, const int64_t* onsets_begin, const int64_t* onsets_end, std::vector<int>* w,
+                std::vector<char>* on_grid) {
+  const std::vector<int> upper = BarLevels(bar.numerator, bar.denominator);
+  const int beat = bar.beat_steps;
+  const int beat_level = static_cast<int>(upper.size()) - 1;
+  const bool compound = Vocabulary::IsCompound(bar.numerator, bar.denominator) && beat % 3 == 0;
+  const std::vector<int> native = BeatLevels(beat, compound ? 3 : 2), other = BeatLevels(beat, compound ? 2 : 3);
+  w->assign(bar.length, 0);
+  on_grid->assign(bar.length, 1);
+  const int64_t* on = onsets_begin;
+  for (int64_t b0 = 0; b0 < bar.length; b0 += beat) {
+    const int64_t b1 = std::min<int64_t>(b0 + beat, bar.length);
+    // The beat's onsets choose its division: the one that puts them highest in the hierarchy (ties: the meter's).
+    int64_t cost_native = 0, cost_other = 0;
+    for (; on != onsets_end && *on < bar.start + b1; ++on) {
+      cost_native += Depth(*on - bar.start - b0, native);
+      cost_other += Depth(*on - bar.start - b0, other);
+    }
+    const std::vector<int>& levels = cost_other < cost_native ? other : native;
+    for (int64_t s = b0; s < b1; ++s) {
+      if (s == b0) {
+        int k = 0;
+        while (k < beat_level && s % upper[k] != 0) ++k;
+        (*w)[s] = -k;
+        continue;
+      }
+      const int depth = Depth(s - b0, levels);
+      (*w)[s] = -(beat_level + depth);
+      (*on_grid)[s] = depth <= static_cast<int>(levels.size());
+    }
+  }
+}
 }  // namespace
 
-std::vector<int> MetricalLevels(int numerator, int denominator) {
-  const int unit = 4 * kGridPerQuarter / denominator;  // steps of the denominator's note value
-  const int bar = numerator * unit;
+std::vector<int> BarLevels(int numerator, int denominator) {
+  const Vocabulary& v = Vocabulary::Get();
+  if (!v.IsRepresentableMeter(numerator, denominator)) return {1};
+  const int bar = v.BarSteps(numerator, denominator), beat = v.BeatSteps(numerator, denominator);
   std::vector<int> levels = {bar};
-  int groups = numerator, beat = unit;
-  if (Vocabulary::IsCompound(numerator, denominator)) {
-    groups = numerator / 3;
-    beat = 3 * unit;
-  }
   // bar -> beats: split by 2 while even, then by the remaining odd factor (3/4: 3; 6/4: 2 then 3; 5/8: 5).
-  int span = bar;
+  int groups = bar / beat, span = bar;
   while (groups > 1) {
     const int f = groups % 2 == 0 ? 2 : groups;
     groups /= f;
     span /= f;
     levels.push_back(span);
   }
-  if (beat != span) levels.push_back(beat);  // defensive: span == beat here
-  if (Vocabulary::IsCompound(numerator, denominator)) levels.push_back(unit);  // dotted beat -> 3 units
-  // Halve down to the sixteenth (3 steps), while the half stays on the grid.
-  while (levels.back() % 2 == 0 && levels.back() / 2 >= 3) levels.push_back(levels.back() / 2);
-  levels.erase(std::unique(levels.begin(), levels.end()), levels.end());
+  if (levels.back() != beat) levels.push_back(beat);  // defensive: span == beat here
+  return levels;
+}
+
+std::vector<int> MetricalLevels(int numerator, int denominator) {
+  std::vector<int> levels = BarLevels(numerator, denominator);
+  const int beat = levels.back();
+  const bool compound = Vocabulary::IsCompound(numerator, denominator) && beat % 3 == 0;
+  for (int span : BeatLevels(beat, compound ? 3 : 2)) levels.push_back(span);  // dotted beat -> 3 units, then halves
   return levels;
 }
 
@@ -159,7 +201,9 @@ RhythmMetrics ComputeRhythm(const EvalPiece& piece) {
   const std::vector<int64_t> onsets = DistinctOnsets(piece);
   r.onsets = static_cast<int>(onsets.size());
   const int64_t end = piece.end_step();
-  WeightTable weights;
+  std::vector<int> w;
+  std::vector<char> on_grid_step;
+  size_t weights_of = SIZE_MAX;  // the bar whose weights w holds
 
   // Beat starts of the whole piece, plus the piece end as a closing beat.
   std::vector<int64_t> beats;
@@ -179,14 +223,19 @@ RhythmMetrics ComputeRhythm(const EvalPiece& piece) {
       const int64_t q = i + 1 < onsets.size() ? onsets[i + 1] : end;  // the note lasts until the next onset
       const size_t bi = BarOf(piece, p);
       const EvalBar& bar = piece.bars[bi];
-      const int wp = weights.Of(bar)[p - bar.start];
-      if (wp > weights.Finest(bar) - 1) ++on_grid;
+      if (weights_of != bi) {
+        const int64_t* first = onsets.data() + (std::lower_bound(onsets.begin(), onsets.end(), bar.start) - onsets.begin());
+        const int64_t* last = onsets.data() + (std::lower_bound(onsets.begin(), onsets.end(), bar.end()) - onsets.begin());
+        BarWeights(bar, first, last, &w, &on_grid_step);
+        weights_of = bi;
+      }
+      const int wp = p - bar.start < bar.length ? w[p - bar.start] : -1000;
+      if (p - bar.start < bar.length && on_grid_step[p - bar.start]) ++on_grid;
       // LHL: the strongest silent (or tied-over) position strictly between this onset and the next.
       int strongest = std::numeric_limits<int>::min();
       if (q > bar.end() && bar.end() < end) {
         strongest = 0;  // a downbeat inside the gap
       } else {
-        const std::vector<int>& w = weights.Of(bar);
         for (int64_t s = p + 1; s < q && s < bar.end(); ++s) strongest = std::max(strongest, w[s - bar.start]);
       }
       if (strongest > wp) sync += strongest - wp;

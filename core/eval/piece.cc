@@ -23,9 +23,10 @@ EvalBar MakeBar(int64_t start, int numerator, int denominator) {
   b.start = start;
   b.numerator = numerator;
   b.denominator = denominator;
-  b.length = Vocabulary::BarSteps(numerator, denominator);
-  b.beat_steps = Vocabulary::BeatSteps(numerator, denominator);
-  b.num_beats = Vocabulary::BeatsPerBar(numerator, denominator);
+  const Vocabulary& v = Vocabulary::Get();
+  b.length = v.BarSteps(numerator, denominator);
+  b.beat_steps = v.BeatSteps(numerator, denominator);
+  b.num_beats = v.BeatsPerBar(numerator, denominator);
   return b;
 }
 

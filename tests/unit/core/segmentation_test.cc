@@ -60,7 +60,7 @@ TEST(Segmentation, EncoderAndSegmenterAgreeOnEveryToken) {
     if (v.Type(e->tokens[i]) != TokenType::kPosition) continue;
     const BarInfo& bar = seg.bars[seg.BarOf(i)];
     const int64_t beat_in_bar = seg.BeatOf(i) - bar.first_beat;
-    const int64_t step = bar.start_step + beat_in_bar * Vocabulary::BeatSteps(bar.numerator, bar.denominator) + v.Info(e->tokens[i]).value;
+    const int64_t step = bar.start_step + beat_in_bar * v.BeatSteps(bar.numerator, bar.denominator) + v.Info(e->tokens[i]).value;
     EXPECT_EQ(step % 9, 0) << "token " << i;  // onsets every 360 ticks = 9 steps
   }
 }

@@ -47,22 +47,25 @@ EncodedPiece EncodeOk(const Score& s) {
 }
 
 TEST(Vocabulary, LayoutMatchesTheDocumentedTable) {
-  EXPECT_EQ(V().size(), 628);
+  EXPECT_EQ(V().size(), 1431);
+  EXPECT_EQ(V().name(), "cadenza-remi-beat-g12");
   EXPECT_EQ(V().Name(0), "PAD");
   EXPECT_EQ(V().Name(3), "Bar");
-  EXPECT_EQ(V().Name(4), "TimeSig_1/2");
+  EXPECT_EQ(V().Name(4), "TimeSig_1/1");
   EXPECT_EQ(V().Name(V().TimeSig(6, 8)), "TimeSig_6/8");
-  EXPECT_EQ(V().Beat(0), 68);
-  EXPECT_EQ(V().Position(0), 84);
-  EXPECT_EQ(V().Tempo(0), 108);
-  EXPECT_EQ(V().Program(0), 147);
+  EXPECT_EQ(V().Name(V().TimeSig(64, 64)), "TimeSig_64/64");
+  EXPECT_EQ(V().Beat(0), 452);
+  EXPECT_EQ(V().Position(0), 516);
+  EXPECT_EQ(V().Tempo(0), 564);
+  EXPECT_EQ(V().Program(0), 950);
   EXPECT_EQ(V().Name(V().Program(kDrumProgram)), "Program_Drums");
-  EXPECT_EQ(V().Pitch(0), 276);
-  EXPECT_EQ(V().Velocity(0), 404);
-  EXPECT_EQ(V().Duration(1), 436);
-  EXPECT_EQ(V().Name(627), "Duration_192");
-  EXPECT_EQ(V().TimeSig(5, 1), -1);
-  EXPECT_EQ(V().TimeSig(17, 4), -1);
+  EXPECT_EQ(V().Pitch(0), 1079);
+  EXPECT_EQ(V().Velocity(0), 1207);
+  EXPECT_EQ(V().Duration(1), 1239);
+  EXPECT_EQ(V().Name(1430), "Duration_192");
+  EXPECT_EQ(V().TimeSig(5, 3), -1);
+  EXPECT_EQ(V().TimeSig(65, 4), -1);
+  EXPECT_EQ(V().TimeSig(4, 128), -1);
   // The hash is what datasets are checked against: changing the vocabulary must change the version too.
   EXPECT_EQ(V().HashHex().size(), 16u);
   for (TokenType t : {TokenType::kTimeSig, TokenType::kBeat, TokenType::kPitch, TokenType::kDuration}) {
@@ -70,25 +73,68 @@ TEST(Vocabulary, LayoutMatchesTheDocumentedTable) {
   }
 }
 
+TEST(Vocabulary, EachGridHasItsOwnNameAndHash) {
+  const Vocabulary* g24 = Vocabulary::ForGrid(24);
+  const Vocabulary* g48 = Vocabulary::ForGrid(48);
+  ASSERT_NE(g24, nullptr);
+  ASSERT_NE(g48, nullptr);
+  EXPECT_EQ(Vocabulary::ForGrid(16), nullptr);
+  EXPECT_EQ(g24->name(), "cadenza-remi-beat-g24");
+  EXPECT_EQ(g48->name(), "cadenza-remi-beat-g48");
+  EXPECT_NE(g24->HashHex(), V().HashHex());
+  EXPECT_NE(g48->HashHex(), g24->HashHex());
+  EXPECT_EQ(g24->max_duration_steps(), 384);
+  EXPECT_EQ(g48->max_positions_per_beat(), 192);
+  EXPECT_EQ(Vocabulary::Find("cadenza-remi-beat-g24", Vocabulary::kVersion), g24);
+  EXPECT_EQ(Vocabulary::Find("cadenza-remi-beat-g24", 1), nullptr);
+  EXPECT_EQ(Vocabulary::Find("cadenza-remi-beat", 1), nullptr);  // the v1 vocabulary: refused by name
+}
+
 TEST(Vocabulary, BinsRoundTrip) {
   for (int v = 1; v <= 127; ++v) EXPECT_EQ(Vocabulary::VelocityBin(Vocabulary::VelocityOfBin(Vocabulary::VelocityBin(v))), Vocabulary::VelocityBin(v));
-  EXPECT_EQ(Vocabulary::TempoBin(120), 24);
-  EXPECT_EQ(Vocabulary::TempoBin(60), 12);
-  EXPECT_EQ(Vocabulary::TempoBin(10), 0);
-  EXPECT_EQ(Vocabulary::TempoBin(1000), 38);
+  EXPECT_EQ(Vocabulary::TempoBin(120), 259);
+  EXPECT_EQ(Vocabulary::TempoBin(60), 187);
+  EXPECT_EQ(Vocabulary::TempoBin(1000), 385);
+  EXPECT_EQ(Vocabulary::TempoBin(1), 0);
   for (int b = 0; b < kTempoBins; ++b) EXPECT_EQ(Vocabulary::TempoBin(60e6 / std::lround(60e6 / Vocabulary::TempoOfBin(b))), b);
 }
 
+TEST(Vocabulary, TempoBinsCover10To400BpmWithinTheDocumentedBound) {
+  EXPECT_LE(Vocabulary::MinTempoBpm(), 10.0);
+  EXPECT_GE(Vocabulary::MaxTempoBpm(), 400.0);
+  double worst = 0;
+  for (double bpm = 10; bpm <= 400; bpm *= 1.0007) {
+    const double err = std::abs(Vocabulary::TempoOfBin(Vocabulary::TempoBin(bpm)) / bpm - 1);
+    worst = std::max(worst, err);
+  }
+  EXPECT_LT(worst, 0.0049);  // half of 2^(1/72) - 1, docs/tokenizer.md
+  EXPECT_GT(worst, 0.0047);
+}
+
 TEST(Vocabulary, MetersCountBeatsAsMusiciansDo) {
-  EXPECT_EQ(Vocabulary::BeatsPerBar(4, 4), 4);
-  EXPECT_EQ(Vocabulary::BeatsPerBar(3, 4), 3);
-  EXPECT_EQ(Vocabulary::BeatsPerBar(2, 4), 2);
-  EXPECT_EQ(Vocabulary::BeatsPerBar(6, 8), 2);
-  EXPECT_EQ(Vocabulary::BeatsPerBar(12, 8), 4);
-  EXPECT_EQ(Vocabulary::BeatsPerBar(3, 8), 3);
-  EXPECT_EQ(Vocabulary::BeatSteps(6, 8), 18);
-  EXPECT_EQ(Vocabulary::BarSteps(12, 8), 72);
-  EXPECT_EQ(Vocabulary::BeatSteps(2, 2), 24);
+  EXPECT_EQ(V().BeatsPerBar(4, 4), 4);
+  EXPECT_EQ(V().BeatsPerBar(3, 4), 3);
+  EXPECT_EQ(V().BeatsPerBar(2, 4), 2);
+  EXPECT_EQ(V().BeatsPerBar(6, 8), 2);
+  EXPECT_EQ(V().BeatsPerBar(12, 8), 4);
+  EXPECT_EQ(V().BeatsPerBar(3, 8), 3);
+  EXPECT_EQ(V().BeatSteps(6, 8), 18);
+  EXPECT_EQ(V().BarSteps(12, 8), 72);
+  EXPECT_EQ(V().BeatSteps(2, 2), 24);
+  EXPECT_EQ(V().BeatSteps(4, 1), 48);
+  EXPECT_EQ(V().BarSteps(19, 16), 57);
+  EXPECT_EQ(V().BeatsPerBar(19, 16), 19);
+  EXPECT_EQ(V().BarSteps(21, 8), 126);
+  EXPECT_EQ(V().BeatsPerBar(21, 8), 7);  // compound: 7 dotted quarters
+  // A 1/32 is 1.5 steps on the 12 grid: 44/32 has beats of two 32nds (3 steps); 11/32 cannot be represented.
+  EXPECT_TRUE(V().IsRepresentableMeter(44, 32));
+  EXPECT_EQ(V().BarSteps(44, 32), 66);
+  EXPECT_EQ(V().BeatSteps(44, 32), 3);
+  EXPECT_FALSE(V().IsRepresentableMeter(11, 32));
+  EXPECT_NE(V().MeterProblem(11, 32).find("16.5 steps"), std::string::npos) << V().MeterProblem(11, 32);
+  EXPECT_TRUE(Vocabulary::ForGrid(24)->IsRepresentableMeter(11, 32));
+  EXPECT_TRUE(Vocabulary::ForGrid(48)->IsRepresentableMeter(63, 64));
+  EXPECT_FALSE(Vocabulary::ForGrid(48)->IsRepresentableMeter(65, 64));
 }
 
 TEST(Tokenizer, EncodesASimpleBarExactly) {
@@ -96,7 +142,7 @@ TEST(Tokenizer, EncodesASimpleBarExactly) {
   Score s = MakeScore({MakeNote(0, 480, 60, 100), MakeNote(720, 960, 64, 80), MakeNote(1440 + 160, 1440 + 320, 67, 60)});
   EncodedPiece e = EncodeOk(s);
   EXPECT_EQ(Names(e.tokens),
-            "BOS Bar TimeSig_4/4 Beat_0 Pos_0 Tempo_24 Program_0 Pitch_60 Velocity_24 Duration_12 "
+            "BOS Bar TimeSig_4/4 Beat_0 Pos_0 Tempo_259 Program_0 Pitch_60 Velocity_24 Duration_12 "
             "Beat_1 Pos_6 Pitch_64 Velocity_19 Duration_6 "
             "Beat_3 Pos_4 Pitch_67 Velocity_14 Duration_4 EOS");
   EXPECT_EQ(e.num_bars, 1);
@@ -108,7 +154,7 @@ TEST(Tokenizer, CompoundMeterCountsDottedBeats) {
   // 6/8: the second beat starts at the dotted quarter (720 ticks); an eighth later is Pos_6 of that beat.
   Score s = MakeScore({MakeNote(0, 240, 60), MakeNote(720, 960, 62), MakeNote(960, 1200, 64)}, {{0, 6, 8}});
   EXPECT_EQ(Names(EncodeOk(s).tokens),
-            "BOS Bar TimeSig_6/8 Beat_0 Pos_0 Tempo_24 Program_0 Pitch_60 Velocity_15 Duration_6 "
+            "BOS Bar TimeSig_6/8 Beat_0 Pos_0 Tempo_259 Program_0 Pitch_60 Velocity_15 Duration_6 "
             "Beat_1 Pos_0 Pitch_62 Velocity_15 Duration_6 Pos_6 Pitch_64 Velocity_15 Duration_6 EOS");
 }
 
@@ -117,7 +163,7 @@ TEST(Tokenizer, MeterChangesAndEmptyBars) {
   Score s = MakeScore({MakeNote(0, 480, 60), MakeNote(2880 + 480, 2880 + 960, 62)}, {{0, 3, 4}, {2880, 2, 4}});
   EncodedPiece e = EncodeOk(s);
   EXPECT_EQ(Names(e.tokens),
-            "BOS Bar TimeSig_3/4 Beat_0 Pos_0 Tempo_24 Program_0 Pitch_60 Velocity_15 Duration_12 "
+            "BOS Bar TimeSig_3/4 Beat_0 Pos_0 Tempo_259 Program_0 Pitch_60 Velocity_15 Duration_12 "
             "Bar TimeSig_3/4 Bar TimeSig_2/4 Beat_1 Pos_0 Program_0 Pitch_62 Velocity_15 Duration_12 EOS");
   ASSERT_EQ(e.segmentation.bars.size(), 3u);
   EXPECT_EQ(e.segmentation.bars[2].start_step, 72);
@@ -129,7 +175,7 @@ TEST(Tokenizer, MeterChangeInsideABarCutsItShort) {
   Score s = MakeScore({MakeNote(0, 480, 60), MakeNote(960, 1440, 62)}, {{0, 4, 4}, {960, 3, 4}});
   EncodedPiece e = EncodeOk(s);
   EXPECT_EQ(Names(e.tokens),
-            "BOS Bar TimeSig_2/4 Beat_0 Pos_0 Tempo_24 Program_0 Pitch_60 Velocity_15 Duration_12 "
+            "BOS Bar TimeSig_2/4 Beat_0 Pos_0 Tempo_259 Program_0 Pitch_60 Velocity_15 Duration_12 "
             "Bar TimeSig_3/4 Beat_0 Pos_0 Program_0 Pitch_62 Velocity_15 Duration_12 EOS");
   auto d = Tokenizer().Decode(e.tokens);
   ASSERT_TRUE(d.ok()) << d.status().message();
@@ -141,7 +187,10 @@ TEST(Tokenizer, TempoChangesAppearAtTheirPosition) {
   Score s = MakeScore({MakeNote(0, 480, 60), MakeNote(1920 + 960, 1920 + 1440, 62)});
   s.tempos = {{0, 600000}, {1920 + 960, 300000}};  // 100 bpm, then 200 bpm at bar 2 beat 3
   EncodedPiece e = EncodeOk(s);
-  const int t100 = Vocabulary::TempoBin(100), t200 = Vocabulary::TempoBin(200);
+  // 100 bpm's nearest bin (240, 99.93 bpm) makes the first 6 quarters 2.4 ms long; 200 bpm lies between bins 312
+  // (199.86) and 313 (201.79), and 313 is taken because it keeps the running time closer to the file's.
+  const int t100 = Vocabulary::TempoBin(100), t200 = 313;
+  EXPECT_EQ(Vocabulary::TempoBin(200), 312);
   EXPECT_EQ(Names(e.tokens), "BOS Bar TimeSig_4/4 Beat_0 Pos_0 Tempo_" + std::to_string(t100) +
                                  " Program_0 Pitch_60 Velocity_15 Duration_12 Bar TimeSig_4/4 Beat_2 Pos_0 Tempo_" +
                                  std::to_string(t200) + " Program_0 Pitch_62 Velocity_15 Duration_12 EOS");
@@ -151,7 +200,7 @@ TEST(Tokenizer, DrumsAndInstrumentsOrderedAndResetPerBar) {
   Score s = MakeScore({MakeNote(0, 480, 48, 64, 33), MakeNote(0, 480, 72, 64, 0), MakeNote(0, 120, 36, 64, 0, true),
                        MakeNote(1920, 2400, 74, 64, 0)});
   EXPECT_EQ(Names(EncodeOk(s).tokens),
-            "BOS Bar TimeSig_4/4 Beat_0 Pos_0 Tempo_24 Program_0 Pitch_72 Velocity_15 Duration_12 "
+            "BOS Bar TimeSig_4/4 Beat_0 Pos_0 Tempo_259 Program_0 Pitch_72 Velocity_15 Duration_12 "
             "Program_33 Pitch_48 Velocity_15 Duration_12 Program_Drums Pitch_36 Velocity_15 Duration_3 "
             "Bar TimeSig_4/4 Beat_0 Pos_0 Program_0 Pitch_74 Velocity_15 Duration_12 EOS");
 }
@@ -176,7 +225,7 @@ TEST(Tokenizer, DuplicatesOverlapsAndLongNotesAreNormalised) {
   EXPECT_EQ(e.stats.clipped_durations, 1);
   // The longer of the two C's at 0 is kept and cut where the next C starts (6 steps).
   EXPECT_EQ(Names(e.tokens),
-            "BOS Bar TimeSig_4/4 Beat_0 Pos_0 Tempo_24 Program_0 Pitch_60 Velocity_15 Duration_6 Pitch_67 Velocity_15 "
+            "BOS Bar TimeSig_4/4 Beat_0 Pos_0 Tempo_259 Program_0 Pitch_60 Velocity_15 Duration_6 Pitch_67 Velocity_15 "
             "Duration_192 Pos_6 Pitch_60 Velocity_15 Duration_24 EOS");
 }
 
@@ -230,7 +279,7 @@ TEST(Tokenizer, DecodeNamesTheTokenThatBreaksTheGrammar) {
             "tokens end inside a bar header, a position or a note (after token 8)");
   EXPECT_EQ(err({v.Bos(), v.Bar(), v.Pitch(3)}), "token 2 (Pitch_3): expected TimeSig after Bar");
   EXPECT_EQ(err({v.Bos(), v.Bar(), v.TimeSig(4, 4), v.Eos(), v.Bar()}), "token 4 (Bar): expected only PAD after EOS");
-  EXPECT_EQ(err({v.Bos(), 9999}), "token 1 (id 9999): expected a token id in 0..627");
+  EXPECT_EQ(err({v.Bos(), 9999}), "token 1 (id 9999): expected a token id in 0..1430");
   // A bar-aligned window (no BOS, padded) decodes.
   auto w = Tokenizer().Decode({v.Bar(), v.TimeSig(4, 4), v.Beat(1), v.Position(0), v.Program(0), v.Pitch(60), v.Velocity(10),
                                v.Duration(12), v.Pad(), v.Pad()});

@@ -60,41 +60,83 @@ TEST(CompareTest, KdeIntegratesToOneAndPeaksAtTheData) {
   EXPECT_NEAR(one.pdf[200], 1.0 / (0.5 * std::sqrt(2 * M_PI)), 1e-3);
 }
 
-TEST(CompareTest, DistributionOverlapAndKl) {
+TEST(CompareTest, OverlapAndKlAsMgevalComputesThem) {
+  // Worked out with mgeval's formulas (mgeval/utils.py overlap_area, kl_dist) in numpy, scipy's gaussian_kde
+  // written out (Scott factor n^(-1/5), std with ddof 1) and quad replaced by a 2,000,001-point trapezoid:
+  // overlap 0.656108116316, KL(A||B) 0.004841618163, KL(B||A) 0.004924019091.
+  const std::vector<double> a = {0.1, 0.5, 0.9, 1.7, 2.2, 2.3, 4.0}, b = {0.8, 1.1, 1.9, 2.5, 3.0, 3.1, 5.5, 6.0};
+  const DistributionComparison c = CompareDistributions(a, b);
+  EXPECT_NEAR(c.overlap, 0.656108116316, 1e-6);
+  EXPECT_NEAR(c.kl, 0.004841618163, 1e-9);
+  EXPECT_NEAR(CompareDistributions(b, a).kl, 0.004924019091, 1e-9);
+  EXPECT_NEAR(CompareDistributions(b, a).overlap, c.overlap, 1e-12);
+  // Large sets take the binned path: the same numbers within a small error.
+  const std::vector<double> big_a = Sample(3000, 11, 0.0, 1.0), big_b = Sample(3000, 12, 0.7, 1.3);
+  const double exact_overlap = MgevalOverlap(std::vector<double>(big_a.begin(), big_a.begin() + 1000),
+                                             std::vector<double>(big_b.begin(), big_b.begin() + 1000),
+                                             ScottBandwidth(big_a), ScottBandwidth(big_b));
+  const double binned_overlap = MgevalOverlap(big_a, big_b, ScottBandwidth(big_a), ScottBandwidth(big_b));
+  EXPECT_NEAR(binned_overlap, exact_overlap, 0.03);  // different samples of the same distributions
+}
+
+TEST(CompareTest, MgevalLeavesTheTailsOutAndKlIgnoresAShift) {
+  const std::vector<double> a = Sample(400, 1, 0.0, 1.0);
+  // A set against itself: mgeval integrates over [min, max] only, so the tails beyond are missing (< 1); the
+  // tail-inclusive variant gives 1.
+  const DistributionComparison same = CompareDistributions(a, a);
+  EXPECT_LT(same.overlap, 1.0);
+  EXPECT_GT(same.overlap, 0.97);
+  EXPECT_NEAR(same.overlap_tails, 1.0, 1e-5);
+  EXPECT_NEAR(same.kl, 0.0, 1e-9);
+  // mgeval's KL reads each density on its own set's range: a shifted copy of a set has KL 0 there.
+  std::vector<double> moved = a;
+  for (double& x : moved) x += 10;
+  EXPECT_NEAR(CompareDistributions(a, moved).kl, 0.0, 1e-9);
+  EXPECT_LT(CompareDistributions(a, moved).overlap, 1e-3);
+  EXPECT_GT(CompareDistributions(a, moved).kl_tails, 5);
+}
+
+TEST(CompareTest, TailInclusiveOverlapAndKl) {
   const std::vector<double> a = Sample(400, 1, 0.0, 1.0);
   const DistributionComparison same = CompareDistributions(a, a);
-  EXPECT_NEAR(same.overlap, 1.0, 1e-5);
-  EXPECT_NEAR(same.kl, 0.0, 1e-9);
+  EXPECT_NEAR(same.overlap_tails, 1.0, 1e-5);
+  EXPECT_NEAR(same.kl_tails, 0.0, 1e-9);
   const DistributionComparison other_draw = CompareDistributions(a, Sample(400, 2, 0.0, 1.0));
-  EXPECT_GT(other_draw.overlap, 0.85);
-  EXPECT_LT(other_draw.kl, 0.1);
+  EXPECT_GT(other_draw.overlap_tails, 0.85);
+  EXPECT_LT(other_draw.kl_tails, 0.1);
   // Two unit normals one standard deviation apart overlap by 2 Phi(-1/2) = 0.617.
   const DistributionComparison shifted = CompareDistributions(a, Sample(400, 2, 1.0, 1.0));
-  EXPECT_NEAR(shifted.overlap, 0.617, 0.08);
-  EXPECT_GT(shifted.kl, 0.25);
+  EXPECT_NEAR(shifted.overlap_tails, 0.617, 0.08);
+  EXPECT_NEAR(shifted.overlap, 0.617, 0.08);  // most of the two densities lies inside [min, max]
+  EXPECT_GT(shifted.kl_tails, 0.25);
   const DistributionComparison far = CompareDistributions(a, Sample(400, 2, 10.0, 1.0));
-  EXPECT_LT(far.overlap, 1e-3);
-  EXPECT_GT(far.kl, 5);
-  // Constant sets still get a density: equal constants overlap fully, different ones not at all.
-  EXPECT_NEAR(CompareDistributions({2, 2, 2}, {2, 2}).overlap, 1.0, 1e-3);
-  EXPECT_LT(CompareDistributions({2, 2, 2}, {5, 5}).overlap, 1e-3);
+  EXPECT_LT(far.overlap_tails, 1e-3);
+  EXPECT_GT(far.kl_tails, 5);
+  // Constant sets: no mgeval density (scipy cannot estimate one: NaN); the tail variant floors the bandwidth.
+  EXPECT_NEAR(CompareDistributions({2, 2, 2}, {2, 2}).overlap_tails, 1.0, 1e-3);
+  EXPECT_LT(CompareDistributions({2, 2, 2}, {5, 5}).overlap_tails, 1e-3);
+  EXPECT_TRUE(std::isnan(CompareDistributions({2, 2, 2}, {2, 2}).overlap));
+  EXPECT_TRUE(std::isnan(CompareDistributions({2, 2, 2}, {1, 5}).kl));
   EXPECT_TRUE(std::isnan(CompareDistributions({1}, {1, 2}).overlap));
+  EXPECT_TRUE(std::isnan(CompareDistributions({1}, {1, 2}).overlap_tails));
 }
 
 TEST(CompareTest, SetAgainstItselfAndAgainstAShiftedSet) {
   const std::vector<FeatureValue> ref = AsFeature(Sample(80, 3, 5.0, 1.0));
   const FeatureComparison self = CompareFeature("x", ref, ref);
-  EXPECT_NEAR(self.generated_vs_reference.overlap, 1.0, 1e-5);
-  EXPECT_GT(self.reference_vs_inter.overlap, 0.95);
+  EXPECT_NEAR(self.generated_vs_reference.overlap_tails, 1.0, 1e-5);
+  EXPECT_GT(self.generated_vs_reference.overlap, 0.9);  // mgeval's: [min, max] only
+  EXPECT_GT(self.reference_vs_inter.overlap_tails, 0.95);
+  EXPECT_GT(self.reference_vs_inter.overlap, 0.9);
   EXPECT_EQ(self.generated, 80);
   EXPECT_EQ(self.intra_reference.count, 80 * 79 / 2);
   EXPECT_EQ(self.inter.count, 80 * 80);
   // Shifted by five standard deviations: inter-set distances move away from the intra-set ones.
   const FeatureComparison shifted = CompareFeature("x", AsFeature(Sample(80, 4, 10.0, 1.0)), ref);
   EXPECT_LT(shifted.reference_vs_inter.overlap, 0.25);
-  EXPECT_GT(shifted.reference_vs_inter.kl, self.reference_vs_inter.kl + 1.0);
+  EXPECT_GT(shifted.reference_vs_inter.kl_tails, self.reference_vs_inter.kl_tails + 1.0);
   EXPECT_GT(shifted.inter.mean, self.inter.mean + 3.0);
-  EXPECT_NEAR(shifted.generated_vs_reference.overlap, 1.0, 0.3);  // both sets are equally spread
+  EXPECT_NEAR(shifted.generated_vs_reference.overlap_tails, 1.0, 0.3);  // both sets are equally spread
   // NaN samples are left out; vectors use the Euclidean distance.
   const FeatureComparison vec = CompareFeature("v", {{0, 0}, {3, 4}, {NAN, 1}}, {{0, 0}, {0, 0}});
   EXPECT_EQ(vec.generated, 2);
@@ -137,7 +179,8 @@ TEST(ReportTest, JsonHoldsPiecesSetStatsAndComparison) {
   EXPECT_TRUE(j["pieces"][0]["rhythm"]["groove_consistency"].is_number());
   EXPECT_EQ(j["reference"]["pieces"], 3);
   for (const std::string& f : FeatureNames()) EXPECT_TRUE(j["reference"]["comparison"].contains(f)) << f;
-  EXPECT_NEAR(j["reference"]["comparison"]["pitch_class_entropy"]["generated_vs_reference"]["overlap"].get<double>(), 1.0, 1e-3);
+  EXPECT_NEAR(j["reference"]["comparison"]["pitch_class_entropy"]["generated_vs_reference"]["overlap_tails"].get<double>(), 1.0, 1e-3);
+  EXPECT_TRUE(j["reference"]["comparison"]["pitch_class_entropy"]["generated_vs_reference"].contains("overlap"));
   const std::string table = SideBySideTable({"mine"}, {report});
   EXPECT_NE(table.find("metric  "), std::string::npos) << table;
   EXPECT_NE(table.find("reference (test)"), std::string::npos) << table;

@@ -103,11 +103,32 @@ TEST(RhythmTest, CompoundMeterSyncopation) {
   EXPECT_DOUBLE_EQ(r.on_beat_rate, 0.5);
 }
 
-TEST(RhythmTest, TripletsAreOffTheSubBeatGrid) {
-  // Eighth triplets in 4/4 (4 steps apart): 0, 4, 8 | 12 ...: 4 and 8 are below the sixteenth grid.
-  const RhythmMetrics r = ComputeRhythm(MakeUniformPiece(1, 4, 4, Onsets({0, 4, 8, 12}, 4)));
-  EXPECT_DOUBLE_EQ(r.on_grid_rate, 0.5);
-  EXPECT_DOUBLE_EQ(r.on_beat_rate, 0.5);
+TEST(RhythmTest, TripletsDivideTheirBeatInThree) {
+  // Eighth triplets in 4/4 (4 steps apart), two bars: each beat's onsets fit a division in three, so they are on
+  // that beat's hierarchy (beat -> thirds -> sixths) and nothing stronger falls silent between them: 0 syncopation
+  // (read against sixteenths they scored 1 per onset, 12 per bar).
+  std::vector<int64_t> triplets;
+  for (int64_t s = 0; s < 96; s += 4) triplets.push_back(s);
+  const RhythmMetrics r = ComputeRhythm(MakeUniformPiece(2, 4, 4, Onsets(triplets, 4)));
+  EXPECT_DOUBLE_EQ(r.syncopation_total, 0.0);
+  EXPECT_DOUBLE_EQ(r.on_grid_rate, 1.0);
+  EXPECT_DOUBLE_EQ(r.on_beat_rate, 8.0 / 24);
+  // Sixteenth triplets (2 steps) too.
+  std::vector<int64_t> sixteenth_triplets;
+  for (int64_t s = 0; s < 48; s += 2) sixteenth_triplets.push_back(s);
+  EXPECT_DOUBLE_EQ(ComputeRhythm(MakeUniformPiece(1, 4, 4, Onsets(sixteenth_triplets, 2))).syncopation_total, 0.0);
+  // A triplet held over the next beat still syncopates: onsets 0, 8, 24. Beat 1 divides in three (8 is its second
+  // third, w -3); 8 holds over beat 2 (step 12, w -2) until 24: 1. 0 -> 8 and 24 -> the end pass nothing stronger.
+  const RhythmMetrics skip = ComputeRhythm(MakeUniformPiece(1, 4, 4, Onsets({0, 8, 24}, 4)));
+  EXPECT_DOUBLE_EQ(skip.on_grid_rate, 1.0);
+  EXPECT_DOUBLE_EQ(skip.syncopation_total, 1.0);
+  // Each beat chooses alone: sixteenths in beat 1, triplets in beat 2 are all on their beat's grid.
+  EXPECT_DOUBLE_EQ(ComputeRhythm(MakeUniformPiece(1, 4, 4, Onsets({0, 3, 6, 9, 12, 16, 20}, 3))).on_grid_rate, 1.0);
+  // In 6/8 a duplet (the dotted beat halved, 9 steps) is read as a binary division of its beat: on the grid, and the
+  // second duplet note (w -2) holds over nothing stronger before the next beat.
+  const RhythmMetrics duplets = ComputeRhythm(MakeUniformPiece(1, 6, 8, Onsets({0, 9, 18, 27}, 9)));
+  EXPECT_DOUBLE_EQ(duplets.on_grid_rate, 1.0);
+  EXPECT_DOUBLE_EQ(duplets.syncopation_total, 0.0);
 }
 
 TEST(RhythmTest, EmptyBeatsAndGrooveConsistency) {

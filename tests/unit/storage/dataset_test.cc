@@ -58,7 +58,7 @@ TEST(ShardTest, WriteThenReadRoundTripsTokensBarsAndBeats) {
   ASSERT_TRUE(reader.ok()) << reader.status().message();
   const ShardReader& r = **reader;
   EXPECT_EQ(r.header().shard_index, 7);
-  EXPECT_EQ(r.header().vocab_name, Vocabulary::kName);
+  EXPECT_EQ(r.header().vocab_name, Vocabulary::Get().name());
   EXPECT_EQ(r.header().vocab_version, Vocabulary::kVersion);
   EXPECT_EQ(r.header().vocab_hash, Vocabulary::Get().HashHex());
   EXPECT_EQ(r.header().format_version, kShardFormatVersion);

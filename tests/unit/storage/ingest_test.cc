@@ -7,7 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/file_util.h"
 #include "core/midi.h"
+#include "core/vocabulary.h"
 #include "storage/dataset.h"
 #include "storage/hdf5_shard.h"
 #include "tests/unit/storage/storage_test_util.h"
@@ -246,6 +248,92 @@ TEST_F(IngestTest, PartialFolderOfOtherInputsIsNotReused) {
   ASSERT_TRUE(Ingest(o, &report).ok());
   EXPECT_EQ(report.shards_reused, 0);
   EXPECT_EQ(report.pieces, 7);
+}
+
+// A performance-style file: pedal, off-grid onsets, a duplicate, an overlap, a clipped note, a clamped tempo and a
+// meter the 12 grid cannot hold. Every loss reaches ingest_report.json, per file and in total.
+Score PerformanceTune() {
+  Score s;
+  s.ticks_per_quarter = 480;
+  s.tracks = {Track{"piano"}};
+  s.time_signatures = {{0, 4, 4}, {1920, 11, 32}, {1920 + 1320, 4, 4}};
+  s.tempos = {{0, 12000000}};  // 5 bpm
+  auto note = [](int64_t on, int64_t off, int pitch) {
+    Note n;
+    n.start = on;
+    n.end = off;
+    n.pitch = static_cast<uint8_t>(pitch);
+    n.velocity = 80;
+    return n;
+  };
+  s.notes = {note(0, 480, 60), note(10, 480, 60), note(480, 1440, 62), note(960, 1200, 62), note(1440, 1440 + 20 * 480, 64),
+             note(3240, 3480, 65), note(3480, 3720, 67)};
+  s.sustain = {{3240 + 120, 0, true}, {3240 + 960, 0, false}};
+  s.Sort();
+  return s;
+}
+
+TEST_F(IngestTest, EveryLossReachesTheReport) {
+  ASSERT_EQ(testing::WriteTune(PerformanceTune(), input_ + "/performance.mid"), "");
+  IngestReport report;
+  Status s = Ingest(Options("ds"), &report);
+  ASSERT_TRUE(s.ok()) << s.message();
+  const IngestLosses& l = report.losses;
+  EXPECT_EQ(l.merged_duplicates, 1);
+  EXPECT_EQ(l.cut_overlaps, 1);
+  EXPECT_EQ(l.clipped_durations, 1);
+  EXPECT_EQ(l.clamped_tempos, 1);
+  EXPECT_EQ(l.skipped_meters, 1);
+  EXPECT_EQ(l.sustain_presses, 1);
+  EXPECT_EQ(l.sustained_notes, 2);
+  EXPECT_GE(l.off_grid_onsets, 1);
+  StatusOr<std::vector<uint8_t>> bytes = ReadFileBytes(dir_ / "ds/ingest_report.json");
+  ASSERT_TRUE(bytes.ok());
+  const nlohmann::json j = nlohmann::json::parse(bytes->begin(), bytes->end());
+  EXPECT_EQ(j["grid_per_quarter"], 12);
+  for (const char* key : {"off_grid_onsets", "clipped_durations", "merged_duplicates", "cut_overlaps", "clamped_tempos",
+                          "skipped_meters", "moved_meters", "sustain_presses_applied", "sustained_notes", "max_time_drift"}) {
+    EXPECT_TRUE(j["losses"].contains(key)) << key;
+  }
+  EXPECT_EQ(j["losses"]["skipped_meters"], 1);
+  bool listed = false;
+  for (const nlohmann::json& p : j["pieces_with_losses"]) {
+    if (p["path"] != "performance.mid") continue;
+    listed = true;
+    EXPECT_EQ(p["sustained_notes"], 2);
+    ASSERT_TRUE(p.contains("skipped_meter_reasons"));
+    EXPECT_NE(p["skipped_meter_reasons"][0].get<std::string>().find("11/32"), std::string::npos);
+  }
+  EXPECT_TRUE(listed);
+  // The manifest lists the meters the tokens hold, not the skipped one.
+  StatusOr<std::unique_ptr<Dataset>> ds = Dataset::Open(dir_ / "ds");
+  ASSERT_TRUE(ds.ok()) << ds.status().message();
+  for (const PieceMeta& p : (*ds)->manifest().pieces) {
+    if (p.source != "performance.mid") continue;
+    for (const std::string& m : p.time_signatures) EXPECT_NE(m, "11/32");
+  }
+}
+
+TEST_F(IngestTest, AnotherGridMakesAnotherVocabularyRefusedByName) {
+  IngestOptions o = Options("ds24");
+  o.grid = 24;
+  IngestReport report;
+  Status s = Ingest(o, &report);
+  ASSERT_TRUE(s.ok()) << s.message();
+  StatusOr<std::unique_ptr<Dataset>> refused = Dataset::Open(dir_ / "ds24");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("cadenza-remi-beat-g24"), std::string::npos) << refused.status().message();
+  EXPECT_NE(refused.status().message().find("cadenza-remi-beat-g12"), std::string::npos) << refused.status().message();
+  StatusOr<std::unique_ptr<Dataset>> any = Dataset::Open(dir_ / "ds24", true, /*any_grid=*/true);
+  ASSERT_TRUE(any.ok()) << any.status().message();
+  EXPECT_EQ((*any)->vocabulary().grid(), 24);
+  StatusOr<Piece> p = (*any)->ReadPiece(0);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  o.grid = 16;
+  o.out_dir = dir_ / "ds16";
+  s = Ingest(o, &report);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("--grid"), std::string::npos);
 }
 
 }  // namespace

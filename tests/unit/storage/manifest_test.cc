@@ -14,7 +14,7 @@ namespace {
 Manifest SampleManifest() {
   const Vocabulary& vocab = Vocabulary::Get();
   Manifest m;
-  m.vocab_name = Vocabulary::kName;
+  m.vocab_name = vocab.name();
   m.vocab_version = Vocabulary::kVersion;
   m.vocab_hash = vocab.HashHex();
   m.vocabulary = vocab.names();
@@ -159,15 +159,15 @@ TEST(ManifestTest, VocabularyOfThisBuildIsAccepted) {
 
 TEST(ManifestTest, OtherVocabularyIsRefusedNamingBothVersionsAndHashes) {
   Manifest m = SampleManifest();
-  m.vocab_version = 2;
+  m.vocab_version = 3;
   m.vocab_hash = "00000000deadbeef";
   Status s = m.CheckVocabulary("data/ds/manifest.json");
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
   const std::string& msg = s.message();
   EXPECT_NE(msg.find("data/ds/manifest.json"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("cadenza-remi-beat v2 (hash 00000000deadbeef)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("cadenza-remi-beat v1 (hash " + Vocabulary::Get().HashHex() + ")"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("cadenza-remi-beat-g12 v3 (hash 00000000deadbeef)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("cadenza-remi-beat-g12 v2 (hash " + Vocabulary::Get().HashHex() + ")"), std::string::npos) << msg;
 
   Manifest renamed = SampleManifest();
   renamed.vocab_name = "other-vocab";
