@@ -116,8 +116,12 @@ int RunCoordinator(const std::string& config_path, const std::string& listen, co
   std::cout << "coordinator listening on " << host << ":" << (*server)->port() << " (database " << config->database << ", "
             << jobs.size() << " jobs, " << (*server)->scheduler().NumTasks() << " tasks recovered; "
             << (config->tls_cert.empty() ? "plaintext" : "TLS") << "; worst-case worker failure detection "
-            << config->heartbeat.WorstCaseDetectionMs() << " ms)\n"
-            << std::flush;
+            << config->heartbeat.WorstCaseDetectionMs() << " ms)\n";
+  if ((*server)->http_port() > 0) {
+    std::cout << "coordinator: live page, /api/v1 and /metrics on " << (config->tls_cert.empty() ? "http" : "https") << "://" << host
+              << ":" << (*server)->http_port() << "/ (bearer tokens of " << config->tokens_file << "; docs/dashboard.md)\n";
+  }
+  std::cout << std::flush;
   coord::CoordinatorServer* s = server->get();
   std::thread waiter([s, signals] {
     int sig = 0;
@@ -415,82 +419,101 @@ struct ReportArgs {
 };
 
 // `cadenza report`: the sweep's cells (from the coordinator, or a saved results file) as figures and a page.
+// The facts every report ends with: how it was made.
+void AddProvenance(ReportContext* context) {
+  context->facts.push_back({"cadenza commit", GitCommit()});
+  context->facts.push_back({"report made on", MachineDescription()});
+  if (!CommandLine().empty()) context->facts.push_back({"command", CommandLine()});
+}
+
+}  // namespace
+
+StatusOr<ReportFiles> WriteSweepReport(coord::CoordinatorClient& client, int64_t sweep, const std::string& coordinator,
+                                       const std::string& out) {
+  ResultsArgs r;
+  r.sweep = sweep;
+  r.format = "json";
+  auto table = FetchCellTable(client, r);
+  if (!table.ok()) return table.status();
+  const std::string cells_json = coord::RowsJson(table->header, table->rows).dump(2) + "\n";
+  ReportContext context;
+  // The sweep's runs that have no result yet, named on the page (a cell's n counts only finished runs).
+  v1::ListJobsRequest lj;
+  lj.set_sweep_id(sweep);
+  v1::ListJobsResponse jobs;
+  if (Status s = client.ListJobs(lj, &jobs); !s.ok()) return s;
+  if (jobs.jobs_size() == 0) return NotFound("sweep " + std::to_string(sweep) + ": no such sweep of yours (`cadenza status` lists your jobs)");
+  std::string unfinished;
+  int n_unfinished = 0;
+  for (const auto& j : jobs.jobs()) {
+    if (j.state() == v1::JOB_STATE_SUCCEEDED) continue;
+    ++n_unfinished;
+    unfinished += (unfinished.empty() ? "" : ", ") + j.name() + " (" + StateName(j.state()) + ")";
+  }
+  if (n_unfinished > 0) {
+    context.notes.push_back(std::to_string(n_unfinished) + " of " + std::to_string(jobs.jobs_size()) +
+                            " runs have no result yet and are not in the figures: " + unfinished);
+  }
+  // Training curves: each finished run's metrics.csv, where this machine sees the workers' files.
+  v1::QueryResultsRequest q;
+  q.set_sweep_id(sweep);
+  q.set_kind(v1::TASK_KIND_TRAIN);
+  v1::QueryResultsResponse trained;
+  if (Status s = client.QueryResults(q, &trained); !s.ok()) return s;
+  std::vector<RunCurves> curves;
+  std::vector<std::map<std::string, std::string>> axes;
+  int unreadable = 0;
+  for (const auto& row : trained.rows()) {
+    axes.push_back({row.axes().begin(), row.axes().end()});
+    RunCurves run = RunCurvesOf(axes.back(), row.model_family(), row.dataset());
+    std::string csv;
+    for (const std::string& artifact : row.artifacts()) {
+      if (fs::path(artifact).filename() == "metrics.csv") csv = artifact;
+    }
+    std::ifstream in(csv);
+    if (csv.empty() || !in) {
+      ++unreadable;
+      continue;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    if (Status s = ParseMetricsCsv(text.str(), csv, &run); !s.ok()) return s;
+    curves.push_back(std::move(run));
+  }
+  if (unreadable > 0) {
+    context.notes.push_back(std::to_string(unreadable) + " run(s)' metrics.csv not readable from this machine: "
+                            "their training curves are left out");
+  }
+  const std::string source = "sweep " + std::to_string(sweep);
+  context.title = source;
+  context.facts.push_back({"source", source + " of the coordinator at " + coordinator});
+  context.facts.push_back({"runs", std::to_string(jobs.jobs_size()) + " (" + std::to_string(trained.rows_size()) + " trained)"});
+  if (!axes.empty()) context.facts.push_back({"sweep axes", AxesSummary(axes)});
+  AddProvenance(&context);
+  return WriteReport(cells_json, source, curves, context, out);
+}
+
+namespace {
+
 int RunReport(const Connection& conn, const ReportArgs& a) {
   if ((a.sweep > 0) == !a.results_file.empty()) return Fail(InvalidArgument("report: give --sweep N or --results FILE.json"));
-  std::string cells_json, source;
-  std::vector<RunCurves> curves;
-  ReportContext context;
+  StatusOr<ReportFiles> files = ReportFiles{};
   if (a.sweep > 0) {
     auto client = Connect(conn);
     if (!client.ok()) return Fail(client.status());
-    ResultsArgs r;
-    r.sweep = a.sweep;
-    r.format = "json";
-    auto table = FetchCellTable(**client, r);
-    if (!table.ok()) return Fail(table.status());
-    cells_json = coord::RowsJson(table->header, table->rows).dump(2) + "\n";
-    // The sweep's runs that have no result yet, named on the page (a cell's n counts only finished runs).
-    v1::ListJobsRequest lj;
-    lj.set_sweep_id(a.sweep);
-    v1::ListJobsResponse jobs;
-    if (Status s = (*client)->ListJobs(lj, &jobs); !s.ok()) return Fail(s);
-    if (jobs.jobs_size() == 0) return Fail(NotFound("sweep " + std::to_string(a.sweep) + ": no such sweep of yours (`cadenza status` lists your jobs)"));
-    std::string unfinished;
-    int n_unfinished = 0;
-    for (const auto& j : jobs.jobs()) {
-      if (j.state() == v1::JOB_STATE_SUCCEEDED) continue;
-      ++n_unfinished;
-      unfinished += (unfinished.empty() ? "" : ", ") + j.name() + " (" + StateName(j.state()) + ")";
-    }
-    if (n_unfinished > 0) {
-      context.notes.push_back(std::to_string(n_unfinished) + " of " + std::to_string(jobs.jobs_size()) +
-                              " runs have no result yet and are not in the figures: " + unfinished);
-    }
-    // Training curves: each finished run's metrics.csv, where this machine sees the workers' files.
-    v1::QueryResultsRequest q;
-    q.set_sweep_id(a.sweep);
-    q.set_kind(v1::TASK_KIND_TRAIN);
-    v1::QueryResultsResponse trained;
-    if (Status s = (*client)->QueryResults(q, &trained); !s.ok()) return Fail(s);
-    int unreadable = 0;
-    for (const auto& row : trained.rows()) {
-      RunCurves run = RunCurvesOf({row.axes().begin(), row.axes().end()}, row.model_family(), row.dataset());
-      std::string csv;
-      for (const std::string& artifact : row.artifacts()) {
-        if (fs::path(artifact).filename() == "metrics.csv") csv = artifact;
-      }
-      std::ifstream in(csv);
-      if (csv.empty() || !in) {
-        ++unreadable;
-        continue;
-      }
-      std::stringstream text;
-      text << in.rdbuf();
-      if (Status s = ParseMetricsCsv(text.str(), csv, &run); !s.ok()) return Fail(s);
-      curves.push_back(std::move(run));
-    }
-    if (unreadable > 0) {
-      context.notes.push_back(std::to_string(unreadable) + " run(s)' metrics.csv not readable from this machine: "
-                              "their training curves are left out");
-    }
-    source = "sweep " + std::to_string(a.sweep);
-    context.title = source;
-    context.facts.push_back({"source", source + " of the coordinator at " + CoordinatorTarget(conn)});
+    files = WriteSweepReport(**client, a.sweep, CoordinatorTarget(conn), a.out);
   } else {
     std::ifstream in(a.results_file);
     if (!in) return Fail(NotFound(a.results_file + ": cannot read (--results)"));
     std::stringstream ss;
     ss << in.rdbuf();
-    cells_json = ss.str();
-    source = a.results_file;
+    ReportContext context;
     context.title = fs::path(a.results_file).filename().string();
     context.facts.push_back({"source", a.results_file});
     context.notes.push_back("Offline (--results): the training curves need the runs' metrics.csv, which only --sweep reads.");
+    AddProvenance(&context);
+    files = WriteReport(ss.str(), a.results_file, {}, context, a.out);
   }
-  context.facts.push_back({"cadenza commit", GitCommit()});
-  context.facts.push_back({"report made on", MachineDescription()});
-  context.facts.push_back({"command", CommandLine()});
-  auto files = WriteReport(cells_json, source, curves, context, a.out);
   if (!files.ok()) return Fail(files.status());
   std::cout << "report: " << files->cells << " cell(s), " << files->figures << " figure(s) -> " << files->index << "\n";
   return 0;

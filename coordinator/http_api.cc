@@ -292,6 +292,9 @@ HttpResponse HttpApi::Report(int64_t sweep) const {
   context.facts.push_back({"source", "sweep " + std::to_string(sweep) + " of " + options_.source});
   context.facts.push_back({"coordinator commit", GitCommit()});
   context.facts.push_back({"runs", std::to_string(jobs->size()) + " (" + std::to_string(running) + " running)"});
+  std::vector<std::map<std::string, std::string>> axes;
+  for (const JobSummary& j : *jobs) axes.push_back(j.axes);
+  if (!axes.empty()) context.facts.push_back({"sweep axes", AxesSummary(axes)});
   return JsonResponse(ReportData(json::parse(cells.body), figures, context, /*files=*/false));
 }
 

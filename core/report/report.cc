@@ -74,15 +74,20 @@ std::string FileSafe(const std::string& s) {
 
 // Axes that tell runs of one model apart in a figure besides its x (e.g. train.lr in a learning-rate search,
 // context_length across contexts): those with more than one value among `axes_of`.
+// Axes that vary within one model's runs (besides the fixed ones): they split its series. An axis set per model
+// (each family's own train.lr in a study) varies only between models and names nothing new.
 std::vector<std::string> VaryingAxes(const std::vector<const std::map<std::string, std::string>*>& axes_of) {
   static const std::set<std::string> fixed = {"model", "model_family", "parameters", "dataset", "dataset_fraction", "seed"};
-  std::map<std::string, std::set<std::string>> values;
+  std::map<std::pair<std::string, std::string>, std::set<std::string>> values;  // (model, axis) -> values
   for (const auto* axes : axes_of) {
-    for (const auto& [k, v] : *axes) if (!fixed.count(k)) values[k].insert(v);
+    auto model = axes->find("model");
+    if (model == axes->end()) model = axes->find("model_family");
+    const std::string m = model == axes->end() ? "" : model->second;
+    for (const auto& [k, v] : *axes) if (!fixed.count(k)) values[{m, k}].insert(v);
   }
-  std::vector<std::string> out;
-  for (const auto& [k, v] : values) if (v.size() > 1) out.push_back(k);
-  return out;
+  std::set<std::string> out;
+  for (const auto& [key, v] : values) if (v.size() > 1) out.insert(key.second);
+  return {out.begin(), out.end()};
 }
 
 // A series' name: the model, then any varying axis as key=value ("lstm train.lr=0.008").
@@ -244,6 +249,24 @@ const char* Colour(size_t i) {
 }
 
 }  // namespace
+
+std::string AxesSummary(const std::vector<std::map<std::string, std::string>>& runs) {
+  std::map<std::string, std::set<std::string>> values;
+  for (const auto& axes : runs) for (const auto& [k, v] : axes) values[k].insert(v);
+  std::string out;
+  for (const auto& [axis, set] : values) {
+    std::vector<std::string> sorted(set.begin(), set.end());
+    std::stable_sort(sorted.begin(), sorted.end(), [](const std::string& a, const std::string& b) {
+      char *ea = nullptr, *eb = nullptr;
+      const double x = std::strtod(a.c_str(), &ea), y = std::strtod(b.c_str(), &eb);
+      const bool na = !a.empty() && *ea == '\0', nb = !b.empty() && *eb == '\0';
+      return na && nb ? x < y : (na != nb ? na : a < b);
+    });
+    out += (out.empty() ? "" : "; ") + axis + ":";
+    for (size_t i = 0; i < sorted.size(); ++i) out += (i ? ", " : " ") + sorted[i];
+  }
+  return out;
+}
 
 std::string CsvField(const std::string& text) {
   if (text.find_first_of(",\"\n") == std::string::npos) return text;
@@ -470,6 +493,17 @@ std::string GnuplotScript(const Figure& f, const std::string& svg, const std::st
   g << "set title " << GnuplotString(f.title) << "\n";
   g << "set xlabel " << GnuplotString(f.xlabel) << "\n";
   g << "set ylabel " << GnuplotString(f.ylabel) << "\n";
+  {  // every value equal (a metric at 0 for all cells): gnuplot would warn and pick [-1:1] itself; say it here
+    double lo = INFINITY, hi = -INFINITY;
+    for (const Series& s : f.series) {
+      for (double v : s.lo) lo = std::min(lo, v);
+      for (double v : s.hi) hi = std::max(hi, v);
+    }
+    if (std::isfinite(lo) && std::isfinite(hi) && hi - lo <= 1e-12 * std::max(1.0, std::fabs(hi))) {
+      const double pad = std::max(1.0, std::fabs(hi) * 0.1);
+      g << "set yrange [" << NumberText(lo - pad) << ":" << NumberText(hi + pad) << "]\n";
+    }
+  }
   g << "set grid\nset key below\nset style fill transparent solid 0.18 noborder\n";
   if (f.logx) g << "set logscale x 2\n";
   std::set<double> xs;

@@ -84,6 +84,10 @@ struct ReportContext {
   std::vector<std::string> notes;             // e.g. cells not finished yet
 };
 
+// A sweep's axes in one line from its runs' axes: "model: lstm, transformer; seed: 1, 2" (each axis with its values
+// in order; numbers in numeric order).
+std::string AxesSummary(const std::vector<std::map<std::string, std::string>>& runs);
+
 // One CSV field (RFC 4180): as is, or double-quoted with quotes doubled when it holds a comma, quote or newline.
 // cells.csv and `cadenza results --format csv` both write through it.
 std::string CsvField(const std::string& text);

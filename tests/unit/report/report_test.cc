@@ -222,3 +222,36 @@ TEST(ReportTest, TrainingCurvesAverageTheLargestFractionsRunsPerStep) {
 
 }  // namespace
 }  // namespace cadenza
+
+namespace cadenza {
+namespace {
+
+// Each family's own learning rate (models.<name>.set) varies between models only: it names no extra series.
+TEST(ReportTest, AnAxisSetPerModelDoesNotSplitItsSeries) {
+  const std::string json = R"([
+    {"model": "lstm", "dataset": "ds", "dataset_fraction": 0.5, "train.lr": 0.01, "n": 1,
+     "test/nll_per_token_mean": 1.2, "test/nll_per_token_sd": 0, "test/nll_per_token_ci95": 0, "test/nll_per_token_n": 1},
+    {"model": "lstm", "dataset": "ds", "dataset_fraction": 1, "train.lr": 0.01, "n": 1,
+     "test/nll_per_token_mean": 1.1, "test/nll_per_token_sd": 0, "test/nll_per_token_ci95": 0, "test/nll_per_token_n": 1},
+    {"model": "transformer", "dataset": "ds", "dataset_fraction": 1, "train.lr": 0.002, "n": 1,
+     "test/nll_per_token_mean": 1.3, "test/nll_per_token_sd": 0, "test/nll_per_token_ci95": 0, "test/nll_per_token_n": 1}])";
+  auto cells = ParseCells(json, "study.json");
+  ASSERT_TRUE(cells.ok()) << cells.status().message();
+  const auto figures = StudyFigures(*cells);
+  ASSERT_FALSE(figures.empty());
+  ASSERT_EQ(figures[0].series.size(), 2u);
+  EXPECT_EQ(figures[0].series[0].label, "lstm");
+  EXPECT_EQ(figures[0].series[0].x.size(), 2u);
+  EXPECT_EQ(figures[0].series[1].label, "transformer");
+}
+
+TEST(ReportTest, AxesSummaryListsEachAxisValuesInOrder) {
+  EXPECT_EQ(AxesSummary({{{"model", "lstm"}, {"dataset_fraction", "1.0"}, {"seed", "10"}},
+                         {{"model", "transformer"}, {"dataset_fraction", "0.25"}, {"seed", "2"}},
+                         {{"model", "lstm"}, {"dataset_fraction", "0.5"}, {"seed", "2"}}}),
+            "dataset_fraction: 0.25, 0.5, 1.0; model: lstm, transformer; seed: 2, 10");
+  EXPECT_EQ(AxesSummary({}), "");
+}
+
+}  // namespace
+}  // namespace cadenza
