@@ -20,8 +20,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Runs `gnuplot script` and waits; its stderr goes to ours (gnuplot names the line of any error).
-Status RunGnuplot(const std::string& script) {
+// Starts `gnuplot script`; its stderr goes to ours (gnuplot names the line of any error).
+StatusOr<pid_t> SpawnGnuplot(const std::string& script) {
   pid_t pid = 0;
   const char* argv[] = {"gnuplot", script.c_str(), nullptr};
   const int rc = posix_spawnp(&pid, "gnuplot", nullptr, nullptr, const_cast<char* const*>(argv), environ);
@@ -29,6 +29,10 @@ Status RunGnuplot(const std::string& script) {
     return FailedPrecondition(std::string("gnuplot: cannot run it (") + std::strerror(rc) +
                               "): install gnuplot-nox (scripts/install-deps.sh does)");
   }
+  return pid;
+}
+
+Status WaitGnuplot(pid_t pid, const std::string& script) {
   int status = 0;
   if (waitpid(pid, &status, 0) < 0) return IoError(std::string("gnuplot: ") + std::strerror(errno));
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return InternalError(script + ": gnuplot failed (its message is above)");
@@ -55,22 +59,42 @@ StatusOr<ReportFiles> WriteReport(const std::string& cells_json, const std::stri
   if (ec) return IoError(figs.string() + ": cannot create: " + ec.message());
   std::vector<Figure> figures = StudyFigures(*cells);
   for (Figure& f : CurveFigures(curves)) figures.push_back(std::move(f));
+  // Each figure: its script (outputs named relative to itself, so the folder can be moved and the script re-run),
+  // and the same script drawing to temporary files, rendered by gnuplot processes, one per core at a time.
+  struct Render {
+    std::string stem, script;
+    pid_t pid = -1;
+  };
+  std::vector<Render> renders;
   for (const Figure& f : figures) {
-    const std::string stem = (figs / f.id).string();
-    // The script names its outputs relative to itself, so the folder can be moved and the script re-run.
-    const std::string tmp_svg = stem + ".svg.tmp", tmp_png = stem + ".png.tmp";
-    Status s = WriteFileAtomic(stem + ".gp", GnuplotScript(f, f.id + ".svg", f.id + ".png"));
+    Render r;
+    r.stem = (figs / f.id).string();
+    r.script = r.stem + ".render.gp";
+    Status s = WriteFileAtomic(r.stem + ".gp", GnuplotScript(f, f.id + ".svg", f.id + ".png"));
+    if (s.ok()) s = WriteFileAtomic(r.script, GnuplotScript(f, r.stem + ".svg.tmp", r.stem + ".png.tmp"));
     if (!s.ok()) return s;
-    const std::string run = stem + ".render.gp";  // the same script with this run's temporary outputs
-    s = WriteFileAtomic(run, GnuplotScript(f, tmp_svg, tmp_png));
-    if (!s.ok()) return s;
-    s = RunGnuplot(run);
-    fs::remove(run, ec);
-    if (!s.ok()) return s;
-    fs::rename(tmp_svg, stem + ".svg", ec);
-    if (!ec) fs::rename(tmp_png, stem + ".png", ec);
-    if (ec) return IoError(stem + ": cannot move the rendered figure into place: " + ec.message());
+    renders.push_back(std::move(r));
   }
+  const size_t parallel = std::max(1u, std::thread::hardware_concurrency());
+  Status rendered;
+  for (size_t next = 0, done = 0; done < renders.size();) {
+    while (rendered.ok() && next < renders.size() && next - done < parallel) {  // start up to `parallel`
+      auto pid = SpawnGnuplot(renders[next].script);
+      if (!pid.ok()) rendered = pid.status();
+      else renders[next++].pid = *pid;
+    }
+    if (done == next) break;  // nothing running (a spawn failed)
+    Render& r = renders[done++];
+    Status s = WaitGnuplot(r.pid, r.script);
+    fs::remove(r.script, ec);
+    if (s.ok() && rendered.ok()) {
+      fs::rename(r.stem + ".svg.tmp", r.stem + ".svg", ec);
+      if (!ec) fs::rename(r.stem + ".png.tmp", r.stem + ".png", ec);
+      if (ec) s = IoError(r.stem + ": cannot move the rendered figure into place: " + ec.message());
+    }
+    if (rendered.ok() && !s.ok()) rendered = s;
+  }
+  if (!rendered.ok()) return rendered;
   if (cells->empty()) context.notes.push_back("No finished experiment yet: nothing to draw.");
   Status s = WriteFileAtomic((out / "results.json").string(), cells_json);
   if (s.ok()) s = WriteFileAtomic((out / "cells.csv").string(), CellsCsv(*cells));

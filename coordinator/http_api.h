@@ -50,9 +50,13 @@ struct HttpApiOptions {
 
 class HttpApi {
  public:
-  // `live_workers` answers (groups, ranks) alive now. Pointers must outlive the object.
-  HttpApi(const TokenAuth* auth, ResultQuery* reads, CoordinatorMetrics* metrics, std::function<std::pair<int, int>()> live_workers,
-          HttpApiOptions options);
+  // What /metrics reads besides `metrics`, without the scheduler's lock: tasks by kind and state
+  // (Scheduler::TaskCounts), and (groups, ranks) alive now. Pointers must outlive the object.
+  struct Live {
+    std::function<std::vector<TaskCount>()> task_counts;
+    std::function<std::pair<int, int>()> workers;
+  };
+  HttpApi(const TokenAuth* auth, ResultQuery* reads, CoordinatorMetrics* metrics, Live live, HttpApiOptions options);
 
   // Thread-safe: every call reads through its own connection.
   HttpResponse Handle(const HttpRequest& request) const;
@@ -72,7 +76,7 @@ class HttpApi {
   const TokenAuth* auth_;
   ResultQuery* reads_;
   CoordinatorMetrics* metrics_;
-  std::function<std::pair<int, int>()> live_workers_;
+  Live live_;
   HttpApiOptions options_;
 };
 

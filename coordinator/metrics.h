@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/result_query.h"
 #include "coordinator/types.h"
 
 namespace cadenza::coord {
@@ -29,7 +28,7 @@ class CoordinatorMetrics {
   void SetTrainingSpeed(int64_t job_id, double tokens_per_second);
 
   struct Snapshot {
-    std::vector<TaskCount> tasks;  // by kind and state (ResultQuery::TaskCounts)
+    std::vector<TaskCount> tasks;  // by kind and state (Scheduler::TaskCounts)
     int groups = 0, ranks = 0;     // live worker groups and ranks
   };
   // The exposition text: cadenza_tasks{kind,state}, cadenza_queue_depth, cadenza_leased_tasks,

@@ -53,11 +53,6 @@ struct SweepSummary {
   int64_t jobs_by_state[6] = {0, 0, 0, 0, 0, 0};  // indexed by JobState
   int64_t created_ms = 0, last_finished_ms = 0;
 };
-struct TaskCount {
-  TaskKind kind;
-  TaskState state;
-  int64_t count;
-};
 
 // Reads the results the coordinator's Store committed, from a WAL snapshot: a query neither waits for an open write
 // transaction nor delays one (docs/coordinator.md, "Reads"). Thread-safe; each call takes an idle connection of a

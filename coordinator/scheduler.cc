@@ -42,6 +42,7 @@ Scheduler::Scheduler(Store* store, SchedulerOptions options, std::function<int()
 const std::string& Scheduler::UserOfLocked(const TaskRecord& t) const { return jobs_.at(t.job_id).user; }
 
 void Scheduler::IndexLocked(const TaskRecord& t, int delta) {
+  task_counts_[static_cast<int>(t.kind)][static_cast<int>(t.state)].fetch_add(delta, std::memory_order_relaxed);
   UserQueue& q = users_[UserOfLocked(t)];
   if (t.state == TaskState::kPending) {
     if (delta > 0) q.pending[static_cast<int>(t.kind)].insert(t.id);
@@ -60,6 +61,17 @@ void Scheduler::IndexLocked(const TaskRecord& t, int delta) {
       }
     }
   }
+}
+
+std::vector<TaskCount> Scheduler::TaskCounts() const {
+  std::vector<TaskCount> out;
+  for (int k = 0; k < kNumTaskKinds; ++k) {
+    for (int st = 0; st < kNumTaskStates; ++st) {
+      const int64_t n = task_counts_[k][st].load(std::memory_order_relaxed);
+      if (n > 0) out.push_back({static_cast<TaskKind>(k), static_cast<TaskState>(st), n});
+    }
+  }
+  return out;
 }
 
 void Scheduler::PutLocked(const TaskRecord& t) {

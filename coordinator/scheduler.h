@@ -1,6 +1,7 @@
 // Job/task scheduler: the task graph of each experiment, leases with expiry, retries, cancellation, fair share.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -131,6 +132,8 @@ class Scheduler {
   uint64_t WaitForChange(uint64_t seen, int64_t timeout_ms) const;
   uint64_t version() const;
   size_t NumTasks() const;
+  // Tasks by kind and state, from counters kept beside the queues: lock-free, for /metrics.
+  std::vector<TaskCount> TaskCounts() const;
 
  private:
   // A set of changes written in one transaction, then applied to memory.
@@ -162,6 +165,7 @@ class Scheduler {
 
   Store* store_;
   SchedulerOptions options_;
+  std::atomic<int64_t> task_counts_[kNumTaskKinds][kNumTaskStates] = {};  // updated in IndexLocked, read without mu_
   std::function<int()> live_ranks_;
 
   mutable std::mutex mu_;

@@ -454,8 +454,10 @@ StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(const Coor
     HttpApiOptions o;
     o.public_metrics = config.http_public_metrics;
     o.source = "the coordinator at " + config.listen.substr(0, config.listen.rfind(':')) + ":" + std::to_string(s->port_);
-    s->http_api_ = std::make_unique<HttpApi>(s->auth_.get(), s->results_.get(), s->metrics_.get(),
-                                             [registry] { return std::make_pair(registry->LiveGroups(), registry->LiveRanks()); }, o);
+    HttpApi::Live live;
+    live.task_counts = [sched = s->scheduler_.get()] { return sched->TaskCounts(); };
+    live.workers = [registry] { return std::make_pair(registry->LiveGroups(), registry->LiveRanks()); };
+    s->http_api_ = std::make_unique<HttpApi>(s->auth_.get(), s->results_.get(), s->metrics_.get(), live, o);
     auto server = HttpServer::Start(http, config.tls_cert, config.tls_key, s->http_api_.get());
     if (!server.ok()) {
       s->server_->Shutdown();

@@ -12,6 +12,14 @@ namespace cadenza::coord {
 enum class TaskKind { kUnspecified = 0, kTrain = 1, kGenerate = 2, kEvaluate = 3, kAggregate = 4, kScore = 5, kProbe = 6 };
 inline constexpr int kNumTaskKinds = 7;  // kUnspecified included
 enum class TaskState { kUnspecified = 0, kBlocked = 1, kPending = 2, kLeased = 3, kSucceeded = 4, kFailed = 5, kCancelled = 6 };
+inline constexpr int kNumTaskStates = 7;  // kUnspecified included
+
+// How many tasks of one kind are in one state (/metrics).
+struct TaskCount {
+  TaskKind kind;
+  TaskState state;
+  int64_t count;
+};
 enum class JobState { kUnspecified = 0, kQueued = 1, kRunning = 2, kSucceeded = 3, kFailed = 4, kCancelled = 5 };
 
 const char* TaskKindName(TaskKind k);    // "train", "generate", ...

@@ -47,7 +47,10 @@ class HttpApiTest : public ::testing::Test {
     o.public_metrics = public_metrics;
     o.source = "the coordinator at test";
     o.max_page = 50;
-    api_ = std::make_unique<HttpApi>(auth_.get(), reads_.get(), &metrics_, [] { return std::make_pair(1, 2); }, o);
+    HttpApi::Live live;
+    live.task_counts = [this] { return reads_->TaskCounts().value(); };  // the database's counts (no scheduler here)
+    live.workers = [] { return std::make_pair(1, 2); };
+    api_ = std::make_unique<HttpApi>(auth_.get(), reads_.get(), &metrics_, live, o);
   }
 
   // A job with a train task; a finished one has its result (val/test NLL) and a metrics.csv.
