@@ -25,8 +25,12 @@ class Reader {
   // Refuses keys the struct does not have, so a typo never silently falls back to a default.
   Status OnlyKeys(const YAML::Node& node, const std::string& prefix, const std::set<std::string>& allowed) const {
     if (!node.IsMap()) return Error(prefix.empty() ? "(top level)" : prefix, "expected a mapping");
+    std::set<std::string> seen;
     for (const auto& kv : node) {
       const std::string key = kv.first.as<std::string>();
+      if (!seen.insert(key).second) {  // YAML forbids it, yaml-cpp keeps both and reads the first: refuse
+        return Error(prefix.empty() ? key : prefix + "." + key, "appears twice in the same mapping (remove one)");
+      }
       if (!allowed.count(key)) {
         std::string list;
         for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
@@ -45,6 +49,9 @@ class Reader {
     } catch (const YAML::Exception&) {
       return Error(prefix + key, "expected " + TypeName<T>() + ", found '" + (v.IsScalar() ? v.Scalar() : "a non-scalar") + "'");
     }
+    if constexpr (std::is_floating_point_v<T>) {
+      if (!std::isfinite(*out)) return Error(prefix + key, "expected a finite number, found '" + v.Scalar() + "'");
+    }
     return Status::Ok();
   }
 
@@ -58,6 +65,11 @@ class Reader {
     for (size_t i = 0; i < v.size(); ++i) {
       try {
         items.push_back(v[i].as<T>());
+        if constexpr (std::is_floating_point_v<T>) {
+          if (!std::isfinite(items.back())) {
+            return Error(prefix + key + "[" + std::to_string(i) + "]", "expected a finite number, found '" + v[i].Scalar() + "'");
+          }
+        }
       } catch (const YAML::Exception&) {
         return Error(prefix + key + "[" + std::to_string(i) + "]",
                      "expected " + TypeName<T>() + ", found '" + (v[i].IsScalar() ? v[i].Scalar() : "a non-scalar") + "'");
@@ -94,6 +106,20 @@ Status ParseModel(const Reader& r, const YAML::Node& n, const std::string& prefi
   CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "dropout", &m->dropout));
   CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "tie_embeddings", &m->tie_embeddings));
   m->vocab_size = Vocabulary::Get().size();
+  // A key of the other family would be ignored silently (heads on an LSTM): refuse it, naming what this family reads.
+  static const std::set<std::string> kTransformerOnly = {"heads", "ff_dim", "max_len"};
+  static const std::set<std::string> kRnnOnly = {"hidden", "attention", "attention_window"};
+  const bool rnn = m->family == "lstm" || m->family == "gru";
+  if (rnn || m->family == "transformer") {
+    for (const auto& kv : n) {
+      const std::string key = kv.first.as<std::string>();
+      if ((rnn && kTransformerOnly.count(key)) || (!rnn && kRnnOnly.count(key))) {
+        return r.Error(prefix + key, "a " + std::string(rnn ? "transformer" : "lstm/gru") + " key, but family is " +
+                                         m->family + (rnn ? " (an RNN reads hidden, attention, attention_window)"
+                                                          : " (a transformer reads heads, ff_dim, max_len)"));
+      }
+    }
+  }
   return Status::Ok();
 }
 
@@ -208,7 +234,9 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
     if (tr.eval_every < 1) return r.Error("train.eval_every", "expected >= 1");
     if (tr.eval_windows < 0) return r.Error("train.eval_windows", "expected >= 0 (0 = all)");
     if (tr.early_stopping_patience < 0) return r.Error("train.early_stopping_patience", "expected >= 0");
-    if (tr.threads < 0) return r.Error("train.threads", "expected >= 0 (0 = all cores)");
+    if (tr.threads < 0 || tr.threads > kMaxThreads) {
+      return r.Error("train.threads", "expected 0.." + std::to_string(kMaxThreads) + " (0 = all cores)");
+    }
     if (!(tr.data_fraction > 0 && tr.data_fraction <= 1)) {
       return r.Error("train.data_fraction", "expected 0 < data_fraction <= 1 (the share of the train split's pieces)");
     }

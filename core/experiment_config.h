@@ -9,6 +9,9 @@
 
 namespace cadenza {
 
+// The most intra-op threads any option (train.threads, --threads, --jobs) may ask for.
+constexpr int kMaxThreads = 256;
+
 struct ModelConfig {
   std::string family = "transformer";  // transformer | lstm | gru
   int vocab_size = 0;                  // filled from the tokenizer's vocabulary, not from YAML
@@ -40,7 +43,7 @@ struct TrainConfig {
   int64_t eval_windows = 256;   // validation windows per evaluation (0 = all)
   int early_stopping_patience = 0;  // stop after this many validations without improvement; 0 = never
   uint64_t seed = 1;
-  int threads = 0;  // intra-op threads; 0 = number of cores
+  int threads = 0;  // intra-op threads; 0 = number of cores; at most kMaxThreads
   // Train on a nested subset of the dataset's train split, in (0, 1]: a piece is in it iff a hash of its id
   // (manifest piece id = content hash; never its index) maps below the fraction, so the 10% subset lies inside
   // the 25% one and a fraction always gives the same pieces. Val and test are never subset.

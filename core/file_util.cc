@@ -2,6 +2,8 @@
 #include "core/file_util.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -38,10 +40,12 @@ StatusOr<std::vector<uint8_t>> ReadFileBytes(const std::string& path) {
   return bytes;
 }
 
-Status WriteFileAtomic(const std::string& path, const void* data, size_t size) {
+Status WriteFileAtomic(const std::string& path, const void* data, size_t size, unsigned mode) {
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ::unlink(tmp.c_str());  // a leftover of a killed writer would keep its own mode
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode));
   if (fd < 0) return IoError(tmp + ": cannot create: " + std::strerror(errno));
+
   const char* p = static_cast<const char*>(data);
   size_t left = size;
   while (left > 0) {
@@ -86,6 +90,62 @@ Status SyncDirectory(const std::string& dir) {
   ::fsync(fd);  // some filesystems refuse fsync on directories; the rename is still in place
   ::close(fd);
   return Status::Ok();
+}
+
+Status MakeOwnerOnly(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return IoError(path + ": cannot create: " + std::strerror(errno));
+  struct stat st;
+  Status s;
+  if (::fstat(fd, &st) != 0) {
+    s = IoError(path + ": cannot stat: " + std::strerror(errno));
+  } else if ((st.st_mode & 077) != 0 && ::fchmod(fd, st.st_mode & 0700) != 0) {
+    s = IoError(path + ": cannot restrict to its owner (chmod 600): " + std::strerror(errno));
+  }
+  ::close(fd);
+  return s;
+}
+
+std::string ReadableByOthersWarning(const std::string& path, const std::string& what) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || (st.st_mode & 044) == 0) return "";
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  return "warning: " + what + " " + path + " is readable by " + ((st.st_mode & 004) ? "every user" : "its group") +
+         " (mode " + mode + "); chmod 600 " + path;
+}
+
+StatusOr<FileLock> FileLock::TryAcquire(const std::string& path, const std::string& what) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return IoError(path + ": cannot open the lock file: " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char buf[32] = {0};
+    const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    if (err != EWOULDBLOCK) return IoError(path + ": cannot lock: " + std::strerror(err));
+    std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    return FailedPrecondition(path + ": " + what + (pid.empty() ? "" : " (held by pid " + pid + ")"));
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    // The lock holds without the pid; only the refusal message of another process loses it.
+  }
+  return FileLock(fd);
+}
+
+FileLock& FileLock::operator=(FileLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
 }
 
 }  // namespace cadenza

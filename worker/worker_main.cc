@@ -244,7 +244,7 @@ int main(int argc, char** argv) {
   app.add_option("--tls-server-name", g.tls_name, "agent: name to check the certificate against (default: HOST)");
   app.add_option("--name", g.o.name, "agent: worker group name (default: slurm-$SLURM_JOB_ID or host:pid)");
   app.add_option("--threads", g.o.threads, "agent: intra-op threads per rank (default: cores / ranks on this node)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, cadenza::kMaxThreads));
   app.add_option("--bucket-mb", g.o.bucket_mb, "agent: gradient bucket size in MiB for training tasks (default 4)")
       ->check(CLI::PositiveNumber);
   app.add_option("--timeout", g.o.timeout, "agent: seconds a training collective may wait before exit 75 (default 60)")
@@ -260,7 +260,7 @@ int main(int argc, char** argv) {
   app.add_option("--temperature", g.o.sample.temperature, "agent: sampling temperature (default 1)")->check(CLI::NonNegativeNumber);
   app.add_option("--top-p", g.o.sample.top_p, "agent: nucleus sampling mass (default 0.95)")->check(CLI::Range(0.0, 1.0));
   app.add_flag("--wav", g.o.sample.wav, "agent: generate tasks also render WAV (when the soundfont exists)");
-  app.add_option("--eval-jobs", g.o.eval_jobs, "agent: threads of an evaluate/aggregate task (default 1)")->check(CLI::PositiveNumber);
+  app.add_option("--eval-jobs", g.o.eval_jobs, "agent: threads of an evaluate/aggregate task (default 1)")->check(CLI::Range(1, cadenza::kMaxThreads));
   app.add_option("--comm", g.comm, "agent: collectives: auto (MPI when launched by mpirun/srun), mpi, local")
       ->check(CLI::IsMember({"auto", "mpi", "local"}));
   app.add_flag("-q,--quiet", g.o.quiet, "agent: no log lines");
@@ -269,7 +269,7 @@ int main(int argc, char** argv) {
   train->add_option("experiment", a.experiment, "experiment YAML (configs/experiments/*.yaml)")->required()->check(CLI::ExistingFile);
   train->add_option("--out", a.out, "run folder (default: the experiment's `out`)");
   train->add_option("--threads", a.threads, "intra-op threads per rank (default: train.threads, or cores / ranks on this node)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, cadenza::kMaxThreads));
   train->add_option("--bucket-mb", a.bucket_mb, "gradient bucket size in MiB (default 4)")->check(CLI::PositiveNumber);
   train->add_option("--timeline", a.timeline, "write a chrome://tracing JSON per rank: FILE -> FILE.rankR.json");
   train->add_option("--timeout", a.timeout, "seconds a collective may wait before the job is aborted with exit code 75 (default 60)")

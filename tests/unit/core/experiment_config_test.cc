@@ -155,3 +155,33 @@ TEST(ExperimentConfigTest, EpochsResolveToSteps) {
 
 }  // namespace
 }  // namespace cadenza
+
+namespace cadenza {
+namespace {
+
+// Issue 15: what yaml-cpp would accept silently is an error naming the key.
+TEST(ExperimentConfigTest, DuplicateKeysOtherFamilyKeysAndNonFiniteNumbersNameTheKey) {
+  ExpectError("train: {steps: 10, lr: 0.1, lr: 0.2}\n", "train.lr", "appears twice");
+  ExpectError("train: {steps: 10}\ntrain: {steps: 20}\n", "train", "appears twice");
+  auto dup_model = ParseExperimentConfig("name: e\ndataset: ds\nout: o\nmodel: {family: gru, hidden: 40, hidden: 48, d_model: 32}\n", "exp.yaml");
+  ASSERT_FALSE(dup_model.ok());
+  EXPECT_NE(dup_model.status().message().find("exp.yaml: model.hidden: appears twice"), std::string::npos) << dup_model.status().message();
+  // `heads` on an LSTM, `hidden` on a Transformer: keys of the other family.
+  auto heads = ParseExperimentConfig("name: e\ndataset: ds\nout: o\nmodel: {family: lstm, d_model: 32, hidden: 40, heads: 4}\n", "exp.yaml");
+  ASSERT_FALSE(heads.ok());
+  EXPECT_NE(heads.status().message().find("exp.yaml: model.heads: a transformer key, but family is lstm"), std::string::npos)
+      << heads.status().message();
+  auto hidden = ParseExperimentConfig("name: e\ndataset: ds\nout: o\nmodel: {family: transformer, d_model: 32, heads: 4, attention: dot}\n", "exp.yaml");
+  ASSERT_FALSE(hidden.ok());
+  EXPECT_NE(hidden.status().message().find("exp.yaml: model.attention: a lstm/gru key, but family is transformer"), std::string::npos)
+      << hidden.status().message();
+  ExpectError("train: {steps: 10, lr: .inf}\n", "train.lr", "expected a finite number, found '.inf'");
+  ExpectError("train: {steps: 10, grad_clip: .nan}\n", "train.grad_clip", "finite");
+  ExpectError("generate: {temperature: -.inf}\n", "generate.temperature", "finite");
+  // The same cap as the --threads flags.
+  ExpectError("train: {steps: 10, threads: 100000}\n", "train.threads", "expected 0..256");
+  EXPECT_TRUE(Parse("train: {steps: 10, threads: 256}\n").ok());
+}
+
+}  // namespace
+}  // namespace cadenza

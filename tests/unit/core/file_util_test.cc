@@ -97,3 +97,41 @@ TEST(StatusMacro, ReturnsTheFirstErrorFromStatusAndStatusOrFunctions) {
 
 }  // namespace
 }  // namespace cadenza
+
+namespace cadenza {
+namespace {
+
+TEST_F(FileUtilTest, PrivateFilesAreOwnerOnlyAndReadableOnesAreNamed) {
+  const std::string secret = (dir_ / "tokens.txt").string();
+  ASSERT_TRUE(WritePrivateFileAtomic(secret, "abc demo\n").ok());
+  EXPECT_EQ(fs::status(secret).permissions() & fs::perms::mask, fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(ReadableByOthersWarning(secret, "tokens file"), "");
+  fs::permissions(secret, fs::perms::group_read | fs::perms::others_read, fs::perm_options::add);
+  EXPECT_EQ(ReadableByOthersWarning(secret, "tokens file"),
+            "warning: tokens file " + secret + " is readable by every user (mode 0644); chmod 600 " + secret);
+  EXPECT_EQ(ReadableByOthersWarning((dir_ / "missing").string(), "tokens file"), "");
+  // A database file SQLite will open: created owner-only, or tightened when it exists.
+  const std::string db = (dir_ / "state.db").string();
+  ASSERT_TRUE(MakeOwnerOnly(db).ok());
+  EXPECT_EQ(fs::status(db).permissions() & fs::perms::mask, fs::perms::owner_read | fs::perms::owner_write);
+  ASSERT_TRUE(MakeOwnerOnly(secret).ok());
+  EXPECT_EQ(ReadableByOthersWarning(secret, "tokens file"), "");
+  EXPECT_EQ(ReadAll(secret), "abc demo\n") << "tightening must not change the contents";
+}
+
+TEST_F(FileUtilTest, FileLockRefusesASecondHolderByPidUntilReleased) {
+  const std::string path = (dir_ / "train.lock").string();
+  {
+    auto first = FileLock::TryAcquire(path, "busy");
+    ASSERT_TRUE(first.ok()) << first.status().message();
+    auto second = FileLock::TryAcquire(path, "another process is training here");
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_EQ(second.status().message(),
+              path + ": another process is training here (held by pid " + std::to_string(::getpid()) + ")");
+  }
+  EXPECT_TRUE(FileLock::TryAcquire(path, "busy").ok()) << "released when the holder goes";
+}
+
+}  // namespace
+}  // namespace cadenza
