@@ -85,9 +85,12 @@ Status RunOnLocalCluster(const LocalClusterOptions& o, const std::vector<LocalEx
   fs::create_directories(dir, ec);
   if (ec) return IoError(dir.string() + ": cannot create: " + ec.message());
   const std::string token = RandomToken();
-  Status s = WriteFileAtomic((dir / "tokens.txt").string(), token + " demo\n");
+  // Bearer tokens: owner-only from the moment they exist (0600).
+  Status s = WritePrivateFileAtomic((dir / "tokens.txt").string(), token + " demo\n");
   if (!s.ok()) return s;
-  if (!(s = WriteFileAtomic((dir / "worker.token").string(), token + "\n")).ok()) return s;
+  if (!(s = WritePrivateFileAtomic((dir / "worker.token").string(), token + "\n")).ok()) return s;
+  // The coordinator's state: created owner-only before SQLite opens it (its -wal and -shm files take this mode).
+  if (!(s = MakeOwnerOnly((dir / "coordinator.db").string())).ok()) return s;
 
   coord::CoordinatorConfig config;
   config.listen = "127.0.0.1:0";
