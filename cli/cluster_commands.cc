@@ -28,7 +28,11 @@
 #include "core/build_info.h"
 #include "core/config_overrides.h"
 #include "core/experiment_config.h"
+#include "core/eval/evaluate.h"
+#include "core/eval/piece.h"
+#include "core/eval/png.h"
 #include "storage/dataset.h"
+#include "storage/reference_pieces.h"
 
 namespace fs = std::filesystem;
 
@@ -426,6 +430,63 @@ void AddProvenance(ReportContext* context) {
   if (!CommandLine().empty()) context->facts.push_back({"command", CommandLine()});
 }
 
+// The SSM heatmaps of the report: per model, the first sample of its run with the most data (lowest seed), and
+// the first piece of the dataset's test split, as PNGs in <out>/figures/. What cannot be had is a note, not an error.
+void AddSsmImages(coord::CoordinatorClient& client, int64_t sweep, const fs::path& out, ReportContext* context) {
+  v1::QueryResultsRequest q;
+  q.set_sweep_id(sweep);
+  q.set_kind(v1::TASK_KIND_AGGREGATE);
+  v1::QueryResultsResponse rows;
+  if (!client.QueryResults(q, &rows).ok() || rows.rows_size() == 0) return;
+  std::map<std::string, const v1::ResultRow*> pick;  // model -> row
+  auto rank = [](const v1::ResultRow& r) {
+    const double fraction = r.axes().count("dataset_fraction") ? std::atof(r.axes().at("dataset_fraction").c_str()) : 1.0;
+    return std::make_pair(-fraction, r.seed());
+  };
+  for (const auto& r : rows.rows()) {
+    const std::string model = r.axes().count("model") ? r.axes().at("model") : r.model_family();
+    if (!pick.count(model) || rank(r) < rank(*pick[model])) pick[model] = &r;
+  }
+  std::error_code ec;
+  fs::create_directories(out / "figures", ec);
+  std::string dataset;
+  int missing = 0;
+  for (const auto& [model, r] : pick) {
+    std::string png;
+    for (const std::string& a : r->artifacts()) {
+      if (fs::path(a).extension() == ".png") {
+        png = a;
+        break;
+      }
+    }
+    const std::string file = "figures/ssm-" + FileSafe(model) + ".png";
+    if (png.empty() || !fs::copy_file(png, out / file, fs::copy_options::overwrite_existing, ec)) {
+      ++missing;
+      continue;
+    }
+    dataset = r->dataset();
+    context->images.push_back({model + ": a sample", file,
+                               "run " + r->experiment_name() + ", seed " + std::to_string(r->seed()) + ": its first sample"});
+  }
+  if (missing > 0) {
+    context->notes.push_back(std::to_string(missing) + " model(s) without a sample heatmap readable here (runs made before heatmaps were "
+                             "kept, or their files are not visible from this machine)");
+  }
+  if (dataset.empty()) return;
+  auto reference = OpenReferenceSplit(dataset, "test");
+  if (!reference.ok() || (*reference)->size() == 0) return;
+  auto tokens = (*reference)->Tokens(0);
+  if (!tokens.ok()) return;
+  auto piece = PieceFromTokens(*tokens);
+  if (!piece.ok()) return;
+  Ssm ssm;
+  EvalOptions options;
+  if (!EvaluatePiece(*piece, options, &ssm).ok() || ssm.n == 0) return;
+  const std::string file = "figures/ssm-reference.png";
+  if (!WritePng((out / file).string(), RenderSsm(ssm, BarGridOfSegments(*piece, options.unit))).ok()) return;
+  context->images.push_back({"reference: the test split's first piece", file, (*reference)->Name(0)});
+}
+
 }  // namespace
 
 StatusOr<ReportFiles> WriteSweepReport(coord::CoordinatorClient& client, int64_t sweep, const std::string& coordinator,
@@ -489,6 +550,7 @@ StatusOr<ReportFiles> WriteSweepReport(coord::CoordinatorClient& client, int64_t
   context.facts.push_back({"source", source + " of the coordinator at " + coordinator});
   context.facts.push_back({"runs", std::to_string(jobs.jobs_size()) + " (" + std::to_string(trained.rows_size()) + " trained)"});
   if (!axes.empty()) context.facts.push_back({"sweep axes", AxesSummary(axes)});
+  AddSsmImages(client, sweep, out, &context);
   AddProvenance(&context);
   return WriteReport(cells_json, source, curves, context, out);
 }

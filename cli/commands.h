@@ -23,6 +23,7 @@ struct DemoOptions {
   int steps = 1200;         // training steps per family (0: stop after the dataset); ~50 s each on 2 cores
   int samples = 8;          // generated pieces per family
   bool cluster = true;      // train and generate through a local coordinator and a 2-rank worker group (cli/local_cluster.h)
+  bool sweep = false;       // the study's default sweep (2 families x 3 fractions x 2 seeds) and its report instead of one pair
 };
 
 // The main job on one machine: corpus -> ingest -> train both families at matched size -> generate (MIDI, WAV)

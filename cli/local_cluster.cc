@@ -77,18 +77,19 @@ std::string WorkerBinary() {
   return "cadenza-worker";
 }
 
-Status RunOnLocalCluster(const LocalClusterOptions& o, const std::vector<LocalExperiment>& experiments,
-                         std::vector<LocalExperimentResult>* results) {
+StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClusterOptions& o) {
+  std::unique_ptr<LocalCluster> c(new LocalCluster());
+  c->options_ = o;
   std::error_code ec;
   const fs::path dir = fs::absolute(o.work_dir);
   fs::remove_all(dir, ec);
   fs::create_directories(dir, ec);
   if (ec) return IoError(dir.string() + ": cannot create: " + ec.message());
-  const std::string token = RandomToken();
+  c->token_ = RandomToken();
   // Bearer tokens: owner-only from the moment they exist (0600).
-  Status s = WritePrivateFileAtomic((dir / "tokens.txt").string(), token + " demo\n");
+  Status s = WritePrivateFileAtomic((dir / "tokens.txt").string(), c->token_ + " demo\n");
   if (!s.ok()) return s;
-  if (!(s = WritePrivateFileAtomic((dir / "worker.token").string(), token + "\n")).ok()) return s;
+  if (!(s = WritePrivateFileAtomic((dir / "worker.token").string(), c->token_ + "\n")).ok()) return s;
   // The coordinator's state: created owner-only before SQLite opens it (its -wal and -shm files take this mode).
   if (!(s = MakeOwnerOnly((dir / "coordinator.db").string())).ok()) return s;
 
@@ -104,111 +105,122 @@ Status RunOnLocalCluster(const LocalClusterOptions& o, const std::vector<LocalEx
   config.idle_poll_ms = 100;
   auto server = coord::CoordinatorServer::Start(config);
   if (!server.ok()) return server.status().WithContext("coordinator");
-  const std::string target = "127.0.0.1:" + std::to_string((*server)->port());
+  c->server_ = std::move(server).value();
+  c->target_ = "127.0.0.1:" + std::to_string(c->server_->port());
+  if (c->server_->http_port() > 0) c->http_url_ = "http://127.0.0.1:" + std::to_string(c->server_->http_port());
   coord::ClientOptions co;
-  co.target = target;
-  co.token = token;
-  auto client = coord::CoordinatorClient::Connect(co);
+  co.target = c->target_;
+  co.token = c->token_;
+  c->client_ = coord::CoordinatorClient::Connect(co);
 
   const std::string worker = WorkerBinary();
   if (worker.find('/') != std::string::npos && !fs::exists(worker)) {
-    (*server)->Shutdown();
     return NotFound(worker + ": no cadenza-worker (build the cadenza-worker target, or run the demo with --single-process)");
   }
   const std::string mpirun = std::getenv("CADENZA_MPIRUN") ? std::getenv("CADENZA_MPIRUN") : "mpirun";
   std::vector<std::string> argv = {mpirun, "--oversubscribe", "--bind-to", "none", "-np", std::to_string(o.ranks),
                                    "-x", "OMP_WAIT_POLICY=passive", "-x", "OMP_NUM_THREADS=" + std::to_string(o.threads_per_rank)};
   if (geteuid() == 0) argv.insert(argv.begin() + 1, "--allow-run-as-root");
-  for (const std::string& a : {worker, std::string("--coordinator"), target, std::string("--token-file"),
+  for (const std::string& a : {worker, std::string("--coordinator"), c->target_, std::string("--token-file"),
                                (dir / "worker.token").string(), std::string("--name"), std::string("demo"),
                                std::string("--threads"), std::to_string(o.threads_per_rank)}) {
     argv.push_back(a);
   }
   argv.insert(argv.end(), o.worker_args.begin(), o.worker_args.end());
-  const std::string log = (dir / "workers.log").string();
+  c->log_ = (dir / "workers.log").string();
   if (o.progress) {
-    std::cout << "cluster: coordinator on " << target << " (database " << config.database << "); worker group: mpirun -np "
-              << o.ranks << " " << WorkerBinary() << " --coordinator " << target << " (log " << log << ")\n" << std::flush;
+    std::cout << "cluster: coordinator on " << c->target_ << " (database " << config.database << "); worker group: mpirun -np "
+              << o.ranks << " " << worker << " --coordinator " << c->target_ << " (log " << c->log_ << ")\n" << std::flush;
   }
-  const pid_t group = SpawnProcessGroup(argv, log);
-  if (group < 0) return IoError("cannot start " + mpirun);
-  auto stop_all = [&](int sig) {
-    if (ExitCodeIfDone(group) < 0) {
-      kill(group, sig);
-      const auto until = Clock::now() + 60s;
-      while (ExitCodeIfDone(group) < 0 && Clock::now() < until) std::this_thread::sleep_for(20ms);
-      if (Clock::now() >= until) {
-        kill(-group, SIGKILL);
-        waitpid(group, nullptr, 0);
-      }
-    }
-    (*server)->Shutdown();
-  };
+  c->group_ = SpawnProcessGroup(argv, c->log_);
+  if (c->group_ < 0) return IoError("cannot start " + mpirun);
+  return c;
+}
 
-  std::vector<int64_t> jobs;
-  for (const LocalExperiment& e : experiments) {
-    std::ifstream in(e.yaml_file);
-    std::stringstream text;
-    text << in.rdbuf();
-    if (!in) {
-      stop_all(SIGUSR1);
-      return NotFound(e.yaml_file + ": cannot read the experiment");
+void LocalCluster::Stop() {
+  if (group_ > 0 && ExitCodeIfDone(group_) < 0) {
+    kill(group_, SIGUSR1);  // the workers hand their tasks back and exit 4
+    const auto until = Clock::now() + 60s;
+    while (ExitCodeIfDone(group_) < 0 && Clock::now() < until) std::this_thread::sleep_for(20ms);
+    if (Clock::now() >= until) {
+      kill(-group_, SIGKILL);
+      waitpid(group_, nullptr, 0);
     }
-    v1::SubmitExperimentRequest req;
-    req.mutable_experiment()->set_experiment_yaml(text.str());
-    req.mutable_experiment()->set_samples(e.samples);
-    v1::SubmitResponse resp;
-    s = client->SubmitExperiment(req, &resp);
-    if (!s.ok() || resp.job_ids_size() != 1) {
-      stop_all(SIGUSR1);
-      return s.ok() ? InternalError("submit: no job id") : s.WithContext(e.yaml_file);
-    }
-    jobs.push_back(resp.job_ids(0));
   }
+  group_ = -1;
+  if (server_) server_->Shutdown();
+}
 
-  // Follow: a line whenever a task is leased or finishes.
+LocalCluster::~LocalCluster() { Stop(); }
+
+Status LocalCluster::Follow(const std::vector<int64_t>& jobs) {
+  // A line whenever a task is leased or finishes.
   std::set<std::pair<int64_t, int>> seen;  // (task id, state)
+  Status s;
   while (true) {
     bool active = false;
+    int done = 0;
     for (int64_t id : jobs) {
       v1::Job job;
-      if (!(s = client->GetJob(id, &job)).ok()) {
-        stop_all(SIGUSR1);
-        return s;
-      }
+      if (!(s = client_->GetJob(id, &job)).ok()) return s;
       if (job.state() == v1::JOB_STATE_FAILED || job.state() == v1::JOB_STATE_CANCELLED) {
-        stop_all(SIGUSR1);
-        return InternalError("job " + std::to_string(id) + " (" + job.name() + ") failed: " + job.error() + " (see " + log + ")");
+        return InternalError("job " + std::to_string(id) + " (" + job.name() + ") failed: " + job.error() + " (see " + log_ + ")");
       }
       active = active || job.state() != v1::JOB_STATE_SUCCEEDED;
+      done += job.state() == v1::JOB_STATE_SUCCEEDED;
       for (const v1::TaskStatus& t : job.tasks()) {
         if (t.state() != v1::TASK_STATE_LEASED && t.state() != v1::TASK_STATE_SUCCEEDED) continue;
-        if (!seen.insert({t.task_id(), int(t.state())}).second || !o.progress) continue;
+        if (!seen.insert({t.task_id(), int(t.state())}).second || !options_.progress) continue;
         std::string what = coord::TaskKindName(t.kind());
         if (t.kind() == v1::TASK_KIND_GENERATE || t.kind() == v1::TASK_KIND_EVALUATE) what += " " + std::to_string(t.shard_index());
         if (t.state() == v1::TASK_STATE_LEASED) {
           std::cout << "  " << job.name() << ": " << what << " on rank " << t.worker().rank() << " of group "
                     << t.worker().group_id() << (t.attempt() > 1 ? " (attempt " + std::to_string(t.attempt()) + ")" : "") << "\n";
         } else {
-          std::cout << "  " << job.name() << ": " << what << " done" << (t.message().empty() ? "" : ": " + t.message()) << "\n";
+          std::cout << "  " << job.name() << ": " << what << " done" << (t.message().empty() ? "" : ": " + t.message());
+          if (t.kind() == v1::TASK_KIND_AGGREGATE && jobs.size() > 2) std::cout << " (" << done << " of " << jobs.size() << " runs finished)";
+          std::cout << "\n";
         }
         std::cout << std::flush;
       }
     }
-    if (!active) break;
-    const int rc = ExitCodeIfDone(group);
+    if (!active) return Status::Ok();
+    const int rc = ExitCodeIfDone(group_);
     if (rc >= 0) {
-      (*server)->Shutdown();
-      return InternalError("the worker group exited with code " + std::to_string(rc) + " before the jobs finished (see " + log + ")");
+      group_ = -1;
+      return InternalError("the worker group exited with code " + std::to_string(rc) + " before the jobs finished (see " + log_ + ")");
     }
     std::this_thread::sleep_for(200ms);
   }
+}
+
+Status RunOnLocalCluster(const LocalClusterOptions& o, const std::vector<LocalExperiment>& experiments,
+                         std::vector<LocalExperimentResult>* results) {
+  auto cluster = LocalCluster::Start(o);
+  if (!cluster.ok()) return cluster.status();
+  coord::CoordinatorClient& client = (*cluster)->client();
+  Status s;
+  std::vector<int64_t> jobs;
+  for (const LocalExperiment& e : experiments) {
+    std::ifstream in(e.yaml_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) return NotFound(e.yaml_file + ": cannot read the experiment");
+    v1::SubmitExperimentRequest req;
+    req.mutable_experiment()->set_experiment_yaml(text.str());
+    req.mutable_experiment()->set_samples(e.samples);
+    v1::SubmitResponse resp;
+    s = client.SubmitExperiment(req, &resp);
+    if (!s.ok() || resp.job_ids_size() != 1) return s.ok() ? InternalError("submit: no job id") : s.WithContext(e.yaml_file);
+    jobs.push_back(resp.job_ids(0));
+  }
+  if (!(s = (*cluster)->Follow(jobs)).ok()) return s;
 
   // Collect the results before stopping the coordinator.
   results->clear();
   for (int64_t id : jobs) {
     v1::Job job;
-    if (!(s = client->GetJob(id, &job)).ok()) break;
+    if (!(s = client.GetJob(id, &job)).ok()) break;
     LocalExperimentResult r;
     r.name = job.name();
     r.output_dir = job.output_dir();
@@ -219,7 +231,7 @@ Status RunOnLocalCluster(const LocalClusterOptions& o, const std::vector<LocalEx
       q.set_job_id(id);
       q.set_kind(k);
       v1::QueryResultsResponse rows;
-      if (!(s = client->QueryResults(q, &rows)).ok()) break;
+      if (!(s = client.QueryResults(q, &rows)).ok()) break;
       for (const v1::ResultRow& row : rows.rows()) {
         for (const auto& [name, value] : row.metrics()) {
           if (k == v1::TASK_KIND_TRAIN) r.train[name] = value;
@@ -231,7 +243,6 @@ Status RunOnLocalCluster(const LocalClusterOptions& o, const std::vector<LocalEx
     }
     results->push_back(std::move(r));
   }
-  stop_all(SIGUSR1);
   return s;
 }
 

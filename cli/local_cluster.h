@@ -2,11 +2,14 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <sys/types.h>
 
+#include "coordinator/client.h"
+#include "coordinator/server.h"
 #include "core/status.h"
 
 namespace cadenza {
@@ -41,7 +44,36 @@ pid_t SpawnProcessGroup(const std::vector<std::string>& argv, const std::string&
 // `cadenza-worker` next to this binary, in the build tree's worker/ folder, or on PATH; $CADENZA_WORKER wins.
 std::string WorkerBinary();
 
-// Starts the coordinator and `mpirun -np ranks cadenza-worker --coordinator ...`, submits every experiment, prints
+// A coordinator in this process (free loopback ports, a fresh token and database in work_dir) and one
+// `mpirun -np ranks cadenza-worker --coordinator ...` group. Stop (or the destructor) hands the workers' tasks back
+// (SIGUSR1) and shuts the coordinator down.
+class LocalCluster {
+ public:
+  static StatusOr<std::unique_ptr<LocalCluster>> Start(const LocalClusterOptions& options);
+  ~LocalCluster();
+  LocalCluster(const LocalCluster&) = delete;
+  LocalCluster& operator=(const LocalCluster&) = delete;
+
+  coord::CoordinatorClient& client() { return *client_; }
+  const std::string& target() const { return target_; }      // gRPC host:port
+  const std::string& token() const { return token_; }
+  const std::string& http_url() const { return http_url_; }  // the live page and /api/v1 ("" without HTTP)
+  const std::string& log() const { return log_; }            // the worker group's output
+  // Prints a line per task leased or finished until every job succeeded; an error names a failed job, or the
+  // worker group when it exits first.
+  Status Follow(const std::vector<int64_t>& jobs);
+  void Stop();
+
+ private:
+  LocalCluster() = default;
+  LocalClusterOptions options_;
+  std::unique_ptr<coord::CoordinatorServer> server_;
+  std::unique_ptr<coord::CoordinatorClient> client_;
+  std::string target_, token_, http_url_, log_;
+  pid_t group_ = -1;
+};
+
+// Starts a LocalCluster, submits every experiment, prints
 // progress until all jobs finish, stops the worker group (SIGUSR1: exit 4 after handing back) and the coordinator.
 // An error names the job that failed and points at workers.log.
 Status RunOnLocalCluster(const LocalClusterOptions& options, const std::vector<LocalExperiment>& experiments,

@@ -220,6 +220,10 @@ int main(int argc, char** argv) {
                      "Train and generate through a local coordinator (free loopback port, temporary token) and a two-rank "
                      "worker group, mpirun -np 2 cadenza-worker --coordinator ... (the default); --single-process: in this "
                      "process and cadenza-model, as before. Same table either way");
+  demo_cmd->add_flag("--sweep", demo.sweep,
+                     "Run the study's default sweep instead of one pair: both families x 3 dataset fractions x 2 seeds "
+                     "(a quarter of --steps each) through the local cluster, with a live page while it runs and "
+                     "a report (figures, cells.csv) at the end in <out>/report");
   demo_cmd->add_option("--count", demo.count, "Synthetic tunes to make when no --data is given")->capture_default_str()->check(CLI::Range(1, 100000));
 
   int eval_exit = -1;

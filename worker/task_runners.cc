@@ -57,9 +57,10 @@ void AddReportMetrics(const EvaluationReport& r, TaskOutcome* out) {
 }
 
 StatusOr<EvaluationReport> Evaluate(const std::vector<std::string>& inputs, const std::string& dataset,
-                                    const std::string& split, int jobs, std::string* note) {
+                                    const std::string& split, int jobs, std::string* note, const std::string& ssm_png_dir = "") {
   EvaluateRequest request;
   request.inputs = inputs;
+  request.ssm_png_dir = ssm_png_dir;
   request.jobs = std::max(1, jobs);
   const std::string split_name = split.empty() ? "test" : split;
   auto parsed = ParseSplit(split_name);  // a bad split fails the task, with or without a dataset
@@ -284,7 +285,9 @@ StatusOr<TaskOutcome> RunAggregateTask(const std::vector<std::string>& inputs, c
     if (!fs::exists(in)) return NotFound(in + ": the shard report is missing (inputs of the aggregate task)");
   }
   std::string note;
-  auto report = Evaluate({samples_root}, dataset, split, jobs, &note);
+  // The samples' SSM heatmaps beside the result: `cadenza report` shows them next to the reference's.
+  const std::string ssm_dir = (fs::path(result_path).parent_path() / "ssm").string();
+  auto report = Evaluate({samples_root}, dataset, split, jobs, &note, ssm_dir);
   if (!report.ok()) return report.status();
   std::error_code ec;
   fs::create_directories(fs::path(result_path).parent_path(), ec);
@@ -294,6 +297,12 @@ StatusOr<TaskOutcome> RunAggregateTask(const std::vector<std::string>& inputs, c
   AddReportMetrics(*report, &out);
   out.metrics["shards"] = double(inputs.size());
   out.artifacts.push_back(result_path);
+  for (size_t i = 0, listed = 0; i < report->pieces.size() && listed < 4; ++i) {  // a few, to keep result rows small
+    if (!report->pieces[i].ssm_png.empty()) {
+      out.artifacts.push_back(report->pieces[i].ssm_png);
+      ++listed;
+    }
+  }
   out.summary = std::to_string(report->pieces.size()) + " pieces from " + std::to_string(inputs.size()) + " shard(s)" +
                 (note.empty() ? "" : "; " + note);
   return out;

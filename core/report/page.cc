@@ -23,8 +23,10 @@ nlohmann::json ReportData(const nlohmann::json& cells, const std::vector<Figure>
   for (const auto& [k, v] : context.facts) facts.push_back({k, v});
   nlohmann::json figs = nlohmann::json::array();
   for (const Figure& f : figures) figs.push_back(FigureJson(f));
+  nlohmann::json images = nlohmann::json::array();
+  for (const ReportImage& i : context.images) images.push_back({{"title", i.title}, {"file", i.file}, {"caption", i.caption}});
   return {{"title", context.title}, {"facts", facts}, {"notes", context.notes},
-          {"cells", cells.is_array() ? cells : nlohmann::json::array()}, {"figures", figs}, {"files", files}};
+          {"cells", cells.is_array() ? cells : nlohmann::json::array()}, {"figures", figs}, {"images", images}, {"files", files}};
 }
 
 std::string PageHtml(const nlohmann::json& data) {

@@ -15,7 +15,8 @@ namespace cadenza {
 nlohmann::json FigureJson(const Figure& figure);
 
 // What the page shows: {title, facts: [[name, value]...], notes, cells (the rows of `cadenza results --sweep N
-// --format json`, as given), figures, files (whether figures/<id>.svg|png sit beside the page)}.
+// --format json`, as given), figures, images [{title, file, caption}] (SSM heatmaps beside the page), files (whether
+// figures/<id>.svg|png sit beside the page)}.
 // GET /api/v1/sweeps/N/report answers this object; `cadenza report` embeds it.
 nlohmann::json ReportData(const nlohmann::json& cells, const std::vector<Figure>& figures, const ReportContext& context,
                           bool files);

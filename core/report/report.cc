@@ -66,12 +66,6 @@ std::string ShortName(const std::string& dataset) {
   return slash == std::string::npos ? d : d.substr(slash + 1);
 }
 
-std::string FileSafe(const std::string& s) {
-  std::string out;
-  for (char c : s) out += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ? c : '-';
-  return out;
-}
-
 // Axes that tell runs of one model apart in a figure besides its x (e.g. train.lr in a learning-rate search,
 // context_length across contexts): those with more than one value among `axes_of`.
 // Axes that vary within one model's runs (besides the fixed ones): they split its series. An axis set per model
@@ -249,6 +243,12 @@ const char* Colour(size_t i) {
 }
 
 }  // namespace
+
+std::string FileSafe(const std::string& s) {
+  std::string out;
+  for (char c : s) out += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ? c : '-';
+  return out;
+}
 
 std::string AxesSummary(const std::vector<std::map<std::string, std::string>>& runs) {
   std::map<std::string, std::set<std::string>> values;

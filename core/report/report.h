@@ -78,11 +78,20 @@ std::vector<Figure> CurveFigures(const std::vector<RunCurves>& runs);
 // lines with points and shaded 95% CI bands, one colour per series, data inline (it reads no other file).
 std::string GnuplotScript(const Figure& figure, const std::string& svg, const std::string& png);
 
+// A picture beside the figures (an SSM heatmap): `file` relative to the report folder.
+struct ReportImage {
+  std::string title, file, caption;
+};
+
 struct ReportContext {
   std::string title;                          // "sweep 3" / "results.json"
   std::vector<std::pair<std::string, std::string>> facts;  // shown in order: spec, commit, machine, generated at
   std::vector<std::string> notes;             // e.g. cells not finished yet
+  std::vector<ReportImage> images;            // SSM heatmaps of samples and of the reference split
 };
+
+// A name as a file name stem: letters, digits, '-' and '.' kept, anything else '-' ("train.lr=0.002" -> "train.lr-0.002").
+std::string FileSafe(const std::string& name);
 
 // A sweep's axes in one line from its runs' axes: "model: lstm, transformer; seed: 1, 2" (each axis with its values
 // in order; numbers in numeric order).

@@ -1,6 +1,7 @@
 // A real `cadenza coordinator` and `mpirun ... cadenza-worker --coordinator` groups on loopback: an experiment end
 // to end, SIGKILL of a worker group during training, SIGTERM hand-back, SIGKILL of the coordinator mid-run.
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -127,7 +128,9 @@ class ClusterTest : public ::testing::Test {
       const std::string text = Slurp(log);
       const size_t at = text.find("listening on 127.0.0.1:");
       if (at != std::string::npos) port_ = std::atoi(text.c_str() + at + 23);
-      return port_ > 0;
+      const size_t web = text.find("/metrics on http://127.0.0.1:");
+      if (web != std::string::npos) http_port_ = std::atoi(text.c_str() + web + 29);
+      return port_ > 0 && http_port_ > 0;
     }, 10s);
     return pid;
   }
@@ -197,6 +200,7 @@ class ClusterTest : public ::testing::Test {
   static inline fs::path suite_;
   fs::path dir_;
   int port_ = 0;
+  int http_port_ = 0;  // the coordinator's HTTP side (http.listen auto: port 0 -> a free one)
   std::vector<pid_t> children_;
 };
 
@@ -377,14 +381,36 @@ TEST_F(ClusterTest, SweepCellsAcrossFractionsAndSeedsSurviveCancelAndResubmit) {
     ASSERT_EQ(rc, 0) << out;
     EXPECT_NE(out.find("report: 6 cell(s)"), std::string::npos) << out;
     EXPECT_EQ(nlohmann::json::parse(Slurp(report / "results.json")), cells);
+    // The page embeds what it draws: the same cells and every figure's data.
     const std::string html = Slurp(report / "index.html");
-    EXPECT_NE(html.find("<svg"), std::string::npos) << "figures inline";
+    const std::string open = "<script id=\"cadenza-data\" type=\"application/json\">";
+    const size_t from = html.find(open) + open.size();
+    ASSERT_GT(from, open.size()) << "index.html embeds its data";
+    const nlohmann::json page = nlohmann::json::parse(html.substr(from, html.find("</script>", from) - from));
+    EXPECT_EQ(page["cells"], cells);
+    std::set<std::string> ids;
+    for (const auto& f : page["figures"]) ids.insert(f["id"].get<std::string>());
     for (const char* f : {"quality-test-nll-ds", "latency-forward-ds", "memory-training-ds"}) {
       EXPECT_TRUE(fs::exists(report / "figures" / (std::string(f) + ".svg"))) << f;
       EXPECT_TRUE(fs::exists(report / "figures" / (std::string(f) + ".png"))) << f;
-      EXPECT_NE(html.find(std::string("id=\"") + f), std::string::npos) << f;
+      EXPECT_TRUE(ids.count(f)) << f;
     }
-    EXPECT_NE(html.find("tf: no forward_ms at length 256"), std::string::npos) << "beyond the context: named, not drawn as 0";
+    EXPECT_NE(page.dump().find("tf: no forward_ms at length 256"), std::string::npos) << "beyond the context: named, not drawn as 0";
+    // The coordinator's API serves the same cells and the page's data for the live view.
+    httplib::Client http("127.0.0.1", http_port_);
+    const httplib::Headers auth = {{"Authorization", std::string("Bearer ") + kToken}};
+    auto api = http.Get(("/api/v1/sweeps/" + std::to_string(sweep) + "/cells").c_str(), auth);
+    ASSERT_TRUE(api);
+    EXPECT_EQ(api->status, 200) << api->body;
+    EXPECT_EQ(nlohmann::json::parse(api->body), cells) << "GET /api/v1/sweeps/N/cells == cadenza results --sweep N --format json";
+    auto live = http.Get(("/api/v1/sweeps/" + std::to_string(sweep) + "/report").c_str(), auth);
+    ASSERT_TRUE(live);
+    const nlohmann::json live_data = nlohmann::json::parse(live->body);
+    EXPECT_EQ(live_data["cells"], cells);
+    EXPECT_EQ(live_data["figures"].size(), page["figures"].size()) << "the live page draws the report's figures";
+    auto metrics = http.Get("/metrics", auth);
+    ASSERT_TRUE(metrics);
+    EXPECT_NE(metrics->body.find("cadenza_results_total{kind=\"train\"} "), std::string::npos) << metrics->body;
   }
   out = Shell(std::string(CADENZA_CLI) + " report --sweep 424242 --out " + (dir_ / "nothing").string() + conn, &rc);
   EXPECT_NE(rc, 0) << out;
@@ -612,6 +638,41 @@ TEST_F(ClusterTest, LocalClusterRunsExperimentsAndCollectsTheirResults) {
     EXPECT_TRUE(fs::exists(r.result_json)) << r.result_json;
   }
   EXPECT_NE(Slurp(dir_ / "cluster" / "workers.log").find("exit code 4"), std::string::npos);
+}
+
+// The README's main job: the default sweep (2 families x 3 fractions x 2 seeds) through the local cluster, the
+// live page's address while it runs, and the report at the end with every cell at n = 2.
+TEST_F(ClusterTest, DemoSweepRunsTheStudyAndWritesItsReport) {
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) GTEST_SKIP() << "the report needs gnuplot (scripts/install-deps.sh)";
+  setenv("CADENZA_WORKER", CADENZA_WORKER, 1);
+  setenv("CADENZA_MPIRUN", CADENZA_MPIEXEC, 1);
+  const fs::path out = dir_ / "demo-sweep";
+  int rc = 0;
+  const std::string text = Shell(std::string(CADENZA_CLI) + " demo --sweep --out " + out.string() + " --count 120 --steps 24 --samples 4", &rc);
+  ASSERT_EQ(rc, 0) << text << "\n" << Slurp(out / "cluster" / "workers.log");
+  for (const char* line : {"2 families x 3 dataset fractions x 2 seeds, 6 steps each", "live page: http://127.0.0.1:",
+                           "/?sweep=1#token=", "of 12 runs finished)", "report: 6 cell(s)"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  }
+  const nlohmann::json cells = nlohmann::json::parse(Slurp(out / "report" / "results.json"));
+  ASSERT_EQ(cells.size(), 6u) << cells.dump(1);
+  std::set<std::string> models;
+  for (const auto& c : cells) {
+    EXPECT_EQ(c["n"], 2) << c.dump();
+    EXPECT_GT(c["test/nll_per_token_mean"].get<double>(), 0) << c.dump();
+    models.insert(c["model"].get<std::string>());
+  }
+  EXPECT_EQ(models, (std::set<std::string>{"lstm", "transformer"}));
+  for (const char* f : {"quality-test-nll-dataset", "latency-generation-dataset", "memory-training-dataset"}) {
+    EXPECT_TRUE(fs::exists(out / "report" / "figures" / (std::string(f) + ".svg"))) << f;
+  }
+  EXPECT_TRUE(fs::exists(out / "sweep" / "sweep.yaml")) << "the sweep it ran, to submit again";
+  // SSM heatmaps: a sample of each model beside the reference split's, shown by the page.
+  for (const char* png : {"ssm-lstm.png", "ssm-transformer.png", "ssm-reference.png"}) {
+    EXPECT_GT(fs::file_size(out / "report" / "figures" / png), 100u) << png;
+  }
+  const std::string html = Slurp(out / "report" / "index.html");
+  EXPECT_NE(html.find("figures/ssm-reference.png"), std::string::npos);
 }
 
 // The README's main job (the cluster is the default) and its --single-process form print the same table.

@@ -146,6 +146,23 @@
     root.appendChild(figs);
     var drawn = (data.figures || []).map(function (f) { return drawFigure(f, figs, !!data.files); });
     if (!drawn.length) figs.appendChild(el("p", null, "No figure has a point yet."));
+    if ((data.images || []).length) {
+      root.appendChild(el("h2", null, "Self-similarity of samples and of the reference"));
+      var scale = el("div", { "class": "scale" });
+      scale.appendChild(el("span", null, "similarity 0"));
+      scale.appendChild(el("i"));
+      scale.appendChild(el("span", null, "1 (lines: bar starts; thick: every 4 bars)"));
+      root.appendChild(scale);
+      var pics = el("div", { "class": "figures" });
+      data.images.forEach(function (im) {
+        var box = el("div", { "class": "figure ssm" });
+        box.appendChild(el("h3", null, im.title));
+        box.appendChild(el("img", { src: im.file, alt: im.title }));
+        if (im.caption) box.appendChild(el("div", { "class": "caption" }, im.caption));
+        pics.appendChild(box);
+      });
+      root.appendChild(pics);
+    }
     root.appendChild(el("h2", null, "Cells (mean ± 95% CI over seeds)"));
     drawCells(data.cells || [], root);
     root.appendChild(el("h2", null, "Context"));
