@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -79,10 +80,41 @@ int RunIngest(IngestOptions options, bool quiet) {
   return 0;
 }
 
+// The losses block of a dataset's ingest_report.json (absent in datasets of older builds).
+nlohmann::json ReadLosses(const std::string& dir) {
+  auto bytes = ReadFileBytes((fs::path(dir) / "ingest_report.json").string());
+  if (!bytes.ok()) return nullptr;
+  nlohmann::json j = nlohmann::json::parse(bytes->begin(), bytes->end(), nullptr, false);
+  return j.is_object() ? j : nlohmann::json();
+}
+
+void PrintLosses(const nlohmann::json& report) {
+  if (!report.is_object() || !report.contains("losses") || !report["losses"].is_object()) {
+    std::cout << "  losses       not recorded (ingest_report.json of an older build, or missing)\n";
+    return;
+  }
+  const nlohmann::json& l = report["losses"];
+  auto num = [&l](const char* key) { return l.contains(key) && l[key].is_number() ? l[key].get<int64_t>() : int64_t{0}; };
+  std::cout << "  grid         " << report.value("grid_per_quarter", 12) << " steps per quarter note; sustain pedal "
+            << report.value("sustain_pedal", std::string("?")) << "\n"
+            << "  losses       of " << num("notes_in") << " notes read: " << num("off_grid_onsets")
+            << " onsets moved to the grid, " << num("clipped_durations") << " durations clipped, "
+            << num("merged_duplicates") << " duplicates merged, " << num("cut_overlaps") << " overlaps cut\n"
+            << "               " << num("clamped_tempos") << " of " << num("tempo_changes") << " tempo changes clamped, "
+            << num("skipped_meters") << " meters skipped, " << num("moved_meters") << " meter changes moved to a bar line\n"
+            << "               sustain pedal: " << num("sustain_presses_applied") << " presses applied, "
+            << num("sustained_notes") << " notes lengthened\n";
+  if (l.contains("max_time_drift") && l["max_time_drift"].is_number()) {
+    std::cout << "               playing time from the tokens within " << 100 * l["max_time_drift"].get<double>()
+              << "% of the files' (largest: " << l.value("max_time_drift_file", std::string()) << ")\n";
+  }
+}
+
 int RunInspect(const std::string& dir, bool verify, int64_t piece) {
-  auto ds = Dataset::Open(dir, verify);
+  auto ds = Dataset::Open(dir, verify, /*any_grid=*/true);
   if (!ds.ok()) return Fail(ds.status());
   const Manifest& m = (*ds)->manifest();
+  const nlohmann::json report = ReadLosses(dir);
   if (piece >= 0) {
     if (piece >= (*ds)->num_pieces()) {
       return Fail(InvalidArgument("--piece " + std::to_string(piece) + ": the dataset has " +
@@ -94,7 +126,21 @@ int RunInspect(const std::string& dir, bool verify, int64_t piece) {
     std::cout << "piece " << piece << ": " << meta.source << " (" << meta.id << ", " << SplitName(meta.split) << ")\n"
               << "  " << meta.tokens << " tokens, " << meta.bars << " bars, " << meta.notes << " notes, " << meta.seconds
               << " s\n";
-    const Vocabulary& v = Vocabulary::Get();
+    if (report.is_object() && report.contains("pieces_with_losses") && report["pieces_with_losses"].is_array()) {
+      bool found = false;
+      for (const nlohmann::json& pl : report["pieces_with_losses"]) {
+        if (!pl.is_object() || pl.value("path", std::string()) != meta.source) continue;
+        found = true;
+        std::cout << "  losses:";
+        for (auto it = pl.begin(); it != pl.end(); ++it) {
+          if (it.key() == "path") continue;
+          std::cout << " " << it.key() << "=" << it.value().dump();
+        }
+        std::cout << "\n";
+      }
+      if (!found) std::cout << "  losses: none (on the grid, nothing merged, cut, clipped, clamped or skipped)\n";
+    }
+    const Vocabulary& v = (*ds)->vocabulary();
     size_t bar = 0;
     for (size_t i = 0; i < p->tokens.size(); ++i) {
       if (bar < p->bar_offsets.size() && static_cast<int64_t>(i) == p->bar_offsets[bar]) std::cout << "\n  bar " << bar++ << ":";
@@ -120,27 +166,52 @@ int RunInspect(const std::string& dir, bool verify, int64_t piece) {
             << "  tokens       " << tokens << "\n"
             << "  bars         " << bars << "\n"
             << "  music        " << seconds / 3600.0 << " hours\n";
+  PrintLosses(report);
   return 0;
 }
 
-int RunTokens(const std::string& path, bool json) {
+int RunTokens(const std::string& path, bool json, const TokenizerOptions& options) {
   auto score = ReadMidiFile(path);
   if (!score.ok()) return Fail(score.status());
-  auto enc = Tokenizer().Encode(*score);
+  const Tokenizer tokenizer(options);
+  auto enc = tokenizer.Encode(*score);
   if (!enc.ok()) return Fail(enc.status().WithContext(path));
-  const Vocabulary& v = Vocabulary::Get();
+  const Vocabulary& v = tokenizer.vocabulary();
+  const QuantizationStats& st = enc->stats;
   if (json) {
     nlohmann::json j;
     j["file"] = path;
+    j["vocabulary"] = v.name();
+    j["vocabulary_version"] = Vocabulary::kVersion;
     j["tokens"] = enc->tokens;
     j["bar_token_offsets"] = enc->segmentation.BarTokenOffsets();
     j["beat_token_offsets"] = enc->segmentation.beat_token_offsets;
+    j["losses"] = {{"notes_in", st.notes_in},
+                   {"off_grid_onsets", st.off_grid_onsets},
+                   {"clipped_durations", st.clipped_durations},
+                   {"merged_duplicates", st.duplicate_notes},
+                   {"cut_overlaps", st.cut_overlaps},
+                   {"tempo_changes", st.tempo_changes},
+                   {"clamped_tempos", st.clamped_tempos},
+                   {"skipped_meters", st.skipped_meters},
+                   {"skipped_meter_reasons", st.skipped_meter_reasons},
+                   {"moved_meters", st.moved_meters},
+                   {"sustain_presses_applied", st.sustain_presses},
+                   {"sustained_notes", st.sustained_notes},
+                   {"seconds", st.seconds_in},
+                   {"seconds_from_tokens", st.seconds_out}};
     std::cout << j.dump() << "\n";
     return 0;
   }
-  const QuantizationStats& st = enc->stats;
-  std::cout << path << ": " << enc->tokens.size() << " tokens, " << enc->num_bars << " bars, " << st.notes_out << " notes ("
-            << st.duplicate_notes << " duplicates dropped), mean onset error " << st.mean_onset_error_ms << " ms\n";
+  std::cout << path << ": " << enc->tokens.size() << " tokens (" << v.name() << "), " << enc->num_bars << " bars, "
+            << st.notes_out << " notes, mean onset error " << st.mean_onset_error_ms << " ms\n"
+            << "  losses: " << st.off_grid_onsets << " onsets moved to the grid, " << st.clipped_durations
+            << " durations clipped, " << st.duplicate_notes << " duplicates merged, " << st.cut_overlaps
+            << " overlaps cut, " << st.clamped_tempos << " tempos clamped, " << st.skipped_meters << " meters skipped, "
+            << st.moved_meters << " meter changes moved; sustain pedal: " << st.sustain_presses << " presses lengthened "
+            << st.sustained_notes << " notes\n"
+            << "  playing time " << st.seconds_in << " s, from the tokens " << st.seconds_out << " s\n";
+  for (const std::string& r : st.skipped_meter_reasons) std::cout << "  skipped meter: " << r << "\n";
   const Segmentation& seg = enc->segmentation;
   int64_t bar = -1;
   for (size_t i = 0; i < enc->tokens.size(); ++i) {
@@ -151,6 +222,93 @@ int RunTokens(const std::string& path, bool json) {
     std::cout << " " << v.Name(enc->tokens[i]);
   }
   std::cout << "\n";
+  return 0;
+}
+
+// Token ids from a token file: `cadenza tokens --json` output ({"vocabulary": ..., "tokens": [ids]}), a JSON array
+// of ids, or text of token names and/or ids separated by white space. Sets *vocab_name when the file names one.
+StatusOr<std::vector<int32_t>> ReadTokenFile(const std::string& path, const Vocabulary& v, std::string* vocab_name) {
+  auto bytes = ReadFileBytes(path);
+  if (!bytes.ok()) return bytes.status();
+  const std::string text(bytes->begin(), bytes->end());
+  std::vector<int32_t> out;
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && (text[first] == '{' || text[first] == '[')) {
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded()) return InvalidArgument(path + ": not valid JSON");
+    if (j.is_object()) {
+      if (j.contains("vocabulary") && j["vocabulary"].is_string()) *vocab_name = j["vocabulary"].get<std::string>();
+      if (!j.contains("tokens")) return InvalidArgument(path + ": expected a \"tokens\" array");
+      j = j["tokens"];
+    }
+    if (!j.is_array()) return InvalidArgument(path + ": tokens: expected an array of token ids");
+    for (size_t i = 0; i < j.size(); ++i) {
+      if (!j[i].is_number_integer()) return InvalidArgument(path + ": tokens[" + std::to_string(i) + "]: expected an integer id");
+      out.push_back(j[i].get<int32_t>());
+    }
+    return out;
+  }
+  std::map<std::string, int32_t> by_name;
+  for (int id = 0; id < v.size(); ++id) by_name[v.Name(id)] = id;
+  size_t pos = 0, index = 0;
+  while ((pos = text.find_first_not_of(" \t\r\n,", pos)) != std::string::npos) {
+    const size_t end = text.find_first_of(" \t\r\n,", pos);
+    const std::string word = text.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+    pos = end;
+    auto it = by_name.find(word);
+    if (it != by_name.end()) {
+      out.push_back(it->second);
+    } else if (!word.empty() && word.find_first_not_of("0123456789") == std::string::npos && word.size() < 10) {
+      out.push_back(static_cast<int32_t>(std::stol(word)));
+    } else {
+      return InvalidArgument(path + ": token " + std::to_string(index) + " (\"" + word + "\"): not a token name of " +
+                             v.name() + " nor an id");
+    }
+    ++index;
+  }
+  return out;
+}
+
+int RunDetokenize(const std::string& source, int64_t piece, const std::string& out, int grid) {
+  std::vector<int32_t> tokens;
+  const Vocabulary* v = Vocabulary::ForGrid(grid);
+  if (!v) return Fail(InvalidArgument("--grid must be 12, 24 or 48, got " + std::to_string(grid)));
+  std::error_code ec;
+  if (fs::is_directory(source, ec)) {
+    auto ds = Dataset::Open(source, false, /*any_grid=*/true);
+    if (!ds.ok()) return Fail(ds.status());
+    if (piece < 0 || piece >= (*ds)->num_pieces()) {
+      return Fail(InvalidArgument("--piece " + std::to_string(piece) + ": give a piece index below " +
+                                  std::to_string((*ds)->num_pieces()) + " of dataset " + source));
+    }
+    auto p = (*ds)->ReadPiece(piece);
+    if (!p.ok()) return Fail(p.status());
+    tokens = std::move(p->tokens);
+    v = &(*ds)->vocabulary();
+  } else {
+    if (piece >= 0) return Fail(InvalidArgument("--piece is for a dataset folder; " + source + " is a token file"));
+    std::string named;
+    auto read = ReadTokenFile(source, *v, &named);
+    if (!read.ok()) return Fail(read.status());
+    if (!named.empty()) {
+      const Vocabulary* found = Vocabulary::Find(named, Vocabulary::kVersion);
+      if (!found) {
+        return Fail(InvalidArgument(source + ": vocabulary " + named + " is not one this build knows (" +
+                                    Vocabulary::Get().name() + " v" + std::to_string(Vocabulary::kVersion) +
+                                    ", or its -g24 / -g48 grids)"));
+      }
+      v = found;
+    }
+    tokens = std::move(*read);
+  }
+  TokenizerOptions o;
+  o.grid = v->grid();
+  auto score = Tokenizer(o).Decode(tokens);
+  if (!score.ok()) return Fail(score.status().WithContext(source));
+  Status s = WriteMidiFile(*score, out);
+  if (!s.ok()) return Fail(s);
+  std::cout << "wrote " << out << ": " << score->notes.size() << " notes, " << score->Seconds() << " s (" << v->name()
+            << ", " << tokens.size() << " tokens)\n";
   return 0;
 }
 
@@ -181,6 +339,8 @@ int main(int argc, char** argv) {
   ingest_cmd->add_option("--val", ingest.val_fraction, "Fraction of pieces in the validation split (by content hash)")->capture_default_str()->check(CLI::Range(0.0, 0.9));
   ingest_cmd->add_option("--test", ingest.test_fraction, "Fraction of pieces in the test split (by content hash)")->capture_default_str()->check(CLI::Range(0.0, 0.9));
   ingest_cmd->add_option("--jobs,-j", ingest.jobs, "Parser threads")->capture_default_str()->check(CLI::Range(1, 256));
+  ingest_cmd->add_option("--grid", ingest.grid, "Grid steps per quarter note: 12 (sixteenths, triplets), 24 (adds 32nds), 48 (adds 64ths); the vocabulary's name says which, and training needs 12")->capture_default_str()->check(CLI::IsMember({12, 24, 48}));
+  ingest_cmd->add_flag("--sustain-pedal,!--no-sustain-pedal", ingest.sustain_pedal, "Apply the sustain pedal (CC 64) to note durations (default), or ignore it")->capture_default_str();
   ingest_cmd->add_flag("--overwrite", ingest.overwrite, "Replace an existing dataset folder (only once the new one is complete)");
   ingest_cmd->add_flag("--quiet,-q", quiet, "No progress line");
 
@@ -196,7 +356,19 @@ int main(int argc, char** argv) {
   bool tokens_json = false;
   auto* tokens_cmd = app.add_subcommand("tokens", "Show the beat-level tokens of one MIDI file, bar by bar");
   tokens_cmd->add_option("midi_file", tokens_file, "A .mid file")->required();
-  tokens_cmd->add_flag("--json", tokens_json, "Print tokens and bar/beat offsets as JSON");
+  tokens_cmd->add_flag("--json", tokens_json, "Print tokens, bar/beat offsets and what encoding lost as JSON");
+  TokenizerOptions tokens_options;
+  tokens_cmd->add_option("--grid", tokens_options.grid, "Grid steps per quarter note (12, 24, 48)")->capture_default_str()->check(CLI::IsMember({12, 24, 48}));
+  tokens_cmd->add_flag("--sustain-pedal,!--no-sustain-pedal", tokens_options.sustain_pedal, "Apply the sustain pedal to note durations (default), or ignore it")->capture_default_str();
+
+  std::string detok_source, detok_out;
+  int64_t detok_piece = -1;
+  int detok_grid = kGridPerQuarter;
+  auto* detok_cmd = app.add_subcommand("detokenize", "Tokens -> MIDI: a dataset's piece (DATASET --piece N) or a token file, to hear what a model sees");
+  detok_cmd->add_option("source", detok_source, "A dataset folder (with --piece), or a token file: `cadenza tokens --json` output, a JSON array of ids, or token names/ids separated by spaces")->required();
+  detok_cmd->add_option("--piece", detok_piece, "Piece index in the dataset's manifest");
+  detok_cmd->add_option("--out", detok_out, "MIDI file to write")->required();
+  detok_cmd->add_option("--grid", detok_grid, "Grid of a token file that does not name its vocabulary (12, 24, 48)")->capture_default_str()->check(CLI::IsMember({12, 24, 48}));
 
   std::string synth_out;
   int synth_count = 200;
@@ -258,7 +430,8 @@ int main(int argc, char** argv) {
     return RunIngest(ingest, quiet);
   }
   if (*inspect_cmd) return RunInspect(inspect_dir, verify, piece);
-  if (*tokens_cmd) return RunTokens(tokens_file, tokens_json);
+  if (*tokens_cmd) return RunTokens(tokens_file, tokens_json, tokens_options);
+  if (*detok_cmd) return RunDetokenize(detok_source, detok_piece, detok_out, detok_grid);
   if (*synth_cmd) return RunSynth(synth_out, synth_count, synth_seed);
   if (*eval_cmd) return eval_exit;
   if (*demo_cmd) return RunDemo(demo);

@@ -303,11 +303,9 @@ StatusOr<EncodedPiece> Tokenizer::Encode(const Score& score) const {
   size_t tempo_i = 0;
   uint32_t us = 500000;
   double error_ms_sum = 0, error_steps_sum = 0;
-  int64_t last_end_tick = 0;
   for (size_t i = 0; i < score.notes.size(); ++i) {
     const Note& n = score.notes[i];
     const int64_t end_tick = sustained_ends.empty() ? n.end : sustained_ends[i];
-    last_end_tick = std::max(last_end_tick, end_tick);
     while (tempo_i < score.tempos.size() && score.tempos[tempo_i].tick <= n.start) us = score.tempos[tempo_i++].us_per_quarter;
     GridNote g;
     g.on = to_step(n.start);
@@ -330,18 +328,27 @@ StatusOr<EncodedPiece> Tokenizer::Encode(const Score& score) const {
   }
   st.duplicate_notes = NormalizeNotes(&notes, &st.cut_overlaps);
   st.notes_out = static_cast<int64_t>(notes.size());
-  int64_t last_end_step = 0;
-  for (const GridNote& n : notes) last_end_step = std::max(last_end_step, n.on + std::min<int64_t>(n.off - n.on, max_duration));
+  int64_t last_end_step = 0;  // the last note's end on the grid, before clipping (clipping is counted apart)
+  for (const GridNote& n : notes) last_end_step = std::max(last_end_step, n.off);
 
   // Tempo changes on the grid, keeping the playing time (GridTempos).
   const TempoClock clock(score, static_cast<double>(tpq));
   st.tempo_changes = static_cast<int64_t>(score.tempos.size());
   const std::vector<std::pair<int64_t, int>> tempos = GridTempos(score, clock, tpq, grid, last_end_step, &st);
-  st.seconds_in = clock.SecondsAt(static_cast<double>(last_end_tick));
-  st.seconds_out = GridSecondsAt(tempos, grid, last_end_step);
+  // The file's time at the moment the tokens end (the last note's end on the grid, before clipping): a note cut,
+  // merged or clipped at the end is counted as such, not as a change of tempo.
+  st.seconds_in = clock.SecondsAt(static_cast<double>(last_end_step) * tpq / grid);
 
-  // Bars from the meter map; a meter change inside a bar cuts it short, or moves to the next bar line.
-  const int64_t last_onset = notes.empty() ? 0 : notes.back().on;
+  // Bars from the meter map; a meter change inside a bar cuts it short, or moves to the next bar line. Bars run to
+  // the one holding the last onset, or the last tempo change while a (clipped) note still sounds, if later.
+  int64_t last_onset = notes.empty() ? 0 : notes.back().on;
+  {
+    int64_t sounding_end = 0;
+    for (const GridNote& n : notes) sounding_end = std::max(sounding_end, n.on + std::min<int64_t>(n.off - n.on, max_duration));
+    for (const auto& t : tempos) {
+      if (t.first < sounding_end) last_onset = std::max(last_onset, t.first);
+    }
+  }
   std::vector<BarLayout> bars;
   size_t mi = 0;
   for (int64_t start = 0; start <= last_onset;) {
@@ -364,6 +371,16 @@ StatusOr<EncodedPiece> Tokenizer::Encode(const Score& score) const {
                              std::to_string(last_onset / grid) + " quarter notes long); refusing to encode");
     }
     start += bar.length;
+  }
+
+  // Playing time from the tokens to the same moment: the tempo changes the tokens hold (those inside the bars).
+  {
+    const int64_t bars_end = bars.empty() ? 0 : bars.back().start + bars.back().length;
+    std::vector<std::pair<int64_t, int>> in_bars;
+    for (const auto& t : tempos) {
+      if (t.first < bars_end) in_bars.push_back(t);
+    }
+    st.seconds_out = GridSecondsAt(in_bars, grid, last_end_step);
   }
 
   std::vector<int32_t>& tok = out.tokens;

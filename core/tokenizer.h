@@ -30,8 +30,10 @@ struct QuantizationStats {
   int64_t moved_meters = 0;        // meter changes inside a bar whose cut-short bar has no meter: moved to the bar line
   int64_t sustain_presses = 0;     // sustain-pedal presses (CC 64 down .. up) that lengthened at least one note
   int64_t sustained_notes = 0;     // notes lengthened to a pedal release
-  double seconds_in = 0;           // playing time of the file to its last note end (after the pedal), seconds
-  double seconds_out = 0;          // the same from the tokens (grid, tempo bins, clipped durations)
+  // Playing time to the tokens' last note end (on the grid, before clipping), in seconds: by the file's tempo map,
+  // and by the tokens' tempo bins. Their ratio is what tempo quantisation did to the piece's time.
+  double seconds_in = 0;
+  double seconds_out = 0;
 };
 
 struct EncodedPiece {

@@ -1,4 +1,5 @@
 // Writes the fuzzers' seed corpora from code: synthetic tunes as MIDI bytes and as token sequences.
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -26,6 +27,40 @@ int main(int argc, char** argv) {
     for (uint16_t& t : raw) t = static_cast<uint16_t>(t + 4);  // undo the fuzzer's "- 4" so seeds are valid sequences
     if (!cadenza::WriteFileAtomic(std::string(argv[2]) + "/" + name + ".tok", raw.data(), raw.size() * 2).ok()) return 1;
   }
-  std::printf("wrote 16 MIDI seeds to %s and 16 token seeds to %s\n", argv[1], argv[2]);
+  // Performance-style seeds (issue 16): a tempo ramp from 12 to 300 bpm, unusual meters, sustain pedal, 32nds and
+  // triplets, so the fuzzer starts on the tempo-span, meter and pedal paths.
+  for (int i = 0; i < 4; ++i) {
+    cadenza::Score s;
+    s.ticks_per_quarter = 480;
+    s.tracks = {cadenza::Track{"piano"}};
+    const int64_t end = 16 * 1920;
+    for (int64_t t = 0; t < end; t += 120 + 37 * i) {
+      const double bpm = 12.0 * std::pow(25.0, static_cast<double>(t) / end);
+      s.tempos.push_back({t, static_cast<uint32_t>(60e6 / bpm)});
+    }
+    const int meters[][2] = {{4, 4}, {19, 16}, {21, 8}, {11, 32}, {44, 32}, {7, 8}};
+    int64_t t = 0;
+    for (int m = 0; m < 6; ++m) {
+      s.time_signatures.push_back({t, meters[(m + i) % 6][0], meters[(m + i) % 6][1]});
+      t += int64_t{meters[(m + i) % 6][0]} * 1920 / meters[(m + i) % 6][1];
+    }
+    for (int64_t on = 0, k = 0; on < end; on += (k % 3 == 0 ? 60 : 160), ++k) {
+      cadenza::Note n;
+      n.start = on;
+      n.end = on + 100 + 30 * (k % 5);
+      n.pitch = static_cast<uint8_t>(48 + (k * 7) % 36);
+      n.velocity = static_cast<uint8_t>(30 + (k * 13) % 90);
+      s.notes.push_back(n);
+    }
+    for (int64_t p = 0; p < end; p += 1920) {
+      s.sustain.push_back({p + 100, 0, true});
+      s.sustain.push_back({p + 1700, 0, false});
+    }
+    s.Sort();
+    const std::vector<uint8_t> midi = cadenza::SerializeMidi(s);
+    const std::string name = std::string(argv[1]) + "/performance-" + std::to_string(i) + ".mid";
+    if (!cadenza::WriteFileAtomic(name, midi.data(), midi.size()).ok()) return 1;
+  }
+  std::printf("wrote 20 MIDI seeds to %s and 16 token seeds to %s\n", argv[1], argv[2]);
   return 0;
 }

@@ -8,7 +8,11 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto score = cadenza::ParseMidi(data, size, "fuzz.mid");
   if (!score.ok()) return 0;
-  cadenza::Tokenizer tokenizer;
+  // The input's size picks the grid (12, 24, 48) and whether the sustain pedal is applied, so every path is fuzzed.
+  cadenza::TokenizerOptions options;
+  options.grid = cadenza::kSupportedGrids[size % 3];
+  options.sustain_pedal = (size / 3) % 2 == 0;
+  cadenza::Tokenizer tokenizer(options);
   auto encoded = tokenizer.Encode(*score);
   if (!encoded.ok()) return 0;
   auto decoded = tokenizer.Decode(encoded->tokens);

@@ -95,6 +95,28 @@ TEST_F(CliTest, SynthIngestInspectEndToEnd) {
   CliRun piece = Cadenza("inspect " + ds + " --piece 0");
   ASSERT_EQ(piece.exit_code, 0) << piece.output;
   EXPECT_NE(piece.output.find("bar 0: Bar TimeSig_"), std::string::npos) << piece.output;
+  EXPECT_NE(piece.output.find("losses:"), std::string::npos) << piece.output;
+  EXPECT_NE(inspect.output.find("sustain pedal"), std::string::npos) << inspect.output;
+  EXPECT_NE(inspect.output.find("tempo changes clamped"), std::string::npos) << inspect.output;
+
+  // detokenize: a dataset piece -> MIDI; its tokens -> a token file -> MIDI again: the same tokens both ways.
+  const std::string p0 = (dir_ / "p0.mid").string(), p1 = (dir_ / "p1.mid").string(), tf = (dir_ / "p0.json").string();
+  CliRun detok = Cadenza("detokenize " + ds + " --piece 0 --out " + p0);
+  ASSERT_EQ(detok.exit_code, 0) << detok.output;
+  EXPECT_NE(detok.output.find("cadenza-remi-beat-g12"), std::string::npos) << detok.output;
+  CliRun tokens = Cadenza("tokens " + p0 + " --json");
+  ASSERT_EQ(tokens.exit_code, 0) << tokens.output;
+  std::ofstream(tf) << tokens.output;
+  const nlohmann::json first = nlohmann::json::parse(tokens.output);
+  EXPECT_EQ(first["vocabulary"], "cadenza-remi-beat-g12");
+  EXPECT_TRUE(first["losses"].contains("sustained_notes"));
+  ASSERT_EQ(Cadenza("detokenize " + tf + " --out " + p1).exit_code, 0);
+  CliRun again_tokens = Cadenza("tokens " + p1 + " --json");
+  ASSERT_EQ(again_tokens.exit_code, 0) << again_tokens.output;
+  EXPECT_EQ(nlohmann::json::parse(again_tokens.output)["tokens"], first["tokens"]);
+  CliRun bad = Cadenza("detokenize " + ds + " --out " + p1);
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("--piece"), std::string::npos) << bad.output;
 }
 
 TEST_F(CliTest, TrainThenGenerateMidiAndWav) {

@@ -19,6 +19,12 @@ def read_score(path):
     """One parse: (tpq, notes, tempos [(tick, us_per_quarter)], meters [(tick, numerator, denominator)]).
 
     Meta events at one tick: the last (by track, then file order) wins, as in cadenza's reader."""
+    return read_score_with_pedal(path)[:4]
+
+
+def read_score_with_pedal(path):
+    """read_score's four values, then the sustain pedal [(tick, channel, down)] (control 64, value >= 64 down) in
+    the order cadenza's reader keeps (by tick, then track, then file order), then the end tick (latest track end)."""
     mid = mido.MidiFile(path, clip=False)
     meta = {}  # kind -> {tick: value}
     events = []  # (tick, class, track, seq, msg)
@@ -37,13 +43,18 @@ def read_score(path):
                 events.append((tick, 0, ti, seq, msg))
             elif msg.type in ('note_on', 'note_off'):
                 events.append((tick, 1, ti, seq, msg))
+            elif msg.type == 'control_change' and msg.control == 64:
+                events.append((tick, 1, ti, seq, msg))
         track_end[ti] = tick
     events.sort(key=lambda e: e[:4])
     program = [0] * 16
     sounding = collections.defaultdict(collections.deque)
     notes = []
+    pedal = []
     for tick, _, ti, _, msg in events:
-        if msg.type == 'program_change':
+        if msg.type == 'control_change':
+            pedal.append((tick, msg.channel, msg.value >= 64))
+        elif msg.type == 'program_change':
             program[msg.channel] = msg.program
         elif msg.type == 'set_tempo':
             meta.setdefault('tempo', {})[tick] = msg.tempo
@@ -63,7 +74,7 @@ def read_score(path):
     notes.sort(key=lambda n: (n[0], n[6], n[4], n[2], n[1]))
     tempos = sorted(meta.get('tempo', {}).items())
     meters = [(t, n, d) for t, (n, d) in sorted(meta.get('meter', {}).items())]
-    return mid.ticks_per_beat, notes, tempos, meters
+    return mid.ticks_per_beat, notes, tempos, meters, pedal, max(track_end.values(), default=0)
 
 
 def read_notes(path):

@@ -343,6 +343,22 @@ TEST(PerformanceMidi, EveryLossIsCounted) {
   EXPECT_EQ(q.sustained_notes, 2);
 }
 
+TEST(PerformanceMidi, TokensRoundTripExactlyOnEveryGrid) {
+  // What the fuzzer asserts, on the generated files: Encode(Decode(tokens)) == tokens.
+  const std::vector<Score> files = {ThroughMidi(TempoRamp(37)), ThroughMidi(TempoRamp(120)),
+                                    ThroughMidi(MeterParade({{4, 4}, {19, 16}, {21, 8}, {11, 32}, {44, 32}, {3, 1}})),
+                                    ThroughMidi(FineRhythms())};
+  for (int grid : kSupportedGrids) {
+    for (size_t f = 0; f < files.size(); ++f) {
+      for (bool pedal : {true, false}) {
+        const EncodedPiece e = Encode(files[f], grid, pedal);
+        const EncodedPiece again = Encode(Decode(e, grid), grid, pedal);
+        EXPECT_EQ(again.tokens, e.tokens) << "file " << f << ", grid " << grid;
+      }
+    }
+  }
+}
+
 TEST(PerformanceMidi, AnUnsupportedGridIsAnError) {
   TokenizerOptions o;
   o.grid = 16;
