@@ -24,6 +24,9 @@ StatusOr<int64_t> WorkerRegistry::Register(const WorkerGroup& group, int64_t gro
   if (group_id != 0) {
     auto it = groups_.find(group_id);
     if (it == groups_.end()) return NotFound("group_id: no worker group " + std::to_string(group_id) + " (register with group_id 0)");
+    if (!it->second.owner.empty() && it->second.owner != group.owner) {
+      return PermissionDenied("group_id: worker group " + std::to_string(group_id) + " belongs to another user");
+    }
     if (it->second.ranks != group.ranks) {
       return InvalidArgument("group.ranks: group " + std::to_string(group_id) + " has " + std::to_string(it->second.ranks) + " ranks");
     }
@@ -40,6 +43,16 @@ StatusOr<int64_t> WorkerRegistry::Register(const WorkerGroup& group, int64_t gro
   }
   for (int r = 0; r < group.ranks; ++r) last_seen_ms_[{group_id, r}] = now_ms;
   return group_id;
+}
+
+Status WorkerRegistry::CheckOwner(const WorkerKey& worker, const std::string& user) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = groups_.find(worker.group_id);
+  if (it == groups_.end()) return NotFound("worker.group_id: no worker group " + std::to_string(worker.group_id) + " (register again)");
+  if (!it->second.owner.empty() && it->second.owner != user) {
+    return PermissionDenied("worker.group_id: worker group " + std::to_string(worker.group_id) + " belongs to another user");
+  }
+  return Status::Ok();
 }
 
 Status WorkerRegistry::Heartbeat(const WorkerKey& worker, int64_t now_ms) {

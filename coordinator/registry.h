@@ -33,8 +33,12 @@ class WorkerRegistry {
   // Loads the registered groups after a restart; every rank counts as alive as of `now_ms` (it has a full timeout
   // to send a heartbeat again).
   Status Recover(int64_t now_ms);
-  // Registers a new group (group_id 0) or re-registers a known one; every rank is alive as of `now_ms`.
+  // Registers a new group (group_id 0) or re-registers a known one (only by its owner, `group.owner`); every rank
+  // is alive as of `now_ms`.
   StatusOr<int64_t> Register(const WorkerGroup& group, int64_t group_id, int64_t now_ms);
+  // Whether `user` may act for the worker's group: the token that registered a group owns it (PERMISSION_DENIED for
+  // another user's; NOT_FOUND for an unknown group). Every worker call is checked.
+  Status CheckOwner(const WorkerKey& worker, const std::string& user) const;
   // NOT_FOUND for an unknown group (the worker should register again), INVALID_ARGUMENT for a rank out of range.
   Status Heartbeat(const WorkerKey& worker, int64_t now_ms);
   // Ranks whose last heartbeat is older than the timeout, each reported once (a later heartbeat revives the rank:

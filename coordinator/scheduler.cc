@@ -13,6 +13,16 @@
 namespace cadenza::coord {
 namespace {
 
+// `path` (absolute, normalised without touching the disk) lies inside `folder`; else INVALID_ARGUMENT naming `field`.
+Status InsideFolder(const std::string& path, const std::string& folder, const std::string& field) {
+  const std::filesystem::path p = std::filesystem::path(path).lexically_normal();
+  std::string f = std::filesystem::path(folder).lexically_normal().string();
+  while (f.size() > 1 && f.back() == '/') f.pop_back();
+  const std::string ps = p.string();
+  if (p.is_absolute() && ps.size() > f.size() && ps.compare(0, f.size(), f) == 0 && ps[f.size()] == '/') return Status::Ok();
+  return InvalidArgument(field + ": " + path + " is outside the job's run folder " + folder);
+}
+
 std::string Describe(const TaskRecord& t) {
   std::string s = std::string(TaskKindName(t.kind)) + " task " + std::to_string(t.id);
   if (t.kind == TaskKind::kGenerate || t.kind == TaskKind::kEvaluate) s += " (shard " + std::to_string(t.shard_index) + ")";
@@ -349,6 +359,13 @@ std::vector<StopNotice> Scheduler::Heartbeat(const WorkerKey& worker, const std:
 
 // ---- reports ----
 
+Status Scheduler::CheckHolderLocked(const TaskRecord& t, const WorkerKey& worker) const {
+  if (t.worker.group_id != worker.group_id) {
+    return PermissionDenied("task " + std::to_string(t.id) + " is not leased to worker group " + std::to_string(worker.group_id));
+  }
+  return Status::Ok();
+}
+
 Status Scheduler::CheckAttemptLocked(const TaskRecord& t, int attempt) const {
   if (attempt < 1 || attempt > t.attempt) {
     return InvalidArgument("task.attempt: task " + std::to_string(t.id) + " has had " + std::to_string(t.attempt) +
@@ -417,11 +434,19 @@ void Scheduler::FollowUpsLocked(const TaskRecord& done, const ResultRecord& resu
 }
 
 StatusOr<CompleteAck> Scheduler::Complete(const WorkerKey& worker, int64_t task_id, int attempt, ResultRecord result, int64_t now_ms) {
-  (void)worker;  // the attempt number identifies the lease; a late but unreplaced attempt is still accepted
   std::unique_lock<std::mutex> lock(mu_);
   auto it = tasks_.find(task_id);
   if (it == tasks_.end()) return NotFound("task.task_id: no task " + std::to_string(task_id));
   const TaskRecord& cur = it->second;
+  if (Status s = CheckAttemptLocked(cur, attempt); !s.ok()) return s;  // a stale attempt is ABORTED, whoever sends it
+  // Only the group that holds (or last held, for a late but unreplaced attempt) the lease reports its result.
+  if (Status s = CheckHolderLocked(cur, worker); !s.ok()) return s;
+  // A result names files of its own run only: never another job's, never outside the run folder.
+  const std::string& folder = jobs_.at(cur.job_id).experiment.output_dir;
+  for (size_t i = 0; i < result.artifacts.size(); ++i) {
+    CADENZA_RETURN_IF_ERROR(InsideFolder(result.artifacts[i], folder, "result.artifacts[" + std::to_string(i) + "]"));
+  }
+  if (!result.checkpoint.empty()) CADENZA_RETURN_IF_ERROR(InsideFolder(result.checkpoint, folder, "result.checkpoint"));
   CompleteAck ack;
   ack.kind = cur.kind;
   if (cur.state == TaskState::kSucceeded && attempt == cur.attempt) {
@@ -483,11 +508,15 @@ void Scheduler::RetryOrFailLocked(TaskRecord t, const std::string& error, bool r
 
 StatusOr<FailAck> Scheduler::Fail(const WorkerKey& worker, int64_t task_id, int attempt, const std::string& error, bool retryable,
                                   const std::string& checkpoint, int64_t now_ms, bool preempted) {
-  (void)worker;
   std::unique_lock<std::mutex> lock(mu_);
   auto it = tasks_.find(task_id);
   if (it == tasks_.end()) return NotFound("task.task_id: no task " + std::to_string(task_id));
   const TaskRecord& cur = it->second;
+  if (Status s = CheckAttemptLocked(cur, attempt); !s.ok()) return s;
+  if (Status s = CheckHolderLocked(cur, worker); !s.ok()) return s;
+  if (!checkpoint.empty()) {
+    CADENZA_RETURN_IF_ERROR(InsideFolder(checkpoint, jobs_.at(cur.job_id).experiment.output_dir, "checkpoint"));
+  }
   if (Status s = CheckAttemptLocked(cur, attempt); !s.ok()) return s;
   FailAck ack;
   ack.attempts_left = std::max(0, cur.max_attempts - cur.attempt);

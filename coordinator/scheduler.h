@@ -153,6 +153,8 @@ class Scheduler {
   void IndexLocked(const TaskRecord& t, int delta);
   const std::string& UserOfLocked(const TaskRecord& t) const;
   Status CheckAttemptLocked(const TaskRecord& t, int attempt) const;
+  // PERMISSION_DENIED unless `worker`'s group holds (or last held) `t`'s lease.
+  Status CheckHolderLocked(const TaskRecord& t, const WorkerKey& worker) const;
   // Retry or fail `t` (leased or expired); appends to `c`.
   void RetryOrFailLocked(TaskRecord t, const std::string& error, bool retryable, Change* c, bool* will_retry);
   void FailJobLocked(const JobRecord& job, int64_t failed_task, const std::string& error, int64_t now_ms, Change* c);

@@ -228,6 +228,7 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     g.threads_per_rank = req->group().threads_per_rank();
     g.device = req->group().device();
     g.name = req->group().name().empty() ? user : req->group().name();
+    g.owner = user;  // only this user's token may act for the group from now on
     auto id = registry_->Register(g, req->group_id(), NowUnixMs());
     if (!id.ok()) return ToGrpc(id.status());
     const HeartbeatOptions& hb = registry_->options();
@@ -244,10 +245,9 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   }
   grpc::Status DoHeartbeat(grpc::CallbackServerContext* ctx, const v1::HeartbeatRequest* req, v1::HeartbeatResponse* resp) {
     CADENZA_AUTH(user);
-    (void)user;
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
-    if (Status st = registry_->Heartbeat(w, now); !st.ok()) return ToGrpc(st);
+    if (Status st = Alive(w, user, now); !st.ok()) return ToGrpc(st);
     std::vector<StopNotice> running;
     for (const v1::TaskAttempt& a : req->running()) running.push_back({a.task_id(), a.attempt()});
     for (const StopNotice& n : scheduler_->Heartbeat(w, running, now)) {
@@ -263,10 +263,9 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   }
   grpc::Status DoLeaseTask(grpc::CallbackServerContext* ctx, const v1::LeaseTaskRequest* req, v1::LeaseTaskResponse* resp) {
     CADENZA_AUTH(user);
-    (void)user;
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
-    if (Status st = registry_->Heartbeat(w, now); !st.ok()) return ToGrpc(st);  // any call proves the rank alive
+    if (Status st = Alive(w, user, now); !st.ok()) return ToGrpc(st);  // any call proves the rank alive
     bool leased = false;
     int64_t retry_after = 0;
     if (Status st = LeaseInto(w, req->kinds(), now, resp->mutable_task(), &leased, &retry_after); !st.ok()) return ToGrpc(st);
@@ -283,10 +282,9 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   }
   grpc::Status DoReportProgress(grpc::CallbackServerContext* ctx, const v1::ReportProgressRequest* req, v1::ReportProgressResponse* resp) {
     CADENZA_AUTH(user);
-    (void)user;
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
-    if (Status st = registry_->Heartbeat(w, now); !st.ok()) return ToGrpc(st);
+    if (Status st = Alive(w, user, now); !st.ok()) return ToGrpc(st);
     auto ack = scheduler_->Progress(w, req->task().task_id(), req->task().attempt(), req->fraction(), req->message(), req->checkpoint(), now);
     if (!ack.ok()) return ToGrpc(ack.status());
     if (auto speed = req->metrics().find("tokens_per_second"); speed != req->metrics().end()) {
@@ -302,10 +300,9 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   }
   grpc::Status DoCompleteTask(grpc::CallbackServerContext* ctx, const v1::CompleteTaskRequest* req, v1::CompleteTaskResponse* resp) {
     CADENZA_AUTH(user);
-    (void)user;
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
-    if (Status st = registry_->Heartbeat(w, now); !st.ok()) return ToGrpc(st);
+    if (Status st = Alive(w, user, now); !st.ok()) return ToGrpc(st);
     ResultRecord r;
     for (const auto& [k, x] : req->result().metrics()) r.metrics[k] = x;
     r.artifacts.assign(req->result().artifacts().begin(), req->result().artifacts().end());
@@ -334,10 +331,9 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   }
   grpc::Status DoFailTask(grpc::CallbackServerContext* ctx, const v1::FailTaskRequest* req, v1::FailTaskResponse* resp) {
     CADENZA_AUTH(user);
-    (void)user;
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
-    if (Status st = registry_->Heartbeat(w, now); !st.ok()) return ToGrpc(st);
+    if (Status st = Alive(w, user, now); !st.ok()) return ToGrpc(st);
     auto ack = scheduler_->Fail(w, req->task().task_id(), req->task().attempt(), req->error(), req->retryable(),
                                 req->checkpoint(), now, req->preempted());
     if (!ack.ok()) return ToGrpc(ack.status());
@@ -349,6 +345,12 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
 
  private:
   // Leases the next task for `w` among `kinds` into `task`; *leased false (and *retry_after_ms set) when none is ready.
+  // The caller's user owns the worker's group, and the rank is alive as of `now` (any call proves it).
+  Status Alive(const WorkerKey& w, const std::string& user, int64_t now) {
+    CADENZA_RETURN_IF_ERROR(registry_->CheckOwner(w, user));
+    return registry_->Heartbeat(w, now);
+  }
+
   // Leases into `task` and records how long it took (the /metrics lease latency histogram).
   Status LeaseInto(const WorkerKey& w, const google::protobuf::RepeatedField<int>& kinds, int64_t now, v1::Task* task, bool* leased,
                    int64_t* retry_after_ms) {

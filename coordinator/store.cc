@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE INDEX IF NOT EXISTS results_by_job ON results(job_id, kind);
 CREATE TABLE IF NOT EXISTS worker_groups (
   id INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL, ranks INTEGER NOT NULL, threads_per_rank INTEGER NOT NULL,
-  device TEXT NOT NULL, name TEXT NOT NULL, registered_ms INTEGER NOT NULL);
+  device TEXT NOT NULL, name TEXT NOT NULL, registered_ms INTEGER NOT NULL, owner TEXT NOT NULL DEFAULT '');
 )sql";
 
 // Binds by position, 1-based, in the order given.
@@ -155,6 +155,15 @@ Status Store::Migrate() {
     if (columns.count(c.name)) continue;
     if (Status st = Exec(c.ddl); !st.ok()) return st.WithContext(std::string("add column jobs.") + c.name);
   }
+  if (sqlite3_prepare_v2(db_, "PRAGMA table_info(worker_groups)", -1, &s, nullptr) != SQLITE_OK) return Error("read the worker_groups columns");
+  bool has_owner = false;
+  while (sqlite3_step(s) == SQLITE_ROW) has_owner = has_owner || Text(s, 1) == "owner";
+  sqlite3_finalize(s);
+  if (!has_owner) {
+    if (Status st = Exec("ALTER TABLE worker_groups ADD COLUMN owner TEXT NOT NULL DEFAULT ''"); !st.ok()) {
+      return st.WithContext("add column worker_groups.owner");
+    }
+  }
   return Status::Ok();
 }
 
@@ -247,11 +256,11 @@ Status Store::InsertResult(const ResultRecord& r) {
 
 Status Store::InsertWorkerGroup(WorkerGroup* g) {
   sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(db_, "INSERT INTO worker_groups (host, ranks, threads_per_rank, device, name, registered_ms) VALUES (?,?,?,?,?,?)",
+  if (sqlite3_prepare_v2(db_, "INSERT INTO worker_groups (host, ranks, threads_per_rank, device, name, registered_ms, owner) VALUES (?,?,?,?,?,?,?)",
                          -1, &s, nullptr) != SQLITE_OK) {
     return Error("prepare insert worker group");
   }
-  Binder(s).S(g->host).I(g->ranks).I(g->threads_per_rank).S(g->device).S(g->name).I(g->registered_ms);
+  Binder(s).S(g->host).I(g->ranks).I(g->threads_per_rank).S(g->device).S(g->name).I(g->registered_ms).S(g->owner);
   const int rc = sqlite3_step(s);
   sqlite3_finalize(s);
   if (rc != SQLITE_DONE) return Error("insert worker group");
@@ -346,7 +355,7 @@ StatusOr<std::vector<TaskRecord>> Store::LoadTasks() {
 
 StatusOr<std::vector<WorkerGroup>> Store::LoadWorkerGroups() {
   std::lock_guard<std::mutex> lock(mu_);
-  auto p = Prepare("SELECT id, host, ranks, threads_per_rank, device, name, registered_ms FROM worker_groups ORDER BY id");
+  auto p = Prepare("SELECT id, host, ranks, threads_per_rank, device, name, registered_ms, owner FROM worker_groups ORDER BY id");
   if (!p.ok()) return p.status();
   std::vector<WorkerGroup> groups;
   int rc;
@@ -359,6 +368,7 @@ StatusOr<std::vector<WorkerGroup>> Store::LoadWorkerGroups() {
     g.device = Text(*p, 4);
     g.name = Text(*p, 5);
     g.registered_ms = Int(*p, 6);
+    g.owner = Text(*p, 7);
     groups.push_back(std::move(g));
   }
   if (rc != SQLITE_DONE) return Error("load worker groups");

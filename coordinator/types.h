@@ -93,6 +93,7 @@ struct WorkerKey {
 struct WorkerGroup {
   int64_t id = 0;
   std::string host, device, name;
+  std::string owner;  // the user whose token registered it ("" in databases older than owners: anyone's)
   int ranks = 1;
   int threads_per_rank = 1;
   int64_t registered_ms = 0;

@@ -405,7 +405,7 @@ TEST(CoordinatorHttpTest, ServesHttpsWithTheGrpcCertificate) {
 
 // A worker rank that completes every task it leases until `until()` holds: a train task with a metrics.csv (the
 // curves) and the validation NLL of its seed; the others with nothing.
-void CompleteUntil(CoordinatorClient* client, const v1::WorkerRef& ref, const Dir& dir, const std::function<bool()>& until) {
+void CompleteUntil(CoordinatorClient* client, const v1::WorkerRef& ref, const std::function<bool()>& until) {
   for (int idle = 0; !until() && idle < 2000; ) {
     v1::LeaseTaskRequest lr;
     *lr.mutable_worker() = ref;
@@ -421,7 +421,7 @@ void CompleteUntil(CoordinatorClient* client, const v1::WorkerRef& ref, const Di
     cr.mutable_task()->set_task_id(t.task_id());
     cr.mutable_task()->set_attempt(t.attempt());
     if (t.kind() == v1::TASK_KIND_TRAIN) {
-      const std::string run = dir.File("run-" + std::to_string(t.job_id()));
+      const std::string run = t.output_dir();  // a result names files of its own run folder only
       fs::create_directories(run);
       const double nll = 1.0 + 0.1 * static_cast<double>(t.job_id());
       std::ofstream(run + "/metrics.csv") << "step,tag,value\n10,val/nll_per_token," << nll + 0.5 << "\n20,val/nll_per_token," << nll << "\n";
@@ -431,6 +431,60 @@ void CompleteUntil(CoordinatorClient* client, const v1::WorkerRef& ref, const Di
     v1::CompleteTaskResponse ack;
     ASSERT_TRUE(client->CompleteTask(cr, &ack).ok());
   }
+}
+
+// Issue "trust boundaries": another user's token cannot act for a worker group, and a group cannot report a task
+// it does not hold or name files outside the job's run folder; the job's results stay untouched.
+TEST_F(CoordinatorGrpcTest, AnotherUsersTokenCannotActForAWorkerGroup) {
+  const int64_t job = Submit(alice_.get(), ExperimentYaml());
+  v1::WorkerRef alices;
+  alices.set_group_id(RegisterGroup(alice_.get(), 1));
+  v1::LeaseTaskRequest lr;
+  *lr.mutable_worker() = alices;
+  v1::LeaseTaskResponse leased;
+  ASSERT_TRUE(alice_->LeaseTask(lr, &leased).ok());
+  ASSERT_TRUE(leased.leased());
+  v1::CompleteTaskRequest forged;
+  *forged.mutable_worker() = alices;
+  forged.mutable_task()->set_task_id(leased.task().task_id());
+  forged.mutable_task()->set_attempt(leased.task().attempt());
+  (*forged.mutable_result()->mutable_metrics())["val_nll"] = 0.001;
+  v1::CompleteTaskResponse ack;
+  EXPECT_EQ(bob_->CompleteTask(forged, &ack).code(), StatusCode::kPermissionDenied) << "bob using alice's group";
+  v1::HeartbeatRequest hb;
+  *hb.mutable_worker() = alices;
+  v1::HeartbeatResponse hr;
+  EXPECT_EQ(bob_->Heartbeat(hb, &hr).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(bob_->LeaseTask(lr, &leased).code(), StatusCode::kPermissionDenied);
+  v1::FailTaskRequest fail;
+  *fail.mutable_worker() = alices;
+  *fail.mutable_task() = forged.task();
+  v1::FailTaskResponse fr;
+  EXPECT_EQ(bob_->FailTask(fail, &fr).code(), StatusCode::kPermissionDenied);
+  v1::RegisterWorkerGroupRequest reg;
+  reg.set_group_id(alices.group_id());
+  reg.mutable_group()->set_ranks(1);
+  v1::RegisterWorkerGroupResponse rr;
+  EXPECT_EQ(bob_->RegisterWorkerGroup(reg, &rr).code(), StatusCode::kPermissionDenied) << "taking the group over";
+  // Bob's own group cannot report alice's task either, nor alice's group a file outside the run.
+  v1::WorkerRef bobs;
+  bobs.set_group_id(RegisterGroup(bob_.get(), 1));
+  *forged.mutable_worker() = bobs;
+  EXPECT_EQ(bob_->CompleteTask(forged, &ack).code(), StatusCode::kPermissionDenied);
+  *forged.mutable_worker() = alices;
+  forged.mutable_result()->set_checkpoint("/etc/passwd");
+  Status outside = alice_->CompleteTask(forged, &ack);
+  EXPECT_EQ(outside.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(outside.message().find("outside the job's run folder"), std::string::npos) << outside.message();
+  v1::Job j;
+  ASSERT_TRUE(alice_->GetJob(job, &j).ok());
+  EXPECT_EQ(j.state(), v1::JOB_STATE_RUNNING);
+  v1::QueryResultsRequest q;
+  q.set_job_id(job);
+  q.set_kind(v1::TASK_KIND_TRAIN);
+  v1::QueryResultsResponse rows;
+  ASSERT_TRUE(alice_->QueryResults(q, &rows).ok());
+  EXPECT_EQ(rows.rows_size(), 0) << "no forged result";
 }
 
 // Real headless Chromium loads the live page while a sweep runs, draws the API's values, and shows the finished
@@ -446,7 +500,9 @@ TEST(CoordinatorHttpTest, LivePageDrawsTheApiValuesAndUpdatesWithoutReload) {
   ASSERT_TRUE(server.ok()) << server.status().message();
   auto client = Client("127.0.0.1:" + std::to_string((*server)->port()), kAlice);
   v1::SubmitSweepRequest sweep;
-  sweep.mutable_sweep()->mutable_base()->set_experiment_yaml(ExperimentYaml());
+  std::string yaml = ExperimentYaml();
+  yaml.replace(yaml.find("out: /runs/e2e"), 14, "out: " + dir.File("runs"));  // the fake runs write their metrics.csv
+  sweep.mutable_sweep()->mutable_base()->set_experiment_yaml(yaml);
   sweep.mutable_sweep()->mutable_base()->set_samples(1);
   for (uint64_t seed = 1; seed <= 3; ++seed) sweep.mutable_sweep()->add_seeds(seed);
   v1::SubmitResponse submitted;
@@ -458,7 +514,7 @@ TEST(CoordinatorHttpTest, LivePageDrawsTheApiValuesAndUpdatesWithoutReload) {
     v1::Job job;
     return client->GetJob(id, &job).ok() && job.state() == v1::JOB_STATE_SUCCEEDED;
   };
-  CompleteUntil(client.get(), ref, dir, [&] { return job_done(submitted.job_ids(0)); });  // one run of three has a result
+  CompleteUntil(client.get(), ref, [&] { return job_done(submitted.job_ids(0)); });  // one run of three has a result
   ASSERT_TRUE(job_done(submitted.job_ids(0)));
 
   const std::string cmd = "node " CADENZA_SOURCE_DIR "/tests/browser/live_page.cjs " + node_modules + " http://127.0.0.1:" +
@@ -470,7 +526,7 @@ TEST(CoordinatorHttpTest, LivePageDrawsTheApiValuesAndUpdatesWithoutReload) {
   char line[4096];
   if (fgets(line, sizeof line, browser)) out += line;  // "partial ...": drawn, equal to the API, runs unfinished
   ASSERT_EQ(out.rfind("partial", 0), 0u) << out;
-  CompleteUntil(client.get(), ref, dir, [&] {
+  CompleteUntil(client.get(), ref, [&] {
     for (int64_t id : submitted.job_ids()) if (!job_done(id)) return false;
     return true;
   });

@@ -197,14 +197,14 @@ TEST_F(SchedulerTest, RetryBudgetThenTheJobFails) {
   Open();
   const int64_t job = Submit("alice");
   Assignment a1 = Lease(w0_);
-  auto f1 = sched_->Fail(w0_, a1.task.id, 1, "out of memory", true, "/ck1.pt", now_);
+  auto f1 = sched_->Fail(w0_, a1.task.id, 1, "out of memory", true, "/runs/unit/ck1.pt", now_);
   ASSERT_TRUE(f1.ok());
   EXPECT_TRUE(f1->will_retry);
   auto dup = sched_->Fail(w0_, a1.task.id, 1, "out of memory", true, "", now_);
   ASSERT_TRUE(dup.ok());
   EXPECT_TRUE(dup->duplicate);
   Assignment a2 = Lease(w0_);
-  EXPECT_EQ(a2.checkpoint, "/ck1.pt");
+  EXPECT_EQ(a2.checkpoint, "/runs/unit/ck1.pt");
   auto f2 = sched_->Fail(w0_, a2.task.id, 2, "out of memory again", true, "", now_);
   ASSERT_TRUE(f2.ok());
   EXPECT_FALSE(f2->will_retry);
@@ -222,7 +222,7 @@ TEST_F(SchedulerTest, PreemptionsDoNotSpendTheRetryBudget) {
   for (int attempt = 1; attempt <= 5; ++attempt) {
     Assignment a = Lease(w0_);
     EXPECT_EQ(a.task.attempt, attempt);
-    auto f = sched_->Fail(w0_, a.task.id, attempt, "stopped by signal 10", true, "/ck" + std::to_string(attempt) + ".pt",
+    auto f = sched_->Fail(w0_, a.task.id, attempt, "stopped by signal 10", true, "/runs/unit/ck" + std::to_string(attempt) + ".pt",
                           now_, /*preempted=*/true);
     ASSERT_TRUE(f.ok()) << f.status().message();
     EXPECT_TRUE(f->will_retry) << "attempt " << attempt;
@@ -230,7 +230,7 @@ TEST_F(SchedulerTest, PreemptionsDoNotSpendTheRetryBudget) {
   }
   // The budget is still whole: one real failure is retried, the second fails the job.
   Assignment a6 = Lease(w0_);
-  EXPECT_EQ(a6.checkpoint, "/ck5.pt");
+  EXPECT_EQ(a6.checkpoint, "/runs/unit/ck5.pt");
   auto f6 = sched_->Fail(w0_, a6.task.id, 6, "out of memory", true, "", now_);
   ASSERT_TRUE(f6.ok());
   EXPECT_TRUE(f6->will_retry);
@@ -406,6 +406,44 @@ TEST_F(SchedulerTest, RecoveredLeaseExpiresWhenItsHolderNeverReturns) {
   EXPECT_EQ(sched_->ExpireLeases(now_ + kLease - 1), 0);
   EXPECT_EQ(sched_->ExpireLeases(now_ + kLease), 1);
   EXPECT_EQ(Lease(v0_).task.attempt, 2);
+}
+
+}  // namespace
+}  // namespace cadenza::coord
+
+namespace cadenza::coord {
+namespace {
+
+// Issue "trust boundaries": a result or failure comes from the group holding the lease, and names files of its
+// own run only; a forged completion changes nothing.
+TEST_F(SchedulerTest, OnlyTheHolderCompletesAndOnlyWithinItsRunFolder) {
+  const int64_t job = Submit("alice");
+  Assignment a = Lease(w0_);
+  ResultRecord forged;
+  forged.metrics["val_nll"] = 0.01;
+  auto other = sched_->Complete(v0_, a.task.id, a.task.attempt, forged, now_);
+  EXPECT_EQ(other.status().code(), StatusCode::kPermissionDenied) << "another group's completion";
+  EXPECT_EQ(sched_->Fail(v0_, a.task.id, a.task.attempt, "x", false, "", now_).status().code(), StatusCode::kPermissionDenied);
+  for (const std::string path : {"/etc/passwd", "/runs/unit/../../etc/passwd", "/runs/unit", "/runs/unitx/a", "relative/a"}) {
+    ResultRecord r;
+    r.artifacts = {"/runs/unit/metrics.csv", path};
+    auto outside = sched_->Complete(w0_, a.task.id, a.task.attempt, r, now_);
+    EXPECT_EQ(outside.status().code(), StatusCode::kInvalidArgument) << path;
+    EXPECT_NE(outside.status().message().find("result.artifacts[1]: " + path + " is outside the job's run folder /runs/unit"),
+              std::string::npos)
+        << outside.status().message();
+    ResultRecord c;
+    c.checkpoint = path;
+    EXPECT_EQ(sched_->Complete(w0_, a.task.id, a.task.attempt, c, now_).status().code(), StatusCode::kInvalidArgument) << path;
+  }
+  EXPECT_EQ(sched_->Fail(w0_, a.task.id, a.task.attempt, "x", true, "/tmp/ck.pt", now_).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(sched_->GetJob(job)->job.state, JobState::kRunning) << "nothing was accepted";
+  ResultRecord ok;
+  ok.artifacts = {"/runs/unit/metrics.csv", "/runs/unit/./checkpoints/latest.pt"};
+  ok.checkpoint = "/runs/unit/checkpoints/latest.pt";
+  auto done = sched_->Complete(w0_, a.task.id, a.task.attempt, ok, now_);
+  ASSERT_TRUE(done.ok()) << done.status().message();
+  EXPECT_TRUE(done->accepted);
 }
 
 }  // namespace
