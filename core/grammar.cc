@@ -34,7 +34,7 @@ bool GrammarState::Accepts(int32_t t) const {
         case TokenType::kBar:
           return max_bars_ == 0 || bars_ < max_bars_;
         case TokenType::kEos:
-          return true;
+          return notes_ > 0;  // a piece holds at least one note (an untrained model's early EOS is no sample)
         case TokenType::kBeat:
           // Only beats that still leave a valid position (the bar may be cut short).
           return info.value > beat_ && info.value < beats_ && info.value * beat_steps_ < bar_steps_;
@@ -111,6 +111,7 @@ Status GrammarState::Advance(int32_t t) {
       phase_ = Phase::kDuration;
       break;
     case TokenType::kDuration:
+      ++notes_;
       phase_ = Phase::kEvent;
       break;
   }

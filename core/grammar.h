@@ -8,7 +8,8 @@
 
 namespace cadenza {
 
-// Mirrors Tokenizer::Decode's rules, so any sequence it accepts and finishes decodes to a valid MIDI file.
+// Mirrors Tokenizer::Decode's rules, so any sequence it accepts and finishes decodes to a valid MIDI file; and a
+// finished sequence holds at least one note (EOS is refused before one), so no sample is an empty piece.
 class Vocabulary;
 
 class GrammarState {
@@ -34,6 +35,7 @@ class GrammarState {
   const Vocabulary* vocab_;
   Phase phase_ = Phase::kStart;
   int64_t bars_ = 0, max_bars_ = 0;
+  int64_t notes_ = 0;         // finished notes (EOS needs one)
   int beats_ = 0, beat_steps_ = 0, bar_steps_ = 0;
   int beat_ = -1;             // current beat in the bar, -1 before the first
   int step_in_bar_ = -1;      // current onset, -1 before the first position

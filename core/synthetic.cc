@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "core/midi.h"
+#include "core/hash.h"
 
 namespace cadenza {
 namespace {
@@ -18,12 +19,7 @@ constexpr int kTicksPerStep = kTicksPerQuarter / 12;  // the tokenizer's grid: 1
 class Rng {
  public:
   explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
+  uint64_t Next() { return SplitMix64Next(&state_); }
   int Uniform(int n) { return static_cast<int>(Next() % static_cast<uint64_t>(n)); }
   bool Chance(int percent) { return Uniform(100) < percent; }
   template <typename T, size_t N>

@@ -9,6 +9,7 @@
 #include "core/vocabulary.h"
 #include "storage/hdf5_shard.h"
 #include "storage/sha256.h"
+#include "core/hash.h"
 
 namespace cadenza {
 namespace {
@@ -21,13 +22,8 @@ Piece ToPiece(ShardPiece&& p) {
   return piece;
 }
 
-// splitmix64: seeds the shuffle generator from (seed, epoch).
-uint64_t SplitMix64(uint64_t* state) {
-  uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
+// SplitMix64 seeds the shuffle generator from (seed, epoch).
+uint64_t SplitMix64(uint64_t* state) { return SplitMix64Next(state); }
 
 // xoshiro256**: a small generator whose output is the same with every compiler and standard library.
 class Xoshiro256 {
@@ -168,11 +164,7 @@ std::vector<int64_t> Dataset::PiecesInSplit(Split split) const {
 double SubsetKey(const PieceMeta& piece) {
   uint64_t h = 1469598103934665603ull;  // FNV-1a of the id, then a SplitMix64 finaliser with a salt of its own
   for (unsigned char c : piece.id) h = (h ^ c) * 1099511628211ull;
-  h ^= 0x5eed5ca1ab1e0000ull;
-  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
-  h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
-  h ^= h >> 31;
-  return static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0);
+  return UnitInterval(Mix64(h ^ 0x5eed5ca1ab1e0000ull));
 }
 
 std::vector<int64_t> Dataset::PiecesInSubset(Split split, double fraction) const {

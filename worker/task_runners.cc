@@ -10,6 +10,7 @@
 #include "core/audio.h"
 #include "core/eval/evaluate.h"
 #include "core/file_util.h"
+#include "core/hash.h"
 #include "core/midi.h"
 #include "core/model/model_api.h"
 #include "core/model/probe.h"
@@ -136,11 +137,7 @@ StatusOr<PrimerSource> OpenPrimers(const SampleOptions& o) {
 
 // A seed's primer: BOS and the first primer_bars bars of the piece the seed picks (splitmix64 of the seed).
 StatusOr<std::vector<int32_t>> PrimerOf(const PrimerSource& p, int64_t bars, uint64_t seed, std::string* source) {
-  uint64_t z = seed + 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  z ^= z >> 31;
-  const int64_t index = p.pieces[z % p.pieces.size()];
+  const int64_t index = p.pieces[SplitMix64At(seed, 0) % p.pieces.size()];
   auto piece = p.dataset->ReadPiece(index);
   if (!piece.ok()) return piece.status();
   *source = p.dataset->manifest().pieces[index].source;

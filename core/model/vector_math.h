@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/hash.h"
+
 // The 64-byte vector helpers below are inline and never cross a library boundary, so GCC's -Wpsabi note that
 // their ABI differs without AVX-512 does not apply; the files that include this header build with -Wno-psabi.
 
@@ -67,12 +69,7 @@ inline V16 Exp(V16 x) {
 }
 
 // Dropout's counter-based randomness: element i of the SplitMix64 stream started at `seed`.
-inline uint64_t Mix(uint64_t seed, uint64_t i) {
-  uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
+inline uint64_t Mix(uint64_t seed, uint64_t i) { return SplitMix64At(seed, i); }
 // Element i is dropped when the high 32 bits of Mix(seed, i) fall below p * 2^32.
 inline uint32_t DropThreshold(double p) {
   const double t = p * 4294967296.0;

@@ -252,7 +252,7 @@ TEST_F(CliTest, ProbeWritesOneCsvRowPerModelAndLength) {
 
 TEST_F(CliTest, DemoComparesBothFamiliesEndToEnd) {
   const std::string out = (dir_ / "demo").string();
-  CliRun demo = Cadenza("demo --out " + out + " --count 60 --steps 30 --samples 3");
+  CliRun demo = Cadenza("demo --out " + out + " --count 120 --steps 30 --samples 3");
   ASSERT_EQ(demo.exit_code, 0) << demo.output;
   // The side-by-side table: matched sizes, validation NLL, speed, and the evaluation against the test split.
   for (const char* line : {"model                               transformer  lstm",

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "core/grammar.h"
 #include "core/tokenizer.h"
 #include "core/vocabulary.h"
 
@@ -309,6 +310,27 @@ TEST(Tokenizer, DecodedDrumsGoToChannelTen) {
       EXPECT_NE(n.channel, 9);
     }
   }
+}
+
+}  // namespace
+}  // namespace cadenza
+
+namespace cadenza {
+namespace {
+
+// A sampled piece cannot end before its first note: an untrained model's early EOS would be an empty MIDI file.
+TEST(Grammar, EndOfPieceNeedsANote) {
+  const Vocabulary& v = Vocabulary::Get();
+  GrammarState g;
+  for (int32_t t : {v.Bos(), v.Bar(), v.TimeSig(4, 4)}) ASSERT_TRUE(g.Advance(t).ok()) << v.Name(t);
+  EXPECT_FALSE(g.Accepts(v.Eos())) << "no note yet";
+  EXPECT_FALSE(g.Advance(v.Eos()).ok());
+  for (int32_t t : {v.Beat(0), v.Position(0), v.Program(0), v.Pitch(60), v.Velocity(4), v.Duration(12)}) {
+    ASSERT_TRUE(g.Advance(t).ok()) << v.Name(t);
+  }
+  EXPECT_TRUE(g.Accepts(v.Eos()));
+  EXPECT_TRUE(g.Advance(v.Eos()).ok());
+  EXPECT_TRUE(g.finished());
 }
 
 }  // namespace
