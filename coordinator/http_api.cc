@@ -190,6 +190,7 @@ HttpResponse HttpApi::Route(const HttpRequest& r) const {
     if (rest == "/series") return Series(id, r);
   }
   if (p == "/api/v1/results") return Results(r);
+  if (p == "/api/v1/artifact") return Artifact(r);
   return Error(404, p + ": no such endpoint (see /api/v1/sweeps, /api/v1/jobs, /api/v1/results, /metrics, /healthz)");
 }
 
@@ -288,6 +289,32 @@ HttpResponse HttpApi::Report(int64_t sweep) const {
     context.notes.push_back(std::to_string(unreadable) + " run(s)' metrics.csv not readable by the coordinator: their curves are left out");
   }
   for (Figure& fig : CurveFigures(curves)) figures.push_back(std::move(fig));
+  // SSM heatmaps: per model, the first sample of its run with the most data (lowest seed), as `cadenza report`
+  // shows them; served by /api/v1/artifact (the reference split's needs the dataset, which only the report reads).
+  ResultFilter agg;
+  agg.sweep_id = sweep;
+  agg.kind = TaskKind::kAggregate;
+  auto aggregates = reads_->Query(agg);
+  if (!aggregates.ok()) return FromStatus(aggregates.status());
+  std::map<std::string, const ResultView*> pick;
+  auto rank = [](const ResultView& v) {
+    auto f = v.job.experiment.axes.find("dataset_fraction");
+    return std::make_pair(-(f == v.job.experiment.axes.end() ? 1.0 : std::atof(f->second.c_str())), v.job.experiment.seed);
+  };
+  for (const ResultView& v : *aggregates) {
+    auto m = v.job.experiment.axes.find("model");
+    const std::string model = m != v.job.experiment.axes.end() ? m->second : v.job.experiment.model_family;
+    if (!pick.count(model) || rank(v) < rank(*pick[model])) pick[model] = &v;
+  }
+  for (const auto& [model, v] : pick) {
+    for (size_t k = 0; k < v->result.artifacts.size(); ++k) {
+      if (fs::path(v->result.artifacts[k]).extension() != ".png") continue;
+      context.images.push_back({model + ": a sample",
+                                "/api/v1/artifact?task=" + std::to_string(v->result.task_id) + "&index=" + std::to_string(k),
+                                "run " + v->job.experiment.name + ", seed " + std::to_string(v->job.experiment.seed) + ": its first sample"});
+      break;
+    }
+  }
   context.facts.push_back({"source", "sweep " + std::to_string(sweep) + " of " + options_.source});
   context.facts.push_back({"coordinator commit", GitCommit()});
   context.facts.push_back({"runs", std::to_string(jobs->size()) + " (" + std::to_string(running) + " running)"});
@@ -355,6 +382,34 @@ HttpResponse HttpApi::Series(int64_t id, const HttpRequest& r) const {
     if (!series.contains(w)) return Error(404, "job " + std::to_string(id) + ": no series '" + w + "' in " + csv);
   }
   return JsonResponse({{"job", id}, {"series", series}});
+}
+
+HttpResponse HttpApi::Artifact(const HttpRequest& r) const {
+  if (Status s = CheckParams(r, {"task", "index"}); !s.ok()) return FromStatus(s);
+  auto task = IntParam(r, "task", 0, 1, INT64_MAX);
+  auto index = IntParam(r, "index", 0, 0, 1000);
+  for (const Status& s : {task.status(), index.status()}) {
+    if (!s.ok()) return FromStatus(s);
+  }
+  ResultFilter f;
+  f.task_id = *task;
+  f.kind = TaskKind::kUnspecified;
+  auto rows = reads_->Query(f);
+  if (!rows.ok()) return FromStatus(rows.status());
+  if (rows->empty()) return Error(404, "task " + std::to_string(*task) + ": no result");
+  const std::vector<std::string>& artifacts = rows->front().result.artifacts;
+  if (*index >= static_cast<int64_t>(artifacts.size())) {
+    return Error(404, "task " + std::to_string(*task) + ": its result lists " + std::to_string(artifacts.size()) + " artifacts");
+  }
+  const std::string& path = artifacts[*index];
+  // Only the pictures a result names: never a path from the request, never another kind of file.
+  if (fs::path(path).extension() != ".png") return Error(404, "task " + std::to_string(*task) + ": artifact " + std::to_string(*index) + " is not a PNG");
+  auto bytes = ReadSmallFile(path);
+  if (!bytes.ok()) return FromStatus(bytes.status());
+  HttpResponse out;
+  out.content_type = "image/png";
+  out.body = std::move(bytes).value();
+  return out;
 }
 
 HttpResponse HttpApi::Results(const HttpRequest& r) const {

@@ -13,6 +13,7 @@
 //   GET /api/v1/jobs/N         one job
 //   GET /api/v1/jobs/N/series  ?tag=...  the run's metric series (step, value) from its metrics.csv
 //   GET /api/v1/results        ?sweep=&job=&kind=&limit=&offset=  result rows (kind=probe: the probes)
+//   GET /api/v1/artifact       ?task=&index=  a PNG a result lists (the SSM heatmaps the page shows), nothing else
 // Every /api/v1 and (unless public_metrics) /metrics and /healthz request needs a bearer token of the gRPC side.
 // Errors are JSON: {"error": {"code": 4xx, "message": "..."}}.
 #pragma once
@@ -72,6 +73,7 @@ class HttpApi {
   HttpResponse Job(int64_t job) const;
   HttpResponse Series(int64_t job, const HttpRequest& r) const;
   HttpResponse Results(const HttpRequest& r) const;
+  HttpResponse Artifact(const HttpRequest& r) const;
 
   const TokenAuth* auth_;
   ResultQuery* reads_;

@@ -115,6 +115,7 @@ StatusOr<std::vector<ResultView>> ResultQuery::Query(const ResultFilter& f) {
       "FROM results r JOIN jobs j ON j.id = r.job_id WHERE 1";
   if (f.kind != TaskKind::kUnspecified) sql += " AND r.kind = :kind";
   if (f.job_id != 0) sql += " AND r.job_id = :job";
+  if (f.task_id != 0) sql += " AND r.task_id = :task";
   if (f.sweep_id != 0) sql += " AND j.sweep_id = :sweep";
   if (!f.user.empty()) sql += " AND j.user = :user";
   if (!f.dataset.empty()) sql += " AND j.dataset = :dataset";
@@ -127,6 +128,7 @@ StatusOr<std::vector<ResultView>> ResultQuery::Query(const ResultFilter& f) {
       [&](sqlite3_stmt* st) {
         BindInt(st, ":kind", static_cast<int>(f.kind));
         BindInt(st, ":job", f.job_id);
+        BindInt(st, ":task", f.task_id);
         BindInt(st, ":sweep", f.sweep_id);
         BindText(st, ":user", f.user);
         BindText(st, ":dataset", f.dataset);

@@ -18,7 +18,7 @@ struct sqlite3_stmt;
 namespace cadenza::coord {
 
 struct ResultFilter {
-  int64_t job_id = 0, sweep_id = 0;
+  int64_t job_id = 0, sweep_id = 0, task_id = 0;
   TaskKind kind = TaskKind::kAggregate;  // kUnspecified: every kind
   std::string user, dataset, model_family;
   int limit = 10000;  // <= 0: 10000

@@ -157,7 +157,13 @@
       data.images.forEach(function (im) {
         var box = el("div", { "class": "figure ssm" });
         box.appendChild(el("h3", null, im.title));
-        box.appendChild(el("img", { src: im.file, alt: im.title }));
+        var img = el("img", { alt: im.title });
+        if (/^\/api\//.test(im.file)) {  // live: the API needs the token, which an <img src> cannot send
+          api(im.file, true).then(function (blob) { img.src = URL.createObjectURL(blob); }).catch(function () {});
+        } else {
+          img.src = im.file;
+        }
+        box.appendChild(img);
         if (im.caption) box.appendChild(el("div", { "class": "caption" }, im.caption));
         pics.appendChild(box);
       });
@@ -213,8 +219,12 @@
     };
   }
 
-  function api(path) {
+  function api(path, binary) {
     return fetch(path, { headers: { Authorization: "Bearer " + token() } }).then(function (r) {
+      if (binary) {
+        if (!r.ok) throw { message: path + ": " + r.status };
+        return r.blob();
+      }
       return r.text().then(function (text) {
         if (r.status === 401) throw { auth: true, message: "The coordinator refused the token: enter a valid one." };
         if (!r.ok) {

@@ -98,7 +98,21 @@ class HttpApiTest : public ::testing::Test {
       sr.job_id = j.id;
       sr.kind = TaskKind::kScore;
       sr.metrics = {{"test/nll_per_token", nll + 0.05}, {"val/nll_per_token", nll}};
-      return store_->InsertResult(sr);
+      if (Status e = store_->InsertResult(sr); !e.ok()) return e;
+      TaskRecord agg = t;
+      agg.id = 0;
+      agg.kind = TaskKind::kAggregate;
+      if (Status e = store_->InsertTask(&agg); !e.ok()) return e;
+      ResultRecord ar;
+      ar.task_id = agg.id;
+      ar.attempt = 1;
+      ar.job_id = j.id;
+      ar.kind = TaskKind::kAggregate;
+      ar.metrics = {{"pieces", 4}};
+      std::ofstream(run + "/result.json") << "{}";
+      std::ofstream(run + "/sample-000.png") << "\x89PNG fake " << family << seed;
+      ar.artifacts = {run + "/result.json", run + "/sample-000.png"};
+      return store_->InsertResult(ar);
     });
     EXPECT_TRUE(st.ok()) << st.message();
     return j.id;
@@ -249,7 +263,7 @@ TEST_F(HttpApiTest, SeriesComeFromTheRunsMetricsCsv) {
 
 TEST_F(HttpApiTest, ResultsFilterByKindAndPage) {
   const json all = GetJson("/api/v1/results", {{"sweep", "5"}});
-  EXPECT_EQ(all["results"].size(), 8u);
+  EXPECT_EQ(all["results"].size(), 12u) << "train, score and aggregate of 4 runs";
   const json scores = GetJson("/api/v1/results", {{"kind", "score"}, {"limit", "3"}});
   ASSERT_EQ(scores["results"].size(), 3u);
   EXPECT_EQ(scores["next_offset"], 3);
@@ -290,6 +304,29 @@ TEST_F(HttpApiTest, MetricsAreValidPrometheusText) {
   while (p && fgets(buf, sizeof buf, p)) out += buf;
   const int rc = p ? pclose(p) : -1;
   EXPECT_EQ(rc, 0) << "promtool: " << out;
+}
+
+// The live page shows a sample heatmap per model, read through /api/v1/artifact: PNGs a result lists, nothing else.
+TEST_F(HttpApiTest, HeatmapsAreServedFromTheResultsArtifactsOnly) {
+  const json r = GetJson("/api/v1/sweeps/5/report");
+  ASSERT_EQ(r["images"].size(), 2u) << r["images"].dump();
+  for (const json& im : r["images"]) {
+    const std::string file = im["file"];
+    ASSERT_EQ(file.rfind("/api/v1/artifact?task=", 0), 0u) << file;
+    const size_t amp = file.find("&index=");
+    HttpResponse png = Get("/api/v1/artifact", {{"task", file.substr(22, amp - 22)}, {"index", file.substr(amp + 7)}});
+    EXPECT_EQ(png.status, 200) << png.body;
+    EXPECT_EQ(png.content_type, "image/png");
+    EXPECT_EQ(png.body.rfind("\x89PNG fake ", 0), 0u);
+    EXPECT_NE(png.body.find(im["title"].get<std::string>().substr(0, im["title"].get<std::string>().find(':')) + "1"), std::string::npos)
+        << "seed 1 of the model's largest fraction: " << png.body;
+    HttpResponse json_file = Get("/api/v1/artifact", {{"task", file.substr(22, amp - 22)}, {"index", "0"}});
+    EXPECT_EQ(json_file.status, 404) << "result.json is not a picture";
+  }
+  EXPECT_EQ(Get("/api/v1/artifact", {{"task", "99999"}, {"index", "1"}}).status, 404);
+  EXPECT_EQ(Get("/api/v1/artifact", {{"task", "1"}, {"index", "x"}}).status, 400);
+  EXPECT_EQ(Get("/api/v1/artifact", {{"path", "/etc/passwd"}}).status, 400);
+  EXPECT_EQ(Get("/api/v1/artifact", {{"task", "3"}, {"index", "1"}}, "").status, 401);
 }
 
 TEST_F(HttpApiTest, HealthSaysOk) {
