@@ -1,6 +1,8 @@
 // `cadenza evaluate` options and run (torch-free; cadenza-model adds model embeddings through the request).
 #include "cli/evaluate_command.h"
 
+#include <cmath>
+#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -32,6 +34,10 @@ CLI::App* AddEvaluateCommand(CLI::App& app, const std::function<int(const Evalua
       ->check(CLI::ExistingFile);
   cmd->add_option("--threshold", r.options.structure.repetition_threshold, "Similarity at or above which two segments count as a repetition")->capture_default_str()->check(CLI::Range(-1.0, 1.0));
   cmd->add_option("--max-segments", r.options.max_segments, "Pieces with more SSM segments get no structure scores (the SSM needs n^2 memory)")->capture_default_str()->check(CLI::Range(2, 100000));
+  cmd->add_option("--max-ssm-mb", a->max_ssm_mb,
+                  "Memory budget of one piece's structure scores: --max-segments is refused when the self-similarity "
+                  "matrix of that many segments and its path sums (12 bytes per cell, n^2 cells) would need more MiB")
+      ->capture_default_str()->check(CLI::Range(1.0, 1e9));
   r.jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   cmd->add_option("--jobs,-j", r.jobs, "Worker threads (default: the number of cores)")->capture_default_str()->check(CLI::Range(1, 256));
   cmd->add_flag("--quiet,-q", a->quiet, "No progress lines on stderr");
@@ -47,6 +53,19 @@ int RunEvaluate(EvaluateArgs args) {
     request.options.structure.si_length_step = 4;  // segments of whole 4/4 bars: a quarter of the work
   }
   request.progress = !args.quiet;
+  // Refused before any work: an allowed --max-segments must not reach out-of-memory on a long piece (at every
+  // worker thread, one piece's matrices at a time).
+  const double n = request.options.max_segments;
+  const double need_mb = kSsmBytesPerCell * n * n / (1024.0 * 1024.0);
+  if (need_mb > args.max_ssm_mb) {
+    const int64_t fits = static_cast<int64_t>(std::sqrt(args.max_ssm_mb * 1024.0 * 1024.0 / kSsmBytesPerCell));
+    char text[320];
+    std::snprintf(text, sizeof text,
+                  "--max-segments %d: the self-similarity matrix of %d segments and its path sums would need %.0f MiB, "
+                  "more than --max-ssm-mb %g (lower --max-segments to %lld or less, or raise --max-ssm-mb)",
+                  request.options.max_segments, request.options.max_segments, need_mb, args.max_ssm_mb, (long long)fits);
+    return Fail(InvalidArgument(text));
+  }
   // The reference split, opened before any work so that a typo fails fast; --split is checked even without one.
   std::unique_ptr<ReferencePieces> reference;
   if (!args.reference.empty()) {

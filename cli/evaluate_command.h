@@ -22,7 +22,11 @@ struct EvaluateArgs {
   std::string segment = "bar";
   std::string checkpoint;  // non-empty: the model's hidden states are the SSM's segment embeddings
   bool quiet = false;
+  double max_ssm_mb = 512;  // --max-ssm-mb: refuse a --max-segments whose structure matrices exceed this
 };
+
+// Bytes per cell of a piece's structure scoring: the SSM (float) and its diagonal path sums (double).
+constexpr double kSsmBytesPerCell = 12;
 
 // Registers the subcommand; `run` is called with the parsed arguments and its result stored in *exit_code.
 CLI::App* AddEvaluateCommand(CLI::App& app, const std::function<int(const EvaluateArgs&)>& run, int* exit_code);

@@ -40,32 +40,6 @@ constexpr int kExitFailure = 1;
 // Declared in cli/commands.h (shared with the main job in cli/demo.cc); the rest is main()'s own.
 namespace cadenza {
 
-// The model commands live in `cadenza-model`, next to this binary, so that only they load LibTorch.
-std::string ModelBinary() {
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  return ((ec ? fs::path(".") : self.parent_path()) / "cadenza-model").string();
-}
-
-// Runs cadenza-model with `args` (argv[1..]) and waits; returns its exit code.
-int RunModelBinary(const std::vector<std::string>& args) {
-  const std::string binary = ModelBinary();
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(binary.c_str()));
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::cout << std::flush;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    execv(binary.c_str(), argv.data());
-    std::fprintf(stderr, "cadenza: error: cannot run %s: %s (build the cadenza-model target)\n", binary.c_str(), std::strerror(errno));
-    _exit(kExitFailure);
-  }
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) < 0) return Fail(IoError("cannot start " + binary));
-  return WIFEXITED(status) ? WEXITSTATUS(status) : kExitFailure;
-}
-
 int RunIngest(IngestOptions options, bool quiet) {
   // A batch job that builds tens of MB: keep freed memory in the heap instead of returning it to the kernel
   // and taking fresh zeroed pages again (a quarter fewer page faults, 6% of an ingest's time).

@@ -53,7 +53,9 @@ StatusOr<std::unique_ptr<DatasetWindows>> OpenSplitWindows(const Dataset& datase
 StatusOr<ExperimentWindows> OpenExperimentWindows(const ExperimentConfig& config, int rank, int world) {
   if (config.dataset.empty()) return InvalidArgument("dataset: missing (the folder written by `cadenza ingest`)");
   ExperimentWindows out;
-  auto dataset = Dataset::Open(config.dataset);
+  // Training reads every shard: their SHA-256 against the manifest first (streamed; docs/storage.md has the cost),
+  // so a shard edited or damaged after ingest is refused by name instead of trained on.
+  auto dataset = Dataset::Open(config.dataset, /*verify_checksums=*/true);
   if (!dataset.ok()) return dataset.status();
   out.dataset = std::move(dataset).value();
   auto digest = Sha256File((std::filesystem::path(config.dataset) / "manifest.json").string());

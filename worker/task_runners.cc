@@ -10,7 +10,6 @@
 #include "core/audio.h"
 #include "core/eval/evaluate.h"
 #include "core/file_util.h"
-#include "core/hash.h"
 #include "core/midi.h"
 #include "core/model/model_api.h"
 #include "core/model/probe.h"
@@ -20,6 +19,7 @@
 #include "storage/dataset.h"
 #include "storage/reference_pieces.h"
 #include "storage/training_windows.h"
+#include "core/hash.h"
 
 namespace cadenza {
 namespace {
@@ -356,7 +356,7 @@ StatusOr<TaskOutcome> RunScoreTask(const std::string& checkpoint, const Experime
     if (target.dataset.empty()) return InvalidArgument("dataset: missing (the folder written by `cadenza ingest`)");
     auto& dataset = open[target.dataset];
     if (!dataset) {
-      auto opened = Dataset::Open(target.dataset);
+      auto opened = Dataset::Open(target.dataset, /*verify_checksums=*/true);  // scores only what ingest wrote
       if (!opened.ok()) return opened.status().WithContext(target.name.rfind("on/", 0) == 0 ? "score.on" : "dataset");
       dataset = std::move(*opened);
     }

@@ -6,16 +6,55 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
+#include "core/checksum.h"
 #include "core/file_util.h"
 #include "core/vocabulary.h"
 
 namespace cadenza {
 namespace {
 
-constexpr const char* kFormat = "cadenza-checkpoint/1";
+// /2: the torch archive is followed by a trailer with its CRC-32C, checked on every load (torch's own zip reader
+// skips the CRCs of its records, so flipped bytes would otherwise load). /1 files (no trailer) still load.
+constexpr const char* kFormat = "cadenza-checkpoint/2";
+constexpr const char* kLegacyFormat = "cadenza-checkpoint/1";
+constexpr char kTrailerMagic[8] = {'C', 'D', 'Z', 'C', 'R', 'C', '3', '2'};
+constexpr size_t kTrailerSize = 24;  // magic, uint64 archive length, uint32 CRC-32C of the archive, uint32 CRC of these 20
+
+std::string Hex32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%08x", v);
+  return buf;
+}
+
+std::string Trailer(uint64_t length, uint32_t crc) {
+  std::string t(kTrailerMagic, 8);
+  t.append(reinterpret_cast<const char*>(&length), 8);
+  t.append(reinterpret_cast<const char*>(&crc), 4);
+  const uint32_t self = Crc32c(t.data(), t.size());
+  t.append(reinterpret_cast<const char*>(&self), 4);
+  return t;
+}
+
+// Appends the trailer to the archive torch wrote at `tmp` (streamed: the archive is read back once, from the page
+// cache).
+Status AppendTrailer(const std::string& tmp) {
+  std::error_code ec;
+  const uint64_t length = std::filesystem::file_size(tmp, ec);
+  if (ec) return IoError(tmp + ": " + ec.message());
+  auto crc = Crc32cOfFile(tmp, length);
+  if (!crc.ok()) return crc.status();
+  std::ofstream out(tmp, std::ios::binary | std::ios::app);
+  const std::string trailer = Trailer(length, *crc);
+  out.write(trailer.data(), static_cast<std::streamsize>(trailer.size()));
+  out.close();
+  if (!out) return IoError(tmp + ": cannot append the checksum");
+  return Status::Ok();
+}
 
 }  // namespace
 
@@ -43,20 +82,56 @@ Status SaveCheckpoint(const std::string& path, const ExperimentConfig& config, S
     std::filesystem::remove(tmp);
     return IoError(path + ": cannot write checkpoint: " + e.what_without_backtrace());
   }
+  if (Status s = AppendTrailer(tmp); !s.ok()) {
+    std::filesystem::remove(tmp);
+    return s;
+  }
   return CommitTempFile(tmp, path);  // torch wrote the file by name: fsync, rename, fsync the folder
 }
 
 namespace {
 
-StatusOr<torch::serialize::InputArchive> OpenArchive(const std::string& path) {
+// Reads the whole file into *bytes, checks its trailer's CRC-32C and opens the archive from memory (so what was
+// checked is what is loaded). *bytes must outlive the archive.
+StatusOr<torch::serialize::InputArchive> OpenArchive(const std::string& path, std::vector<char>* bytes) {
   if (!std::filesystem::exists(path)) return NotFound(path + ": checkpoint not found");
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return IoError(path + ": cannot read the checkpoint");
+    bytes->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (in.bad()) return IoError(path + ": read error");
+  }
+  size_t archive_size = bytes->size();
+  bool has_trailer = false;
+  if (bytes->size() >= kTrailerSize && std::memcmp(bytes->data() + bytes->size() - kTrailerSize, kTrailerMagic, 8) == 0) {
+    const char* t = bytes->data() + bytes->size() - kTrailerSize;
+    uint64_t length;
+    uint32_t crc, self;
+    std::memcpy(&length, t + 8, 8);
+    std::memcpy(&crc, t + 16, 4);
+    std::memcpy(&self, t + 20, 4);
+    if (self != Crc32c(t, 20) || length != bytes->size() - kTrailerSize) {
+      return DataLoss(path + ": checkpoint is damaged: its checksum trailer does not verify (truncated or overwritten)");
+    }
+    const uint32_t actual = Crc32c(bytes->data(), length);
+    if (actual != crc) {
+      return DataLoss(path + ": checkpoint is damaged: CRC-32C of its " + std::to_string(length) + " bytes is " +
+                      Hex32(actual) + ", the file records " + Hex32(crc) + " (copy it again or use another checkpoint)");
+    }
+    archive_size = length;
+    has_trailer = true;
+  }
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path);
+    archive.load_from(bytes->data(), archive_size);
     c10::IValue format;
     archive.read("format", format);
-    if (!format.isString() || format.toStringRef() != kFormat) {
-      return InvalidArgument(path + ": not a cadenza checkpoint (format '" + (format.isString() ? format.toStringRef() : "?") + "')");
+    const std::string name = format.isString() ? format.toStringRef() : "?";
+    if (name != kFormat && name != kLegacyFormat) {
+      return InvalidArgument(path + ": not a cadenza checkpoint (format '" + name + "')");
+    }
+    if (name == kFormat && !has_trailer) {
+      return DataLoss(path + ": checkpoint is damaged: its checksum trailer is missing (truncated?)");
     }
     c10::IValue vocab;
     archive.read("vocab_hash", vocab);
@@ -73,7 +148,8 @@ StatusOr<torch::serialize::InputArchive> OpenArchive(const std::string& path) {
 }  // namespace
 
 StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& path) {
-  auto archive = OpenArchive(path);
+  std::vector<char> bytes;
+  auto archive = OpenArchive(path, &bytes);
   if (!archive.ok()) return archive.status();
   LoadedCheckpoint out;
   try {
@@ -99,7 +175,8 @@ StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& path) {
 }
 
 Status RestoreTrainingState(const std::string& path, SequenceModelImpl& model, torch::optim::Optimizer& optimizer) {
-  auto archive = OpenArchive(path);
+  std::vector<char> bytes;
+  auto archive = OpenArchive(path, &bytes);
   if (!archive.ok()) return archive.status();
   try {
     torch::serialize::InputArchive model_archive, optimizer_archive;

@@ -19,7 +19,8 @@ struct TrainingProgress {
   int64_t evals_without_improvement = 0;
 };
 
-// Writes atomically (temporary name, fsync, rename): a crash leaves the previous checkpoint intact.
+// Writes atomically (temporary name, fsync, rename): a crash leaves the previous checkpoint intact. The file is the
+// torch archive followed by a 24-byte trailer holding the archive's CRC-32C (format cadenza-checkpoint/2).
 Status SaveCheckpoint(const std::string& path, const ExperimentConfig& config, SequenceModelImpl& model,
                       torch::optim::Optimizer& optimizer, const TrainingProgress& progress);
 
@@ -29,8 +30,8 @@ struct LoadedCheckpoint {
   TrainingProgress progress;
 };
 
-// Rebuilds the model from the config stored inside; refuses files that are not cadenza checkpoints or that
-// were made with another vocabulary. If `optimizer` is given, its state is restored too, and the global CPU
+// Rebuilds the model from the config stored inside; refuses files that are not cadenza checkpoints, that were
+// made with another vocabulary, or whose checksum does not verify (DataLoss naming the file). If `optimizer` is given, its state is restored too, and the global CPU
 // RNG is set to the saved state so a resumed run continues bit-exactly.
 StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& path);
 Status RestoreTrainingState(const std::string& path, SequenceModelImpl& model, torch::optim::Optimizer& optimizer);

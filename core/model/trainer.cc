@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
+#include <optional>
 
 #include "core/build_info.h"
 #include "core/eval/evaluate.h"
@@ -116,6 +118,28 @@ std::map<std::string, double> SampleStructure(SequenceModelImpl& model, const Ex
   return out;
 }
 
+// Moves what a run without a checkpoint leaves behind (metrics, TensorBoard events, best.pt, model_state.pt) into
+// <out>/previous-<UTC time>/, keeping their relative paths. Returns that folder, or "" when there was nothing.
+StatusOr<std::string> MoveAsideEarlierRun(const fs::path& out) {
+  std::vector<fs::path> leftovers;
+  std::error_code ec;
+  for (const char* rel : {"metrics.csv", "metrics.jsonl", "tensorboard", "checkpoints/best.pt", "model_state.pt"}) {
+    if (fs::exists(out / rel, ec)) leftovers.push_back(rel);
+  }
+  if (leftovers.empty()) return std::string();
+  const std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", std::gmtime(&now));
+  fs::path aside = out / (std::string("previous-") + stamp);
+  for (int i = 2; fs::exists(aside, ec); ++i) aside = out / (std::string("previous-") + stamp + "-" + std::to_string(i));
+  for (const fs::path& rel : leftovers) {
+    fs::create_directories((aside / rel).parent_path(), ec);
+    if (!ec) fs::rename(out / rel, aside / rel, ec);
+    if (ec) return IoError((out / rel).string() + ": cannot move aside to " + (aside / rel).string() + ": " + ec.message());
+  }
+  return aside.string();
+}
+
 std::string Duration(double seconds) {
   char buf[32];
   const int s = static_cast<int>(seconds + 0.5);
@@ -165,18 +189,45 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
   std::error_code ec;
   fs::create_directories(ckpt_dir, ec);
   if (ec) return IoError(ckpt_dir.string() + ": cannot create: " + ec.message());
+  // One trainer per run folder: rank 0 holds <out>/train.lock for the whole run (the kernel drops it however the
+  // process ends), so a second `train --resume` or a stale worker refuses instead of interleaving checkpoints.
+  std::optional<FileLock> folder_lock;
+  if (writer) {
+    auto locked = FileLock::TryAcquire((out / "train.lock").string(),
+                                       "another process is training in " + config.out + "; wait for it or stop it");
+    if (!locked.ok()) return locked.status();
+    folder_lock.emplace(std::move(locked).value());
+  }
+  if (writer) {  // temporaries of a writer that was killed mid-write (checkpoints, metrics cut back on resume)
+    for (const fs::path& dir : {out, ckpt_dir, out / "tensorboard"}) {
+      for (const auto& entry : fs::directory_iterator(dir, ec)) {
+        if (entry.path().filename().string().find(".tmp-") != std::string::npos) fs::remove(entry.path(), ec);
+      }
+    }
+    ec.clear();
+  }
   if (!options.resume && fs::exists(latest)) {
     return FailedPrecondition(config.out + " already holds a training run (" + latest +
                               "): pass --resume to continue it, or choose another `out`");
   }
   if (options.resume && !fs::exists(latest)) return NotFound(latest + ": nothing to resume");
   Status s;
+  if (writer && !options.resume) {
+    // A run that died before its first checkpoint left metrics (or a best.pt) behind: a fresh run never appends
+    // to them; they move to <out>/previous-<time>/ and the run starts clean.
+    auto moved = MoveAsideEarlierRun(out);
+    if (!moved.ok()) return moved.status();
+    if (!moved->empty()) {
+      std::fprintf(stderr, "train %s: %s held files of an earlier run without a checkpoint: moved to %s\n",
+                   config.name.c_str(), config.out.c_str(), moved->c_str());
+    }
+  }
   const RunProvenance provenance{GitCommit(), CommandLine(), options.dataset_manifest_sha256};
   if (writer && !(s = WriteFileAtomic((out / "config.yaml").string(), RunConfigYaml(config, provenance))).ok()) return s;
 
-  torch::set_num_threads(options.threads > 0 ? options.threads
-                         : cfg.threads > 0  ? cfg.threads
-                                            : std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(std::min<int>(kMaxThreads, options.threads > 0 ? options.threads
+                                                     : cfg.threads > 0  ? cfg.threads
+                                                                        : std::max(1u, std::thread::hardware_concurrency())));
   torch::manual_seed(cfg.seed);
   SequenceModel model = MakeModel(config.model);
   model->train();
@@ -199,7 +250,8 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
   }
   std::unique_ptr<MetricsLog> log_owner;
   if (writer) {
-    auto opened = MetricsLog::Open(out.string());
+    // Resuming: cut the metrics back to the checkpoint's step, dropping what the stopped process logged after it.
+    auto opened = MetricsLog::Open(out.string(), options.resume ? progress.step : -1, options.metrics_flush_bytes);
     if (!opened.ok()) return opened.status();
     log_owner = std::move(*opened);
   }
@@ -220,7 +272,12 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
   auto last_print = t0;
   int64_t steps_here = 0;
   double loss_value = 0;
-  auto save = [&]() { return writer ? SaveCheckpoint(latest, config, *model, optimizer, progress) : Status::Ok(); };
+  auto save = [&]() {
+    if (!writer) return Status::Ok();
+    // The rows of every step the checkpoint covers reach the disk first: a resume from it then finds them all.
+    if (Status synced = log->Sync(); !synced.ok()) return synced;
+    return SaveCheckpoint(latest, config, *model, optimizer, progress);
+  };
   auto now_us = []() {
     return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
   };
@@ -329,8 +386,12 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
       }
       if ((s = save()); !s.ok()) return s;
       if (improved) {
-        if (writer) fs::copy_file(latest, best, fs::copy_options::overwrite_existing, ec);
-        if (ec) return IoError(best + ": cannot copy the best checkpoint: " + ec.message());
+        if (writer) {  // copied under a temporary name and renamed: a crash never leaves half a best.pt
+          const std::string tmp = best + ".tmp-" + std::to_string(::getpid());
+          fs::copy_file(latest, tmp, fs::copy_options::overwrite_existing, ec);
+          if (ec) return IoError(best + ": cannot copy the best checkpoint: " + ec.message());
+          if (!(s = CommitTempFile(tmp, best)).ok()) return s;
+        }
         summary.best_val_perplexity = r.perplexity;
         summary.best_val_nll_per_bar = r.nll_per_bar;
       }

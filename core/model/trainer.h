@@ -24,6 +24,9 @@ struct TrainOptions {
   GradientSync* sync = nullptr;
   int threads = 0;  // intra-op threads for this process, overriding train.threads (not part of the config); 0 = config
   std::string dataset_manifest_sha256;  // recorded in config.yaml's provenance (ExperimentWindows has it)
+  // Metrics rows are written out (whole) once this many bytes are buffered, and before every checkpoint. Tests
+  // lower it to put rows of steps after a checkpoint on disk before a kill, as a long run does.
+  size_t metrics_flush_bytes = 4096;
 };
 
 struct TrainSummary {
