@@ -52,7 +52,7 @@ StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, cons
   CoordinatorConfig c;
   if (root.IsNull()) return c;
   Reader r(path);
-  CADENZA_RETURN_IF_ERROR(r.Keys(root, "", {"listen", "database", "tokens_file", "tls", "http", "heartbeat", "lease", "limits"}));
+  CADENZA_RETURN_IF_ERROR(r.Keys(root, "", {"listen", "database", "tokens_file", "tls", "http", "paths", "heartbeat", "lease", "limits"}));
   CADENZA_RETURN_IF_ERROR(r.Get(root, "listen", "listen", &c.listen));
   CADENZA_RETURN_IF_ERROR(r.Get(root, "database", "database", &c.database));
   CADENZA_RETURN_IF_ERROR(r.Get(root, "tokens_file", "tokens_file", &c.tokens_file));
@@ -65,6 +65,22 @@ StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, cons
     CADENZA_RETURN_IF_ERROR(r.Keys(http, "http", {"listen", "public_metrics"}));
     CADENZA_RETURN_IF_ERROR(r.Get(http, "listen", "http.listen", &c.http_listen));
     CADENZA_RETURN_IF_ERROR(r.Get(http, "public_metrics", "http.public_metrics", &c.http_public_metrics));
+  }
+  if (const YAML::Node paths = root["paths"]) {
+    CADENZA_RETURN_IF_ERROR(r.Keys(paths, "paths", {"data_roots", "output_root"}));
+    CADENZA_RETURN_IF_ERROR(r.Get(paths, "output_root", "paths.output_root", &c.paths.output_root));
+    if (const YAML::Node roots = paths["data_roots"]) {
+      if (!roots.IsSequence()) return r.Error("paths.data_roots", "expected a list of folders");
+      for (size_t i = 0; i < roots.size(); ++i) c.paths.data_roots.push_back(roots[i].as<std::string>());
+    }
+    for (size_t i = 0; i < c.paths.data_roots.size(); ++i) {
+      if (c.paths.data_roots[i].empty() || c.paths.data_roots[i][0] != '/') {
+        return r.Error("paths.data_roots[" + std::to_string(i) + "]", "expected an absolute folder, found '" + c.paths.data_roots[i] + "'");
+      }
+    }
+    if (!c.paths.output_root.empty() && c.paths.output_root[0] != '/') {
+      return r.Error("paths.output_root", "expected an absolute folder, found '" + c.paths.output_root + "'");
+    }
   }
   if (const YAML::Node hb = root["heartbeat"]) {
     CADENZA_RETURN_IF_ERROR(r.Keys(hb, "heartbeat", {"period_ms", "failure_threshold", "grace_ms", "reaper_interval_ms"}));
@@ -117,7 +133,11 @@ std::string CoordinatorConfig::ToYaml() const {
   std::ostringstream o;
   o << "listen: " << listen << "\ndatabase: " << database << "\ntokens_file: " << tokens_file << "\ntls: {cert: \"" << tls_cert
     << "\", key: \"" << tls_key << "\"}\nhttp: {listen: \"" << http_listen << "\", public_metrics: " << (http_public_metrics ? "true" : "false")
-    << "}\nheartbeat: {period_ms: " << heartbeat.period_ms
+    << "}\npaths: {data_roots: [" << [&] {
+         std::string r;
+         for (const std::string& d : paths.data_roots) r += (r.empty() ? "\"" : ", \"") + d + "\"";
+         return r;
+       }() << "], output_root: \"" << paths.output_root << "\"}\nheartbeat: {period_ms: " << heartbeat.period_ms
     << ", failure_threshold: " << heartbeat.failure_threshold << ", grace_ms: " << heartbeat.grace_ms
     << ", reaper_interval_ms: " << heartbeat.reaper_interval_ms << "}\nlease: {duration_ms: " << scheduler.lease_ms
     << ", retry_budget: " << scheduler.retry_budget << ", idle_poll_ms: " << idle_poll_ms

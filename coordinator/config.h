@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "coordinator/path_policy.h"
 #include "coordinator/registry.h"
 #include "coordinator/scheduler.h"
 #include "core/status.h"
@@ -19,6 +20,7 @@ struct CoordinatorConfig {
   // (port 0 when gRPC's is 0); "off": none; else host:port. TLS with the same certificate when tls is set.
   std::string http_listen = "auto";
   bool http_public_metrics = false;                // /metrics and /healthz without a token (for a Prometheus scraper)
+  PathPolicy paths;                                // `paths.data_roots`, `paths.output_root`: where jobs read and write
   HeartbeatOptions heartbeat;
   SchedulerOptions scheduler;
   int64_t idle_poll_ms = 500;                      // retry_after_ms answered when no task is ready

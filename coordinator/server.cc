@@ -194,6 +194,10 @@ class ClientServiceImpl final : public v1::ClientService::Service {
 
  private:
   grpc::Status Submit(const std::string& user, const std::vector<Experiment>& experiments, const SubmitOptions& how, v1::SubmitResponse* resp) {
+    for (size_t i = 0; i < experiments.size(); ++i) {  // nothing is submitted when one run would leave the roots
+      const std::string field = experiments.size() == 1 ? "experiment" : "sweep.experiments[" + std::to_string(i) + "]";
+      if (Status s = CheckExperimentPaths(experiments[i], config_->paths, field); !s.ok()) return ToGrpc(s);
+    }
     int64_t sweep_id = 0;
     auto ids = scheduler_->Submit(user, experiments, how, NowUnixMs(), &sweep_id);
     if (!ids.ok()) return ToGrpc(ids.status());

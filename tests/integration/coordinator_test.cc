@@ -487,6 +487,33 @@ TEST_F(CoordinatorGrpcTest, AnotherUsersTokenCannotActForAWorkerGroup) {
   EXPECT_EQ(rows.rows_size(), 0) << "no forged result";
 }
 
+// Specs are confined to the configured roots at submit: a run folder or dataset elsewhere is refused, nothing stored.
+TEST(CoordinatorPathsTest, SubmissionsOutsideTheRootsAreRefused) {
+  Dir dir;
+  CoordinatorConfig c = TestConfig(dir);
+  c.paths.data_roots = {"/data"};
+  c.paths.output_root = "/runs";
+  auto server = CoordinatorServer::Start(c);
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  auto alice = Client("127.0.0.1:" + std::to_string((*server)->port()), kAlice);
+  v1::SubmitExperimentRequest req;
+  req.mutable_experiment()->set_experiment_yaml(ExperimentYaml());  // /data/ds -> /runs/e2e
+  v1::SubmitResponse resp;
+  ASSERT_TRUE(alice->SubmitExperiment(req, &resp).ok());
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{{"out: /runs/e2e", "out: /runs/../etc/cron.d"},
+                                                                                 {"dataset: /data/ds", "dataset: /data/../etc"}}) {
+    std::string yaml = ExperimentYaml();
+    yaml.replace(yaml.find(from), from.size(), to);
+    req.mutable_experiment()->set_experiment_yaml(yaml);
+    Status s = alice->SubmitExperiment(req, &resp);
+    EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << to;
+    EXPECT_NE(s.message().find("is outside the coordinator's"), std::string::npos) << s.message();
+  }
+  v1::ListJobsResponse jobs;
+  ASSERT_TRUE(alice->ListJobs({}, &jobs).ok());
+  EXPECT_EQ(jobs.jobs_size(), 1) << "only the confined submission";
+}
+
 // Real headless Chromium loads the live page while a sweep runs, draws the API's values, and shows the finished
 // sweep without a reload (tests/browser/live_page.cjs).
 TEST(CoordinatorHttpTest, LivePageDrawsTheApiValuesAndUpdatesWithoutReload) {
