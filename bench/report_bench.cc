@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "bench/bench_util.h"
-#include "cli/report_writer.h"
+#include "core/report/report_writer.h"
 #include "coordinator/http_api.h"
 #include "coordinator/store.h"
 #include "coordinator/sweep.h"

@@ -18,7 +18,7 @@
 #include <thread>
 #include <yaml-cpp/yaml.h>
 
-#include "cli/report_writer.h"
+#include "core/report/report_writer.h"
 #include "coordinator/cell_table.h"
 #include "coordinator/client.h"
 #include "coordinator/config.h"

@@ -4,7 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
-#include "cli/report_writer.h"
+#include "core/report/report_writer.h"
 #include "coordinator/client.h"
 
 namespace cadenza {

@@ -1,4 +1,4 @@
-#include "cli/report_writer.h"
+#include "core/report/report_writer.h"
 
 #include <spawn.h>
 #include <sys/utsname.h>
