@@ -151,8 +151,9 @@ TEST_F(TrainingTest, BothFamiliesOverfitATinyCorpus) {
     ExperimentConfig c = Config(family, "overfit-" + family);
     c.model.dropout = 0;
     c.model.attention = "additive";
-    c.train.steps = 300;
-    c.train.eval_every = 300;
+    // Vocabulary v2 (1,431 tokens) takes the GRU longer to memorise than the Transformer.
+    c.train.steps = family == "transformer" ? 300 : 600;
+    c.train.eval_every = c.train.steps;
     c.train.lr = family == "transformer" ? 3e-3 : 1e-2;
     c.train.min_lr_ratio = 1.0;
     c.train.weight_decay = 0;
