@@ -306,12 +306,17 @@ TEST_F(CoordinatorGrpcTest, SilentRankLosesItsLeaseWithinTheDetectionTime) {
   EXPECT_LE(waited, c.heartbeat.WorstCaseDetectionMs() + 200) << "detection took " << waited << " ms";
 }
 
+// A self-signed certificate for localhost and 127.0.0.1 (PLATFORM.md); false without openssl.
+bool MakeSelfSignedCertificate(const std::string& cert, const std::string& key) {
+  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " + key + " -out " + cert +
+                          " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
+}
+
 TEST(CoordinatorTlsTest, ServesOverTlsWithTheConfiguredCertificate) {
   Dir dir;
   const std::string cert = dir.File("cert.pem"), key = dir.File("key.pem");
-  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " + key + " -out " + cert +
-                          " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1";
-  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "no openssl to make a certificate";
+  if (!MakeSelfSignedCertificate(cert, key)) GTEST_SKIP() << "no openssl to make a certificate";
   CoordinatorConfig c = TestConfig(dir);
   c.tls_cert = cert;
   c.tls_key = key;
@@ -384,9 +389,7 @@ TEST(CoordinatorHttpTest, ServesTheApiWithTheSameTokensAndRefusesAPortInUse) {
 TEST(CoordinatorHttpTest, ServesHttpsWithTheGrpcCertificate) {
   Dir dir;
   const std::string cert = dir.File("cert.pem"), key = dir.File("key.pem");
-  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " + key + " -out " + cert +
-                          " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1";
-  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "no openssl to make a certificate";
+  if (!MakeSelfSignedCertificate(cert, key)) GTEST_SKIP() << "no openssl to make a certificate";
   CoordinatorConfig c = TestConfig(dir);
   c.tls_cert = cert;
   c.tls_key = key;
