@@ -22,14 +22,14 @@ std::string Hex(unsigned v) {
 
 // An event gathered from all tracks, ordered globally before notes are paired.
 struct RawEvent {
-  enum Kind : uint8_t { kTempo, kTimeSig, kKeySig, kProgram, kNoteOff, kNoteOn, kSustain };
+  enum Kind : uint8_t { kTempo, kTimeSig, kKeySig, kProgram, kNoteOff, kNoteOn };
   int64_t tick;
   int track;
   int64_t seq;
   Kind kind;
   uint8_t channel, a, b;
   uint32_t value;  // tempo (us per quarter)
-  int order_class() const { return kind <= kProgram ? 0 : 1; }  // meta and programs before notes and pedals at a tick
+  int order_class() const { return kind <= kProgram ? 0 : 1; }  // meta and programs before notes at a tick
 };
 
 class Parser {
@@ -213,8 +213,8 @@ class Parser {
         Push({tick, track, 0, RawEvent::kNoteOff, channel, data[0], 0, 0});
       } else if (kind == 0xC0) {
         Push({tick, track, 0, RawEvent::kProgram, channel, data[0], 0, 0});
-      } else if (kind == 0xB0 && data[0] == 64) {  // sustain pedal
-        Push({tick, track, 0, RawEvent::kSustain, channel, data[0], data[1], 0});
+      } else if (kind == 0xB0 && data[0] == 64) {  // sustain pedal: kept apart, it needs no merge with the notes
+        sustain_.push_back({tick, channel, data[1] >= 64});
       }
     }
     return Error(end, "expected end-of-track meta event (FF 2F 00) before the end of the track chunk that starts at byte " +
@@ -296,8 +296,7 @@ class Parser {
         case RawEvent::kProgram:
           program[e.channel] = e.a;
           break;
-        case RawEvent::kSustain:
-          score->sustain.push_back({e.tick, e.channel, e.b >= 64});
+        default:
           break;
         case RawEvent::kNoteOn:
           open[key(e.track, e.channel, e.a)].notes.push_back({e.tick, e.b, program[e.channel]});
@@ -323,6 +322,7 @@ class Parser {
       }
     }
     score->end_tick = end_tick;
+    score->sustain = std::move(sustain_);  // Sort() orders them by tick, keeping track then file order at a tick
     score->Sort();
   }
 
@@ -344,6 +344,7 @@ class Parser {
   const std::string& name_;
   std::vector<RawEvent> events_;
   std::vector<size_t> run_starts_;  // index of each track's first event in events_
+  std::vector<PedalEvent> sustain_;  // CC 64 in track order, then file order (stable-sorted by tick at the end)
   std::map<int, int64_t> last_track_tick_;
 };
 

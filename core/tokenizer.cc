@@ -169,8 +169,9 @@ std::vector<std::pair<int64_t, int>> GridTempos(const Score& score, const TempoC
   std::vector<std::pair<int64_t, int>> out;
   double real = 0, rebuilt = 0;
   for (const Span& sp : spans) {
-    const double x = kTempoBinsPerOctave * std::log2(sp.bpm / 120.0) + kTempoBinOfOneTwenty;
+    double x = kTempoBinsPerOctave * std::log2(sp.bpm / 120.0) + kTempoBinOfOneTwenty;
     if (!(x >= -0.5 && x <= kTempoBins - 0.5)) ++st->clamped_tempos;
+    if (!std::isfinite(x)) x = x > 0 ? kTempoBins - 1 : 0;  // a span of no real time (hand-built scores only)
     int bin = Vocabulary::TempoBin(sp.bpm);
     if (sp.b > sp.a) {
       const double quarters = static_cast<double>(sp.b - sp.a) / grid;
