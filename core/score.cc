@@ -42,7 +42,7 @@ void Score::Sort() {
   std::stable_sort(tempos.begin(), tempos.end(), by_tick);
   std::stable_sort(time_signatures.begin(), time_signatures.end(), by_tick);
   std::stable_sort(key_signatures.begin(), key_signatures.end(), by_tick);
-  std::stable_sort(sustain.begin(), sustain.end(), by_tick);
+  if (!std::is_sorted(sustain.begin(), sustain.end(), by_tick)) std::stable_sort(sustain.begin(), sustain.end(), by_tick);
 }
 
 }  // namespace cadenza
