@@ -126,7 +126,7 @@ StatusOr<FileLock> FileLock::TryAcquire(const std::string& path, const std::stri
     if (err != EWOULDBLOCK) return IoError(path + ": cannot lock: " + std::strerror(err));
     std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
     while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-    return FailedPrecondition(path + ": " + what + (pid.empty() ? "" : " (held by pid " + pid + ")"));
+    return Unavailable(path + ": " + what + (pid.empty() ? "" : " (held by pid " + pid + ")"));
   }
   const std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {

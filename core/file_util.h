@@ -38,7 +38,8 @@ Status SyncDirectory(const std::string& dir);
 // kernel drops it on SIGKILL too). The holder's pid is written into the file so that a refusal can name it.
 class FileLock {
  public:
-  // Never waits. When another process holds the lock: FailedPrecondition "<path>: <what> (held by pid N)".
+  // Never waits. When another process holds the lock: Unavailable (retryable: the holder goes away) with
+  // "<path>: <what> (held by pid N)".
   static StatusOr<FileLock> TryAcquire(const std::string& path, const std::string& what);
   FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
   FileLock& operator=(FileLock&& other) noexcept;
