@@ -1,8 +1,11 @@
 // Loads the tokens file and checks `authorization: Bearer <token>` metadata.
 #include "coordinator/auth.h"
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
+
+#include "core/file_util.h"
 
 namespace cadenza::coord {
 
@@ -34,6 +37,8 @@ StatusOr<TokenAuth> TokenAuth::Load(const std::string& path) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
+  // Bearer tokens act as their users: say so when others on the machine can read them (the coordinator still starts).
+  if (const std::string w = ReadableByOthersWarning(path, "tokens file"); !w.empty()) std::fprintf(stderr, "%s\n", w.c_str());
   return Parse(ss.str(), path);
 }
 

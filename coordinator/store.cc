@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/file_util.h"
+
 namespace cadenza::coord {
 namespace {
 
@@ -79,10 +81,15 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path_in) {
     path = name;
   }
   store->path_ = path;
+  // The jobs, results and worker groups are the lab's state: owner-only from creation (SQLite gives its -wal and
+  // -shm files the database's mode).
+  if (!store->temporary_) {
+    if (Status s = MakeOwnerOnly(path); !s.ok()) return s;
+  }
   // One coordinator per database: an exclusive flock on <path>-lock, held until the Store is destroyed (the kernel
   // drops it when the process dies, SIGKILL included, so a restart is never locked out by a dead coordinator).
   const std::string lock_path = path + "-lock";
-  store->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  store->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (store->lock_fd_ < 0) return IoError(lock_path + ": cannot open the coordinator's lock file: " + std::strerror(errno));
   if (::flock(store->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     const int e = errno;

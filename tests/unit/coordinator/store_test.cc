@@ -2,6 +2,7 @@
 #include "coordinator/store.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -219,6 +220,24 @@ TEST(StoreTest, OldSchemaDatabaseIsMigrated) {
       EXPECT_EQ((*jobs)[1].experiment.axes.at("model"), "tiny");
       EXPECT_EQ((*jobs)[1].experiment.parameters, 42);
     }
+  }
+}
+
+}  // namespace
+}  // namespace cadenza::coord
+
+namespace cadenza::coord {
+namespace {
+
+// The coordinator's state and its lock are owner-only from creation (issue "trust boundaries", item 10).
+TEST(StoreFilesTest, DatabaseAndLockAreOwnerOnly) {
+  testing::TempDir dir;
+  auto store = Store::Open(dir.File("c.db"));
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  for (const std::string f : {"c.db", "c.db-lock"}) {
+    struct stat st {};
+    ASSERT_EQ(::stat(dir.File(f).c_str(), &st), 0) << f;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
   }
 }
 
