@@ -173,7 +173,13 @@ std::vector<std::pair<int64_t, int>> GridTempos(const Score& score, const TempoC
     if (!(x >= -0.5 && x <= kTempoBins - 0.5)) ++st->clamped_tempos;
     if (!std::isfinite(x)) x = x > 0 ? kTempoBins - 1 : 0;  // a span of no real time (hand-built scores only)
     int bin = Vocabulary::TempoBin(sp.bpm);
-    if (sp.b > sp.a) {
+    // A span already at a bin's tempo (up to a MIDI file's whole-microsecond rounding, as in a decoded file) keeps
+    // that bin: re-encoding what Decode wrote gives the same tokens.
+    const bool on_bin = std::abs(x - std::round(x)) < 1e-3;
+    if (sp.b > sp.a && on_bin) {
+      real += sp.seconds;
+      rebuilt += static_cast<double>(sp.b - sp.a) / grid * 60.0 / Vocabulary::TempoOfBin(bin);
+    } else if (sp.b > sp.a) {
       const double quarters = static_cast<double>(sp.b - sp.a) / grid;
       real += sp.seconds;
       const int lo = std::clamp(static_cast<int>(std::floor(x)), 0, kTempoBins - 1);
