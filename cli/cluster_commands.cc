@@ -335,8 +335,10 @@ void PrintRows(const std::vector<std::string>& header, const std::vector<std::ve
 // One row per sweep cell (every axis but the seed) with n, mean, sd and 95% CI: what `cadenza results --sweep N`
 // prints and `cadenza report` draws (coordinator/cell_table.h). No rows: no cell finished.
 StatusOr<coord::CellTable> FetchCellTable(coord::CoordinatorClient& client, const ResultsArgs& a) {
+  v1::AggregateResultsRequest req = coord::CellRequest(a.sweep, a.user, a.dataset, a.family);
+  req.mutable_filter()->set_job_id(a.job);
   v1::AggregateResultsResponse resp;
-  if (Status s = client.AggregateResults(coord::CellRequest(a.sweep, a.user, a.dataset, a.family), &resp); !s.ok()) return s;
+  if (Status s = client.AggregateResults(req, &resp); !s.ok()) return s;
   return coord::CellTableOf(resp, a.metrics, a.format == "table");
 }
 
@@ -417,7 +419,7 @@ int RunResults(const Connection& conn, const ResultsArgs& a) {
 }
 
 struct ReportArgs {
-  int64_t sweep = 0;
+  int64_t sweep = 0, job = 0;
   std::string results_file;  // offline: the output of `cadenza results --sweep N --format json`
   std::string out;
 };
@@ -432,9 +434,10 @@ void AddProvenance(ReportContext* context) {
 
 // The SSM heatmaps of the report: per model, the first sample of its run with the most data (lowest seed), and
 // the first piece of the dataset's test split, as PNGs in <out>/figures/. What cannot be had is a note, not an error.
-void AddSsmImages(coord::CoordinatorClient& client, int64_t sweep, const fs::path& out, ReportContext* context) {
+void AddSsmImages(coord::CoordinatorClient& client, int64_t sweep, int64_t job, const fs::path& out, ReportContext* context) {
   v1::QueryResultsRequest q;
   q.set_sweep_id(sweep);
+  q.set_job_id(job);
   q.set_kind(v1::TASK_KIND_AGGREGATE);
   v1::QueryResultsResponse rows;
   if (!client.QueryResults(q, &rows).ok() || rows.rows_size() == 0) return;
@@ -489,21 +492,26 @@ void AddSsmImages(coord::CoordinatorClient& client, int64_t sweep, const fs::pat
 
 }  // namespace
 
-StatusOr<ReportFiles> WriteSweepReport(coord::CoordinatorClient& client, int64_t sweep, const std::string& coordinator,
+StatusOr<ReportFiles> WriteSweepReport(coord::CoordinatorClient& client, int64_t sweep, int64_t job, const std::string& coordinator,
                                        const std::string& out) {
   ResultsArgs r;
   r.sweep = sweep;
+  r.job = job;
   r.format = "json";
   auto table = FetchCellTable(client, r);
   if (!table.ok()) return table.status();
   const std::string cells_json = coord::RowsJson(table->header, table->rows).dump(2) + "\n";
   ReportContext context;
   // The sweep's runs that have no result yet, named on the page (a cell's n counts only finished runs).
-  v1::ListJobsRequest lj;
-  lj.set_sweep_id(sweep);
   v1::ListJobsResponse jobs;
-  if (Status s = client.ListJobs(lj, &jobs); !s.ok()) return s;
-  if (jobs.jobs_size() == 0) return NotFound("sweep " + std::to_string(sweep) + ": no such sweep of yours (`cadenza status` lists your jobs)");
+  if (job > 0) {  // one run: its own job
+    if (Status s = client.GetJob(job, jobs.add_jobs()); !s.ok()) return s;
+  } else {
+    v1::ListJobsRequest lj;
+    lj.set_sweep_id(sweep);
+    if (Status s = client.ListJobs(lj, &jobs); !s.ok()) return s;
+    if (jobs.jobs_size() == 0) return NotFound("sweep " + std::to_string(sweep) + ": no such sweep of yours (`cadenza status` lists your jobs)");
+  }
   std::string unfinished;
   int n_unfinished = 0;
   for (const auto& j : jobs.jobs()) {
@@ -518,6 +526,7 @@ StatusOr<ReportFiles> WriteSweepReport(coord::CoordinatorClient& client, int64_t
   // Training curves: each finished run's metrics.csv, where this machine sees the workers' files.
   v1::QueryResultsRequest q;
   q.set_sweep_id(sweep);
+  q.set_job_id(job);
   q.set_kind(v1::TASK_KIND_TRAIN);
   v1::QueryResultsResponse trained;
   if (Status s = client.QueryResults(q, &trained); !s.ok()) return s;
@@ -545,12 +554,12 @@ StatusOr<ReportFiles> WriteSweepReport(coord::CoordinatorClient& client, int64_t
     context.notes.push_back(std::to_string(unreadable) + " run(s)' metrics.csv not readable from this machine: "
                             "their training curves are left out");
   }
-  const std::string source = "sweep " + std::to_string(sweep);
+  const std::string source = job > 0 ? "job " + std::to_string(job) : "sweep " + std::to_string(sweep);
   context.title = source;
   context.facts.push_back({"source", source + " of the coordinator at " + coordinator});
   context.facts.push_back({"runs", std::to_string(jobs.jobs_size()) + " (" + std::to_string(trained.rows_size()) + " trained)"});
   if (!axes.empty()) context.facts.push_back({"sweep axes", AxesSummary(axes)});
-  AddSsmImages(client, sweep, out, &context);
+  AddSsmImages(client, sweep, job, out, &context);
   AddProvenance(&context);
   return WriteReport(cells_json, source, curves, context, out);
 }
@@ -558,12 +567,14 @@ StatusOr<ReportFiles> WriteSweepReport(coord::CoordinatorClient& client, int64_t
 namespace {
 
 int RunReport(const Connection& conn, const ReportArgs& a) {
-  if ((a.sweep > 0) == !a.results_file.empty()) return Fail(InvalidArgument("report: give --sweep N or --results FILE.json"));
+  if ((a.sweep > 0) + (a.job > 0) + !a.results_file.empty() != 1) {
+    return Fail(InvalidArgument("report: give one of --sweep N, --job N or --results FILE.json"));
+  }
   StatusOr<ReportFiles> files = ReportFiles{};
-  if (a.sweep > 0) {
+  if (a.sweep > 0 || a.job > 0) {
     auto client = Connect(conn);
     if (!client.ok()) return Fail(client.status());
-    files = WriteSweepReport(**client, a.sweep, CoordinatorTarget(conn), a.out);
+    files = WriteSweepReport(**client, a.sweep, a.job, CoordinatorTarget(conn), a.out);
   } else {
     std::ifstream in(a.results_file);
     if (!in) return Fail(NotFound(a.results_file + ": cannot read (--results)"));
@@ -673,6 +684,7 @@ void AddClusterCommands(CLI::App& app, int* exit_code) {
       "means over seeds with 95% CI bands) as SVG, PNG and the gnuplot script of each, cells.csv and\n"
       "results.json (the numbers of `cadenza results --sweep N --format json`). Needs gnuplot (docs/report.md)");
   report_cmd->add_option("--sweep", report.sweep, "The sweep to report (from the coordinator)")->check(CLI::PositiveNumber);
+  report_cmd->add_option("--job", report.job, "One run to report instead (its results, curves and heatmaps)")->check(CLI::PositiveNumber);
   report_cmd->add_option("--results", report.results_file,
                          "Offline: a saved `cadenza results --sweep N --format json` instead of the coordinator")->check(CLI::ExistingFile);
   report_cmd->add_option("--out", report.out, "Report folder (created; files in it are replaced)")->required();

@@ -12,7 +12,8 @@ namespace cadenza {
 // `cadenza report --sweep N` on a connected client: the cell table, the runs' curves (their metrics.csv as this
 // machine sees them), notes on unfinished runs, the sweep's axes and provenance -> a report folder at `out`.
 // `coordinator` names the coordinator on the page.
-StatusOr<ReportFiles> WriteSweepReport(coord::CoordinatorClient& client, int64_t sweep, const std::string& coordinator,
+// `job` > 0: that one run instead of the sweep (`cadenza report --job N`).
+StatusOr<ReportFiles> WriteSweepReport(coord::CoordinatorClient& client, int64_t sweep, int64_t job, const std::string& coordinator,
                                        const std::string& out);
 
 // Registers the commands on `app`; the one that runs stores its exit code in *exit_code (left alone otherwise).

@@ -184,7 +184,7 @@ int RunDemoSweep(const DemoOptions& d, const std::string& dataset, int stage) {
   }
   if (!(s = (*cluster)->Follow({resp.job_ids().begin(), resp.job_ids().end()})).ok()) return Fail(s);
   std::cout << "== " << stage++ << ". report\n" << std::flush;
-  auto files = WriteSweepReport((*cluster)->client(), resp.sweep_id(), (*cluster)->target(), (fs::path(d.out) / "report").string());
+  auto files = WriteSweepReport((*cluster)->client(), resp.sweep_id(), /*job=*/0, (*cluster)->target(), (fs::path(d.out) / "report").string());
   if (!files.ok()) return Fail(files.status());
   std::cout << "report: " << files->cells << " cell(s), " << files->figures << " figure(s) -> " << fs::absolute(files->index).string()
             << "\n  (the same numbers: report/cells.csv, report/results.json; figures as SVG and PNG in report/figures/)\n";

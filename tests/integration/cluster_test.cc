@@ -408,6 +408,13 @@ TEST_F(ClusterTest, SweepCellsAcrossFractionsAndSeedsSurviveCancelAndResubmit) {
     const nlohmann::json live_data = nlohmann::json::parse(live->body);
     EXPECT_EQ(live_data["cells"], cells);
     EXPECT_EQ(live_data["figures"].size(), page["figures"].size()) << "the live page draws the report's figures";
+    // One run's report: its own cell (n = 1), from the same builder.
+    const auto trained = Results(c.get(), v1::TASK_KIND_TRAIN);
+    ASSERT_FALSE(trained.empty());
+    const std::string one = Shell(std::string(CADENZA_CLI) + " report --job " + std::to_string(trained.back().job_id()) + " --out " +
+                                      (dir_ / "report-job").string() + conn, &rc);
+    EXPECT_EQ(rc, 0) << one;
+    EXPECT_NE(one.find("report: 1 cell(s)"), std::string::npos) << one;
     auto metrics = http.Get("/metrics", auth);
     ASSERT_TRUE(metrics);
     EXPECT_NE(metrics->body.find("cadenza_results_total{kind=\"train\"} "), std::string::npos) << metrics->body;
