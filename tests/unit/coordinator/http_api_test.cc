@@ -79,40 +79,29 @@ class HttpApiTest : public ::testing::Test {
       const std::string csv = run + "/metrics.csv";
       std::ofstream(csv) << "step,tag,value\n10,train/loss,2.5\n10,val/nll_per_token," << nll + 0.3 << "\n20,train/loss,2\n20,val/nll_per_token,"
                          << nll << "\n";
-      ResultRecord r;
-      r.task_id = t.id;
-      r.attempt = 1;
-      r.job_id = j.id;
-      r.kind = TaskKind::kTrain;
-      r.metrics = {{"val_nll", nll}, {"data/train_tokens", 5000}};
-      r.artifacts = {csv};
-      r.recorded_ms = 99;
-      if (Status e = store_->InsertResult(r); !e.ok()) return e;
-      TaskRecord score = t;
-      score.id = 0;
-      score.kind = TaskKind::kScore;
-      if (Status e = store_->InsertTask(&score); !e.ok()) return e;
-      ResultRecord sr;
-      sr.task_id = score.id;
-      sr.attempt = 1;
-      sr.job_id = j.id;
-      sr.kind = TaskKind::kScore;
-      sr.metrics = {{"test/nll_per_token", nll + 0.05}, {"val/nll_per_token", nll}};
-      if (Status e = store_->InsertResult(sr); !e.ok()) return e;
-      TaskRecord agg = t;
-      agg.id = 0;
-      agg.kind = TaskKind::kAggregate;
-      if (Status e = store_->InsertTask(&agg); !e.ok()) return e;
-      ResultRecord ar;
-      ar.task_id = agg.id;
-      ar.attempt = 1;
-      ar.job_id = j.id;
-      ar.kind = TaskKind::kAggregate;
-      ar.metrics = {{"pieces", 4}};
+      // One result per kind; the train task exists already, the others are added beside it.
+      auto add_result = [&](TaskKind kind, std::map<std::string, double> metrics, std::vector<std::string> artifacts) -> Status {
+        TaskRecord task = t;
+        if (kind != TaskKind::kTrain) {
+          task.id = 0;
+          task.kind = kind;
+          if (Status e = store_->InsertTask(&task); !e.ok()) return e;
+        }
+        ResultRecord r;
+        r.task_id = task.id;
+        r.attempt = 1;
+        r.job_id = j.id;
+        r.kind = kind;
+        r.metrics = std::move(metrics);
+        r.artifacts = std::move(artifacts);
+        r.recorded_ms = 99;
+        return store_->InsertResult(r);
+      };
+      if (Status e = add_result(TaskKind::kTrain, {{"val_nll", nll}, {"data/train_tokens", 5000}}, {csv}); !e.ok()) return e;
+      if (Status e = add_result(TaskKind::kScore, {{"test/nll_per_token", nll + 0.05}, {"val/nll_per_token", nll}}, {}); !e.ok()) return e;
       std::ofstream(run + "/result.json") << "{}";
       std::ofstream(run + "/sample-000.png") << "\x89PNG fake " << family << seed;
-      ar.artifacts = {run + "/result.json", run + "/sample-000.png"};
-      return store_->InsertResult(ar);
+      return add_result(TaskKind::kAggregate, {{"pieces", 4}}, {run + "/result.json", run + "/sample-000.png"});
     });
     EXPECT_TRUE(st.ok()) << st.message();
     return j.id;
