@@ -226,6 +226,16 @@ HttpResponse HttpApi::Sweeps(const HttpRequest& r) const {
   return JsonResponse({{"sweeps", list}});
 }
 
+StatusOr<nlohmann::json> HttpApi::CellRows(int64_t sweep) const {
+  const v1::AggregateResultsRequest req = CellRequest(sweep);
+  auto rows = reads_->Query(FilterOf(req));
+  if (!rows.ok()) return rows.status();
+  auto agg = Aggregate(*rows, {req.group_by().begin(), req.group_by().end()}, {}, /*per_job=*/true);
+  if (!agg.ok()) return agg.status();
+  const CellTable table = CellTableOf(*agg, {}, /*mean_ci=*/false);
+  return RowsJson(table.header, table.rows);
+}
+
 HttpResponse HttpApi::Cells(int64_t sweep) const {
   JobQuery q;
   q.sweep_id = sweep;
@@ -233,29 +243,27 @@ HttpResponse HttpApi::Cells(int64_t sweep) const {
   auto any = reads_->Jobs(q);
   if (!any.ok()) return FromStatus(any.status());
   if (any->empty()) return Error(404, "sweep " + std::to_string(sweep) + ": no such sweep");
-  const v1::AggregateResultsRequest req = CellRequest(sweep);
-  auto rows = reads_->Query(FilterOf(req));
-  if (!rows.ok()) return FromStatus(rows.status());
-  auto agg = Aggregate(*rows, {req.group_by().begin(), req.group_by().end()}, {}, /*per_job=*/true);
-  if (!agg.ok()) return FromStatus(agg.status());
-  const CellTable table = CellTableOf(*agg, {}, /*mean_ci=*/false);
-  return JsonResponse(RowsJson(table.header, table.rows));
+  auto cells = CellRows(sweep);
+  if (!cells.ok()) return FromStatus(cells.status());
+  return JsonResponse(*cells);
 }
 
 HttpResponse HttpApi::Report(int64_t sweep) const {
-  HttpResponse cells = Cells(sweep);
-  if (cells.status != 200) return cells;
-  auto parsed = ParseCells(cells.body, "sweep " + std::to_string(sweep));
-  if (!parsed.ok()) return FromStatus(parsed.status());
-  std::vector<Figure> figures = StudyFigures(*parsed);
-  ReportContext context;
-  context.title = "sweep " + std::to_string(sweep) + " (live)";
-  // Runs without a result yet are named (a cell's n counts finished runs only).
+  // The sweep's runs first: they say whether it exists, and which runs have no result yet.
   JobQuery q;
   q.sweep_id = sweep;
   q.limit = 100000;
   auto jobs = reads_->Jobs(q);
   if (!jobs.ok()) return FromStatus(jobs.status());
+  if (jobs->empty()) return Error(404, "sweep " + std::to_string(sweep) + ": no such sweep");
+  auto cells = CellRows(sweep);
+  if (!cells.ok()) return FromStatus(cells.status());
+  auto parsed = ParseCells(cells->dump(), "sweep " + std::to_string(sweep));
+  if (!parsed.ok()) return FromStatus(parsed.status());
+  std::vector<Figure> figures = StudyFigures(*parsed);
+  ReportContext context;
+  context.title = "sweep " + std::to_string(sweep) + " (live)";
+  // Runs without a result yet are named (a cell's n counts finished runs only).
   std::string unfinished;
   int n_unfinished = 0, running = 0;
   for (const JobSummary& j : *jobs) {
@@ -321,7 +329,7 @@ HttpResponse HttpApi::Report(int64_t sweep) const {
   std::vector<std::map<std::string, std::string>> axes;
   for (const JobSummary& j : *jobs) axes.push_back(j.axes);
   if (!axes.empty()) context.facts.push_back({"sweep axes", AxesSummary(axes)});
-  return JsonResponse(ReportData(json::parse(cells.body), figures, context, /*files=*/false));
+  return JsonResponse(ReportData(*cells, figures, context, /*files=*/false));
 }
 
 HttpResponse HttpApi::Jobs(const HttpRequest& r) const {

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <map>
 #include <string>
 #include <utility>
@@ -68,6 +69,8 @@ class HttpApi {
   HttpResponse Healthz() const;
   HttpResponse Sweeps(const HttpRequest& r) const;
   HttpResponse Cells(int64_t sweep) const;
+  // The cell table's rows (what Cells answers), without checking that the sweep exists.
+  StatusOr<nlohmann::json> CellRows(int64_t sweep) const;
   HttpResponse Report(int64_t sweep) const;
   HttpResponse Jobs(const HttpRequest& r) const;
   HttpResponse Job(int64_t job) const;
