@@ -17,14 +17,14 @@ Status WorkerRegistry::Recover(int64_t now_ms) {
   return Status::Ok();
 }
 
-StatusOr<int64_t> WorkerRegistry::Register(const WorkerGroup& group, int64_t group_id, int64_t now_ms) {
+StatusOr<int64_t> WorkerRegistry::Register(const WorkerGroup& group, int64_t group_id, int64_t now_ms, bool admin) {
   if (group.ranks < 1 || group.ranks > 65536) return InvalidArgument("group.ranks: expected 1..65536, found " + std::to_string(group.ranks));
   if (group.threads_per_rank < 0) return InvalidArgument("group.threads_per_rank: expected >= 0");
   std::lock_guard<std::mutex> lock(mu_);
   if (group_id != 0) {
     auto it = groups_.find(group_id);
     if (it == groups_.end()) return NotFound("group_id: no worker group " + std::to_string(group_id) + " (register with group_id 0)");
-    if (!it->second.owner.empty() && it->second.owner != group.owner) {
+    if (!admin && !it->second.owner.empty() && it->second.owner != group.owner) {
       return PermissionDenied("group_id: worker group " + std::to_string(group_id) + " belongs to another user");
     }
     if (it->second.ranks != group.ranks) {
@@ -45,11 +45,11 @@ StatusOr<int64_t> WorkerRegistry::Register(const WorkerGroup& group, int64_t gro
   return group_id;
 }
 
-Status WorkerRegistry::CheckOwner(const WorkerKey& worker, const std::string& user) const {
+Status WorkerRegistry::CheckOwner(const WorkerKey& worker, const std::string& user, bool admin) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = groups_.find(worker.group_id);
   if (it == groups_.end()) return NotFound("worker.group_id: no worker group " + std::to_string(worker.group_id) + " (register again)");
-  if (!it->second.owner.empty() && it->second.owner != user) {
+  if (!admin && !it->second.owner.empty() && it->second.owner != user) {
     return PermissionDenied("worker.group_id: worker group " + std::to_string(worker.group_id) + " belongs to another user");
   }
   return Status::Ok();
@@ -86,6 +86,18 @@ int WorkerRegistry::LiveGroups() const {
   std::set<int64_t> groups;
   for (const auto& [key, seen] : last_seen_ms_) groups.insert(key.group_id);
   return static_cast<int>(groups.size());
+}
+
+std::multimap<std::string, int64_t> WorkerRegistry::LiveGroupIdsByName() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::set<int64_t> live;
+  for (const auto& [key, seen] : last_seen_ms_) live.insert(key.group_id);
+  std::multimap<std::string, int64_t> out;
+  for (int64_t id : live) {
+    auto it = groups_.find(id);
+    if (it != groups_.end()) out.emplace(it->second.name, id);
+  }
+  return out;
 }
 
 int WorkerRegistry::LiveRanks() const {

@@ -33,12 +33,12 @@ class WorkerRegistry {
   // Loads the registered groups after a restart; every rank counts as alive as of `now_ms` (it has a full timeout
   // to send a heartbeat again).
   Status Recover(int64_t now_ms);
-  // Registers a new group (group_id 0) or re-registers a known one (only by its owner, `group.owner`); every rank
-  // is alive as of `now_ms`.
-  StatusOr<int64_t> Register(const WorkerGroup& group, int64_t group_id, int64_t now_ms);
+  // Registers a new group (group_id 0) or re-registers a known one (only by its owner, `group.owner`, or an admin:
+  // `admin`; the owner stays); every rank is alive as of `now_ms`.
+  StatusOr<int64_t> Register(const WorkerGroup& group, int64_t group_id, int64_t now_ms, bool admin = false);
   // Whether `user` may act for the worker's group: the token that registered a group owns it (PERMISSION_DENIED for
-  // another user's; NOT_FOUND for an unknown group). Every worker call is checked.
-  Status CheckOwner(const WorkerKey& worker, const std::string& user) const;
+  // another user's unless `admin`; NOT_FOUND for an unknown group). Every worker call is checked.
+  Status CheckOwner(const WorkerKey& worker, const std::string& user, bool admin = false) const;
   // NOT_FOUND for an unknown group (the worker should register again), INVALID_ARGUMENT for a rank out of range.
   Status Heartbeat(const WorkerKey& worker, int64_t now_ms);
   // Ranks whose last heartbeat is older than the timeout, each reported once (a later heartbeat revives the rank:
@@ -48,6 +48,8 @@ class WorkerRegistry {
   int LiveRanks() const;
   // Groups with at least one rank alive now.
   int LiveGroups() const;
+  // Their ids by the name they registered with (a launched group is found by its name: slurm-<job id>).
+  std::multimap<std::string, int64_t> LiveGroupIdsByName() const;
   const HeartbeatOptions& options() const { return options_; }
 
  private:

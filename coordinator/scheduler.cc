@@ -84,6 +84,13 @@ std::vector<TaskCount> Scheduler::TaskCounts() const {
   return out;
 }
 
+std::map<int64_t, int> Scheduler::LeasesByGroup() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<int64_t, int> out;
+  for (const auto& [worker, ids] : held_) out[worker.group_id] += static_cast<int>(ids.size());
+  return out;
+}
+
 void Scheduler::PutLocked(const TaskRecord& t) {
   auto it = tasks_.find(t.id);
   if (it != tasks_.end()) {
@@ -359,11 +366,16 @@ std::vector<StopNotice> Scheduler::Heartbeat(const WorkerKey& worker, const std:
 
 // ---- reports ----
 
-Status Scheduler::CheckHolderLocked(const TaskRecord& t, const WorkerKey& worker) const {
-  if (t.worker.group_id != worker.group_id) {
-    return PermissionDenied("task " + std::to_string(t.id) + " is not leased to worker group " + std::to_string(worker.group_id));
+Status Scheduler::CheckReportLocked(const TaskRecord& t, const WorkerKey& worker, int attempt) const {
+  const bool holder = t.worker.group_id == worker.group_id;
+  // A replaced attempt is ABORTED whoever sends it (the old holder's late report); only the holder learns more.
+  if (attempt >= 1 && attempt < t.attempt) {
+    return Aborted("task " + std::to_string(t.id) + ": attempt " + std::to_string(attempt) + " is stale (the lease was lost" +
+                   (holder ? "; now attempt " + std::to_string(t.attempt) : std::string()) + ")");
   }
-  return Status::Ok();
+  // Another group learns nothing of the task (its attempts, state, spec or run folder).
+  if (!holder) return PermissionDenied("task " + std::to_string(t.id) + " is not leased to worker group " + std::to_string(worker.group_id));
+  return CheckAttemptLocked(t, attempt);
 }
 
 Status Scheduler::CheckAttemptLocked(const TaskRecord& t, int attempt) const {
@@ -383,14 +395,14 @@ StatusOr<ProgressAck> Scheduler::Progress(const WorkerKey& worker, int64_t task_
   std::unique_lock<std::mutex> lock(mu_);
   auto it = tasks_.find(task_id);
   if (it == tasks_.end()) return NotFound("task.task_id: no task " + std::to_string(task_id));
-  if (attempt < 1 || attempt > it->second.attempt) return CheckAttemptLocked(it->second, attempt);
   ProgressAck ack;
   TaskRecord& t = it->second;
-  ack.job_id = t.job_id;
+  if (t.worker.group_id == worker.group_id && (attempt < 1 || attempt > t.attempt)) return CheckAttemptLocked(t, attempt);
   if (t.state != TaskState::kLeased || attempt != t.attempt || !(t.worker == worker)) {
-    ack.stop = true;
+    ack.stop = true;  // not (or no longer) this rank's lease: stop it; nothing of the task is told or changed
     return ack;
   }
+  ack.job_id = t.job_id;
   if (!checkpoint.empty() && checkpoint != t.checkpoint) {  // durable: a retry resumes from it
     TaskRecord u = t;
     u.checkpoint = checkpoint;
@@ -438,9 +450,8 @@ StatusOr<CompleteAck> Scheduler::Complete(const WorkerKey& worker, int64_t task_
   auto it = tasks_.find(task_id);
   if (it == tasks_.end()) return NotFound("task.task_id: no task " + std::to_string(task_id));
   const TaskRecord& cur = it->second;
-  if (Status s = CheckAttemptLocked(cur, attempt); !s.ok()) return s;  // a stale attempt is ABORTED, whoever sends it
   // Only the group that holds (or last held, for a late but unreplaced attempt) the lease reports its result.
-  if (Status s = CheckHolderLocked(cur, worker); !s.ok()) return s;
+  if (Status s = CheckReportLocked(cur, worker, attempt); !s.ok()) return s;
   // A result names files of its own run only: never another job's, never outside the run folder.
   const std::string& folder = jobs_.at(cur.job_id).experiment.output_dir;
   for (size_t i = 0; i < result.artifacts.size(); ++i) {
@@ -512,8 +523,7 @@ StatusOr<FailAck> Scheduler::Fail(const WorkerKey& worker, int64_t task_id, int 
   auto it = tasks_.find(task_id);
   if (it == tasks_.end()) return NotFound("task.task_id: no task " + std::to_string(task_id));
   const TaskRecord& cur = it->second;
-  if (Status s = CheckAttemptLocked(cur, attempt); !s.ok()) return s;
-  if (Status s = CheckHolderLocked(cur, worker); !s.ok()) return s;
+  if (Status s = CheckReportLocked(cur, worker, attempt); !s.ok()) return s;
   if (!checkpoint.empty()) {
     CADENZA_RETURN_IF_ERROR(InsideFolder(checkpoint, jobs_.at(cur.job_id).experiment.output_dir, "checkpoint"));
   }
@@ -589,12 +599,12 @@ int Scheduler::CancelJobLocked(const JobRecord& job, const std::string& user, in
   return n;
 }
 
-StatusOr<CancelAck> Scheduler::Cancel(const std::string& user, int64_t job_id, int64_t now_ms) {
+StatusOr<CancelAck> Scheduler::Cancel(const std::string& user, int64_t job_id, int64_t now_ms, bool admin) {
   std::unique_lock<std::mutex> lock(mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return NotFound("job_id: no job " + std::to_string(job_id));
-  if (it->second.user != user) {
-    return PermissionDenied("job " + std::to_string(job_id) + " belongs to another user; only its submitter may cancel it");
+  if (it->second.user != user && !admin) {
+    return PermissionDenied("job " + std::to_string(job_id) + " belongs to another user; only its submitter (or an admin token) may cancel it");
   }
   CancelAck ack;
   ack.state = it->second.state;
@@ -607,14 +617,14 @@ StatusOr<CancelAck> Scheduler::Cancel(const std::string& user, int64_t job_id, i
   return ack;
 }
 
-StatusOr<CancelAck> Scheduler::CancelSweep(const std::string& user, int64_t sweep_id, int64_t now_ms) {
+StatusOr<CancelAck> Scheduler::CancelSweep(const std::string& user, int64_t sweep_id, int64_t now_ms, bool admin) {
   std::unique_lock<std::mutex> lock(mu_);
   std::vector<const JobRecord*> jobs;
   for (const auto& [id, j] : jobs_) {
     if (j.sweep_id != sweep_id) continue;
-    if (j.user != user) {
+    if (j.user != user && !admin) {
       return PermissionDenied("sweep " + std::to_string(sweep_id) + ": job " + std::to_string(id) +
-                              " belongs to another user; only its submitter may cancel it");
+                              " belongs to another user; only its submitter (or an admin token) may cancel it");
     }
     jobs.push_back(&j);
   }

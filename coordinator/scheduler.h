@@ -44,7 +44,7 @@ struct StopNotice {
 struct ProgressAck {
   bool stop = false;
   int64_t lease_expires_ms = 0;
-  int64_t job_id = 0;  // the task's
+  int64_t job_id = 0;  // the task's; 0 when the report was refused (`stop`: not this rank's lease)
 };
 struct CompleteAck {
   bool duplicate = false;
@@ -116,10 +116,12 @@ class Scheduler {
   // `preempted` (with retryable): the worker was stopped from outside; the retry does not spend the budget.
   StatusOr<FailAck> Fail(const WorkerKey& worker, int64_t task_id, int attempt, const std::string& error, bool retryable,
                          const std::string& checkpoint, int64_t now_ms, bool preempted = false);
-  // Only the submitter cancels (PERMISSION_DENIED otherwise); a finished job is left as it is.
-  StatusOr<CancelAck> Cancel(const std::string& user, int64_t job_id, int64_t now_ms);
-  // Every unfinished job of the sweep; all of its jobs must be `user`'s (PERMISSION_DENIED otherwise, nothing cancelled).
-  StatusOr<CancelAck> CancelSweep(const std::string& user, int64_t sweep_id, int64_t now_ms);
+  // Only the submitter, or an admin (`admin`, acting for any user), cancels (PERMISSION_DENIED otherwise); a finished
+  // job is left as it is. The job's error says who cancelled it.
+  StatusOr<CancelAck> Cancel(const std::string& user, int64_t job_id, int64_t now_ms, bool admin = false);
+  // Every unfinished job of the sweep; all of its jobs must be `user`'s unless `admin` (PERMISSION_DENIED otherwise,
+  // nothing cancelled).
+  StatusOr<CancelAck> CancelSweep(const std::string& user, int64_t sweep_id, int64_t now_ms, bool admin = false);
 
   // Expired leases go back to pending (or fail the task when its budget is spent). Returns how many expired.
   int ExpireLeases(int64_t now_ms);
@@ -134,6 +136,8 @@ class Scheduler {
   size_t NumTasks() const;
   // Tasks by kind and state, from counters kept beside the queues: lock-free, for /metrics.
   std::vector<TaskCount> TaskCounts() const;
+  // Leased tasks by worker group id (the launch policy's idleness).
+  std::map<int64_t, int> LeasesByGroup() const;
 
  private:
   // A set of changes written in one transaction, then applied to memory.
@@ -153,8 +157,10 @@ class Scheduler {
   void IndexLocked(const TaskRecord& t, int delta);
   const std::string& UserOfLocked(const TaskRecord& t) const;
   Status CheckAttemptLocked(const TaskRecord& t, int attempt) const;
-  // PERMISSION_DENIED unless `worker`'s group holds (or last held) `t`'s lease.
-  Status CheckHolderLocked(const TaskRecord& t, const WorkerKey& worker) const;
+  // A report (completion, failure) of `attempt` of `t` by `worker`: ABORTED for a replaced attempt, PERMISSION_DENIED
+  // unless `worker`'s group holds (or last held) `t`'s lease, INVALID_ARGUMENT for an attempt never leased. Messages
+  // to a group that does not hold the task name nothing of it but its id.
+  Status CheckReportLocked(const TaskRecord& t, const WorkerKey& worker, int attempt) const;
   // Retry or fail `t` (leased or expired); appends to `c`.
   void RetryOrFailLocked(TaskRecord t, const std::string& error, bool retryable, Change* c, bool* will_retry);
   void FailJobLocked(const JobRecord& job, int64_t failed_task, const std::string& error, int64_t now_ms, Change* c);
