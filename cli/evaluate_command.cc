@@ -5,10 +5,10 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
-#include <thread>
 
 #include "cli/fail.h"
 #include "core/file_util.h"
+#include "core/threads.h"
 #include "storage/manifest.h"
 #include "storage/reference_pieces.h"
 
@@ -38,8 +38,8 @@ CLI::App* AddEvaluateCommand(CLI::App& app, const std::function<int(const Evalua
                   "Memory budget of one piece's structure scores: --max-segments is refused when the self-similarity "
                   "matrix of that many segments and its path sums (12 bytes per cell, n^2 cells) would need more MiB")
       ->capture_default_str()->check(CLI::Range(1.0, 1e9));
-  r.jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  cmd->add_option("--jobs,-j", r.jobs, "Worker threads (default: the number of cores)")->capture_default_str()->check(CLI::Range(1, 256));
+  r.jobs = UsableCpus();
+  cmd->add_option("--jobs,-j", r.jobs, "Worker threads (default: the CPUs this process may use)")->capture_default_str()->check(CLI::Range(1, 256));
   cmd->add_flag("--quiet,-q", a->quiet, "No progress lines on stderr");
   cmd->callback([a, run, exit_code] { *exit_code = run(*a); });
   return cmd;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -299,6 +300,8 @@ int RunSynth(const std::string& out, int count, uint64_t seed) {
 }  // namespace cadenza
 
 int main(int argc, char** argv) {
+  // Inherited by cadenza-model and the worker ranks it starts, before their OpenMP runtime reads it (core/threads.h).
+  setenv("OMP_WAIT_POLICY", "passive", 0);
   cadenza::SetCommandLine(argc, argv);  // reports record the command that made them
   CLI::App app{"cadenza: train and compare attention-RNN and Transformer music generators on MIDI corpora.\n"
                "Run `cadenza <command> --help` for each command's options."};

@@ -5,8 +5,10 @@
 #include "cli/evaluate_command.h"
 #include "cli/model_commands.h"
 #include "core/build_info.h"
+#include "core/threads.h"
 
 int main(int argc, char** argv) {
+  cadenza::ReexecWithPassiveOpenMpWait(argv);  // `cadenza` sets it for its child; a direct start restarts once
   cadenza::SetCommandLine(argc, argv);  // recorded in each run's config.yaml
   // LibTorch's large tensors are otherwise mmap'd and page-faulted anew every step: 5x slower (PLATFORM.md).
   mallopt(M_MMAP_MAX, 0);

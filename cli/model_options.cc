@@ -13,7 +13,7 @@ void AddModelCommands(CLI::App& app, const ModelCommandHandlers& run, int* exit_
                     "key=value overrides of the experiment (train.steps=300 model.dropout=0.2), validated like the file's keys; "
                     "the run's config.yaml records the result");
   train->add_flag("--resume", train_args->resume, "Continue the run in the experiment's `out` from checkpoints/latest.pt");
-  train->add_option("--threads", train_args->threads, "LibTorch threads (overrides train.threads; 0 = all cores)")->check(CLI::Range(0, 256));
+  train->add_option("--threads", train_args->threads, "LibTorch threads (overrides train.threads; 0 = the CPUs this process may use, shared by the ranks on its node)")->check(CLI::Range(0, 256));
   train->add_option("--stop-after", train_args->stop_after, "Checkpoint and stop after N steps in this process (resume later)")->check(CLI::NonNegativeNumber);
   train->add_flag("--quiet,-q", train_args->quiet, "No progress output");
   train->callback([train_args, run, exit_code] { *exit_code = run.train(*train_args); });
@@ -33,7 +33,7 @@ void AddModelCommands(CLI::App& app, const ModelCommandHandlers& run, int* exit_
   generate->add_option("--primer-bars", gen->primer_bars, "Bars of the primer to keep")->capture_default_str()->check(CLI::Range(1, 10000));
   generate->add_flag("--wav", gen->wav, "Also render each sample to WAV with FluidSynth");
   generate->add_option("--soundfont", gen->soundfont, "SoundFont for --wav (default: Debian's FluidR3_GM.sf2 or $CADENZA_SOUNDFONT)");
-  generate->add_option("--threads", gen->threads, "LibTorch threads (0 = all cores)")->capture_default_str()->check(CLI::Range(0, 256));
+  generate->add_option("--threads", gen->threads, "LibTorch threads (0 = the CPUs this process may use: its affinity mask and CPU quota)")->capture_default_str()->check(CLI::Range(0, 256));
   generate->callback([gen, run, exit_code] { *exit_code = run.generate(*gen); });
 
   auto pr = std::make_shared<ProbeArgs>();
@@ -48,7 +48,7 @@ void AddModelCommands(CLI::App& app, const ModelCommandHandlers& run, int* exit_
   probe->add_option("--batch", pr->batch, "Sequences per forward and per step")->capture_default_str()->check(CLI::Range(1, 1024));
   probe->add_option("--warmup", pr->warmup, "Untimed runs before the timed ones")->capture_default_str()->check(CLI::Range(0, 100));
   probe->add_option("--repeats", pr->repeats, "Timed runs per measurement; the median is reported")->capture_default_str()->check(CLI::Range(1, 1000));
-  probe->add_option("--threads", pr->threads, "LibTorch threads (0 = all cores)")->capture_default_str()->check(CLI::Range(0, 256));
+  probe->add_option("--threads", pr->threads, "LibTorch threads (0 = the CPUs this process may use: its affinity mask and CPU quota)")->capture_default_str()->check(CLI::Range(0, 256));
   probe->add_option("--seed", pr->seed, "Seed of the random input tokens")->capture_default_str();
   probe->add_flag("--quiet,-q", pr->quiet, "No progress output");
   probe->callback([pr, run, exit_code, probe] {
@@ -76,7 +76,7 @@ void AddModelCommands(CLI::App& app, const ModelCommandHandlers& run, int* exit_
                     "tiled: windows that tile each piece, every token scored about once (fast); every_bar: a window "
                     "at every bar line, as training validation reads them (about seq_len / bar length times slower)")
       ->capture_default_str()->check(CLI::IsMember({"tiled", "every_bar"}));
-  score->add_option("--threads", sc->threads, "LibTorch threads (0 = all cores)")->capture_default_str()->check(CLI::Range(0, 256));
+  score->add_option("--threads", sc->threads, "LibTorch threads (0 = the CPUs this process may use: its affinity mask and CPU quota)")->capture_default_str()->check(CLI::Range(0, 256));
   score->callback([sc, run, exit_code] { *exit_code = run.score(*sc); });
 
   auto files = std::make_shared<std::vector<std::string>>();

@@ -235,7 +235,7 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
     if (tr.eval_windows < 0) return r.Error("train.eval_windows", "expected >= 0 (0 = all)");
     if (tr.early_stopping_patience < 0) return r.Error("train.early_stopping_patience", "expected >= 0");
     if (tr.threads < 0 || tr.threads > kMaxThreads) {
-      return r.Error("train.threads", "expected 0.." + std::to_string(kMaxThreads) + " (0 = all cores)");
+      return r.Error("train.threads", "expected 0.." + std::to_string(kMaxThreads) + " (0 = the CPUs this process may use)");
     }
     if (!(tr.data_fraction > 0 && tr.data_fraction <= 1)) {
       return r.Error("train.data_fraction", "expected 0 < data_fraction <= 1 (the share of the train split's pieces)");

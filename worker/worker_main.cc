@@ -14,6 +14,7 @@
 #include "core/build_info.h"
 #include "core/experiment_config.h"
 #include "core/model/trainer.h"
+#include "core/threads.h"
 #include "storage/dataset.h"
 #include "storage/training_windows.h"
 #include "worker/agent.h"
@@ -40,16 +41,6 @@ struct WorkerArgs {
   bool resume = false, quiet = false;
   int64_t stop_after = 0;
 };
-
-int LocalRanks() {
-  for (const char* v : {"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE", "MPI_LOCALNRANKS"}) {
-    if (const char* s = std::getenv(v)) {
-      const int n = std::atoi(s);
-      if (n > 0) return n;
-    }
-  }
-  return 1;
-}
 
 // "rank:step:mode", e.g. "1:5:stall" (tests only; modes exit, stall, term).
 bool ParseFault(const std::string& text, ReducerOptions* o) {
@@ -127,7 +118,7 @@ int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
   o.threads = a.threads > 0 ? a.threads
               : config->train.threads > 0
                   ? config->train.threads
-                  : std::max(1, int(std::thread::hardware_concurrency()) / LocalRanks());
+                  : DefaultThreads();
   if (rank == 0 && !a.quiet) {
     std::fprintf(stderr, "cadenza-worker: %d rank(s) over %s, %d thread(s) each, global batch %d (%d per rank), "
                  "buckets of %.2f MB, timeout %.0f s\n", world, comm->name().c_str(), o.threads,
@@ -198,7 +189,7 @@ int RunWorkerAgent(AgentArgs a, int* argc, char*** argv) {
   } else {
     comm = MakeInProcessCommunicator();
   }
-  if (a.o.threads <= 0) a.o.threads = std::max(1, int(std::thread::hardware_concurrency()) / LocalRanks());
+  if (a.o.threads <= 0) a.o.threads = DefaultThreads();
   comm->set_timeout_seconds(a.o.timeout);
   comm->set_timeout_handler([](const std::string& message) {
     std::fprintf(stderr, "cadenza-worker: %s; aborting the job with exit code %d\n", message.c_str(), kExitCollectiveTimeout);
@@ -219,6 +210,7 @@ int RunWorkerAgent(AgentArgs a, int* argc, char*** argv) {
 }  // namespace cadenza
 
 int main(int argc, char** argv) {
+  cadenza::ReexecWithPassiveOpenMpWait(argv);  // before libgomp's threads exist: a direct start restarts once
   cadenza::SetCommandLine(argc, argv);  // recorded in each run's config.yaml
   // Large tensors and MPI buffers otherwise get mmap'd and page-faulted anew every step (PLATFORM.md).
   mallopt(M_MMAP_MAX, 0);

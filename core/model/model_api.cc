@@ -2,11 +2,11 @@
 #include "core/model/model_api.h"
 
 #include <cmath>
-#include <thread>
 
 #include "core/model/checkpoint.h"
 #include "core/model/generator.h"
 #include "core/model/sequence_model.h"
+#include "core/threads.h"
 #include "core/vocabulary.h"
 
 namespace cadenza {
@@ -18,7 +18,7 @@ StatusOr<int64_t> CountParameters(const ModelConfig& config) {
 }
 
 void SetTorchThreads(int threads) {
-  torch::set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  torch::set_num_threads(threads > 0 ? threads : DefaultThreads());
 }
 
 namespace {

@@ -18,6 +18,7 @@
 #include "core/model/generator.h"
 #include "core/model/gradient_sync.h"
 #include "core/model/sequence_model.h"
+#include "core/threads.h"
 #include "core/vocabulary.h"
 
 namespace cadenza {
@@ -227,7 +228,7 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
 
   torch::set_num_threads(std::min<int>(kMaxThreads, options.threads > 0 ? options.threads
                                                      : cfg.threads > 0  ? cfg.threads
-                                                                        : std::max(1u, std::thread::hardware_concurrency())));
+                                                                        : DefaultThreads()));
   torch::manual_seed(cfg.seed);
   SequenceModel model = MakeModel(config.model);
   model->train();

@@ -12,6 +12,7 @@
 
 #include "core/file_util.h"
 #include "core/report/page.h"
+#include "core/threads.h"
 
 extern char** environ;
 
@@ -75,7 +76,7 @@ StatusOr<ReportFiles> WriteReport(const std::string& cells_json, const std::stri
     if (!s.ok()) return s;
     renders.push_back(std::move(r));
   }
-  const size_t parallel = std::max(1u, std::thread::hardware_concurrency());
+  const size_t parallel = static_cast<size_t>(UsableCpus());
   Status rendered;
   for (size_t next = 0, done = 0; done < renders.size();) {
     while (rendered.ok() && next < renders.size() && next - done < parallel) {  // start up to `parallel`

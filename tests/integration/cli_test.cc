@@ -227,6 +227,26 @@ TEST_F(CliTest, ModelCommandErrorsAreNamed) {
   EXPECT_NE(params.output.find("parameters  (lstm 2x448 attention=general)"), std::string::npos) << params.output;
 }
 
+// libgomp's default spins idle threads (GOMP_SPINCOUNT 300000), which steals a shared node's other cores: the
+// programs make idle threads sleep themselves unless the user chose a policy (core/threads.h).
+TEST_F(CliTest, IdleOpenMpThreadsSleepUnlessTheUserChoseAPolicy) {
+  const std::string model_binary = (fs::path(CADENZA_CLI).parent_path() / "cadenza-model").string();
+  const std::string params = " params " CADENZA_SOURCE_DIR "/configs/models/transformer-tiny.yaml 2>&1";
+  const auto last_spin_count = [](const std::string& output) {
+    const size_t at = output.rfind("GOMP_SPINCOUNT = '");
+    return at == std::string::npos ? std::string("(not shown)") : output.substr(at + 18, output.find('\'', at + 18) - at - 18);
+  };
+  for (const std::string& program : {model_binary, std::string(CADENZA_CLI)}) {
+    CliRun unset = Shell("env -u OMP_WAIT_POLICY OMP_DISPLAY_ENV=verbose " + program + params);
+    EXPECT_EQ(unset.exit_code, 0) << unset.output;
+    EXPECT_EQ(last_spin_count(unset.output), "0") << program << ":\n" << unset.output;
+    EXPECT_NE(unset.output.find("parameters"), std::string::npos) << unset.output;
+    CliRun chosen = Shell("env OMP_WAIT_POLICY=active OMP_DISPLAY_ENV=verbose " + program + params);
+    EXPECT_EQ(chosen.exit_code, 0) << chosen.output;
+    EXPECT_EQ(last_spin_count(chosen.output), "30000000000") << program << ":\n" << chosen.output;
+  }
+}
+
 TEST_F(CliTest, ProbeWritesOneCsvRowPerModelAndLength) {
   const fs::path csv = dir_ / "probe.csv";
   CliRun probe = Cadenza("probe --model " CADENZA_SOURCE_DIR "/configs/models/transformer-tiny.yaml --model " CADENZA_SOURCE_DIR
