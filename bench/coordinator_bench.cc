@@ -297,7 +297,7 @@ int main(int argc, char** argv) {
 
   fs::remove_all(dir);
   fs::create_directories(dir);
-  std::ofstream(dir + "/tokens.txt") << kToken << " bench\n";
+  std::ofstream(dir + "/tokens.txt") << kToken << " bench admin\n";  // admin: one client submits, serves as the workers and reads
   CoordinatorConfig config;
   config.listen = "127.0.0.1:0";
   config.database = dir + "/coordinator.db";

@@ -86,10 +86,12 @@ StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClusterOp
   fs::create_directories(dir, ec);
   if (ec) return IoError(dir.string() + ": cannot create: " + ec.message());
   c->token_ = RandomToken();
-  // Bearer tokens: owner-only from the moment they exist (0600).
-  Status s = WritePrivateFileAtomic((dir / "tokens.txt").string(), c->token_ + " demo\n");
+  const std::string worker_token = RandomToken();
+  // Bearer tokens, owner-only from the moment they exist (0600): the submitter's (role user) and the worker group's
+  // (role worker: it may serve tasks, not submit or read).
+  Status s = WritePrivateFileAtomic((dir / "tokens.txt").string(), c->token_ + " demo user\n" + worker_token + " demo-workers worker\n");
   if (!s.ok()) return s;
-  if (!(s = WritePrivateFileAtomic((dir / "worker.token").string(), c->token_ + "\n")).ok()) return s;
+  if (!(s = WritePrivateFileAtomic((dir / "worker.token").string(), worker_token + "\n")).ok()) return s;
   // The coordinator's state: created owner-only before SQLite opens it (its -wal and -shm files take this mode).
   if (!(s = MakeOwnerOnly((dir / "coordinator.db").string())).ok()) return s;
 

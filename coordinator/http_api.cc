@@ -163,8 +163,10 @@ HttpResponse HttpApi::Handle(const HttpRequest& r) const {
   const bool open = options_.public_metrics && (r.path == "/metrics" || r.path == "/healthz");
   if (!open) {
     if (r.authorization.empty()) return Error(401, "missing bearer token (Authorization: Bearer <token>, as for `cadenza`)");
-    auto user = auth_->Authenticate(r.authorization);
-    if (!user.ok()) return Error(401, user.status().message());
+    auto caller = auth_->Authenticate(r.authorization);
+    if (!caller.ok()) return Error(401, caller.status().message());
+    // Reads are for people (user and admin tokens); a worker token serves worker groups only (403 naming the role).
+    if (Status s = RequireRole(*caller, {Role::kUser}, "GET " + r.path); !s.ok()) return FromStatus(s);
   }
   return Route(r);
 }

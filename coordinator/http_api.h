@@ -14,7 +14,8 @@
 //   GET /api/v1/jobs/N/series  ?tag=...  the run's metric series (step, value) from its metrics.csv
 //   GET /api/v1/results        ?sweep=&job=&kind=&limit=&offset=  result rows (kind=probe: the probes)
 //   GET /api/v1/artifact       ?task=&index=  a PNG a result lists (the SSM heatmaps the page shows), nothing else
-// Every /api/v1 and (unless public_metrics) /metrics and /healthz request needs a bearer token of the gRPC side.
+// Every /api/v1 and (unless public_metrics) /metrics and /healthz request needs a bearer token of the gRPC side, of
+// role user or admin (401 without a known token; 403 for a worker token: worker groups do not read).
 // Errors are JSON: {"error": {"code": 4xx, "message": "..."}}.
 #pragma once
 

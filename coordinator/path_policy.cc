@@ -36,7 +36,7 @@ bool PathWithin(const std::string& path, const std::string& root, bool allow_equ
          Inside(Resolved(path), r, allow_equal);
 }
 
-Status CheckExperimentPaths(const Experiment& e, const PathPolicy& policy, const std::string& field) {
+Status CheckExperimentPaths(const Experiment& e, const PathPolicy& policy, const std::string& field, const std::string& whose) {
   if (policy.empty()) return Status::Ok();
   std::vector<std::pair<std::string, std::string>> datasets = {{field + ".dataset", e.dataset}};
   try {
@@ -54,12 +54,12 @@ Status CheckExperimentPaths(const Experiment& e, const PathPolicy& policy, const
       if (!ok) {
         std::string roots;
         for (const std::string& root : policy.data_roots) roots += (roots.empty() ? "" : ", ") + root;
-        return PermissionDenied(name + ": " + path + " is outside the coordinator's data roots (" + roots + ")");
+        return PermissionDenied(name + ": " + path + " is outside " + whose + " data roots (" + roots + ")");
       }
     }
   }
   if (!policy.output_root.empty() && !PathWithin(e.output_dir, policy.output_root, /*allow_equal=*/false)) {
-    return PermissionDenied(field + ".out: " + e.output_dir + " is outside the coordinator's output root " + policy.output_root);
+    return PermissionDenied(field + ".out: " + e.output_dir + " is outside " + whose + " output root " + policy.output_root);
   }
   return Status::Ok();
 }

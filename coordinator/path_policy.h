@@ -17,8 +17,10 @@ struct PathPolicy {
 };
 
 // OK, or PERMISSION_DENIED naming `field` and the path. Paths are compared after normalising `..`, and, for paths
-// that exist, after resolving symlinks (a link inside a root that points out of it is refused).
-Status CheckExperimentPaths(const Experiment& experiment, const PathPolicy& policy, const std::string& field);
+// that exist, after resolving symlinks (a link inside a root that points out of it is refused). `whose` names the
+// policy's owner in messages ("the coordinator's"; a worker checking again on its own filesystem says so).
+Status CheckExperimentPaths(const Experiment& experiment, const PathPolicy& policy, const std::string& field,
+                            const std::string& whose = "the coordinator's");
 
 // `path` lies inside `root` (or is it, with `allow_equal`), by the rules above.
 bool PathWithin(const std::string& path, const std::string& root, bool allow_equal);

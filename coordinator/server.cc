@@ -25,19 +25,26 @@ int64_t NowUnixMs() {
 
 namespace {
 
-// The user behind the call's bearer token (metadata `authorization: Bearer <token>`).
-StatusOr<std::string> CallUser(const TokenAuth& auth, grpc::ServerContextBase* ctx) {
+// The caller behind the call's bearer token (metadata `authorization: Bearer <token>`), if its role may make the call
+// `rpc`: UNAUTHENTICATED without a known token, PERMISSION_DENIED naming the role needed.
+StatusOr<Principal> Caller(const TokenAuth& auth, grpc::ServerContextBase* ctx, Role role, const char* rpc) {
   const auto& md = ctx->client_metadata();
   auto it = md.find("authorization");
-  return auth.Authenticate(it == md.end() ? std::string() : std::string(it->second.data(), it->second.size()));
+  auto p = auth.Authenticate(it == md.end() ? std::string() : std::string(it->second.data(), it->second.size()));
+  if (!p.ok()) return p.status();
+  CADENZA_RETURN_IF_ERROR(RequireRole(*p, {role}, rpc));
+  return p;
 }
 
 WorkerKey Key(const v1::WorkerRef& w) { return {w.group_id(), w.rank()}; }
 
-#define CADENZA_AUTH(user)                                  \
-  auto user##_or = CallUser(*auth_, ctx);                   \
-  if (!user##_or.ok()) return ToGrpc(user##_or.status());   \
-  const std::string& user = *user##_or
+// `caller` (a Principal) of a client RPC (user or admin token) or a worker RPC (worker or admin token).
+#define CADENZA_AUTH_AS(caller, role, rpc)                         \
+  auto caller##_or = Caller(*auth_, ctx, role, rpc);               \
+  if (!caller##_or.ok()) return ToGrpc(caller##_or.status());      \
+  const Principal& caller = *caller##_or
+#define CADENZA_CLIENT_AUTH(caller, rpc) CADENZA_AUTH_AS(caller, Role::kUser, rpc)
+#define CADENZA_WORKER_AUTH(caller, rpc) CADENZA_AUTH_AS(caller, Role::kWorker, rpc)
 
 }  // namespace
 
@@ -48,25 +55,25 @@ class ClientServiceImpl final : public v1::ClientService::Service {
       : config_(config), auth_(auth), scheduler_(scheduler), results_(results), stopping_(stopping) {}
 
   grpc::Status SubmitExperiment(grpc::ServerContext* ctx, const v1::SubmitExperimentRequest* req, v1::SubmitResponse* resp) override {
-    CADENZA_AUTH(user);
+    CADENZA_CLIENT_AUTH(caller, "SubmitExperiment");
     if (!req->has_experiment()) return ToGrpc(InvalidArgument("experiment: required"));
     auto e = ValidateExperiment(FromProto(req->experiment()), "experiment");
     if (!e.ok()) return ToGrpc(e.status());
-    return Submit(user, {*e}, SubmitOptions{}, resp);
+    return Submit(caller.user, {*e}, SubmitOptions{}, resp);
   }
 
   grpc::Status SubmitSweep(grpc::ServerContext* ctx, const v1::SubmitSweepRequest* req, v1::SubmitResponse* resp) override {
-    CADENZA_AUTH(user);
+    CADENZA_CLIENT_AUTH(caller, "SubmitSweep");
     if (!req->has_sweep()) return ToGrpc(InvalidArgument("sweep: required"));
     auto experiments = ExpandSweep(FromProto(req->sweep()), config_->max_sweep_experiments);
     if (!experiments.ok()) return ToGrpc(experiments.status());
     SubmitOptions how;
     how.sweep = true;
-    return Submit(user, *experiments, how, resp);
+    return Submit(caller.user, *experiments, how, resp);
   }
 
   grpc::Status Resubmit(grpc::ServerContext* ctx, const v1::ResubmitRequest* req, v1::SubmitResponse* resp) override {
-    CADENZA_AUTH(user);
+    CADENZA_CLIENT_AUTH(caller, "Resubmit");
     if (req->job_ids_size() == 0 && req->sweep_id() == 0) return ToGrpc(InvalidArgument("job_ids or sweep_id: required"));
     if (req->job_ids_size() > 0 && req->sweep_id() != 0) return ToGrpc(InvalidArgument("job_ids and sweep_id: give one"));
     std::vector<JobView> jobs;
@@ -89,10 +96,14 @@ class ClientServiceImpl final : public v1::ClientService::Service {
     for (const JobView& v : jobs) latest[v.job.experiment.name] = &v;
     std::vector<Experiment> experiments;
     int64_t into_sweep = req->sweep_id();
+    // The new jobs belong to the old ones' submitter: an admin resubmits for that user (one user per call).
+    std::string owner = caller.user;
+    if (caller.admin() && !jobs.empty()) owner = jobs.front().job.user;
     for (const JobView& v : jobs) {
       const JobRecord& j = v.job;
-      if (j.user != user) {
-        return ToGrpc(PermissionDenied("job " + std::to_string(j.id) + " belongs to another user; only its submitter may resubmit it"));
+      if (j.user != owner) {
+        return ToGrpc(PermissionDenied("job " + std::to_string(j.id) + " belongs to another user; only its submitter may resubmit it" +
+                                       (caller.admin() ? " (an admin token resubmits one user's jobs per call)" : "")));
       }
       if (!IsTerminal(j.state)) {
         if (req->sweep_id() != 0) continue;  // still running: nothing to redo
@@ -109,12 +120,12 @@ class ClientServiceImpl final : public v1::ClientService::Service {
     SubmitOptions how;
     how.into_sweep = into_sweep;
     how.resume = req->resume();
-    return Submit(user, experiments, how, resp);
+    return Submit(owner, experiments, how, resp);
   }
 
   grpc::Status GetJob(grpc::ServerContext* ctx, const v1::GetJobRequest* req, v1::Job* resp) override {
-    CADENZA_AUTH(user);
-    (void)user;
+    CADENZA_CLIENT_AUTH(caller, "GetJob");
+    (void)caller;
     auto v = scheduler_->GetJob(req->job_id());
     if (!v.ok()) return ToGrpc(v.status());
     ToProto(*v, resp);
@@ -122,8 +133,8 @@ class ClientServiceImpl final : public v1::ClientService::Service {
   }
 
   grpc::Status ListJobs(grpc::ServerContext* ctx, const v1::ListJobsRequest* req, v1::ListJobsResponse* resp) override {
-    CADENZA_AUTH(user);
-    (void)user;
+    CADENZA_CLIENT_AUTH(caller, "ListJobs");
+    (void)caller;
     JobFilter f;
     f.user = req->user();
     f.sweep_id = req->sweep_id();
@@ -135,9 +146,10 @@ class ClientServiceImpl final : public v1::ClientService::Service {
   }
 
   grpc::Status CancelJob(grpc::ServerContext* ctx, const v1::CancelJobRequest* req, v1::CancelJobResponse* resp) override {
-    CADENZA_AUTH(user);
+    CADENZA_CLIENT_AUTH(caller, "CancelJob");
     if ((req->job_id() != 0) == (req->sweep_id() != 0)) return ToGrpc(InvalidArgument("job_id or sweep_id: give one"));
-    auto ack = req->sweep_id() != 0 ? scheduler_->CancelSweep(user, req->sweep_id(), NowUnixMs()) : scheduler_->Cancel(user, req->job_id(), NowUnixMs());
+    auto ack = req->sweep_id() != 0 ? scheduler_->CancelSweep(caller.user, req->sweep_id(), NowUnixMs(), caller.admin())
+                                    : scheduler_->Cancel(caller.user, req->job_id(), NowUnixMs(), caller.admin());
     if (!ack.ok()) return ToGrpc(ack.status());
     resp->set_tasks_cancelled(ack->tasks_cancelled);
     resp->set_jobs_cancelled(ack->jobs_cancelled);
@@ -146,8 +158,8 @@ class ClientServiceImpl final : public v1::ClientService::Service {
   }
 
   grpc::Status WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* req, grpc::ServerWriter<v1::Job>* writer) override {
-    CADENZA_AUTH(user);
-    (void)user;
+    CADENZA_CLIENT_AUTH(caller, "WatchJob");
+    (void)caller;
     uint64_t seen = 0;
     std::string last;
     while (!ctx->IsCancelled() && !stopping_->load()) {
@@ -171,8 +183,8 @@ class ClientServiceImpl final : public v1::ClientService::Service {
   }
 
   grpc::Status QueryResults(grpc::ServerContext* ctx, const v1::QueryResultsRequest* req, v1::QueryResultsResponse* resp) override {
-    CADENZA_AUTH(user);
-    (void)user;
+    CADENZA_CLIENT_AUTH(caller, "QueryResults");
+    (void)caller;
     auto rows = results_->Query(FromProto(*req));  // its own connection and snapshot: never the scheduler's lock
     if (!rows.ok()) return ToGrpc(rows.status());
     for (const ResultView& r : *rows) ToProto(r, resp->add_rows());
@@ -181,8 +193,8 @@ class ClientServiceImpl final : public v1::ClientService::Service {
 
   grpc::Status AggregateResults(grpc::ServerContext* ctx, const v1::AggregateResultsRequest* req,
                                 v1::AggregateResultsResponse* resp) override {
-    CADENZA_AUTH(user);
-    (void)user;
+    CADENZA_CLIENT_AUTH(caller, "AggregateResults");
+    (void)caller;
     auto rows = results_->Query(FilterOf(*req));
     if (!rows.ok()) return ToGrpc(rows.status());
     auto agg = Aggregate(*rows, {req->group_by().begin(), req->group_by().end()}, {req->metrics().begin(), req->metrics().end()},
@@ -225,15 +237,15 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     return Finish(ctx, DoRegisterWorkerGroup(ctx, req, resp));
   }
   grpc::Status DoRegisterWorkerGroup(grpc::CallbackServerContext* ctx, const v1::RegisterWorkerGroupRequest* req, v1::RegisterWorkerGroupResponse* resp) {
-    CADENZA_AUTH(user);
+    CADENZA_WORKER_AUTH(caller, "RegisterWorkerGroup");
     WorkerGroup g;
     g.host = req->group().host();
     g.ranks = req->group().ranks();
     g.threads_per_rank = req->group().threads_per_rank();
     g.device = req->group().device();
-    g.name = req->group().name().empty() ? user : req->group().name();
-    g.owner = user;  // only this user's token may act for the group from now on
-    auto id = registry_->Register(g, req->group_id(), NowUnixMs());
+    g.name = req->group().name().empty() ? caller.user : req->group().name();
+    g.owner = caller.user;  // only this user's tokens (or an admin's) may act for the group from now on
+    auto id = registry_->Register(g, req->group_id(), NowUnixMs(), caller.admin());
     if (!id.ok()) return ToGrpc(id.status());
     const HeartbeatOptions& hb = registry_->options();
     resp->set_group_id(*id);
@@ -241,6 +253,8 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     resp->set_lease_duration_ms(config_->scheduler.lease_ms);
     resp->set_heartbeat_failure_threshold(hb.failure_threshold);
     resp->set_worst_case_detection_ms(hb.WorstCaseDetectionMs());
+    resp->set_output_root(config_->paths.output_root);  // the worker checks every task's paths again
+    for (const std::string& root : config_->paths.data_roots) resp->add_data_roots(root);
     return grpc::Status::OK;
   }
 
@@ -248,10 +262,10 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     return Finish(ctx, DoHeartbeat(ctx, req, resp));
   }
   grpc::Status DoHeartbeat(grpc::CallbackServerContext* ctx, const v1::HeartbeatRequest* req, v1::HeartbeatResponse* resp) {
-    CADENZA_AUTH(user);
+    CADENZA_WORKER_AUTH(caller, "Heartbeat");
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
-    if (Status st = Alive(w, user, now); !st.ok()) return ToGrpc(st);
+    if (Status st = Alive(w, caller, now); !st.ok()) return ToGrpc(st);
     std::vector<StopNotice> running;
     for (const v1::TaskAttempt& a : req->running()) running.push_back({a.task_id(), a.attempt()});
     for (const StopNotice& n : scheduler_->Heartbeat(w, running, now)) {
@@ -266,10 +280,10 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     return Finish(ctx, DoLeaseTask(ctx, req, resp));
   }
   grpc::Status DoLeaseTask(grpc::CallbackServerContext* ctx, const v1::LeaseTaskRequest* req, v1::LeaseTaskResponse* resp) {
-    CADENZA_AUTH(user);
+    CADENZA_WORKER_AUTH(caller, "LeaseTask");
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
-    if (Status st = Alive(w, user, now); !st.ok()) return ToGrpc(st);  // any call proves the rank alive
+    if (Status st = Alive(w, caller, now); !st.ok()) return ToGrpc(st);  // any call proves the rank alive
     bool leased = false;
     int64_t retry_after = 0;
     if (Status st = LeaseInto(w, req->kinds(), now, resp->mutable_task(), &leased, &retry_after); !st.ok()) return ToGrpc(st);
@@ -285,13 +299,13 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     return Finish(ctx, DoReportProgress(ctx, req, resp));
   }
   grpc::Status DoReportProgress(grpc::CallbackServerContext* ctx, const v1::ReportProgressRequest* req, v1::ReportProgressResponse* resp) {
-    CADENZA_AUTH(user);
+    CADENZA_WORKER_AUTH(caller, "ReportProgress");
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
-    if (Status st = Alive(w, user, now); !st.ok()) return ToGrpc(st);
+    if (Status st = Alive(w, caller, now); !st.ok()) return ToGrpc(st);
     auto ack = scheduler_->Progress(w, req->task().task_id(), req->task().attempt(), req->fraction(), req->message(), req->checkpoint(), now);
     if (!ack.ok()) return ToGrpc(ack.status());
-    if (auto speed = req->metrics().find("tokens_per_second"); speed != req->metrics().end()) {
+    if (auto speed = req->metrics().find("tokens_per_second"); ack->job_id != 0 && speed != req->metrics().end()) {
       metrics_->SetTrainingSpeed(ack->job_id, speed->second);
     }
     resp->set_stop(ack->stop);
@@ -303,10 +317,10 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     return Finish(ctx, DoCompleteTask(ctx, req, resp));
   }
   grpc::Status DoCompleteTask(grpc::CallbackServerContext* ctx, const v1::CompleteTaskRequest* req, v1::CompleteTaskResponse* resp) {
-    CADENZA_AUTH(user);
+    CADENZA_WORKER_AUTH(caller, "CompleteTask");
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
-    if (Status st = Alive(w, user, now); !st.ok()) return ToGrpc(st);
+    if (Status st = Alive(w, caller, now); !st.ok()) return ToGrpc(st);
     ResultRecord r;
     for (const auto& [k, x] : req->result().metrics()) r.metrics[k] = x;
     r.artifacts.assign(req->result().artifacts().begin(), req->result().artifacts().end());
@@ -334,10 +348,10 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
     return Finish(ctx, DoFailTask(ctx, req, resp));
   }
   grpc::Status DoFailTask(grpc::CallbackServerContext* ctx, const v1::FailTaskRequest* req, v1::FailTaskResponse* resp) {
-    CADENZA_AUTH(user);
+    CADENZA_WORKER_AUTH(caller, "FailTask");
     const int64_t now = NowUnixMs();
     const WorkerKey w = Key(req->worker());
-    if (Status st = Alive(w, user, now); !st.ok()) return ToGrpc(st);
+    if (Status st = Alive(w, caller, now); !st.ok()) return ToGrpc(st);
     auto ack = scheduler_->Fail(w, req->task().task_id(), req->task().attempt(), req->error(), req->retryable(),
                                 req->checkpoint(), now, req->preempted());
     if (!ack.ok()) return ToGrpc(ack.status());
@@ -348,14 +362,15 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   }
 
  private:
-  // Leases the next task for `w` among `kinds` into `task`; *leased false (and *retry_after_ms set) when none is ready.
-  // The caller's user owns the worker's group, and the rank is alive as of `now` (any call proves it).
-  Status Alive(const WorkerKey& w, const std::string& user, int64_t now) {
-    CADENZA_RETURN_IF_ERROR(registry_->CheckOwner(w, user));
+  // The caller's user owns the worker's group (or the caller is an admin), and the rank is alive as of `now` (any
+  // call proves it).
+  Status Alive(const WorkerKey& w, const Principal& caller, int64_t now) {
+    CADENZA_RETURN_IF_ERROR(registry_->CheckOwner(w, caller.user, caller.admin()));
     return registry_->Heartbeat(w, now);
   }
 
-  // Leases into `task` and records how long it took (the /metrics lease latency histogram).
+  // Leases the next task for `w` among `kinds` into `task`; *leased false (and *retry_after_ms set) when none is ready.
+  // Records how long it took (the /metrics lease latency histogram).
   Status LeaseInto(const WorkerKey& w, const google::protobuf::RepeatedField<int>& kinds, int64_t now, v1::Task* task, bool* leased,
                    int64_t* retry_after_ms) {
     const auto start = std::chrono::steady_clock::now();

@@ -23,6 +23,7 @@
 #include "core/model/trainer.h"
 #include "storage/training_windows.h"
 #include "worker/gradient_reducer.h"
+#include "worker/task_paths.h"
 
 namespace cadenza {
 namespace {
@@ -39,9 +40,10 @@ bool Transient(const Status& s) {
   return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded;
 }
 
-// Errors that another attempt cannot fix: the task itself is wrong.
+// Errors that another attempt cannot fix: the task itself is wrong (or its paths leave the roots).
 bool Permanent(const Status& s) {
-  return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kFailedPrecondition;
+  return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kFailedPrecondition ||
+         s.code() == StatusCode::kPermissionDenied;
 }
 
 
@@ -122,6 +124,7 @@ class Agent {
   std::atomic<int64_t> group_id_{0};
   std::atomic<bool> reregister_{false};  // a heartbeat got NOT_FOUND: the coordinator lost the group (new database)
   int64_t period_ms_ = 1000;
+  coord::PathPolicy paths_;  // the coordinator's roots (from the first registration): every task is checked again
 
   std::mutex mu_;
   std::optional<v1::Task> running_;  // the task this rank runs (its lease is renewed by the heartbeats)
@@ -347,7 +350,9 @@ void Agent::RunLocal(const v1::Task& t) {
     return config;
   };
   try {  // a LibTorch error (c10::Error) inside a runner fails the task with its message; the rank lives on
-    if (t.kind() == v1::TASK_KIND_GENERATE) {
+    if (Status paths = CheckTaskPaths(t, paths_); !paths.ok()) {
+      r = paths;  // nothing read or written: refused with the path
+    } else if (t.kind() == v1::TASK_KIND_GENERATE) {
       std::vector<uint64_t> seeds(t.seeds().begin(), t.seeds().end());
       std::string note;
       SampleOptions sample = SampleOptionsFor(t.experiment_yaml(), o_.sample, &note);  // the job's generate:
@@ -393,6 +398,7 @@ void Agent::RunTrain(const v1::Task& t) {
   int64_t train_pieces = 0, train_tokens = 0;
   ExperimentConfig trained;
   auto run = [&]() -> StatusOr<TrainSummary> {
+    CADENZA_RETURN_IF_ERROR(CheckTaskPaths(t, paths_));  // before the trainer creates or locks the run folder
     auto config = ParseExperimentConfig(t.experiment_yaml(), "task " + std::to_string(t.task_id()) + ": experiment_yaml");
     if (!config.ok()) return config.status();
     if (!t.output_dir().empty()) config->out = t.output_dir();
@@ -472,8 +478,9 @@ void Agent::RunTrain(const v1::Task& t) {
 
 int Agent::Run() {
   client_ = coord::CoordinatorClient::Connect(o_.client);
-  // Rank 0 registers; every rank learns the group id and the heartbeat period from it.
-  int64_t reg[3] = {0, 1000, 0};
+  // Rank 0 registers; every rank learns the group id, the heartbeat period and the coordinator's roots from it.
+  int64_t reg[4] = {0, 1000, 0, 0};
+  std::string roots;  // a RegisterWorkerGroupResponse holding only output_root and data_roots
   if (rank_ == 0) {
     v1::RegisterWorkerGroupResponse resp;
     Status s = Register(&resp);
@@ -481,6 +488,11 @@ int Agent::Run() {
       reg[0] = resp.group_id();
       reg[1] = resp.heartbeat_period_ms();
       reg[2] = resp.lease_duration_ms();
+      v1::RegisterWorkerGroupResponse only_roots;
+      only_roots.set_output_root(resp.output_root());
+      *only_roots.mutable_data_roots() = resp.data_roots();
+      roots = only_roots.SerializeAsString();
+      reg[3] = int64_t(roots.size());
       Log("registered worker group %lld (%d rank(s), %d thread(s) each) with %s: heartbeat every %lld ms, leases of %lld ms",
           (long long)reg[0], world_, o_.threads, o_.client.target.c_str(), (long long)reg[1], (long long)reg[2]);
     } else {
@@ -489,6 +501,23 @@ int Agent::Run() {
   }
   Await(comm_.StartBroadcast(reg, sizeof reg, 0));
   if (reg[0] <= 0) return 1;
+  if (reg[3] > 0) {
+    roots.resize(size_t(reg[3]));
+    Await(comm_.StartBroadcast(roots.data(), roots.size(), 0));
+    v1::RegisterWorkerGroupResponse only_roots;
+    if (!only_roots.ParseFromString(roots)) {
+      Log("error: the broadcast roots do not parse");
+      return 1;
+    }
+    paths_.output_root = only_roots.output_root();
+    paths_.data_roots.assign(only_roots.data_roots().begin(), only_roots.data_roots().end());
+    if (rank_ == 0 && !paths_.empty()) {
+      std::string data;
+      for (const std::string& d : paths_.data_roots) data += (data.empty() ? "" : ", ") + d;
+      Log("tasks are checked again here: run folders inside %s, datasets inside %s", paths_.output_root.empty() ? "(anywhere)" : paths_.output_root.c_str(),
+          data.empty() ? "(anywhere)" : data.c_str());
+    }
+  }
   group_id_ = reg[0];
   period_ms_ = std::max<int64_t>(10, reg[1]);
   std::thread heartbeats([this] { HeartbeatLoop(); });

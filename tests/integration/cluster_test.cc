@@ -33,7 +33,8 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-const char* kToken = "cluster-test-token-1";
+const char* kToken = "cluster-test-token-1";         // alice, role user: submits and reads
+const char* kWorkerToken = "cluster-worker-token-2";  // the worker groups' (role worker)
 
 std::string Slurp(const fs::path& p) {
   std::stringstream s;
@@ -98,8 +99,9 @@ class ClusterTest : public ::testing::Test {
   void SetUp() override {
     dir_ = suite_ / ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::create_directories(dir_);
-    std::ofstream(dir_ / "tokens.txt") << kToken << " alice\n";
+    std::ofstream(dir_ / "tokens.txt") << kToken << " alice\n" << kWorkerToken << " cluster worker\n";  // alice: the old two-column form
     std::ofstream(dir_ / "alice.token") << kToken << "\n";
+    std::ofstream(dir_ / "worker.token") << kWorkerToken << "\n";
   }
   void TearDown() override {
     for (pid_t p : children_) {
@@ -140,7 +142,7 @@ class ClusterTest : public ::testing::Test {
   pid_t StartGroup(int ranks, const std::string& name, double max_idle = 0) {
     std::vector<std::string> argv = {CADENZA_MPIEXEC, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
                                      "-np", std::to_string(ranks), "-x", "OMP_WAIT_POLICY=passive", "-x", "OMP_NUM_THREADS=1",
-                                     CADENZA_WORKER, "--coordinator", Target(), "--token-file", (dir_ / "alice.token").string(),
+                                     CADENZA_WORKER, "--coordinator", Target(), "--token-file", (dir_ / "worker.token").string(),
                                      "--name", name, "--threads", "1", "--bars", "4", "--max-tokens", "300",
                                      "--max-idle", std::to_string(max_idle)};
     const pid_t pid = SpawnProcessGroup(argv, (dir_ / (name + ".log")).string());

@@ -12,16 +12,41 @@ TEST(AuthTest, MapsTokensToUsers) {
   auto a = TokenAuth::Parse("# tokens\n\nsecret-alice-1 alice\nsecret-bob-22 bob\n", "tokens.txt");
   ASSERT_TRUE(a.ok()) << a.status().message();
   EXPECT_EQ(a->size(), 2u);
-  EXPECT_EQ(*a->Authenticate("Bearer secret-alice-1"), "alice");
-  EXPECT_EQ(*a->Authenticate("Bearer secret-bob-22"), "bob");
+  EXPECT_EQ(a->Authenticate("Bearer secret-alice-1")->user, "alice");
+  EXPECT_EQ(a->Authenticate("Bearer secret-bob-22")->user, "bob");
+  EXPECT_EQ(a->Authenticate("Bearer secret-bob-22")->role, Role::kUser) << "the old two-column form means user";
   EXPECT_EQ(a->Authenticate("").status().code(), StatusCode::kUnauthenticated);
   EXPECT_EQ(a->Authenticate("Bearer nope-nope-nope").status().code(), StatusCode::kUnauthenticated);
   EXPECT_EQ(a->Authenticate("secret-alice-1").status().code(), StatusCode::kUnauthenticated);
   EXPECT_EQ(a->Authenticate("Basic secret-alice-1").status().code(), StatusCode::kUnauthenticated);
 }
 
+TEST(AuthTest, ATokensThirdColumnIsItsRole) {
+  auto a = TokenAuth::Parse("secret-alice-1 alice user\nsecret-rank-22 cluster worker\nsecret-root-33 root admin\n", "tokens.txt");
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  const Principal alice = *a->Authenticate("Bearer secret-alice-1");
+  const Principal worker = *a->Authenticate("Bearer secret-rank-22");
+  const Principal root = *a->Authenticate("Bearer secret-root-33");
+  EXPECT_EQ(alice.role, Role::kUser);
+  EXPECT_EQ(worker.role, Role::kWorker);
+  EXPECT_EQ(worker.user, "cluster");
+  EXPECT_TRUE(root.admin());
+  EXPECT_TRUE(RequireRole(alice, {Role::kUser}, "SubmitExperiment").ok());
+  EXPECT_TRUE(RequireRole(root, {Role::kUser}, "SubmitExperiment").ok());
+  EXPECT_TRUE(RequireRole(root, {Role::kWorker}, "LeaseTask").ok());
+  Status s = RequireRole(worker, {Role::kUser}, "SubmitExperiment");
+  EXPECT_EQ(s.code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(s.message(), "SubmitExperiment needs a user or admin token; this token (user 'cluster') has role worker");
+  s = RequireRole(alice, {Role::kWorker}, "LeaseTask");
+  EXPECT_EQ(s.message(), "LeaseTask needs a worker or admin token; this token (user 'alice') has role user");
+}
+
 TEST(AuthTest, RejectsBadTokenFiles) {
-  EXPECT_EQ(TokenAuth::Parse("onlytoken12\n", "t").status().message(), "t: line 1: expected '<token> <user>'");
+  EXPECT_EQ(TokenAuth::Parse("onlytoken12\n", "t").status().message(), "t: line 1: expected '<token> <user> [role]'");
+  EXPECT_EQ(TokenAuth::Parse("abcdefgh u root\n", "t").status().message(),
+            "t: line 1: role: expected user, worker or admin, found 'root'");
+  EXPECT_EQ(TokenAuth::Parse("abcdefgh u worker x\n", "t").status().message(),
+            "t: line 1: expected '<token> <user> [role]', found more fields");
   EXPECT_EQ(TokenAuth::Parse("short u\n", "t").status().message(), "t: line 1: token too short (expected >= 8 characters)");
   EXPECT_EQ(TokenAuth::Parse("abcdefgh u\nabcdefgh v\n", "t").status().message(), "t: line 2: duplicate token");
   EXPECT_FALSE(TokenAuth::Parse("# nothing\n", "t").ok());

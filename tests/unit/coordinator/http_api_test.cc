@@ -29,7 +29,7 @@ class HttpApiTest : public ::testing::Test {
     auto q = ResultQuery::Open(store_->path());
     ASSERT_TRUE(q.ok()) << q.status().message();
     reads_ = std::move(q).value();
-    auto auth = TokenAuth::Parse("alice-token-123 alice\n", "tokens.txt");
+    auto auth = TokenAuth::Parse("alice-token-123 alice\nrank-token-456 cluster worker\nroot-token-789 root admin\n", "tokens.txt");
     ASSERT_TRUE(auth.ok());
     auth_ = std::make_unique<TokenAuth>(std::move(auth).value());
     MakeApi(false);
@@ -143,6 +143,18 @@ TEST_F(HttpApiTest, EveryReadNeedsAValidBearerToken) {
   EXPECT_EQ(page.status, 200);
   EXPECT_EQ(page.content_type, "text/html; charset=utf-8");
   EXPECT_NE(page.body.find("data-live=\"1\""), std::string::npos);
+}
+
+// Reads are for user and admin tokens; a worker token (a worker group's) gets 403 naming the role it would need.
+TEST_F(HttpApiTest, AWorkerTokenCannotRead) {
+  for (const std::string path : {"/api/v1/sweeps", "/api/v1/jobs", "/api/v1/results", "/metrics", "/healthz"}) {
+    HttpResponse r = Get(path, {}, "Bearer rank-token-456");
+    EXPECT_EQ(r.status, 403) << path;
+    EXPECT_EQ(json::parse(r.body)["error"]["message"],
+              "GET " + path + " needs a user or admin token; this token (user 'cluster') has role worker");
+    EXPECT_EQ(Get(path, {}, "Bearer root-token-789").status, 200) << path;
+    EXPECT_EQ(Get(path).status, 200) << path;  // alice's two-column line: role user
+  }
 }
 
 TEST_F(HttpApiTest, PublicMetricsOpensMetricsAndHealthAlone) {

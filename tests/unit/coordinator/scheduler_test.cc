@@ -268,6 +268,22 @@ TEST_F(SchedulerTest, OnlyTheSubmitterCancels) {
   EXPECT_EQ(sched_->Cancel("alice", job, now_)->tasks_cancelled, 0);  // again: nothing changes
 }
 
+TEST_F(SchedulerTest, AnAdminCancelsAnyUsersJobOrSweep) {
+  const int64_t job = Submit("alice");
+  auto ack = sched_->Cancel("root", job, now_, /*admin=*/true);
+  ASSERT_TRUE(ack.ok()) << ack.status().message();
+  EXPECT_EQ(ack->jobs_cancelled, 1);
+  EXPECT_EQ(StateOf(job), JobState::kCancelled);
+  EXPECT_EQ(sched_->GetJob(job)->job.error, "cancelled by root");
+  EXPECT_EQ(sched_->GetJob(job)->job.user, "alice") << "still alice's";
+  int64_t sweep = 0;
+  SubmitOptions how;
+  how.sweep = true;
+  ASSERT_TRUE(sched_->Submit("bob", {testing::MakeExperiment()}, how, now_, &sweep).ok());
+  EXPECT_EQ(sched_->CancelSweep("root", sweep, now_).status().code(), StatusCode::kPermissionDenied) << "not without admin";
+  EXPECT_EQ(sched_->CancelSweep("root", sweep, now_, /*admin=*/true)->jobs_cancelled, 1);
+}
+
 TEST_F(SchedulerTest, FairShareLeasesTheUserWithFewestRunningTasks) {
   const int64_t a1 = Submit("alice"), a2 = Submit("alice"), a3 = Submit("alice");
   const int64_t b1 = Submit("bob");
@@ -423,6 +439,17 @@ TEST_F(SchedulerTest, OnlyTheHolderCompletesAndOnlyWithinItsRunFolder) {
   forged.metrics["val_nll"] = 0.01;
   auto other = sched_->Complete(v0_, a.task.id, a.task.attempt, forged, now_);
   EXPECT_EQ(other.status().code(), StatusCode::kPermissionDenied) << "another group's completion";
+  // Another group learns nothing of the task but its id: not its run folder, not its attempts.
+  for (int attempt : {0, 1, 2, 9}) {
+    auto probe = sched_->Complete(v0_, a.task.id, attempt, forged, now_);
+    EXPECT_EQ(probe.status().message(), "task " + std::to_string(a.task.id) + " is not leased to worker group " +
+                                            std::to_string(v0_.group_id)) << attempt;
+    auto progress = sched_->Progress(v0_, a.task.id, attempt, 0.5, "", "/runs/unit/checkpoints/x.pt", now_);
+    ASSERT_TRUE(progress.ok()) << attempt;
+    EXPECT_TRUE(progress->stop);
+    EXPECT_EQ(progress->job_id, 0) << "no job named";
+    EXPECT_EQ(progress->lease_expires_ms, 0);
+  }
   EXPECT_EQ(sched_->Fail(v0_, a.task.id, a.task.attempt, "x", false, "", now_).status().code(), StatusCode::kPermissionDenied);
   for (const std::string path : {"/etc/passwd", "/runs/unit/../../etc/passwd", "/runs/unit", "/runs/unitx/a", "relative/a"}) {
     ResultRecord r;
