@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/model/additive_attention.h"
+#include "core/model/gru_sequence.h"
 #include "core/model/lstm_sequence.h"
 #include "core/model/row_affine.h"
 
@@ -72,17 +73,16 @@ torch::Tensor AttentionRnnModel::forward(const torch::Tensor& tokens) { return P
 torch::Tensor AttentionRnnModel::Hidden(const torch::Tensor& tokens) {
   auto x = dropout_(embedding_(tokens)).transpose(0, 1);  // [T, B, D]: LibTorch 1.13 RNNs are time-major
   torch::Tensor hs;
-  if (lstm_) {  // the module's own weights through the fused layer (lstm_sequence.h), dropout between layers
-    const auto params = lstm_rnn_->named_parameters(false);
+  {  // the module's own weights through the fused layers (lstm_sequence.h, gru_sequence.h), dropout between layers
+    const auto params = lstm_ ? lstm_rnn_->named_parameters(false) : gru_rnn_->named_parameters(false);
+    const auto layer = lstm_ ? LstmSequence : GruSequence;
     const double between = config_.layers > 1 ? config_.dropout : 0.0;
     for (int64_t l = 0; l < config_.layers; ++l) {
       const std::string n = std::to_string(l);
       if (l > 0) x = FastDropout(x, between, is_training());
-      x = LstmSequence(x, params["weight_ih_l" + n], params["weight_hh_l" + n], params["bias_ih_l" + n], params["bias_hh_l" + n]);
+      x = layer(x, params["weight_ih_l" + n], params["weight_hh_l" + n], params["bias_ih_l" + n], params["bias_hh_l" + n]);
     }
     hs = x.transpose(0, 1).contiguous();  // [B, T, H]
-  } else {
-    hs = std::get<0>(gru_rnn_(x)).transpose(0, 1).contiguous();
   }
   auto attn = torch::softmax(Scores(hs), -1);
   auto context = torch::bmm(attn, hs);
