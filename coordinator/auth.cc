@@ -50,13 +50,26 @@ StatusOr<TokenAuth> TokenAuth::Load(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     return NotFound(path + ": cannot read the tokens file (create it with lines '<token> <user> [user|worker|admin]', e.g. "
-                    "echo \"$(openssl rand -hex 16) $USER\" > " + path + ")");
+                    "(umask 077; echo \"$(openssl rand -hex 16) $USER user\" > " + path + "; echo \"$(openssl rand -hex 16) "
+                    "$USER-workers worker\" >> " + path + "))");
   }
   std::stringstream ss;
   ss << in.rdbuf();
   // Bearer tokens act as their users: say so when others on the machine can read them (the coordinator still starts).
   if (const std::string w = ReadableByOthersWarning(path, "tokens file"); !w.empty()) std::fprintf(stderr, "%s\n", w.c_str());
-  return Parse(ss.str(), path);
+  auto auth = Parse(ss.str(), path);
+  if (auth.ok() && !auth->AnyWorkerToken()) {  // a file from before roles: nobody could serve tasks, say so at start
+    std::fprintf(stderr, "warning: %s has no token of role worker or admin: no worker group can register (add a line "
+                 "'<token> <user> worker' and give cadenza-worker that token)\n", path.c_str());
+  }
+  return auth;
+}
+
+bool TokenAuth::AnyWorkerToken() const {
+  for (const auto& [token, p] : principals_) {
+    if (p.role != Role::kUser) return true;
+  }
+  return false;
 }
 
 StatusOr<Principal> TokenAuth::Authenticate(const std::string& header) const {

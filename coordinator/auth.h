@@ -32,6 +32,8 @@ class TokenAuth {
   // `header` is the value of the `authorization` metadata ("Bearer <token>"); returns the caller or UNAUTHENTICATED.
   StatusOr<Principal> Authenticate(const std::string& header) const;
   size_t size() const { return principals_.size(); }
+  // Whether some token may serve as a worker group (role worker or admin); Load warns when none does.
+  bool AnyWorkerToken() const;
 
  private:
   std::unordered_map<std::string, Principal> principals_;  // token -> user and role

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
+
 #include "coordinator/config.h"
 
 namespace cadenza::coord {
@@ -39,6 +42,23 @@ TEST(AuthTest, ATokensThirdColumnIsItsRole) {
   EXPECT_EQ(s.message(), "SubmitExperiment needs a user or admin token; this token (user 'cluster') has role worker");
   s = RequireRole(alice, {Role::kWorker}, "LeaseTask");
   EXPECT_EQ(s.message(), "LeaseTask needs a worker or admin token; this token (user 'alice') has role user");
+}
+
+TEST(AuthTest, AFileWithoutAWorkerTokenLoadsWithAWarning) {
+  const std::string path = ::testing::TempDir() + "/cadenza-auth-test-tokens.txt";
+  std::ofstream(path) << "secret-alice-1 alice\n";
+  ::testing::internal::CaptureStderr();
+  auto a = TokenAuth::Load(path);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  EXPECT_FALSE(a->AnyWorkerToken());
+  EXPECT_NE(err.find("warning: " + path + " has no token of role worker or admin: no worker group can register"), std::string::npos) << err;
+  std::ofstream(path) << "secret-alice-1 alice\nsecret-rank-22 cluster worker\n";
+  ::testing::internal::CaptureStderr();
+  a = TokenAuth::Load(path);
+  EXPECT_EQ(::testing::internal::GetCapturedStderr().find("no token of role worker"), std::string::npos);
+  EXPECT_TRUE(a->AnyWorkerToken());
+  std::remove(path.c_str());
 }
 
 TEST(AuthTest, RejectsBadTokenFiles) {
