@@ -1,9 +1,6 @@
 // Gradient buckets filled by per-parameter autograd hooks, reduced with non-blocking allreduces during backward.
 #include "worker/gradient_reducer.h"
 
-#include <unistd.h>
-
-#include <csignal>
 #include <cstdio>
 #include <unordered_set>
 
@@ -78,14 +75,6 @@ Status GradientReducer::Attach(torch::nn::Module& model) {
 }
 
 Status GradientReducer::BeginStep(int64_t step) {
-  if (!options_.fault_mode.empty() && comm_.rank() == options_.fault_rank && step == options_.fault_step) {
-    std::fprintf(stderr, "rank %d: injected fault '%s' at step %lld\n", comm_.rank(), options_.fault_mode.c_str(),
-                 (long long)step);
-    std::fflush(stderr);
-    if (options_.fault_mode == "exit") _exit(3);
-    if (options_.fault_mode == "stall") sleep(3600);
-    if (options_.fault_mode == "term") std::raise(SIGTERM);  // as Slurm does before a time limit, on one rank
-  }
   step_ = step;
   comm_.Heartbeat(step);  // "this rank has started step `step`"
   for (Bucket& b : buckets_) {

@@ -20,11 +20,6 @@ struct ReducerOptions {
   // would make one bucket that can only start after backward ends. 4 MB gives 4-5 buckets to overlap.
   size_t bucket_bytes = size_t(4) << 20;
   Timeline* timeline = nullptr;  // optional: phases and per-bucket allreduce spans
-  // Fault injection for tests: at the start of step `fault_step`, rank `fault_rank` exits ("exit", code 3),
-  // sleeps for an hour ("stall") or sends itself SIGTERM ("term"). Empty mode: none.
-  std::string fault_mode;
-  int fault_rank = -1;
-  int64_t fault_step = -1;
 };
 
 class GradientReducer : public GradientSync {

@@ -20,6 +20,7 @@
 #include "worker/agent.h"
 #include "worker/communicator.h"
 #include "worker/gradient_reducer.h"
+#include "worker/test_communicators.h"
 #include "worker/mpi_communicator.h"
 #include "worker/timeline.h"
 
@@ -41,16 +42,6 @@ struct WorkerArgs {
   bool resume = false, quiet = false;
   int64_t stop_after = 0;
 };
-
-// "rank:step:mode", e.g. "1:5:stall" (tests only; modes exit, stall, term).
-bool ParseFault(const std::string& text, ReducerOptions* o) {
-  const size_t a = text.find(':'), b = text.find(':', a == std::string::npos ? a : a + 1);
-  if (a == std::string::npos || b == std::string::npos) return false;
-  o->fault_rank = std::atoi(text.substr(0, a).c_str());
-  o->fault_step = std::atoll(text.substr(a + 1, b - a - 1).c_str());
-  o->fault_mode = text.substr(b + 1);
-  return o->fault_mode == "exit" || o->fault_mode == "stall" || o->fault_mode == "term";
-}
 
 int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
   std::unique_ptr<Communicator> comm;
@@ -88,6 +79,12 @@ int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
 
   Timeline timeline(rank);
   const std::string timeline_path = a.timeline.empty() ? "" : TimelinePathForRank(a.timeline, rank);
+  if (const char* f = std::getenv("CADENZA_WORKER_FAULT")) a.fault = f;
+  if (!a.fault.empty()) {  // the distributed tests' way to make one rank exit, stall or be signalled at a step
+    auto plan = ParseFaultPlan(a.fault);
+    if (!plan.ok()) return fail("CADENZA_WORKER_FAULT: " + plan.status().message(), 2);
+    comm = WithFault(std::move(comm), *plan);
+  }
   comm->set_timeout_seconds(a.timeout);
   comm->set_timeout_handler([&](const std::string& message) {
     if (!timeline_path.empty()) (void)timeline.Write(timeline_path);
@@ -100,10 +97,6 @@ int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
   ReducerOptions ro;
   ro.bucket_bytes = size_t(a.bucket_mb * 1024 * 1024);
   ro.timeline = timeline_path.empty() ? nullptr : &timeline;
-  if (const char* f = std::getenv("CADENZA_WORKER_FAULT")) a.fault = f;
-  if (!a.fault.empty() && !ParseFault(a.fault, &ro)) {
-    return fail("CADENZA_WORKER_FAULT: expected rank:step:exit|stall|term, got '" + a.fault + "'", 2);
-  }
   GradientReducer reducer(*comm, ro);
 
   std::signal(SIGINT, OnStopSignal);
