@@ -17,6 +17,7 @@ PACKAGES=(
   python3-torch python3-mido python3-h5py python3-numpy
   gnuplot-nox
   libcpp-httplib-dev chromium prometheus
+  slurm-wlm munge  # the Slurm tests bring up a one-machine cluster (slurm/local-cluster.sh, tests/integration/slurm_test.cc)
 )
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)  # a nodejs that brings its own npm (nodesource) is kept
 

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <fstream>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include "core/experiment_config.h"
 #include "core/model/trainer.h"
 #include "core/threads.h"
+#include "core/run_layout.h"
 #include "storage/dataset.h"
 #include "storage/training_windows.h"
 #include "worker/agent.h"
@@ -39,8 +41,9 @@ struct WorkerArgs {
   int threads = 0;
   double bucket_mb = 4;
   double timeout = 60;
-  bool resume = false, quiet = false;
+  bool resume = false, resume_if_checkpoint = false, quiet = false;
   int64_t stop_after = 0;
+  int stopped_exit_code = 0;  // exit code when a signal stopped training before its last step (checkpoint written)
 };
 
 int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
@@ -101,8 +104,20 @@ int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
 
   std::signal(SIGINT, OnStopSignal);
   std::signal(SIGTERM, OnStopSignal);
+  std::signal(SIGUSR1, OnStopSignal);  // Slurm's warning signal (--signal=USR1@N), as the agent takes it
   TrainOptions o;
   o.resume = a.resume;
+  if (a.resume_if_checkpoint) {
+    // A run folder that holds a checkpoint continues, whatever started this job (a requeue, a resubmission by hand).
+    // Rank 0 looks and every rank follows its answer, so the ranks agree even on a filesystem that shows a new file late.
+    double found = rank == 0 && std::filesystem::exists(run_layout::LatestCheckpoint(config->out)) ? 1 : 0;
+    if (Status agreed = comm->AllreduceSum(&found, 1, "resume check"); !agreed.ok()) return fail(agreed.message(), kExitCollectiveTimeout);
+    o.resume = o.resume || found > 0;
+    if (rank == 0) {  // even with --quiet: the job's log says which it was
+      std::fprintf(stderr, "cadenza-worker: %s\n", found > 0 ? ("resuming from " + run_layout::LatestCheckpoint(config->out)).c_str()
+                                                              : ("no checkpoint in " + config->out + ": a new run").c_str());
+    }
+  }
   o.progress = !a.quiet;
   o.stop_after_steps = a.stop_after;
   o.stop_requested = &g_stop;
@@ -140,7 +155,7 @@ int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
   }
   comm.reset();
   FinalizeMpi();
-  return 0;
+  return summary->interrupted && a.stop_after == 0 ? a.stopped_exit_code : 0;
 }
 
 struct AgentArgs {
@@ -260,6 +275,12 @@ int main(int argc, char** argv) {
   train->add_option("--timeout", a.timeout, "seconds a collective may wait before the job is aborted with exit code 75 (default 60)")
       ->check(CLI::PositiveNumber);
   train->add_flag("--resume", a.resume, "continue from <out>/checkpoints/latest.pt (at any number of ranks)");
+  train->add_flag("--resume-if-checkpoint", a.resume_if_checkpoint,
+                  "continue from <out>/checkpoints/latest.pt when it exists, else start a new run (batch jobs: slurm/train.sbatch)");
+  train->add_option("--stopped-exit-code", a.stopped_exit_code,
+                    "exit code when a signal stopped training early, after its checkpoint (default 0; slurm/train.sbatch "
+                    "uses 4 and requeues the job)")
+      ->check(CLI::Range(0, 255));
   train->add_option("--stop-after", a.stop_after, "checkpoint and stop after this many steps (0: run to the end)")
       ->check(CLI::NonNegativeNumber);
   train->add_option("--comm", a.comm, "collectives: auto (MPI when launched by mpirun/srun), mpi, local")
