@@ -2,6 +2,7 @@
 #include "cli/cluster_commands.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -28,6 +29,7 @@
 #include "core/build_info.h"
 #include "core/config_overrides.h"
 #include "core/experiment_config.h"
+#include "core/file_util.h"
 #include "core/eval/evaluate.h"
 #include "core/eval/piece.h"
 #include "core/eval/png.h"
@@ -99,11 +101,13 @@ StatusOr<std::unique_ptr<coord::CoordinatorClient>> Connect(const Connection& c)
 
 // ---- coordinator ----
 
-int RunCoordinator(const std::string& config_path, const std::string& listen, const std::string& database) {
+int RunCoordinator(const std::string& config_path, const std::string& listen, const std::string& database,
+                   const std::string& launcher, const std::string& address_file) {
   auto config = coord::LoadCoordinatorConfig(config_path);
   if (!config.ok()) return Fail(config.status());
   if (!listen.empty()) config->listen = listen;
   if (!database.empty()) config->database = database;
+  if (!launcher.empty()) config->launch.launcher = launcher;
   const fs::path db_dir = fs::path(config->database).parent_path();
   std::error_code ec;
   if (!db_dir.empty()) fs::create_directories(db_dir, ec);
@@ -125,6 +129,22 @@ int RunCoordinator(const std::string& config_path, const std::string& listen, co
     std::cout << "coordinator: live page, /api/v1 and /metrics on " << (config->tls_cert.empty() ? "http" : "https") << "://" << host
               << ":" << (*server)->http_port() << "/ (bearer tokens of " << config->tokens_file << "; docs/dashboard.md)\n";
   }
+  // Worker groups on demand (launcher: slurm | local; docs/coordinator.md "Launching worker groups").
+  auto launch = coord::StartLaunchController(config->launch, config->listen, (*server)->port(), config->database,
+                                             config->tokens_file, &(*server)->scheduler(), &(*server)->registry());
+  if (!launch.ok()) return Fail(launch.status().WithContext("launcher"));
+  (*server)->AttachLauncher(launch->get());
+  if (!address_file.empty()) {
+    // Where clients and worker groups find this coordinator (a Slurm job's node changes on requeue): host:port.
+    std::string where = host;
+    if (where.empty() || where == "0.0.0.0" || where == "[::]") {
+      char name[256] = {0};
+      gethostname(name, sizeof name - 1);
+      where = name;
+    }
+    if (Status st = WriteFileAtomic(address_file, where + ":" + std::to_string((*server)->port()) + "\n"); !st.ok()) return Fail(st);
+    std::cout << "coordinator: address written to " << address_file << "\n";
+  }
   std::cout << std::flush;
   coord::CoordinatorServer* s = server->get();
   std::thread waiter([s, signals] {
@@ -135,6 +155,8 @@ int RunCoordinator(const std::string& config_path, const std::string& listen, co
   });
   waiter.detach();
   s->Wait();
+  s->AttachLauncher(nullptr);
+  launch->reset();  // launched groups keep running: a restarted coordinator finds them (squeue --name)
   return 0;
 }
 
@@ -294,6 +316,17 @@ int RunStatus(const Connection& conn, int64_t job_id, bool watch, const std::str
               << std::setw(6) << Pct(j.progress()) << std::setw(9) << Done(j) << j.model_family() << "\n";
   }
   std::cout << std::right;
+  if (resp.has_launcher()) {
+    const v1::LauncherStatus& l = resp.launcher();
+    std::cout << "\nlauncher " << l.kind() << ": " << l.groups_size() << " of at most " << l.max_groups() << " worker group(s)\n";
+    for (const v1::LaunchedGroupStatus& g : l.groups()) {
+      std::cout << "  " << g.id() << "  " << g.state() << "  " << g.worker_name() << "  " << g.leases() << " task(s)"
+                << (g.leases() == 0 && g.idle_ms() > 0 ? ", idle " + std::to_string(g.idle_ms() / 1000) + " s" : "")
+                << (g.detail().empty() ? "" : "  (" + g.detail() + ")") << "\n";
+    }
+    if (l.decisions_size() > 0) std::cout << "recent decisions:\n";
+    for (const std::string& d : l.decisions()) std::cout << "  " << d << "\n";
+  }
   return 0;
 }
 
@@ -639,12 +672,16 @@ int RunResubmit(const Connection& conn, const ResubmitArgs& a) {
 void AddClusterCommands(CLI::App& app, int* exit_code) {
   // Shared by the callbacks below; lives as long as the process.
   static Connection conn;
-  static std::string config = "configs/coordinator.yaml", listen, database;
+  static std::string config = "configs/coordinator.yaml", listen, database, launcher, address_file;
   auto* coord_cmd = app.add_subcommand("coordinator", "Run the coordinator: gRPC scheduler of experiments over worker groups (docs/coordinator.md)");
   coord_cmd->add_option("--config", config, "Coordinator YAML (every key documented in it)")->capture_default_str()->check(CLI::ExistingFile);
   coord_cmd->add_option("--listen", listen, "Override `listen` (HOST:PORT; port 0 picks a free one, printed)");
   coord_cmd->add_option("--database", database, "Override `database` (SQLite file)");
-  coord_cmd->callback([exit_code] { *exit_code = RunCoordinator(config, listen, database); });
+  coord_cmd->add_option("--launcher", launcher, "Override `launcher` (none, local, slurm): who starts worker groups while tasks wait")
+      ->check(CLI::IsMember({"none", "local", "slurm"}));
+  coord_cmd->add_option("--address-file", address_file,
+                        "Write HOST:PORT here once listening (on shared storage: slurm/coordinator.sbatch, worker groups read it)");
+  coord_cmd->callback([exit_code] { *exit_code = RunCoordinator(config, listen, database, launcher, address_file); });
 
   static SubmitArgs submit;
   auto* submit_cmd = app.add_subcommand("submit", "Submit an experiment (or a sweep over it) to the coordinator; prints the job ids");

@@ -52,7 +52,8 @@ StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, cons
   CoordinatorConfig c;
   if (root.IsNull()) return c;
   Reader r(path);
-  CADENZA_RETURN_IF_ERROR(r.Keys(root, "", {"listen", "database", "tokens_file", "tls", "http", "paths", "heartbeat", "lease", "limits"}));
+  CADENZA_RETURN_IF_ERROR(r.Keys(root, "", {"listen", "database", "tokens_file", "tls", "http", "paths", "heartbeat", "lease", "limits",
+                                           "launcher", "launch"}));
   CADENZA_RETURN_IF_ERROR(r.Get(root, "listen", "listen", &c.listen));
   CADENZA_RETURN_IF_ERROR(r.Get(root, "database", "database", &c.database));
   CADENZA_RETURN_IF_ERROR(r.Get(root, "tokens_file", "tokens_file", &c.tokens_file));
@@ -101,6 +102,55 @@ StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, cons
     CADENZA_RETURN_IF_ERROR(r.Get(lim, "max_send_message_bytes", "limits.max_send_message_bytes", &c.max_send_message_bytes));
     CADENZA_RETURN_IF_ERROR(r.Get(lim, "max_sweep_experiments", "limits.max_sweep_experiments", &c.max_sweep_experiments));
   }
+  CADENZA_RETURN_IF_ERROR(r.Get(root, "launcher", "launcher", &c.launch.launcher));
+  if (const YAML::Node l = root["launch"]) {
+    LaunchOptions& o = c.launch;
+    CADENZA_RETURN_IF_ERROR(r.Keys(l, "launch", {"max_groups", "nodes_per_group", "ranks_per_group", "threads_per_rank", "idle_timeout_s",
+                                                 "start_timeout_s", "poll_ms", "user", "advertise", "worker", "worker_args", "state_dir",
+                                                 "slurm", "local"}));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "max_groups", "launch.max_groups", &o.max_groups));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "nodes_per_group", "launch.nodes_per_group", &o.nodes_per_group));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "ranks_per_group", "launch.ranks_per_group", &o.ranks_per_group));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "threads_per_rank", "launch.threads_per_rank", &o.threads_per_rank));
+    double idle_s = o.idle_timeout_ms / 1000.0, start_s = o.start_timeout_ms / 1000.0;
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "idle_timeout_s", "launch.idle_timeout_s", &idle_s));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "start_timeout_s", "launch.start_timeout_s", &start_s));
+    o.idle_timeout_ms = static_cast<int64_t>(idle_s * 1000);
+    o.start_timeout_ms = static_cast<int64_t>(start_s * 1000);
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "poll_ms", "launch.poll_ms", &o.poll_ms));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "user", "launch.user", &o.user));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "advertise", "launch.advertise", &o.advertise));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "worker", "launch.worker", &o.worker));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "state_dir", "launch.state_dir", &o.state_dir));
+    auto list = [&](const YAML::Node& n, const std::string& key, std::vector<std::string>* out) -> Status {
+      if (!n) return Status::Ok();
+      if (!n.IsSequence()) return r.Error(key, "expected a list of strings");
+      for (size_t i = 0; i < n.size(); ++i) out->push_back(n[i].as<std::string>());
+      return Status::Ok();
+    };
+    CADENZA_RETURN_IF_ERROR(list(l["worker_args"], "launch.worker_args", &o.worker_args));
+    if (const YAML::Node sl = l["slurm"]) {
+      CADENZA_RETURN_IF_ERROR(r.Keys(sl, "launch.slurm", {"script", "job_name", "sbatch_args"}));
+      CADENZA_RETURN_IF_ERROR(r.Get(sl, "script", "launch.slurm.script", &o.slurm_script));
+      CADENZA_RETURN_IF_ERROR(r.Get(sl, "job_name", "launch.slurm.job_name", &o.slurm_job_name));
+      CADENZA_RETURN_IF_ERROR(list(sl["sbatch_args"], "launch.slurm.sbatch_args", &o.sbatch_args));
+    }
+    if (const YAML::Node lo = l["local"]) {
+      CADENZA_RETURN_IF_ERROR(r.Keys(lo, "launch.local", {"mpirun"}));
+      CADENZA_RETURN_IF_ERROR(r.Get(lo, "mpirun", "launch.local.mpirun", &o.mpirun));
+    }
+  }
+  if (c.launch.launcher != "none" && c.launch.launcher != "local" && c.launch.launcher != "slurm") {
+    return r.Error("launcher", "expected none, local or slurm, found '" + c.launch.launcher + "'");
+  }
+  if (c.launch.max_groups < 1) return r.Error("launch.max_groups", "expected >= 1");
+  if (c.launch.nodes_per_group < 1) return r.Error("launch.nodes_per_group", "expected >= 1");
+  if (c.launch.ranks_per_group < c.launch.nodes_per_group) return r.Error("launch.ranks_per_group", "expected >= nodes_per_group");
+  if (c.launch.threads_per_rank < 1) return r.Error("launch.threads_per_rank", "expected >= 1");
+  if (c.launch.idle_timeout_ms < 0) return r.Error("launch.idle_timeout_s", "expected >= 0");
+  if (c.launch.start_timeout_ms < 1000) return r.Error("launch.start_timeout_s", "expected >= 1");
+  if (c.launch.poll_ms < 10) return r.Error("launch.poll_ms", "expected >= 10");
+  if (c.launch.slurm_job_name.empty()) return r.Error("launch.slurm.job_name", "expected a name (squeue finds the groups by it)");
   if (c.listen.empty() || c.listen.find(':') == std::string::npos) return r.Error("listen", "expected host:port");
   if (c.http_listen != "auto" && c.http_listen != "off" && c.http_listen.find(':') == std::string::npos) {
     return r.Error("http.listen", "expected auto, off or host:port, found '" + c.http_listen + "'");
@@ -143,6 +193,12 @@ std::string CoordinatorConfig::ToYaml() const {
     << ", retry_budget: " << scheduler.retry_budget << ", idle_poll_ms: " << idle_poll_ms
     << "}\nlimits: {max_receive_message_bytes: " << max_receive_message_bytes
     << ", max_send_message_bytes: " << max_send_message_bytes << ", max_sweep_experiments: " << max_sweep_experiments << "}\n";
+  o << "launcher: " << launch.launcher << "\nlaunch: {max_groups: " << launch.max_groups << ", nodes_per_group: " << launch.nodes_per_group
+    << ", ranks_per_group: " << launch.ranks_per_group << ", threads_per_rank: " << launch.threads_per_rank
+    << ", idle_timeout_s: " << launch.idle_timeout_ms / 1000.0 << ", start_timeout_s: " << launch.start_timeout_ms / 1000.0
+    << ", poll_ms: " << launch.poll_ms << ", user: \"" << launch.user << "\", advertise: \"" << launch.advertise << "\", worker: \""
+    << launch.worker << "\", state_dir: \"" << launch.state_dir << "\", slurm: {script: \"" << launch.slurm_script << "\", job_name: \""
+    << launch.slurm_job_name << "\"}, local: {mpirun: \"" << launch.mpirun << "\"}}\n";
   return o.str();
 }
 

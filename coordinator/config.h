@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "coordinator/launch_policy.h"
 #include "coordinator/path_policy.h"
 #include "coordinator/registry.h"
 #include "coordinator/scheduler.h"
@@ -27,6 +28,7 @@ struct CoordinatorConfig {
   int max_receive_message_bytes = 4 << 20;
   int max_send_message_bytes = 16 << 20;
   int max_sweep_experiments = 10000;
+  LaunchOptions launch;                            // `launcher:` (none | local | slurm) and `launch.*`: worker groups on demand
 
   std::string ToYaml() const;
   // http_listen resolved: "" when off.

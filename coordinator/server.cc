@@ -51,8 +51,8 @@ WorkerKey Key(const v1::WorkerRef& w) { return {w.group_id(), w.rank()}; }
 class ClientServiceImpl final : public v1::ClientService::Service {
  public:
   ClientServiceImpl(const CoordinatorConfig* config, const TokenAuth* auth, Scheduler* scheduler, ResultQuery* results,
-                    const std::atomic<bool>* stopping)
-      : config_(config), auth_(auth), scheduler_(scheduler), results_(results), stopping_(stopping) {}
+                    const std::atomic<bool>* stopping, const std::atomic<LaunchController*>* launcher)
+      : config_(config), auth_(auth), scheduler_(scheduler), results_(results), stopping_(stopping), launcher_(launcher) {}
 
   grpc::Status SubmitExperiment(grpc::ServerContext* ctx, const v1::SubmitExperimentRequest* req, v1::SubmitResponse* resp) override {
     CADENZA_CLIENT_AUTH(caller, "SubmitExperiment");
@@ -142,6 +142,22 @@ class ClientServiceImpl final : public v1::ClientService::Service {
     f.limit = req->limit();
     if (f.limit < 0) return ToGrpc(InvalidArgument("limit: expected >= 0"));
     for (const JobView& v : scheduler_->ListJobs(f)) ToProto(v, resp->add_jobs());
+    if (const LaunchController* l = launcher_->load()) {
+      const LauncherSnapshot snap = l->Snapshot();
+      v1::LauncherStatus* out = resp->mutable_launcher();
+      out->set_kind(snap.kind);
+      out->set_max_groups(snap.max_groups);
+      for (const LauncherSnapshot::Group& g : snap.groups) {
+        v1::LaunchedGroupStatus* p = out->add_groups();
+        p->set_id(g.id);
+        p->set_worker_name(g.worker_name);
+        p->set_state(g.state);
+        p->set_detail(g.detail);
+        p->set_leases(g.leases);
+        p->set_idle_ms(g.idle_ms);
+      }
+      for (const std::string& d : snap.decisions) out->add_decisions(d);
+    }
     return grpc::Status::OK;
   }
 
@@ -223,6 +239,7 @@ class ClientServiceImpl final : public v1::ClientService::Service {
   Scheduler* scheduler_;
   ResultQuery* results_;
   const std::atomic<bool>* stopping_;
+  const std::atomic<LaunchController*>* launcher_;
 };
 
 // The worker calls are short (a lock and one SQLite transaction): they run inline on gRPC's threads through the
@@ -448,7 +465,7 @@ StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(const Coor
     opts.pem_key_cert_pairs.push_back({*key, *cert});
     creds = grpc::SslServerCredentials(opts);
   }
-  s->client_service_ = std::make_unique<ClientServiceImpl>(&s->config_, s->auth_.get(), s->scheduler_.get(), s->results_.get(), &s->stopping_);
+  s->client_service_ = std::make_unique<ClientServiceImpl>(&s->config_, s->auth_.get(), s->scheduler_.get(), s->results_.get(), &s->stopping_, &s->launcher_);
   s->metrics_ = std::make_unique<CoordinatorMetrics>();
   s->worker_service_ =
       std::make_unique<WorkerServiceImpl>(&s->config_, s->auth_.get(), s->registry_.get(), s->scheduler_.get(), s->metrics_.get());

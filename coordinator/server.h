@@ -11,6 +11,7 @@
 #include "coordinator/config.h"
 #include "coordinator/http_api.h"
 #include "coordinator/http_server.h"
+#include "coordinator/launch_controller.h"
 #include "coordinator/metrics.h"
 #include "coordinator/registry.h"
 #include "coordinator/result_query.h"
@@ -42,6 +43,8 @@ class CoordinatorServer {
   WorkerRegistry& registry() { return *registry_; }
   ResultQuery& results() { return *results_; }
   CoordinatorMetrics& metrics() { return *metrics_; }
+  // The launcher whose groups and decisions ListJobs reports (`cadenza status`); null: none. Not owned.
+  void AttachLauncher(LaunchController* launcher) { launcher_.store(launcher); }
 
  private:
   CoordinatorServer() = default;
@@ -61,6 +64,7 @@ class CoordinatorServer {
   std::unique_ptr<grpc::Server> server_;
   std::thread reaper_;
   std::atomic<bool> stopping_{false};
+  std::atomic<LaunchController*> launcher_{nullptr};
   std::mutex shutdown_mu_;
   int port_ = 0;
 };
