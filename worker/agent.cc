@@ -98,7 +98,8 @@ class Agent {
   void HeartbeatLoop();
   void ProgressCheck();
   // Reports that must arrive: retried while the coordinator is away (e.g. restarting).
-  void Complete(const v1::Task& t, const TaskOutcome& r);
+  // `lease_next`: the completion also leases this rank's next task (one round trip instead of two), kept in next_.
+  void Complete(const v1::Task& t, const TaskOutcome& r, bool lease_next = false);
   // `preempted`: handed back because this group was told to stop (the retry does not spend the task's budget).
   void Fail(const v1::Task& t, const std::string& error, bool retryable, const std::string& checkpoint = "",
             bool preempted = false);
@@ -106,6 +107,12 @@ class Agent {
   Status Retrying(const char* what, Call call);
   void SetRunning(const v1::Task* t);
   bool LeaseLocal(v1::Task* task, int64_t* retry_after_ms);
+  // The kinds this rank leases on its own (rank 0: any; the others: everything but training).
+  void AddLocalKinds(google::protobuf::RepeatedField<int>* kinds) const;
+  // A task leased with the last completion, or through LeaseLocal.
+  bool TakeNext(v1::Task* task, int64_t* retry_after_ms);
+  // Hands a task leased with a completion back to the coordinator (this rank will not run it).
+  void HandBackNext(const std::string& why);
   void RunLocal(const v1::Task& t);
   void RunTrain(const v1::Task& t);
   v1::WorkerRef Ref() const {
@@ -128,6 +135,7 @@ class Agent {
 
   std::mutex mu_;
   std::optional<v1::Task> running_;  // the task this rank runs (its lease is renewed by the heartbeats)
+  std::optional<v1::Task> next_;     // leased with the last completion, not started yet (renewed as running_)
   fs::path train_out_;               // rank 0, while training: the run folder (progress reports)
   int64_t train_steps_ = 0;
   fs::file_time_type reported_checkpoint_time_{};
@@ -274,8 +282,12 @@ void Agent::ProgressCheck() {
   }
 }
 
-void Agent::Complete(const v1::Task& t, const TaskOutcome& r) {
+void Agent::Complete(const v1::Task& t, const TaskOutcome& r, bool lease_next) {
   v1::CompleteTaskRequest req;
+  if (lease_next && !Stopping()) {
+    req.set_lease_next(true);
+    AddLocalKinds(req.mutable_next_kinds());
+  }
   *req.mutable_worker() = Ref();
   req.mutable_task()->set_task_id(t.task_id());
   req.mutable_task()->set_attempt(t.attempt());
@@ -290,7 +302,35 @@ void Agent::Complete(const v1::Task& t, const TaskOutcome& r) {
   } else {
     Log("task %lld (%s, attempt %d) done%s: %s", (long long)t.task_id(), coord::TaskKindName(t.kind()), t.attempt(),
         resp.duplicate() ? " (duplicate report)" : !resp.accepted() ? " (job cancelled: dropped)" : "", r.summary.c_str());
+    if (resp.next_leased()) {
+      Log("task %lld (%s) leased with that completion", (long long)resp.next().task_id(), coord::TaskKindName(resp.next().kind()));
+      next_ = resp.next();
+      SetRunning(&*next_);  // the heartbeats renew its lease while this rank waits for the group's next round
+    }
   }
+}
+
+void Agent::AddLocalKinds(google::protobuf::RepeatedField<int>* kinds) const {
+  if (rank_ == 0) return;  // empty: any kind
+  for (v1::TaskKind k : {v1::TASK_KIND_GENERATE, v1::TASK_KIND_EVALUATE, v1::TASK_KIND_AGGREGATE, v1::TASK_KIND_SCORE,
+                         v1::TASK_KIND_PROBE}) {
+    kinds->Add(k);
+  }
+}
+
+bool Agent::TakeNext(v1::Task* task, int64_t* retry_after_ms) {
+  if (!next_) return LeaseLocal(task, retry_after_ms);
+  *task = *next_;
+  next_.reset();
+  *retry_after_ms = 0;
+  return true;
+}
+
+void Agent::HandBackNext(const std::string& why) {
+  if (!next_) return;
+  Fail(*next_, why, true, "", true);
+  next_.reset();
+  SetRunning(nullptr);
 }
 
 void Agent::Fail(const v1::Task& t, const std::string& error, bool retryable, const std::string& checkpoint,
@@ -313,13 +353,7 @@ void Agent::Fail(const v1::Task& t, const std::string& error, bool retryable, co
 bool Agent::LeaseLocal(v1::Task* task, int64_t* retry_after_ms) {
   v1::LeaseTaskRequest req;
   *req.mutable_worker() = Ref();
-  if (rank_ != 0) {
-    req.add_kinds(v1::TASK_KIND_GENERATE);
-    req.add_kinds(v1::TASK_KIND_EVALUATE);
-    req.add_kinds(v1::TASK_KIND_AGGREGATE);
-    req.add_kinds(v1::TASK_KIND_SCORE);
-    req.add_kinds(v1::TASK_KIND_PROBE);
-  }
+  AddLocalKinds(req.mutable_kinds());
   v1::LeaseTaskResponse resp;
   Status s = client_->LeaseTask(req, &resp);
   if (s.code() == StatusCode::kNotFound) reregister_ = true;
@@ -382,9 +416,12 @@ void Agent::RunLocal(const v1::Task& t) {
   } catch (const std::exception& e) {
     r = InternalError(std::string(coord::TaskKindName(t.kind())) + " task: " + e.what());
   }
-  if (r.ok()) Complete(t, *r);
-  else Fail(t, r.status().message(), !Permanent(r.status()));
-  SetRunning(nullptr);
+  if (r.ok()) {
+    Complete(t, *r, /*lease_next=*/true);
+  } else {
+    Fail(t, r.status().message(), !Permanent(r.status()));
+  }
+  SetRunning(next_ ? &*next_ : nullptr);
 }
 
 // Every rank: the broadcast task, data-parallel. Rank 0 reports.
@@ -540,7 +577,7 @@ int Agent::Run() {
         h[0] = kExit;
       } else {
         v1::Task t;
-        if (LeaseLocal(&t, &retry_after_ms)) {  // rank 0 may lease any kind: a training task goes to the group
+        if (TakeNext(&t, &retry_after_ms)) {  // rank 0 may lease any kind: a training task goes to the group
           // Heartbeats renew it from now on: the collective below waits until every other rank has finished its
           // own task (a score task runs for a minute on a real corpus), longer than a lease lasts.
           SetRunning(&t);
@@ -568,6 +605,7 @@ int Agent::Run() {
         if (!payload.empty() && t.ParseFromString(payload)) Fail(t, "the worker group is stopping (signal)", true, "", true);
         if (mine) Fail(*mine, "the worker group is stopping (signal)", true, "", true);
       }
+      HandBackNext("the worker group is stopping (signal)");
       exit_code = kExitStoppedBySignal;
       break;
     }
@@ -576,6 +614,7 @@ int Agent::Run() {
       break;
     }
     if (h[0] == kTrain) {
+      HandBackNext("handed back: this rank joins its group's training");
       payload.resize(size_t(h[1]));
       Await(comm_.StartBroadcast(payload.data(), payload.size(), 0));
       v1::Task t;
@@ -592,7 +631,7 @@ int Agent::Run() {
     // Work alone: rank 0 runs what it leased; the others lease their own.
     if (rank_ != 0 && !Stopping()) {
       v1::Task t;
-      if (LeaseLocal(&t, &retry_after_ms)) mine = t;
+      if (TakeNext(&t, &retry_after_ms)) mine = t;
     }
     busy = mine.has_value();
     if (mine) {
@@ -603,6 +642,7 @@ int Agent::Run() {
       while (Clock::now() < until && !Stopping()) std::this_thread::sleep_for(5ms);
     }
   }
+  HandBackNext("the worker group is exiting");
   quit_ = true;
   heartbeats.join();
   if (exit_code == kExitStoppedBySignal && rank_ == 0) {
