@@ -38,13 +38,6 @@ std::string RandomToken() {
 }
 
 
-// Exit code, 128 + signal, or -1 while it runs.
-int ExitCodeIfDone(pid_t pid) {
-  int status = 0;
-  if (waitpid(pid, &status, WNOHANG) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 }  // namespace
 
 pid_t SpawnProcessGroup(const std::vector<std::string>& argv, const std::string& log) {
@@ -119,37 +112,44 @@ StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClusterOp
   if (worker.find('/') != std::string::npos && !fs::exists(worker)) {
     return NotFound(worker + ": no cadenza-worker (build the cadenza-worker target, or run the demo with --single-process)");
   }
-  const std::string mpirun = std::getenv("CADENZA_MPIRUN") ? std::getenv("CADENZA_MPIRUN") : "mpirun";
-  std::vector<std::string> argv = {mpirun, "--oversubscribe", "--bind-to", "none", "-np", std::to_string(o.ranks),
-                                   "-x", "OMP_WAIT_POLICY=passive", "-x", "OMP_NUM_THREADS=" + std::to_string(o.threads_per_rank)};
-  if (geteuid() == 0) argv.insert(argv.begin() + 1, "--allow-run-as-root");
-  for (const std::string& a : {worker, std::string("--coordinator"), c->target_, std::string("--token-file"),
-                               (dir / "worker.token").string(), std::string("--name"), std::string("demo"),
-                               std::string("--threads"), std::to_string(o.threads_per_rank)}) {
-    argv.push_back(a);
-  }
-  argv.insert(argv.end(), o.worker_args.begin(), o.worker_args.end());
-  c->log_ = (dir / "workers.log").string();
+  coord::LocalLauncherOptions lo;
+  lo.mpirun = std::getenv("CADENZA_MPIRUN") ? std::getenv("CADENZA_MPIRUN") : "mpirun";
+  lo.worker = worker;
+  lo.log_file = c->log_ = (dir / "workers.log").string();
+  lo.name_prefix = "demo";
+  c->launcher_ = coord::MakeLocalLauncher(lo);
+  coord::GroupSpec spec;
+  spec.ranks = o.ranks;
+  spec.threads_per_rank = o.threads_per_rank;
+  spec.coordinator = c->target_;
+  spec.token_file = (dir / "worker.token").string();
+  spec.worker_args = o.worker_args;
   if (o.progress) {
     std::cout << "cluster: coordinator on " << c->target_ << " (database " << config.database << "); worker group: mpirun -np "
               << o.ranks << " " << worker << " --coordinator " << c->target_ << " (log " << c->log_ << ")\n" << std::flush;
   }
-  c->group_ = SpawnProcessGroup(argv, c->log_);
-  if (c->group_ < 0) return IoError("cannot start " + mpirun);
+  auto group = c->launcher_->Launch(spec);
+  if (!group.ok()) return group.status().WithContext("cannot start " + lo.mpirun);
+  c->group_ = group->id;
   return c;
 }
 
 void LocalCluster::Stop() {
-  if (group_ > 0 && ExitCodeIfDone(group_) < 0) {
-    kill(group_, SIGUSR1);  // the workers hand their tasks back and exit 4
+  if (!group_.empty() && launcher_) {
+    (void)launcher_->Cancel(group_);  // SIGUSR1: the workers hand their tasks back and exit 4
     const auto until = Clock::now() + 60s;
-    while (ExitCodeIfDone(group_) < 0 && Clock::now() < until) std::this_thread::sleep_for(20ms);
-    if (Clock::now() >= until) {
-      kill(-group_, SIGKILL);
-      waitpid(group_, nullptr, 0);
+    while (Clock::now() < until) {
+      auto groups = launcher_->List();
+      if (!groups.ok() || std::none_of(groups->begin(), groups->end(), [&](const coord::LaunchedGroup& g) {
+            return g.id == group_ && g.state != coord::GroupState::kEnded;
+          })) {
+        break;
+      }
+      std::this_thread::sleep_for(20ms);
     }
   }
-  group_ = -1;
+  group_.clear();
+  launcher_.reset();  // a group still running after 60 s is killed here
   if (server_) server_->Shutdown();
 }
 
@@ -187,10 +187,12 @@ Status LocalCluster::Follow(const std::vector<int64_t>& jobs) {
       }
     }
     if (!active) return Status::Ok();
-    const int rc = ExitCodeIfDone(group_);
-    if (rc >= 0) {
-      group_ = -1;
-      return InternalError("the worker group exited with code " + std::to_string(rc) + " before the jobs finished (see " + log_ + ")");
+    if (auto groups = launcher_->List(); groups.ok()) {
+      for (const coord::LaunchedGroup& g : *groups) {
+        if (g.id != group_ || g.state != coord::GroupState::kEnded) continue;
+        group_.clear();
+        return InternalError("the worker group exited with " + g.detail + " before the jobs finished (see " + log_ + ")");
+      }
     }
     std::this_thread::sleep_for(200ms);
   }

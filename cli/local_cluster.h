@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "coordinator/client.h"
+#include "coordinator/launcher.h"
 #include "coordinator/server.h"
 #include "core/status.h"
 
@@ -45,7 +46,8 @@ pid_t SpawnProcessGroup(const std::vector<std::string>& argv, const std::string&
 std::string WorkerBinary();
 
 // A coordinator in this process (free loopback ports, a fresh token and database in work_dir) and one
-// `mpirun -np ranks cadenza-worker --coordinator ...` group. Stop (or the destructor) hands the workers' tasks back
+// `mpirun -np ranks cadenza-worker --coordinator ...` group, started by the coordinator's local launcher
+// (coordinator/launcher.h, the same interface as `launcher: slurm`). Stop (or the destructor) hands the workers' tasks back
 // (SIGUSR1) and shuts the coordinator down.
 class LocalCluster {
  public:
@@ -70,7 +72,8 @@ class LocalCluster {
   std::unique_ptr<coord::CoordinatorServer> server_;
   std::unique_ptr<coord::CoordinatorClient> client_;
   std::string target_, token_, http_url_, log_;
-  pid_t group_ = -1;
+  std::unique_ptr<coord::GroupLauncher> launcher_;  // the local mpirun launcher (coordinator/launcher.h)
+  std::string group_;                               // the launched group's id ("" once it ended or was stopped)
 };
 
 // Starts a LocalCluster, submits every experiment, prints
