@@ -45,15 +45,26 @@ Status RenderWav(const Score& score, const std::string& wav_path, const AudioOpt
     std::unique_ptr<fluid_file_renderer_t, void (*)(fluid_file_renderer_t*)> renderer(new_fluid_file_renderer(synth.get()),
                                                                                       delete_fluid_file_renderer);
     if (!renderer) return IoError(wav_path + ": FluidSynth cannot open the output file");
-    while (fluid_player_get_status(player.get()) == FLUID_PLAYER_PLAYING) {
+    int period = 64;
+    fluid_settings_getint(settings.get(), "audio.period-size", &period);
+    const auto blocks_for = [&](double seconds) {
+      return static_cast<int64_t>(seconds * options.sample_rate / std::max(1, period)) + 1;
+    };
+    // The player stops at the score's end once the last voices have released (2-3 s), but on some scores it never
+    // reports the end (a generated 23 s sample once rendered 50 GB): never more than the score plus that release.
+    constexpr double kReleaseSeconds = 5.0;
+    const int64_t max_blocks = blocks_for(score.Seconds() + kReleaseSeconds);
+    for (int64_t block = 0; fluid_player_get_status(player.get()) == FLUID_PLAYER_PLAYING; ++block) {
+      if (block == max_blocks) {
+        fluid_player_stop(player.get());
+        break;
+      }
       if (fluid_file_renderer_process_block(renderer.get()) != FLUID_OK) {
         std::filesystem::remove(tmp);
         return IoError(wav_path + ": write failed while rendering");
       }
     }
-    int period = 64;
-    fluid_settings_getint(settings.get(), "audio.period-size", &period);
-    const int64_t tail_blocks = static_cast<int64_t>(options.tail_seconds * options.sample_rate / std::max(1, period));
+    const int64_t tail_blocks = blocks_for(options.tail_seconds) - 1;
     for (int64_t i = 0; i < tail_blocks; ++i) fluid_file_renderer_process_block(renderer.get());
   }  // the renderer finalises the WAV header when deleted
   return CommitTempFile(tmp, wav_path);  // fsync, rename, fsync the folder
