@@ -40,36 +40,6 @@ std::string RandomToken() {
 
 }  // namespace
 
-pid_t SpawnProcessGroup(const std::vector<std::string>& argv, const std::string& log) {
-  std::cout << std::flush;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);
-    if (!freopen(log.c_str(), "w", stdout)) _exit(127);
-    dup2(STDOUT_FILENO, STDERR_FILENO);
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    std::fprintf(stderr, "cannot run %s\n", args[0]);
-    _exit(127);
-  }
-  if (pid > 0) setpgid(pid, pid);
-  return pid;
-}
-
-std::string WorkerBinary() {
-  if (const char* w = std::getenv("CADENZA_WORKER")) return w;
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    for (const fs::path& p : {self.parent_path() / "cadenza-worker", self.parent_path().parent_path() / "worker" / "cadenza-worker"}) {
-      if (fs::exists(p)) return p.string();
-    }
-  }
-  return "cadenza-worker";
-}
-
 StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClusterOptions& o) {
   std::unique_ptr<LocalCluster> c(new LocalCluster());
   c->options_ = o;
@@ -108,7 +78,7 @@ StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClusterOp
   co.token = c->token_;
   c->client_ = coord::CoordinatorClient::Connect(co);
 
-  const std::string worker = WorkerBinary();
+  const std::string worker = coord::DefaultWorkerBinary();
   if (worker.find('/') != std::string::npos && !fs::exists(worker)) {
     return NotFound(worker + ": no cadenza-worker (build the cadenza-worker target, or run the demo with --single-process)");
   }

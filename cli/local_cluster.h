@@ -38,13 +38,6 @@ struct LocalExperimentResult {
   std::string result_json;                    // <output_dir>/result.json (evaluation report, docs/evaluation.md)
 };
 
-// Runs argv in a new process group (so a signal to the group reaches mpirun and every rank) with stdout and
-// stderr in `log`; returns its pid, or -1 if fork failed (exit code 127 if argv[0] cannot run).
-pid_t SpawnProcessGroup(const std::vector<std::string>& argv, const std::string& log);
-
-// `cadenza-worker` next to this binary, in the build tree's worker/ folder, or on PATH; $CADENZA_WORKER wins.
-std::string WorkerBinary();
-
 // A coordinator in this process (free loopback ports, a fresh token and database in work_dir) and one
 // `mpirun -np ranks cadenza-worker --coordinator ...` group, started by the coordinator's local launcher
 // (coordinator/launcher.h, the same interface as `launcher: slurm`). Stop (or the destructor) hands the workers' tasks back

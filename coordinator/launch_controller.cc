@@ -31,16 +31,7 @@ int64_t NowMs() {
 }
 
 std::string WorkerBinaryFor(const LaunchOptions& o) {
-  if (!o.worker.empty()) return fs::absolute(o.worker).string();
-  if (const char* w = std::getenv("CADENZA_WORKER")) return w;
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    for (const fs::path& p : {self.parent_path() / "cadenza-worker", self.parent_path().parent_path() / "worker" / "cadenza-worker"}) {
-      if (fs::exists(p)) return p.string();
-    }
-  }
-  return "cadenza-worker";
+  return o.worker.empty() ? DefaultWorkerBinary() : fs::absolute(o.worker).string();
 }
 
 }  // namespace

@@ -8,7 +8,9 @@
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -174,23 +176,8 @@ class LocalLauncher final : public GroupLauncher {
                              "--threads", std::to_string(spec.threads_per_rank)});
     argv.insert(argv.end(), spec.worker_args.begin(), spec.worker_args.end());
     const std::string log = o_.log_file.empty() ? o_.log_dir + "/" + id + ".log" : o_.log_file;
-    std::fflush(stdout);
-    std::fflush(stderr);
-    const pid_t pid = fork();
+    const pid_t pid = SpawnProcessGroup(argv, log, /*append=*/true);
     if (pid < 0) return IoError(std::string("fork: ") + std::strerror(errno));
-    if (pid == 0) {
-      UnblockSignals();
-      setpgid(0, 0);
-      if (!freopen(log.c_str(), "a", stdout)) _exit(127);
-      dup2(STDOUT_FILENO, STDERR_FILENO);
-      std::vector<char*> args;
-      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execvp(args[0], args.data());
-      std::fprintf(stderr, "cannot run %s\n", args[0]);
-      _exit(127);
-    }
-    setpgid(pid, pid);
     pids_[id] = pid;
     return LaunchedGroup{id, id, GroupState::kRunning, "pid " + std::to_string(pid) + ", log " + log};
   }
@@ -266,6 +253,38 @@ StatusOr<std::string> TokenOfUser(const std::string& tokens_file, const std::str
   return NotFound(tokens_file + ": no worker (or admin) token" + (user.empty() ? std::string() : " of user '" + user + "'") +
                   " (launch.user): the launched worker groups need one; add a line '<token> " +
                   (user.empty() ? std::string("<user>") : user) + " worker'");
+}
+
+pid_t SpawnProcessGroup(const std::vector<std::string>& argv, const std::string& log, bool append) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    UnblockSignals();
+    setpgid(0, 0);
+    if (!freopen(log.c_str(), append ? "a" : "w", stdout)) _exit(127);
+    dup2(STDOUT_FILENO, STDERR_FILENO);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    std::fprintf(stderr, "cannot run %s\n", args[0]);
+    _exit(127);
+  }
+  if (pid > 0) setpgid(pid, pid);  // also here: no race with a signal sent to the group right after fork
+  return pid;
+}
+
+std::string DefaultWorkerBinary() {
+  if (const char* w = std::getenv("CADENZA_WORKER")) return w;
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (const auto& p : {self.parent_path() / "cadenza-worker", self.parent_path().parent_path() / "worker" / "cadenza-worker"}) {
+      if (std::filesystem::exists(p)) return p.string();
+    }
+  }
+  return "cadenza-worker";
 }
 
 }  // namespace cadenza::coord

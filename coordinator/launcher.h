@@ -82,6 +82,14 @@ struct LocalLauncherOptions {
 // Groups as `mpirun -np ranks cadenza-worker ...` process groups of this process (what `cadenza demo` starts).
 std::unique_ptr<GroupLauncher> MakeLocalLauncher(LocalLauncherOptions options);
 
+// Runs argv in a new process group (so a signal to the group reaches mpirun and every rank), signals unblocked,
+// with stdout and stderr appended to `log` (or, `append` false, written over it); returns its pid, or -1 if fork
+// failed (exit code 127 if argv[0] cannot run).
+pid_t SpawnProcessGroup(const std::vector<std::string>& argv, const std::string& log, bool append);
+
+// `cadenza-worker` next to this binary, in the build tree's worker/ folder, or on PATH; $CADENZA_WORKER wins.
+std::string DefaultWorkerBinary();
+
 // The token the groups a coordinator launches register with: `user`'s worker token in a tokens file ("<token> <user>
 // [role]" lines, coordinator/auth.h), else that user's admin token; with an empty `user`, the first such token of
 // anyone. NOT_FOUND naming the file and the user when there is none.

@@ -123,7 +123,7 @@ class ClusterTest : public ::testing::Test {
                           << "\nheartbeat: {period_ms: 100, failure_threshold: 5, grace_ms: 300, reaper_interval_ms: 50}"
                           << "\nlease: {duration_ms: 2000, retry_budget: 3, idle_poll_ms: 100}\n";
     const fs::path log = dir_ / log_name;
-    const pid_t pid = SpawnProcessGroup({CADENZA_CLI, "coordinator", "--config", config.string()}, log.string());
+    const pid_t pid = coord::SpawnProcessGroup({CADENZA_CLI, "coordinator", "--config", config.string()}, log.string(), /*append=*/false);
     children_.push_back(pid);
     port_ = 0;
     WaitFor([&] {
@@ -145,7 +145,7 @@ class ClusterTest : public ::testing::Test {
                                      CADENZA_WORKER, "--coordinator", Target(), "--token-file", (dir_ / "worker.token").string(),
                                      "--name", name, "--threads", "1", "--bars", "4", "--max-tokens", "300",
                                      "--max-idle", std::to_string(max_idle)};
-    const pid_t pid = SpawnProcessGroup(argv, (dir_ / (name + ".log")).string());
+    const pid_t pid = coord::SpawnProcessGroup(argv, (dir_ / (name + ".log")).string(), /*append=*/false);
     children_.push_back(pid);
     return pid;
   }

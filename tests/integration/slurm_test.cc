@@ -378,7 +378,7 @@ TEST_F(SlurmTest, CoordinatorLaunchesAndCancelsWorkerGroups) {
   const int port = FreePort();
   ASSERT_GT(port, 0);
   const fs::path config = LauncherConfig("127.0.0.1:" + std::to_string(port), "");
-  coordinator_ = SpawnProcessGroup({CADENZA_CLI, "coordinator", "--config", config.string()}, (dir_ / "coordinator.log").string());
+  coordinator_ = coord::SpawnProcessGroup({CADENZA_CLI, "coordinator", "--config", config.string()}, (dir_ / "coordinator.log").string(), /*append=*/false);
   ASSERT_TRUE(WaitFor([&] { return Slurp(dir_ / "coordinator.log").find("listening on") != std::string::npos; }, 20s))
       << Slurp(dir_ / "coordinator.log");
   EXPECT_TRUE(WorkerJobs().empty()) << "no task waits: no group yet";
