@@ -10,18 +10,30 @@ cmake --build "$build" -j "$(nproc)"
 work="$build/corpus"
 rm -rf "$work" && mkdir -p "$work"
 "$build/tests/fuzz/make_fuzz_seeds" "$work/midi" "$work/tokens"
-for target in midi_reader_fuzz:midi tokenizer_fuzz:tokens; do
-  name=${target%%:*}; seeds=${target##*:}
-  echo "fuzz: $name for ${seconds}s"
+# The targets run side by side (one core each): CI's test command has two cores and a time limit.
+run_target() {
+  local name=$1 seeds=$2 rc=0
   # -timeout catches hangs: any input taking over 5 s is a failure.
-  rc=0
   "$build/tests/fuzz/$name" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$build/$name-" "$work/$seeds" >"$build/$name.log" 2>&1 || rc=$?
+  echo "$rc" >"$build/$name.rc"
+}
+targets="midi_reader_fuzz:midi tokenizer_fuzz:tokens"
+for target in $targets; do
+  echo "fuzz: ${target%%:*} for ${seconds}s"
+  run_target "${target%%:*}" "${target##*:}" &
+done
+wait
+failed=0
+for target in $targets; do
+  name=${target%%:*}
+  echo "fuzz: $name"
   grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|Done)|ERROR|SUMMARY" "$build/$name.log" || true
-  if [ "$rc" -ne 0 ]; then
+  if [ "$(cat "$build/$name.rc")" -ne 0 ]; then
     tail -40 "$build/$name.log"
     echo "fuzz: $name FAILED (crash input saved as $build/$name-*)"
-    exit 1
+    failed=1
   fi
 done
+[ "$failed" = 0 ] || exit 1
 echo "fuzz: all targets ran clean"
