@@ -77,44 +77,61 @@ StatusOr<EvalResult> Evaluate(SequenceModelImpl& model, const WindowSource& val,
   return r;
 }
 
+// Steady-clock microseconds, for the timeline's phases.
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 // What the model generates at this point of training, measured as the study measures samples: train.eval_samples
 // pieces of train.eval_sample_bars bars with the generate: settings, seeded by train.seed and the step, from a
 // generator of their own (training's random stream is untouched, so resume stays exact). Each value is the mean
 // over the pieces where it is defined; sample/pieces counts the pieces measured.
-std::map<std::string, double> SampleStructure(SequenceModelImpl& model, const ExperimentConfig& config, int64_t step) {
+// Data-parallel: every rank samples its share (rank r: pieces r, r + world, ...) and the sums are added over
+// ranks, so no rank waits out another's sampling at the next reduction (rank 0 sampling alone under load ran past
+// the collective timeout and aborted a study run with exit 75). Rank 0's share keeps the single-process seed.
+StatusOr<std::map<std::string, double>> SampleStructure(SequenceModelImpl& model, const ExperimentConfig& config,
+                                                        int64_t step, GradientSync* sync) {
+  const int rank = sync ? sync->rank() : 0, world = sync ? sync->world() : 1;
+  const int64_t begin_us = NowMicros();
   GenerateOptions g;
-  g.count = config.train.eval_samples;
+  g.count = (config.train.eval_samples - rank + world - 1) / world;
   g.bars = config.train.eval_sample_bars;
   g.max_new_tokens = config.generate.max_tokens;
   g.temperature = config.generate.temperature;
   g.top_k = config.generate.top_k;
   g.top_p = config.generate.top_p;
-  g.seed = config.train.seed * 1000003ULL + uint64_t(step);
-  auto samples = Generate(model, g);
-  model.train();
-  std::map<std::string, double> out;
-  if (!samples.ok()) return out;
-  const char* names[] = {"sample/structureness", "sample/repetition", "sample/avg_pitch_deviation", "sample/syncopation"};
-  double sums[4] = {0, 0, 0, 0};
-  int counts[4] = {0, 0, 0, 0};
-  int measured = 0;
-  for (const GeneratedSample& s : *samples) {
-    auto piece = PieceFromTokens(s.tokens);
-    if (!piece.ok()) continue;
-    auto m = EvaluatePiece(*piece, EvalOptions());
-    if (!m.ok()) continue;  // e.g. a sample without notes
-    ++measured;
-    const double values[4] = {m->structure.structureness, m->structure.repetition, m->melody.avg_pitch_deviation,
-                              m->rhythm.syncopation};
-    for (int k = 0; k < 4; ++k) {
-      if (!std::isfinite(values[k])) continue;
-      sums[k] += values[k];
-      ++counts[k];
+  g.seed = config.train.seed * 1000003ULL + uint64_t(step) + 7919ULL * uint64_t(rank);
+  // sums[0..3] of the four metrics, counts[4..7] of pieces where each is defined, [8] pieces measured.
+  double totals[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+  if (g.count > 0) {
+    auto samples = Generate(model, g);
+    model.train();
+    if (samples.ok()) {
+      for (const GeneratedSample& s : *samples) {
+        auto piece = PieceFromTokens(s.tokens);
+        if (!piece.ok()) continue;
+        auto m = EvaluatePiece(*piece, EvalOptions());
+        if (!m.ok()) continue;  // e.g. a sample without notes
+        totals[8] += 1;
+        const double values[4] = {m->structure.structureness, m->structure.repetition, m->melody.avg_pitch_deviation,
+                                  m->rhythm.syncopation};
+        for (int k = 0; k < 4; ++k) {
+          if (!std::isfinite(values[k])) continue;
+          totals[k] += values[k];
+          totals[4 + k] += 1;
+        }
+      }
     }
   }
-  out["sample/pieces"] = measured;
+  if (sync) {
+    sync->RecordPhase("validation samples", begin_us, NowMicros());
+    if (Status s = sync->SumAcrossRanks(totals, 9); !s.ok()) return s;
+  }
+  const char* names[] = {"sample/structureness", "sample/repetition", "sample/avg_pitch_deviation", "sample/syncopation"};
+  std::map<std::string, double> out;
+  out["sample/pieces"] = totals[8];
   for (int k = 0; k < 4; ++k) {
-    if (counts[k] > 0) out[names[k]] = sums[k] / counts[k];
+    if (totals[4 + k] > 0) out[names[k]] = totals[k] / totals[4 + k];
   }
   return out;
 }
@@ -279,9 +296,6 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
     if (Status synced = log->Sync(); !synced.ok()) return synced;
     return SaveCheckpoint(latest, config, *model, optimizer, progress);
   };
-  auto now_us = []() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-  };
 
   while (progress.step < cfg.steps) {
     if (progress.cursor + cfg.batch_size > per_epoch) {  // the tail of an epoch that does not fill a batch is skipped
@@ -292,7 +306,7 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     bool stop_everywhere = false;  // with sync: some rank was asked to stop, so all stop at this step
     if (sync && !(s = sync->BeginStep(progress.step)).ok()) return s;
-    const int64_t t_forward = now_us();
+    const int64_t t_forward = NowMicros();
     // Rank r takes windows [cursor/world, +local_batch) of its share (every world-th window of the epoch's
     // shuffle): the ranks' batches together are exactly the global batch that a world of one would take.
     auto batch = LoadBatch(train, progress.epoch, progress.cursor / world, local_batch);
@@ -313,24 +327,24 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
           torch::nn::functional::CrossEntropyFuncOptions().ignore_index(Vocabulary::Get().Pad()).reduction(torch::kSum));
       double tokens = double((targets != Vocabulary::Get().Pad()).sum().item<int64_t>());
       if (!(s = sync->SumAcrossRanks(&tokens, 1)).ok()) return s;
-      const int64_t t_backward = now_us();
+      const int64_t t_backward = NowMicros();
       sync->RecordPhase("forward", t_forward, t_backward);
       (loss_sum * (double(world) / std::max(1.0, tokens))).backward();
-      const int64_t t_wait = now_us();
+      const int64_t t_wait = NowMicros();
       sync->RecordPhase("backward", t_backward, t_wait);
       if (!(s = sync->FinishGradients()).ok()) return s;
       const bool stop_here = options.stop_requested && options.stop_requested->load();
       double sums[2] = {loss_sum.item<double>(), stop_here ? 1.0 : 0.0};
       if (!(s = sync->SumAcrossRanks(sums, 2)).ok()) return s;
-      sync->RecordPhase("allreduce wait", t_wait, now_us());
+      sync->RecordPhase("allreduce wait", t_wait, NowMicros());
       loss_value = sums[0] / std::max(1.0, tokens);
       stop_everywhere = sums[1] > 0;
     }
-    const int64_t t_optimizer = now_us();
+    const int64_t t_optimizer = NowMicros();
     double grad_norm = 0;
     if (cfg.grad_clip > 0) grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), cfg.grad_clip);
     optimizer.step();
-    if (sync) sync->RecordPhase("optimizer", t_optimizer, now_us());
+    if (sync) sync->RecordPhase("optimizer", t_optimizer, NowMicros());
     ++progress.step;
     ++steps_here;
     summary.last_train_loss = loss_value;
@@ -368,8 +382,10 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
         (void)log->Scalar("val/nll_per_bar", progress.step, r.nll_per_bar);
         (void)log->Scalar("train/tokens_per_second", progress.step, summary.tokens_per_second);
       }
-      if (writer && cfg.eval_samples > 0) {  // the other ranks wait for rank 0 at the next step's reduction
-        summary.sample_metrics = SampleStructure(*model, config, progress.step);
+      if (cfg.eval_samples > 0) {  // every rank samples its share
+        auto sampled = SampleStructure(*model, config, progress.step, sync);
+        if (!sampled.ok()) return sampled.status();
+        summary.sample_metrics = std::move(*sampled);
         if (log) {
           for (const auto& [name, value] : summary.sample_metrics) (void)log->Scalar(name, progress.step, value);
         }

@@ -43,7 +43,7 @@ struct TrainSummary {
   bool interrupted = false;  // stopped by stop_after_steps or a signal, resumable
   std::string checkpoint;    // latest checkpoint written
   // sample/{structureness,repetition,avg_pitch_deviation,syncopation,pieces} of the last validation's samples
-  // (train.eval_samples > 0, rank 0 only); also logged at every validation as a curve against the step.
+  // (train.eval_samples > 0; data-parallel: over every rank's share); also logged at every validation as a curve against the step.
   std::map<std::string, double> sample_metrics;
 };
 

@@ -77,12 +77,13 @@ class DistributedTest : public ::testing::Test {
 
   // A tiny model without dropout: dropout masks are drawn per rank, so only a dropout-free run can match
   // a world of one exactly (docs/distributed.md).
-  static std::string Experiment(const std::string& name, const std::string& model, int steps = 20) {
+  static std::string Experiment(const std::string& name, const std::string& model, int steps = 20,
+                                const std::string& more_train_keys = "") {
     const fs::path exp = dir_ / (name + ".yaml");
     std::ofstream(exp) << "name: " << name << "\ndataset: " << (dir_ / "ds").string() << "\nout: " << (dir_ / name).string()
                        << "\nmodel: " << model
                        << "\ntrain: {seq_len: 64, batch_size: 8, steps: " << steps
-                       << ", lr: 0.002, warmup_steps: 4, eval_every: 10, eval_windows: 8, threads: 1, seed: 3}\n";
+                       << ", lr: 0.002, warmup_steps: 4, eval_every: 10, eval_windows: 8, threads: 1, seed: 3" << more_train_keys << "}\n";
     return exp.string();
   }
   static inline fs::path dir_;
@@ -164,6 +165,23 @@ TEST_F(DistributedTest, ResumesAtAnotherWorldSize) {
   std::printf("world 2 (7 steps) then world 1 (13 steps) vs world 1 straight: max relative loss difference %.3g\n", diff);
   EXPECT_LT(diff, 1e-5);
   EXPECT_TRUE(fs::exists(dir_ / "split" / "model_state.pt"));
+}
+
+// train.eval_samples on two ranks: each rank samples its share at every validation (so neither waits out the
+// other's sampling at the next reduction), and the metrics count every piece once.
+TEST_F(DistributedTest, ValidationSamplesAreSharedByTheRanks) {
+  const std::string exp = Experiment("samples", kTransformer, 20, ", eval_samples: 3, eval_sample_bars: 2");
+  ShellRun r = Shell(MpiRun(2, "train " + exp + " --quiet --threads 1 --timeline " + (dir_ / "samples" / "timeline.json").string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto m = ReadMetrics(dir_ / "samples");
+  ASSERT_EQ(m["sample/pieces"].size(), 2u) << "validations at steps 10 and 20";
+  for (const auto& [step, pieces] : m["sample/pieces"]) EXPECT_EQ(pieces, 3) << "step " << step;
+  EXPECT_EQ(m["sample/structureness"].size(), 2u);
+  for (int rank = 0; rank < 2; ++rank) {
+    std::ifstream t(dir_ / "samples" / ("timeline.rank" + std::to_string(rank) + ".json"));
+    std::string text((std::istreambuf_iterator<char>(t)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("\"validation samples\""), std::string::npos) << "rank " << rank;
+  }
 }
 
 // SIGTERM on one rank only (Slurm signals every task, but not at the same instant): all ranks stop after the
