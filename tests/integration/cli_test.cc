@@ -270,37 +270,4 @@ TEST_F(CliTest, ProbeWritesOneCsvRowPerModelAndLength) {
   EXPECT_FALSE(fs::exists(dir_ / "x.csv"));
 }
 
-TEST_F(CliTest, DemoComparesBothFamiliesEndToEnd) {
-  const std::string out = (dir_ / "demo").string();
-  CliRun demo = Cadenza("demo --out " + out + " --count 120 --steps 30 --samples 3");
-  ASSERT_EQ(demo.exit_code, 0) << demo.output;
-  // The side-by-side table: matched sizes, validation NLL, speed, and the evaluation against the test split.
-  for (const char* line : {"model                               transformer  lstm",
-                           "validation NLL per token", "generation ms/token at context 512", "forward peak MiB, 512 tokens",
-                           "reference (test)", "avg_pitch_deviation", "syncopation", "structureness"}) {
-    EXPECT_NE(demo.output.find(line), std::string::npos) << line << "\n" << demo.output;
-  }
-  // Matched size: the two parameter counts printed in the table are within 10% of each other.
-  const size_t at = demo.output.find("\nparameters ");
-  ASSERT_NE(at, std::string::npos);
-  std::istringstream counts(demo.output.substr(at + 12));
-  double transformer = 0, lstm = 0;
-  counts >> transformer >> lstm;
-  ASSERT_GT(transformer, 0);
-  EXPECT_LE(std::max(transformer, lstm) / std::min(transformer, lstm), 1.10) << transformer << " vs " << lstm;
-  for (const char* family : {"transformer", "lstm"}) {
-    EXPECT_TRUE(fs::exists(fs::path(out) / "runs" / family / "checkpoints" / "best.pt")) << family;
-    EXPECT_TRUE(fs::exists(fs::path(out) / "samples" / family / "sample-002.mid")) << family;
-    EXPECT_TRUE(fs::exists(fs::path(out) / "evaluation" / (std::string(family) + ".json"))) << family;
-  }
-  std::ifstream table(fs::path(out) / "comparison.txt");
-  std::string text((std::istreambuf_iterator<char>(table)), std::istreambuf_iterator<char>());
-  EXPECT_NE(text.find("validation NLL per token"), std::string::npos) << text;
-  std::ifstream probe(fs::path(out) / "probe.csv");
-  std::string line;
-  int rows = -1;
-  while (std::getline(probe, line)) ++rows;
-  EXPECT_EQ(rows, 4) << "two families x contexts 128 and 512";
-}
-
 }  // namespace

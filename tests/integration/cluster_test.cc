@@ -684,7 +684,8 @@ TEST_F(ClusterTest, DemoSweepRunsTheStudyAndWritesItsReport) {
   EXPECT_NE(html.find("figures/ssm-reference.png"), std::string::npos);
 }
 
-// The README's main job (the cluster is the default) and its --single-process form print the same table.
+// The README's main job (the cluster is the default) and its --single-process form: both compare the two families
+// at matched size and print the same table.
 TEST_F(ClusterTest, DemoThroughTheLocalClusterPrintsTheSameTableAsOneProcess) {
   setenv("CADENZA_WORKER", CADENZA_WORKER, 1);
   setenv("CADENZA_MPIRUN", CADENZA_MPIEXEC, 1);
@@ -709,15 +710,29 @@ TEST_F(ClusterTest, DemoThroughTheLocalClusterPrintsTheSameTableAsOneProcess) {
     std::string table = Slurp(out / "comparison.txt");
     for (size_t at; (at = table.find(out.string())) != std::string::npos;) table.replace(at, out.string().size(), "OUT");
     tables[mode] = rows(table);
+    // The side-by-side table: matched sizes, validation NLL, speed, and the evaluation against the test split.
     for (const char* line : {"model                               transformer  lstm", "validation NLL per token",
-                             "generation ms/token at context 512", "reference (test)", "structureness"}) {
+                             "generation ms/token at context 512", "forward peak MiB, 512 tokens", "reference (test)",
+                             "avg_pitch_deviation", "syncopation", "structureness"}) {
       EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
     }
+    // Matched size: the two parameter counts printed in the table are within 10% of each other.
+    const size_t at = text.find("\nparameters ");
+    ASSERT_NE(at, std::string::npos) << text;
+    std::istringstream counts(text.substr(at + 12));
+    double transformer = 0, lstm = 0;
+    counts >> transformer >> lstm;
+    ASSERT_GT(transformer, 0);
+    EXPECT_LE(std::max(transformer, lstm) / std::min(transformer, lstm), 1.10) << transformer << " vs " << lstm;
     for (const char* family : {"transformer", "lstm"}) {
       EXPECT_TRUE(fs::exists(out / "runs" / family / "checkpoints" / "best.pt")) << family;
       EXPECT_TRUE(fs::exists(out / "samples" / family / "sample-002.mid")) << family;
       EXPECT_TRUE(fs::exists(out / "evaluation" / (std::string(family) + ".json"))) << family;
     }
+    std::istringstream probe(Slurp(out / "probe.csv"));
+    int probe_rows = -1;
+    for (std::string row; std::getline(probe, row);) ++probe_rows;
+    EXPECT_EQ(probe_rows, 4) << "two families x contexts 128 and 512";
     if (mode == 0) {
       for (const char* line : {"through a local coordinator and a 2-rank worker group", "cluster: coordinator on 127.0.0.1:",
                                "demo-transformer: train done", "demo-lstm: aggregate done"}) {
