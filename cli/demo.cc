@@ -1,4 +1,5 @@
 // The main job (`cadenza demo`): the single-machine comparison of the two model families, end to end.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -19,6 +20,7 @@
 #include "core/experiment_config.h"
 #include "core/eval/evaluate.h"
 #include "core/file_util.h"
+#include "storage/manifest.h"
 #include "storage/reference_pieces.h"
 
 namespace cadenza {
@@ -219,6 +221,17 @@ int RunDemo(const DemoOptions& d) {
   std::cout << "== 3. dataset\n";
   if (int rc = RunInspect(o.out_dir, true, -1)) return rc;
   if (d.steps == 0) return 0;
+  // Training validates on the val split: a corpus too small for one is refused now, not after a model trained.
+  auto manifest = Manifest::Load((fs::path(o.out_dir) / "manifest.json").string());
+  if (!manifest.ok()) return Fail(manifest.status());
+  const auto val_pieces = std::count_if(manifest->pieces.begin(), manifest->pieces.end(),
+                                        [](const PieceMeta& p) { return p.split == Split::kVal; });
+  if (val_pieces == 0) {
+    return Fail(InvalidArgument(o.out_dir + ": the val split holds no piece (" + std::to_string(manifest->pieces.size()) +
+                                " pieces in all, val fraction " + Fixed(manifest->val_fraction, 2) +
+                                "), and training validates on it: " +
+                                (d.data.empty() ? "make more tunes (--count 120 or more)" : "give a larger --data folder")));
+  }
   if (d.sweep) {
     const int rc = RunDemoSweep(d, o.out_dir, 4);
     if (rc == 0) std::cout << "done in " << Fixed(elapsed(), 1) << " s\n";

@@ -270,4 +270,17 @@ TEST_F(CliTest, ProbeWritesOneCsvRowPerModelAndLength) {
   EXPECT_FALSE(fs::exists(dir_ / "x.csv"));
 }
 
+// A synthetic corpus too small for a val split is refused after ingest, before any model trains.
+TEST_F(CliTest, DemoRefusesACorpusWithoutAValSplitBeforeTraining) {
+  const fs::path out = dir_ / "demo";
+  CliRun demo = Cadenza("demo --single-process --out " + out.string() + " --count 60 --steps 5");
+  EXPECT_NE(demo.exit_code, 0) << demo.output;
+  EXPECT_NE(demo.output.find("the val split holds no piece (60 pieces in all, val fraction 0.05), and training "
+                             "validates on it: make more tunes (--count 120 or more)"),
+            std::string::npos)
+      << demo.output;
+  EXPECT_EQ(demo.output.find("== 4."), std::string::npos) << "nothing trained\n" << demo.output;
+  EXPECT_FALSE(fs::exists(out / "runs"));
+}
+
 }  // namespace
