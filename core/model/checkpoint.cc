@@ -71,6 +71,8 @@ Status SaveCheckpoint(const std::string& path, const ExperimentConfig& config, S
     archive.write("cursor", c10::IValue(progress.cursor));
     archive.write("best_val_nll", c10::IValue(progress.best_val_nll));
     archive.write("evals_without_improvement", c10::IValue(progress.evals_without_improvement));
+    archive.write("best_val_nll_per_bar", c10::IValue(progress.best_val_nll_per_bar));
+    archive.write("last_train_loss", c10::IValue(progress.last_train_loss));
     archive.write("rng_cpu", at::detail::getDefaultCPUGenerator().get_state());
     torch::serialize::OutputArchive model_archive, optimizer_archive;
     model.save(model_archive);
@@ -163,7 +165,14 @@ StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& path) {
     archive->read("cursor", cursor);
     archive->read("best_val_nll", best);
     archive->read("evals_without_improvement", bad);
-    out.progress = {step.toInt(), epoch.toInt(), cursor.toInt(), best.toDouble(), bad.toInt()};
+    out.progress.step = step.toInt();
+    out.progress.epoch = epoch.toInt();
+    out.progress.cursor = cursor.toInt();
+    out.progress.best_val_nll = best.toDouble();
+    out.progress.evals_without_improvement = bad.toInt();
+    c10::IValue per_bar, loss;  // absent from checkpoints of earlier versions
+    if (archive->try_read("best_val_nll_per_bar", per_bar)) out.progress.best_val_nll_per_bar = per_bar.toDouble();
+    if (archive->try_read("last_train_loss", loss)) out.progress.last_train_loss = loss.toDouble();
     out.model = MakeModel(out.config.model);
     torch::serialize::InputArchive model_archive;
     archive->read("model", model_archive);

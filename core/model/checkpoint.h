@@ -17,6 +17,10 @@ struct TrainingProgress {
   int64_t cursor = 0;         // next window of that epoch
   double best_val_nll = 1e30; // best validation NLL per token so far
   int64_t evals_without_improvement = 0;
+  // What a resumed run reports even when it takes no further step or never beats its best again (0 in
+  // checkpoints written before these were kept).
+  double best_val_nll_per_bar = 0;  // at the best validation
+  double last_train_loss = 0;       // of the last step taken
 };
 
 // Writes atomically (temporary name, fsync, rename): a crash leaves the previous checkpoint intact. The file is the

@@ -347,7 +347,7 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
     if (sync) sync->RecordPhase("optimizer", t_optimizer, NowMicros());
     ++progress.step;
     ++steps_here;
-    summary.last_train_loss = loss_value;
+    summary.last_train_loss = progress.last_train_loss = loss_value;
     if (!std::isfinite(loss_value)) {
       return Status(StatusCode::kInternal, "training diverged at step " + std::to_string(progress.step) +
                                                " (loss is " + std::to_string(loss_value) + "): lower train.lr");
@@ -393,6 +393,7 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
       const bool improved = r.nll_per_token < progress.best_val_nll;
       if (improved) {
         progress.best_val_nll = r.nll_per_token;
+        progress.best_val_nll_per_bar = r.nll_per_bar;
         progress.evals_without_improvement = 0;
       } else {
         ++progress.evals_without_improvement;
@@ -409,8 +410,6 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
           if (ec) return IoError(best + ": cannot copy the best checkpoint: " + ec.message());
           if (!(s = CommitTempFile(tmp, best)).ok()) return s;
         }
-        summary.best_val_perplexity = r.perplexity;
-        summary.best_val_nll_per_bar = r.nll_per_bar;
       }
       if (cfg.early_stopping_patience > 0 && progress.evals_without_improvement >= cfg.early_stopping_patience) {
         summary.early_stopped = true;
@@ -427,7 +426,11 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
   }
   if (log) (void)log->Flush();
   summary.steps = progress.step;
+  // From the progress, not this process's validations: a resumed run reports its best even if it never beats it.
   summary.best_val_nll = progress.best_val_nll;
+  summary.best_val_perplexity = progress.best_val_nll < 1e29 ? std::exp(progress.best_val_nll) : 0;
+  summary.best_val_nll_per_bar = progress.best_val_nll_per_bar;
+  summary.last_train_loss = progress.last_train_loss;
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!summary.interrupted && writer) {
     s = ExportStateDict((out / "model_state.pt").string(), *model);

@@ -178,7 +178,8 @@ TEST_F(TrainingTest, ResumeIsBitExact) {
     ExperimentConfig straight = Config(k.family, "straight-" + tag);
     straight.model.heads = k.heads;
     straight.model.layers = 2;
-    ASSERT_TRUE(Train(straight, train_, val_, Quiet()).ok());
+    auto whole = Train(straight, train_, val_, Quiet());
+    ASSERT_TRUE(whole.ok()) << whole.status().message();
 
     ExperimentConfig split = Config(k.family, "split-" + tag);
     split.model.heads = k.heads;
@@ -197,6 +198,18 @@ TEST_F(TrainingTest, ResumeIsBitExact) {
     auto b = Train(split, train_, val_, again);
     ASSERT_TRUE(b.ok()) << b.status().message();
     EXPECT_EQ(b->steps, 8);
+    // The resumed run reports what the uninterrupted one did, and so does resuming it once finished (no step
+    // left: the values come from the checkpoint, not zeros).
+    auto finished = Train(split, train_, val_, again);
+    ASSERT_TRUE(finished.ok()) << finished.status().message();
+    for (const TrainSummary* r : {&*b, &*finished}) {
+      EXPECT_EQ(r->best_val_nll, whole->best_val_nll);
+      EXPECT_EQ(r->best_val_perplexity, whole->best_val_perplexity);
+      EXPECT_EQ(r->best_val_nll_per_bar, whole->best_val_nll_per_bar);
+      EXPECT_EQ(r->last_train_loss, whole->last_train_loss);
+      EXPECT_GT(r->best_val_nll_per_bar, 0);
+      EXPECT_GT(r->last_train_loss, 0);
+    }
 
     // The same experiment with another config value must not resume from this run.
     ExperimentConfig other = split;
