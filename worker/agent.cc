@@ -94,7 +94,8 @@ class Agent {
   }
   bool Stopping() const { return signal_stop_->load(); }
   Status Register(v1::RegisterWorkerGroupResponse* resp);
-  int64_t Reregister();
+  int64_t Reregister(v1::RegisterWorkerGroupResponse* resp);
+  Status ShareRoots(const v1::RegisterWorkerGroupResponse& resp);
   void HeartbeatLoop();
   void ProgressCheck();
   // Reports that must arrive: retried while the coordinator is away (e.g. restarting).
@@ -131,7 +132,7 @@ class Agent {
   std::atomic<int64_t> group_id_{0};
   std::atomic<bool> reregister_{false};  // a heartbeat got NOT_FOUND: the coordinator lost the group (new database)
   int64_t period_ms_ = 1000;
-  coord::PathPolicy paths_;  // the coordinator's roots (from the first registration): every task is checked again
+  coord::PathPolicy paths_;  // the coordinator's roots (from the latest registration): every task is checked again
 
   std::mutex mu_;
   std::optional<v1::Task> running_;  // the task this rank runs (its lease is renewed by the heartbeats)
@@ -188,16 +189,42 @@ Status Agent::Register(v1::RegisterWorkerGroupResponse* resp) {
 }
 
 // Rank 0, between rounds: the coordinator answered NOT_FOUND for the group (it runs on a new database).
-int64_t Agent::Reregister() {
-  v1::RegisterWorkerGroupResponse resp;
-  Status s = Register(&resp);
+int64_t Agent::Reregister(v1::RegisterWorkerGroupResponse* resp) {
+  Status s = Register(resp);
   if (!s.ok()) {
     Log("re-registering: %s", s.message().c_str());
     return 0;
   }
   Log("the coordinator did not know group %lld any more: registered again as group %lld", (long long)group_id_.load(),
-      (long long)resp.group_id());
-  return resp.group_id();
+      (long long)resp->group_id());
+  return resp->group_id();
+}
+
+// Every rank, after each registration: the roots rank 0 got in `resp` (ignored on the other ranks) replace this
+// rank's, so a coordinator restarted with other roots is obeyed from its first task on.
+Status Agent::ShareRoots(const v1::RegisterWorkerGroupResponse& resp) {
+  std::string roots;  // a RegisterWorkerGroupResponse holding only output_root and data_roots
+  if (rank_ == 0) {
+    v1::RegisterWorkerGroupResponse only_roots;
+    only_roots.set_output_root(resp.output_root());
+    *only_roots.mutable_data_roots() = resp.data_roots();
+    roots = only_roots.SerializeAsString();
+  }
+  int64_t bytes = int64_t(roots.size());
+  Await(comm_.StartBroadcast(&bytes, sizeof bytes, 0));
+  roots.resize(size_t(bytes));
+  if (bytes > 0) Await(comm_.StartBroadcast(roots.data(), roots.size(), 0));
+  v1::RegisterWorkerGroupResponse only_roots;
+  if (!only_roots.ParseFromString(roots)) return InternalError("the broadcast roots do not parse");
+  paths_.output_root = only_roots.output_root();
+  paths_.data_roots.assign(only_roots.data_roots().begin(), only_roots.data_roots().end());
+  if (rank_ == 0 && !paths_.empty()) {
+    std::string data;
+    for (const std::string& d : paths_.data_roots) data += (data.empty() ? "" : ", ") + d;
+    Log("tasks are checked again here: run folders inside %s, datasets inside %s",
+        paths_.output_root.empty() ? "(anywhere)" : paths_.output_root.c_str(), data.empty() ? "(anywhere)" : data.c_str());
+  }
+  return Status::Ok();
 }
 
 void Agent::SetRunning(const v1::Task* t) {
@@ -516,20 +543,14 @@ void Agent::RunTrain(const v1::Task& t) {
 int Agent::Run() {
   client_ = coord::CoordinatorClient::Connect(o_.client);
   // Rank 0 registers; every rank learns the group id, the heartbeat period and the coordinator's roots from it.
-  int64_t reg[4] = {0, 1000, 0, 0};
-  std::string roots;  // a RegisterWorkerGroupResponse holding only output_root and data_roots
+  int64_t reg[3] = {0, 1000, 0};
+  v1::RegisterWorkerGroupResponse resp;
   if (rank_ == 0) {
-    v1::RegisterWorkerGroupResponse resp;
     Status s = Register(&resp);
     if (s.ok()) {
       reg[0] = resp.group_id();
       reg[1] = resp.heartbeat_period_ms();
       reg[2] = resp.lease_duration_ms();
-      v1::RegisterWorkerGroupResponse only_roots;
-      only_roots.set_output_root(resp.output_root());
-      *only_roots.mutable_data_roots() = resp.data_roots();
-      roots = only_roots.SerializeAsString();
-      reg[3] = int64_t(roots.size());
       Log("registered worker group %lld (%d rank(s), %d thread(s) each) with %s: heartbeat every %lld ms, leases of %lld ms",
           (long long)reg[0], world_, o_.threads, o_.client.target.c_str(), (long long)reg[1], (long long)reg[2]);
     } else {
@@ -538,22 +559,9 @@ int Agent::Run() {
   }
   Await(comm_.StartBroadcast(reg, sizeof reg, 0));
   if (reg[0] <= 0) return 1;
-  if (reg[3] > 0) {
-    roots.resize(size_t(reg[3]));
-    Await(comm_.StartBroadcast(roots.data(), roots.size(), 0));
-    v1::RegisterWorkerGroupResponse only_roots;
-    if (!only_roots.ParseFromString(roots)) {
-      Log("error: the broadcast roots do not parse");
-      return 1;
-    }
-    paths_.output_root = only_roots.output_root();
-    paths_.data_roots.assign(only_roots.data_roots().begin(), only_roots.data_roots().end());
-    if (rank_ == 0 && !paths_.empty()) {
-      std::string data;
-      for (const std::string& d : paths_.data_roots) data += (data.empty() ? "" : ", ") + d;
-      Log("tasks are checked again here: run folders inside %s, datasets inside %s", paths_.output_root.empty() ? "(anywhere)" : paths_.output_root.c_str(),
-          data.empty() ? "(anywhere)" : data.c_str());
-    }
+  if (Status s = ShareRoots(resp); !s.ok()) {
+    Log("error: %s", s.message().c_str());
+    return 1;
   }
   group_id_ = reg[0];
   period_ms_ = std::max<int64_t>(10, reg[1]);
@@ -565,8 +573,9 @@ int Agent::Run() {
   while (true) {
     // Rank 0 decides the action of this round; every rank adds its stop flag and whether it worked.
     double h[5] = {0, 0, Stopping() ? 1.0 : 0.0, busy ? 1.0 : 0.0, 0};
+    v1::RegisterWorkerGroupResponse again;
     if (rank_ == 0 && reregister_.load() && !Stopping()) {
-      h[4] = double(Reregister());
+      h[4] = double(Reregister(&again));
       if (h[4] > 0) group_id_ = int64_t(h[4]);
     }
     std::string payload;
@@ -594,9 +603,14 @@ int Agent::Run() {
       }
     }
     Await(comm_.StartAllreduceSum(h, 5));
-    if (h[4] > 0) {  // every rank takes the new group id before anyone calls the coordinator again
+    if (h[4] > 0) {  // every rank takes the new group id and roots before anyone calls the coordinator again
       group_id_ = int64_t(h[4]);
       reregister_ = false;
+      if (Status s = ShareRoots(again); !s.ok()) {
+        Log("error: %s", s.message().c_str());
+        exit_code = 1;
+        break;
+      }
     }
     if (h[3] > 0 || h[0] != kWorkAlone) last_busy = Clock::now();
     if (h[2] > 0) {  // a signal reached some rank: hand back what rank 0 just leased, then every rank stops

@@ -116,12 +116,13 @@ class ClusterTest : public ::testing::Test {
   }
 
   // Starts `cadenza coordinator` (port 0: a free one; else that port) and waits for its "listening on" line.
-  pid_t StartCoordinator(int port, const std::string& log_name) {
+  // `more_yaml`: further top-level keys of the coordinator's config.
+  pid_t StartCoordinator(int port, const std::string& log_name, const std::string& more_yaml = "") {
     const fs::path config = dir_ / "coordinator.yaml";
     std::ofstream(config) << "listen: 127.0.0.1:" << port << "\ndatabase: " << (dir_ / "coordinator.db").string()
                           << "\ntokens_file: " << (dir_ / "tokens.txt").string()
                           << "\nheartbeat: {period_ms: 100, failure_threshold: 5, grace_ms: 300, reaper_interval_ms: 50}"
-                          << "\nlease: {duration_ms: 2000, retry_budget: 3, idle_poll_ms: 100}\n";
+                          << "\nlease: {duration_ms: 2000, retry_budget: 3, idle_poll_ms: 100}\n" << more_yaml;
     const fs::path log = dir_ / log_name;
     const pid_t pid = coord::SpawnProcessGroup({CADENZA_CLI, "coordinator", "--config", config.string()}, log.string(), /*append=*/false);
     children_.push_back(pid);
@@ -572,7 +573,8 @@ TEST_F(ClusterTest, GroupRegistersAgainWithACoordinatorOnANewDatabase) {
   fs::remove(dir_ / "coordinator.db");
   fs::remove(dir_ / "coordinator.db-wal");
   fs::remove(dir_ / "coordinator.db-shm");
-  coordinator = StartCoordinator(port, "coordinator-2.log");
+  // The new coordinator confines run folders to the test's folder: the group takes its roots when it registers again.
+  coordinator = StartCoordinator(port, "coordinator-2.log", "paths: {output_root: " + dir_.string() + "}\n");
   ASSERT_EQ(port_, port);
   const int64_t job = Submit(Experiment("fresh-db", "lstm", 20, 10), 2);
   auto c = Client();
@@ -580,7 +582,9 @@ TEST_F(ClusterTest, GroupRegistersAgainWithACoordinatorOnANewDatabase) {
   v1::Job j;
   ASSERT_TRUE(c->GetJob(job, &j).ok());
   EXPECT_EQ(j.state(), v1::JOB_STATE_SUCCEEDED) << j.error();
-  EXPECT_NE(Slurp(dir_ / "group-a.log").find("registered again"), std::string::npos);
+  const std::string log = Slurp(dir_ / "group-a.log");
+  EXPECT_NE(log.find("registered again"), std::string::npos) << log;
+  EXPECT_NE(log.find("tasks are checked again here: run folders inside " + dir_.string()), std::string::npos) << log;
   EXPECT_EQ(WaitExit(a, 30s), 0);
   Forget(a);
 }
