@@ -78,7 +78,12 @@ void PrintLosses(const nlohmann::json& report) {
             << "               " << num("clamped_tempos") << " of " << num("tempo_changes") << " tempo changes clamped, "
             << num("skipped_meters") << " meters skipped, " << num("moved_meters") << " meter changes moved to a bar line\n"
             << "               sustain pedal: " << num("sustain_presses_applied") << " presses applied, "
-            << num("sustained_notes") << " notes lengthened\n";
+            << num("sustained_notes") << " notes lengthened";
+  if (report.value("pedal", std::string()) == "tokens") {
+    std::cout << "; " << num("pedal_tokens") << " pedal tokens written, " << num("pedal_presses_lost")
+              << " presses without one of their own (shorter than a step, or joined with an overlapping one)";
+  }
+  std::cout << "\n";
   if (l.contains("max_time_drift") && l["max_time_drift"].is_number()) {
     std::cout << "               playing time from the tokens within " << 100 * l["max_time_drift"].get<double>()
               << "% of the files' (largest: " << l.value("max_time_drift_file", std::string()) << ")\n";
@@ -173,6 +178,8 @@ int RunTokens(const std::string& path, bool json, const TokenizerOptions& option
                    {"moved_meters", st.moved_meters},
                    {"sustain_presses_applied", st.sustain_presses},
                    {"sustained_notes", st.sustained_notes},
+                   {"pedal_tokens", st.pedal_tokens},
+                   {"pedal_presses_lost", st.lost_pedal_presses},
                    {"seconds", st.seconds_in},
                    {"seconds_from_tokens", st.seconds_out}};
     std::cout << j.dump() << "\n";
@@ -183,8 +190,9 @@ int RunTokens(const std::string& path, bool json, const TokenizerOptions& option
             << "  losses: " << st.off_grid_onsets << " onsets moved to the grid, " << st.clipped_durations
             << " durations clipped, " << st.duplicate_notes << " duplicates merged, " << st.cut_overlaps
             << " overlaps cut, " << st.clamped_tempos << " tempos clamped, " << st.skipped_meters << " meters skipped, "
-            << st.moved_meters << " meter changes moved; sustain pedal: " << st.sustain_presses << " presses lengthened "
-            << st.sustained_notes << " notes\n"
+            << st.moved_meters << " meter changes moved; sustain pedal (" << SustainPedalName(options.pedal)
+            << "): " << st.sustain_presses << " presses lengthened " << st.sustained_notes << " notes, "
+            << st.pedal_tokens << " pedal tokens, " << st.lost_pedal_presses << " presses lost\n"
             << "  playing time " << st.seconds_in << " s, from the tokens " << st.seconds_out << " s\n";
   for (const std::string& r : st.skipped_meter_reasons) std::cout << "  skipped meter: " << r << "\n";
   const Segmentation& seg = enc->segmentation;
@@ -237,16 +245,17 @@ StatusOr<std::vector<int32_t>> ReadTokenFile(const std::string& path, const Voca
       out.push_back(static_cast<int32_t>(std::stol(word)));
     } else {
       return InvalidArgument(path + ": token " + std::to_string(index) + " (\"" + word + "\"): not a token name of " +
-                             v.name() + " nor an id");
+                             v.name() + " nor an id" +
+                             (!v.pedal_tokens() && word.rfind("Pedal_", 0) == 0 ? " (pedal tokens: pass --pedal-tokens)" : ""));
     }
     ++index;
   }
   return out;
 }
 
-int RunDetokenize(const std::string& source, int64_t piece, const std::string& out, int grid) {
+int RunDetokenize(const std::string& source, int64_t piece, const std::string& out, int grid, bool pedal_tokens) {
   std::vector<int32_t> tokens;
-  const Vocabulary* v = Vocabulary::ForGrid(grid);
+  const Vocabulary* v = Vocabulary::ForGrid(grid, pedal_tokens);
   if (!v) return Fail(InvalidArgument("--grid must be 12, 24 or 48, got " + std::to_string(grid)));
   std::error_code ec;
   if (fs::is_directory(source, ec)) {
@@ -270,21 +279,35 @@ int RunDetokenize(const std::string& source, int64_t piece, const std::string& o
       if (!found) {
         return Fail(InvalidArgument(source + ": vocabulary " + named + " is not one this build knows (" +
                                     Vocabulary::Get().name() + " v" + std::to_string(Vocabulary::kVersion) +
-                                    ", or its -g24 / -g48 grids)"));
+                                    ", its -g24 / -g48 grids, and their -pedal variants)"));
       }
       v = found;
     }
     tokens = std::move(*read);
   }
-  TokenizerOptions o;
-  o.grid = v->grid();
-  auto score = Tokenizer(o).Decode(tokens);
+  auto score = Tokenizer(TokenizerOptions::For(*v)).Decode(tokens);
   if (!score.ok()) return Fail(score.status().WithContext(source));
   Status s = WriteMidiFile(*score, out);
   if (!s.ok()) return Fail(s);
   std::cout << "wrote " << out << ": " << score->notes.size() << " notes, " << score->Seconds() << " s (" << v->name()
             << ", " << tokens.size() << " tokens)\n";
   return 0;
+}
+
+// --pedal apply|tokens|ignore on `cmd`, and the older spellings --sustain-pedal / --no-sustain-pedal (apply / ignore).
+void AddPedalOption(CLI::App* cmd, std::string* mode) {
+  CLI::Option* pedal =
+      cmd->add_option("--pedal", *mode,
+                      "Sustain pedal (CC 64): apply = notes released while it is down end at its release (as "
+                      "pretty_midi/MidiTok users do); tokens = kept as Pedal_Down/Pedal_Up tokens at their grid "
+                      "positions, notes end at the key release (vocabulary cadenza-remi-beat-g<grid>-pedal: inspect, "
+                      "detokenize and the token grammar read it; models train on the default vocabulary); ignore = dropped")
+          ->capture_default_str()
+          ->check(CLI::IsMember({"apply", "tokens", "ignore"}));
+  CLI::Option* on = cmd->add_flag_callback("--sustain-pedal", [mode] { *mode = "apply"; }, "Older spelling of --pedal apply");
+  CLI::Option* off = cmd->add_flag_callback("--no-sustain-pedal", [mode] { *mode = "ignore"; }, "Older spelling of --pedal ignore");
+  pedal->excludes(on)->excludes(off);
+  on->excludes(off);
 }
 
 int RunSynth(const std::string& out, int count, uint64_t seed) {
@@ -317,7 +340,8 @@ int main(int argc, char** argv) {
   ingest_cmd->add_option("--test", ingest.test_fraction, "Fraction of pieces in the test split (by content hash)")->capture_default_str()->check(CLI::Range(0.0, 0.9));
   ingest_cmd->add_option("--jobs,-j", ingest.jobs, "Parser threads")->capture_default_str()->check(CLI::Range(1, 256));
   ingest_cmd->add_option("--grid", ingest.grid, "Grid steps per quarter note: 12 (sixteenths, triplets), 24 (adds 32nds), 48 (adds 64ths); the vocabulary's name says which, and training needs 12")->capture_default_str()->check(CLI::IsMember({12, 24, 48}));
-  ingest_cmd->add_flag("--sustain-pedal,!--no-sustain-pedal", ingest.sustain_pedal, "Apply the sustain pedal (CC 64) to note durations (default), or ignore it")->capture_default_str();
+  std::string ingest_pedal = SustainPedalName(ingest.pedal);
+  AddPedalOption(ingest_cmd, &ingest_pedal);
   ingest_cmd->add_flag("--overwrite", ingest.overwrite, "Replace an existing dataset folder (only once the new one is complete)");
   ingest_cmd->add_flag("--quiet,-q", quiet, "No progress line");
 
@@ -336,7 +360,8 @@ int main(int argc, char** argv) {
   tokens_cmd->add_flag("--json", tokens_json, "Print tokens, bar/beat offsets and what encoding lost as JSON");
   TokenizerOptions tokens_options;
   tokens_cmd->add_option("--grid", tokens_options.grid, "Grid steps per quarter note (12, 24, 48)")->capture_default_str()->check(CLI::IsMember({12, 24, 48}));
-  tokens_cmd->add_flag("--sustain-pedal,!--no-sustain-pedal", tokens_options.sustain_pedal, "Apply the sustain pedal to note durations (default), or ignore it")->capture_default_str();
+  std::string tokens_pedal = SustainPedalName(tokens_options.pedal);
+  AddPedalOption(tokens_cmd, &tokens_pedal);
 
   std::string detok_source, detok_out;
   int64_t detok_piece = -1;
@@ -346,6 +371,8 @@ int main(int argc, char** argv) {
   detok_cmd->add_option("--piece", detok_piece, "Piece index in the dataset's manifest");
   detok_cmd->add_option("--out", detok_out, "MIDI file to write")->required();
   detok_cmd->add_option("--grid", detok_grid, "Grid of a token file that does not name its vocabulary (12, 24, 48)")->capture_default_str()->check(CLI::IsMember({12, 24, 48}));
+  bool detok_pedal_tokens = false;
+  detok_cmd->add_flag("--pedal-tokens", detok_pedal_tokens, "A token file that does not name its vocabulary holds pedal tokens (the grid's -pedal vocabulary, as `ingest --pedal tokens` writes)");
 
   std::string synth_out;
   int synth_count = 200;
@@ -400,6 +427,7 @@ int main(int argc, char** argv) {
   if (model_exit >= 0) return model_exit;
   if (cluster_exit >= 0) return cluster_exit;
   if (*ingest_cmd) {
+    ParseSustainPedal(ingest_pedal, &ingest.pedal);  // checked by CLI11 against the three names
     if (ingest.val_fraction + ingest.test_fraction >= 1.0) {
       std::cerr << "cadenza: error: --val + --test must be below 1\n";
       return kExitUsage;
@@ -407,8 +435,11 @@ int main(int argc, char** argv) {
     return RunIngest(ingest, quiet);
   }
   if (*inspect_cmd) return RunInspect(inspect_dir, verify, piece);
-  if (*tokens_cmd) return RunTokens(tokens_file, tokens_json, tokens_options);
-  if (*detok_cmd) return RunDetokenize(detok_source, detok_piece, detok_out, detok_grid);
+  if (*tokens_cmd) {
+    ParseSustainPedal(tokens_pedal, &tokens_options.pedal);
+    return RunTokens(tokens_file, tokens_json, tokens_options);
+  }
+  if (*detok_cmd) return RunDetokenize(detok_source, detok_piece, detok_out, detok_grid, detok_pedal_tokens);
   if (*synth_cmd) return RunSynth(synth_out, synth_count, synth_seed);
   if (*eval_cmd) return eval_exit;
   if (*demo_cmd) return RunDemo(demo);

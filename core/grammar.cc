@@ -47,6 +47,9 @@ bool GrammarState::Accepts(int32_t t) const {
           return step_in_bar_ >= 0;
         case TokenType::kPitch:
           return step_in_bar_ >= 0 && instrument_ >= 0;
+        case TokenType::kPedal:
+          if (step_in_bar_ < 0 || !pedal_open_) return false;
+          return info.value == 0 ? pedal_ != Pedal::kUp && !down_here_ : pedal_ != Pedal::kDown;
         default:
           return false;
       }
@@ -73,6 +76,7 @@ Status GrammarState::Advance(int32_t t) {
       break;
     case TokenType::kBos:
       phase_ = Phase::kAfterBos;
+      pedal_ = Pedal::kUp;
       break;
     case TokenType::kEos:
       phase_ = Phase::kDone;
@@ -96,15 +100,23 @@ Status GrammarState::Advance(int32_t t) {
       break;
     case TokenType::kPosition:
       step_in_bar_ = beat_ * beat_steps_ + info.value;
+      pedal_open_ = true;
+      down_here_ = false;
       phase_ = Phase::kEvent;
       break;
     case TokenType::kTempo:
       break;
+    case TokenType::kPedal:
+      pedal_ = info.value == 0 ? Pedal::kUp : Pedal::kDown;
+      if (info.value == 1) down_here_ = true;
+      break;
     case TokenType::kProgram:
       instrument_ = info.value;
+      pedal_open_ = false;
       phase_ = Phase::kPitch;
       break;
     case TokenType::kPitch:
+      pedal_open_ = false;
       phase_ = Phase::kVelocity;
       break;
     case TokenType::kVelocity:

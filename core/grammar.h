@@ -41,6 +41,13 @@ class GrammarState {
   int step_in_bar_ = -1;      // current onset, -1 before the first position
   int instrument_ = -1;       // reset at every bar
   bool tempo_allowed_ = false;  // only right after a Pos
+  // Sustain pedal (pedal vocabularies only): up after BOS, unknown in a window that starts on a bar (it may start
+  // inside a press); pedal tokens come right after a Pos (or its Tempo), before the position's notes, a release
+  // before a press.
+  enum class Pedal : uint8_t { kUnknown, kUp, kDown };
+  Pedal pedal_ = Pedal::kUnknown;
+  bool pedal_open_ = false;  // a pedal token may still come at this position
+  bool down_here_ = false;   // a Pedal_Down came at this position (no Pedal_Up after it)
 };
 
 }  // namespace cadenza

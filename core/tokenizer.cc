@@ -204,7 +204,94 @@ double GridSecondsAt(const std::vector<std::pair<int64_t, int>>& tempos, int gri
   return seconds;
 }
 
+struct GridPedal {
+  int64_t step;
+  bool down;
+};
+
+// The sustain pedal on the grid, as one pedal for the piece (SustainPedal::kTokens): each channel's presses
+// (a press while down and a release while up change nothing), moved to grid steps; a press whose down and up land on
+// one step is dropped, presses that overlap on the grid (other channels') are joined, presses on the same steps on
+// several channels are one. Both losses go to *lost. A press never released has no up. Returns the presses and
+// releases in time order, a release before a press at the same step (a pedal change).
+std::vector<GridPedal> GridPedalEvents(const Score& score, int64_t tpq, int grid, int64_t* lost) {
+  constexpr int64_t kOpen = INT64_MAX;  // never released
+  auto to_step = [tpq, grid](int64_t tick) { return (2 * grid * std::max<int64_t>(tick, 0) + tpq) / (2 * tpq); };
+  struct Span {
+    int64_t down, up;  // steps
+  };
+  std::vector<Span> spans;
+  int64_t down_at[16];
+  for (int64_t& d : down_at) d = -1;
+  auto add = [&](int64_t down_tick, int64_t up_tick) {
+    const int64_t a = to_step(down_tick), b = up_tick == kOpen ? kOpen : to_step(up_tick);
+    if (b <= a) {
+      ++*lost;
+    } else {
+      spans.push_back({a, b});
+    }
+  };
+  for (const PedalEvent& p : score.sustain) {
+    const int c = p.channel & 15;
+    if (p.down && down_at[c] < 0) {
+      down_at[c] = p.tick;
+    } else if (!p.down && down_at[c] >= 0) {
+      add(down_at[c], p.tick);
+      down_at[c] = -1;
+    }
+  }
+  for (int64_t d : down_at) {
+    if (d >= 0) add(d, kOpen);
+  }
+  std::sort(spans.begin(), spans.end(), [](const Span& x, const Span& y) {
+    return std::make_pair(x.down, x.up) < std::make_pair(y.down, y.up);
+  });
+  std::vector<Span> joined;
+  for (const Span& sp : spans) {
+    if (!joined.empty() && sp.down < joined.back().up) {
+      Span& last = joined.back();
+      if (sp.down != last.down || sp.up != last.up) ++*lost;  // the same press on another channel is no loss
+      last.up = std::max(last.up, sp.up);
+      continue;
+    }
+    joined.push_back(sp);
+  }
+  std::vector<GridPedal> out;
+  out.reserve(2 * joined.size());
+  for (const Span& sp : joined) {
+    out.push_back({sp.down, true});
+    if (sp.up != kOpen) out.push_back({sp.up, false});
+  }
+  return out;
+}
+
 }  // namespace
+
+const char* SustainPedalName(SustainPedal mode) {
+  switch (mode) {
+    case SustainPedal::kApply: return "apply";
+    case SustainPedal::kTokens: return "tokens";
+    case SustainPedal::kIgnore: return "ignore";
+  }
+  return "?";
+}
+
+bool ParseSustainPedal(const std::string& name, SustainPedal* mode) {
+  for (SustainPedal m : {SustainPedal::kApply, SustainPedal::kTokens, SustainPedal::kIgnore}) {
+    if (name == SustainPedalName(m)) {
+      *mode = m;
+      return true;
+    }
+  }
+  return false;
+}
+
+TokenizerOptions TokenizerOptions::For(const Vocabulary& vocabulary) {
+  TokenizerOptions o;
+  o.grid = vocabulary.grid();
+  o.pedal = vocabulary.pedal_tokens() ? SustainPedal::kTokens : SustainPedal::kApply;
+  return o;
+}
 
 std::vector<int64_t> SustainedNoteEnds(const Score& score, int64_t* presses_used, int64_t* notes_lengthened) {
   std::vector<int64_t> ends(score.notes.size());
@@ -266,7 +353,9 @@ std::vector<int64_t> SustainedNoteEnds(const Score& score, int64_t* presses_used
 }
 
 Tokenizer::Tokenizer(const TokenizerOptions& options)
-    : options_(options), vocab_(Vocabulary::ForGrid(options.grid)), grid_ok_(vocab_ != nullptr) {
+    : options_(options),
+      vocab_(Vocabulary::ForGrid(options.grid, options.pedal == SustainPedal::kTokens)),
+      grid_ok_(vocab_ != nullptr) {
   if (!vocab_) vocab_ = &Vocabulary::Get();
 }
 
@@ -298,10 +387,14 @@ StatusOr<EncodedPiece> Tokenizer::Encode(const Score& score) const {
   }
   if (meters.empty() || meters.front().step > 0) meters.insert(meters.begin(), GridMeter{0, 4, 4});
 
-  // Note ends with the sustain pedal applied.
+  // Note ends with the sustain pedal applied, or the pedal as events of its own.
   std::vector<int64_t> sustained_ends;
-  if (options_.sustain_pedal && !score.sustain.empty()) {
+  if (options_.pedal == SustainPedal::kApply && !score.sustain.empty()) {
     sustained_ends = SustainedNoteEnds(score, &st.sustain_presses, &st.sustained_notes);
+  }
+  std::vector<GridPedal> pedals;
+  if (options_.pedal == SustainPedal::kTokens && !score.sustain.empty()) {
+    pedals = GridPedalEvents(score, tpq, grid, &st.lost_pedal_presses);
   }
 
   // Notes on the grid, with the quantisation error measured against the local tempo.
@@ -355,6 +448,8 @@ StatusOr<EncodedPiece> Tokenizer::Encode(const Score& score) const {
     for (const auto& t : tempos) {
       if (t.first < sounding_end) last_onset = std::max(last_onset, t.first);
     }
+    // Every pedal press and release is kept: a release after the last key release still ends the sound.
+    if (!pedals.empty()) last_onset = std::max(last_onset, pedals.back().step);
   }
   std::vector<BarLayout> bars;
   size_t mi = 0;
@@ -393,7 +488,7 @@ StatusOr<EncodedPiece> Tokenizer::Encode(const Score& score) const {
   std::vector<int32_t>& tok = out.tokens;
   tok.reserve(notes.size() * 4 + bars.size() * 3 + 8);
   tok.push_back(v.Bos());
-  size_t ni = 0, ti = 0;
+  size_t ni = 0, ti = 0, pi = 0;
   int current_tempo = -1;
   for (const BarLayout& bar : bars) {
     tok.push_back(v.Bar());
@@ -402,10 +497,12 @@ StatusOr<EncodedPiece> Tokenizer::Encode(const Score& score) const {
     const int64_t end = bar.start + bar.length;
     int last_beat = -1, current_inst = -1;
     while (ti < tempos.size() && tempos[ti].first < bar.start) ++ti;  // moved past by a cut bar: fold into the next step
-    while ((ni < notes.size() && notes[ni].on < end) || (ti < tempos.size() && tempos[ti].first < end)) {
+    while ((ni < notes.size() && notes[ni].on < end) || (ti < tempos.size() && tempos[ti].first < end) ||
+           (pi < pedals.size() && pedals[pi].step < end)) {
       int64_t step = end;
       if (ni < notes.size()) step = std::min(step, notes[ni].on);
       if (ti < tempos.size()) step = std::min(step, tempos[ti].first);
+      if (pi < pedals.size()) step = std::min(step, pedals[pi].step);
       const int64_t rel = step - bar.start;
       const int beat = static_cast<int>(rel / beat_steps);
       if (beat != last_beat) {
@@ -417,6 +514,10 @@ StatusOr<EncodedPiece> Tokenizer::Encode(const Score& score) const {
         if (tempos[ti].second != current_tempo) tok.push_back(v.Tempo(tempos[ti].second));
         current_tempo = tempos[ti].second;
         ++ti;
+      }
+      for (; pi < pedals.size() && pedals[pi].step == step; ++pi) {  // a release, then a press
+        tok.push_back(pedals[pi].down ? v.PedalDown() : v.PedalUp());
+        ++st.pedal_tokens;
       }
       for (; ni < notes.size() && notes[ni].on == step; ++ni) {
         const GridNote& n = notes[ni];
@@ -456,8 +557,18 @@ StatusOr<Score> Tokenizer::Decode(const int32_t* tokens, size_t count) const {
   int beats = 0, beat_steps = 0, beat = -1, inst = -1;
   bool tempo_here = false, in_bar = false;
   GridNote pending{};
+  // The sustain pedal (pedal vocabularies): its state, its presses and releases in time order, and whether a pedal
+  // token may still come at this position (before its notes) and a press came at it. Tokens that start with BOS
+  // start with the pedal up; a window that starts on a bar may start inside a press (its first Pedal_Up says so).
+  enum class Pedal { kUnknown, kUp, kDown };
+  Pedal pedal = Pedal::kUnknown;
+  std::vector<GridPedal> pedals;
+  bool pedal_open = false, down_here = false;
   size_t i = 0;
-  if (count > 0 && tokens[0] == v.Bos()) i = 1;
+  if (count > 0 && tokens[0] == v.Bos()) {
+    i = 1;
+    pedal = Pedal::kUp;
+  }
   for (; i < count; ++i) {
     const int32_t t = tokens[i];
     if (t < 0 || t >= v.size()) return fail(i, "a token id in 0.." + std::to_string(v.size() - 1));
@@ -535,6 +646,8 @@ StatusOr<Score> Tokenizer::Decode(const int32_t* tokens, size_t count) const {
         if (s <= step) return fail(i, "a position after the previous one");
         step = s;
         tempo_here = false;
+        pedal_open = true;
+        down_here = false;
         expect = Expect::kEvent;
         break;
       }
@@ -543,19 +656,40 @@ StatusOr<Score> Tokenizer::Decode(const int32_t* tokens, size_t count) const {
         tempos.emplace_back(step, info.value);
         tempo_here = true;
         break;
+      case TokenType::kPedal:
+        if (step < 0 || !pedal_open) return fail(i, "a pedal token right after a Pos (or its Tempo), before its notes");
+        if (info.value == 0) {
+          if (pedal == Pedal::kUp) return fail(i, "Pedal_Up only while the pedal is down");
+          if (down_here) return fail(i, "no Pedal_Up after a Pedal_Down at the same position (a press of no length)");
+          if (pedal == Pedal::kDown) {
+            pedals.push_back({step, false});
+          } else if (step > 0) {  // a window that starts inside a press: pressed from its start
+            pedals.push_back({0, true});
+            pedals.push_back({step, false});
+          }
+          pedal = Pedal::kUp;
+        } else {
+          if (pedal == Pedal::kDown) return fail(i, "Pedal_Down only while the pedal is up");
+          pedals.push_back({step, true});
+          pedal = Pedal::kDown;
+          down_here = true;
+        }
+        break;
       case TokenType::kProgram:
         if (step < 0) return fail(i, "a Beat and Pos before the first note of a bar");
         inst = info.value;
+        pedal_open = false;
         expect = Expect::kPitch;
         break;
       case TokenType::kPitch:
         if (step < 0) return fail(i, "a Beat and Pos before the first note of a bar");
         if (inst < 0) return fail(i, "a Program before the first note of a bar");
         pending = GridNote{step, step + 1, inst, info.value, 0};
+        pedal_open = false;
         expect = Expect::kVelocity;
         break;
       default:
-        return fail(i, "Bar, Beat, Pos, Tempo, Program or Pitch");
+        return fail(i, v.pedal_tokens() ? "Bar, Beat, Pos, Tempo, Pedal, Program or Pitch" : "Bar, Beat, Pos, Tempo, Program or Pitch");
     }
   }
   if (expect == Expect::kTimeSig || expect == Expect::kPitch || expect == Expect::kVelocity || expect == Expect::kDuration ||
@@ -597,6 +731,18 @@ StatusOr<Score> Tokenizer::Decode(const int32_t* tokens, size_t count) const {
     n.track = it->second;
     score.notes.push_back(n);
     end = std::max(end, n.end);
+  }
+  // The pedal as CC 64 on every channel that plays a pitched instrument (the first channel when none does).
+  if (!pedals.empty()) {
+    std::vector<uint8_t> channels;
+    for (const auto& entry : channel_of) channels.push_back(static_cast<uint8_t>(entry.second));
+    std::sort(channels.begin(), channels.end());
+    channels.erase(std::unique(channels.begin(), channels.end()), channels.end());
+    if (channels.empty()) channels.push_back(0);
+    for (const GridPedal& p : pedals) {
+      for (uint8_t c : channels) score.sustain.push_back({p.step * ticks_per_step, c, p.down});
+      end = std::max(end, p.step * ticks_per_step);
+    }
   }
   score.end_tick = std::max(end, (bar_start + bar_length) * ticks_per_step);
   score.Sort();

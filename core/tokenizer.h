@@ -30,6 +30,10 @@ struct QuantizationStats {
   int64_t moved_meters = 0;        // meter changes inside a bar whose cut-short bar has no meter: moved to the bar line
   int64_t sustain_presses = 0;     // sustain-pedal presses (CC 64 down .. up) that lengthened at least one note
   int64_t sustained_notes = 0;     // notes lengthened to a pedal release
+  // SustainPedal::kTokens only:
+  int64_t pedal_tokens = 0;        // Pedal_Down and Pedal_Up tokens written
+  int64_t lost_pedal_presses = 0;  // presses with no press of their own in the tokens: down and up on one grid step,
+                                   // or overlapping another channel's press on the grid (joined into one)
   // Playing time to the tokens' last note end (on the grid, before clipping), in seconds: by the file's tempo map,
   // and by the tokens' tempo bins. Their ratio is what tempo quantisation did to the piece's time.
   double seconds_in = 0;
@@ -43,15 +47,31 @@ struct EncodedPiece {
   int num_bars = 0;
 };
 
+// What encoding does with the sustain pedal (CC 64; docs/tokenizer.md, "Sustain pedal").
+enum class SustainPedal : uint8_t {
+  // A note released while its channel's pedal is down ends at the pedal's release (or at the next onset of its
+  // pitch on that channel, if sooner), as pretty_midi/MidiTok users do. The default.
+  kApply,
+  // Kept as Pedal_Down / Pedal_Up tokens at their grid positions (the "-pedal" vocabulary of the grid); note
+  // durations end at the key release. Decoding writes the tokens back as CC 64.
+  kTokens,
+  // Dropped: note durations end at the key release.
+  kIgnore,
+};
+const char* SustainPedalName(SustainPedal mode);  // "apply", "tokens", "ignore"
+// Parses a SustainPedalName; false for anything else.
+bool ParseSustainPedal(const std::string& name, SustainPedal* mode);
+
 struct TokenizerOptions {
   int grid = kGridPerQuarter;  // steps per quarter note: one of kSupportedGrids (its own vocabulary)
-  // Sustain pedal (CC 64): a note released while its channel's pedal is down ends at the pedal's release (or at
-  // the next onset of its pitch on that channel, if sooner), as pretty_midi/MidiTok users do. false: pedal ignored.
-  bool sustain_pedal = true;
+  SustainPedal pedal = SustainPedal::kApply;  // kTokens selects the grid's vocabulary with pedal tokens
+  // The options that encode to, and decode, the tokens of `vocabulary` (its grid; kTokens for a pedal variant).
+  static TokenizerOptions For(const Vocabulary& vocabulary);
 };
 
 // Grammar (see docs/tokenizer.md):
-//   BOS { Bar TimeSig { [Beat] Position [Tempo] { [Program] Pitch Velocity Duration } } } EOS
+//   BOS { Bar TimeSig { [Beat] Position [Tempo] [Pedal_Up] [Pedal_Down] { [Program] Pitch Velocity Duration } } } EOS
+// (Pedal tokens only in the pedal vocabularies: Pedal_Up while the pedal is down, Pedal_Down while it is up.)
 // TimeSig follows every Bar, and the first note of every bar carries its Program, so a window that
 // starts on a bar is self-describing.
 class Tokenizer {
@@ -65,7 +85,8 @@ class Tokenizer {
   StatusOr<Score> Decode(const std::vector<int32_t>& tokens) const { return Decode(tokens.data(), tokens.size()); }
 
   const TokenizerOptions& options() const { return options_; }
-  // The vocabulary of options().grid (the default grid's when the grid is unsupported; Encode then fails).
+  // The vocabulary of options().grid and options().pedal (the default grid's when the grid is unsupported; Encode
+  // then fails).
   const Vocabulary& vocabulary() const { return *vocab_; }
 
   static constexpr int kMaxBars = 20000;
@@ -77,7 +98,7 @@ class Tokenizer {
   bool grid_ok_;
 };
 
-// Note ends with the sustain pedal applied (see TokenizerOptions::sustain_pedal), in score.notes order; counts the
+// Note ends with the sustain pedal applied (see SustainPedal::kApply), in score.notes order; counts the
 // presses that lengthened a note and the notes lengthened.
 std::vector<int64_t> SustainedNoteEnds(const Score& score, int64_t* presses_used, int64_t* notes_lengthened);
 

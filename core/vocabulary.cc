@@ -20,12 +20,13 @@ int UnitsPerStep(int grid, int denominator) { return denominator / std::gcd(4 * 
 
 const Vocabulary& Vocabulary::Get() { return *ForGrid(kGridPerQuarter); }
 
-const Vocabulary* Vocabulary::ForGrid(int grid) {
-  static const Vocabulary g12(12), g24(24), g48(48);
+const Vocabulary* Vocabulary::ForGrid(int grid, bool pedal_tokens) {
+  static const Vocabulary g12(12, false), g24(24, false), g48(48, false);
+  static const Vocabulary p12(12, true), p24(24, true), p48(48, true);
   switch (grid) {
-    case 12: return &g12;
-    case 24: return &g24;
-    case 48: return &g48;
+    case 12: return pedal_tokens ? &p12 : &g12;
+    case 24: return pedal_tokens ? &p24 : &g24;
+    case 48: return pedal_tokens ? &p48 : &g48;
     default: return nullptr;
   }
 }
@@ -33,8 +34,10 @@ const Vocabulary* Vocabulary::ForGrid(int grid) {
 const Vocabulary* Vocabulary::Find(const std::string& name, int version) {
   if (version != kVersion) return nullptr;
   for (int g : kSupportedGrids) {
-    const Vocabulary* v = ForGrid(g);
-    if (v->name() == name) return v;
+    for (bool pedal : {false, true}) {
+      const Vocabulary* v = ForGrid(g, pedal);
+      if (v->name() == name) return v;
+    }
   }
   return nullptr;
 }
@@ -44,7 +47,10 @@ void Vocabulary::Add(std::string name, TokenInfo info) {
   info_.push_back(info);
 }
 
-Vocabulary::Vocabulary(int grid) : grid_(grid), name_(std::string(kFamily) + "-g" + std::to_string(grid)) {
+Vocabulary::Vocabulary(int grid, bool pedal_tokens)
+    : grid_(grid),
+      pedal_tokens_(pedal_tokens),
+      name_(std::string(kFamily) + "-g" + std::to_string(grid) + (pedal_tokens ? kPedalSuffix : "")) {
   Add("PAD", {TokenType::kPad, 0});
   Add("BOS", {TokenType::kBos, 0});
   Add("EOS", {TokenType::kEos, 0});
@@ -67,6 +73,12 @@ Vocabulary::Vocabulary(int grid) : grid_(grid), name_(std::string(kFamily) + "-g
   for (int v = 0; v < kVelocityBins; ++v) Add("Velocity_" + std::to_string(v), {TokenType::kVelocity, v});
   duration_base_ = size();
   for (int d = 1; d <= max_duration_steps(); ++d) Add("Duration_" + std::to_string(d), {TokenType::kDuration, d});
+  // Appended last, so that every other token keeps its id (and the plain vocabulary its hash).
+  pedal_base_ = size();
+  if (pedal_tokens_) {
+    Add("Pedal_Up", {TokenType::kPedal, 0});
+    Add("Pedal_Down", {TokenType::kPedal, 1});
+  }
 
   uint64_t h = 1469598103934665603ull;
   auto mix = [&h](const std::string& s) {
@@ -102,13 +114,14 @@ int Vocabulary::First(TokenType t) const {
     case TokenType::kPitch: return pitch_base_;
     case TokenType::kVelocity: return velocity_base_;
     case TokenType::kDuration: return duration_base_;
+    case TokenType::kPedal: return pedal_base_;
   }
   return 0;
 }
 
 int Vocabulary::End(TokenType t) const {
   switch (t) {
-    case TokenType::kDuration: return size();
+    case TokenType::kPedal: return size();
     default: return First(static_cast<TokenType>(static_cast<int>(t) + 1));
   }
 }

@@ -26,12 +26,14 @@ constexpr int kTempoBinOfOneTwenty = 259;
 constexpr int kDrumProgram = 128;  // Program token index meaning General MIDI drums (channel 10)
 
 enum class TokenType : uint8_t {
-  kPad, kBos, kEos, kBar, kTimeSig, kBeat, kPosition, kTempo, kProgram, kPitch, kVelocity, kDuration
+  kPad, kBos, kEos, kBar, kTimeSig, kBeat, kPosition, kTempo, kProgram, kPitch, kVelocity, kDuration,
+  kPedal  // only in the pedal variants (Vocabulary::ForGrid(grid, true)), after every other token
 };
 
 struct TokenInfo {
   TokenType type;
-  int value;  // meaning depends on type: beat index, position step, tempo bin, program, pitch, bin, steps
+  int value;  // meaning depends on type: beat index, position step, tempo bin, program, pitch, bin, steps, pedal
+              // (1 = down, 0 = up)
   int value2 = 0;  // kTimeSig: denominator (value is numerator)
 };
 
@@ -39,16 +41,21 @@ class Vocabulary {
  public:
   // The vocabulary of the default grid (12 per quarter).
   static const Vocabulary& Get();
-  // The vocabulary of `grid` steps per quarter; nullptr unless grid is one of kSupportedGrids.
-  static const Vocabulary* ForGrid(int grid);
+  // The vocabulary of `grid` steps per quarter; nullptr unless grid is one of kSupportedGrids. `pedal_tokens`: the
+  // variant that also holds Pedal_Up and Pedal_Down (the sustain pedal kept as tokens), named with kPedalSuffix; its
+  // other tokens have the same ids as the plain vocabulary's.
+  static const Vocabulary* ForGrid(int grid, bool pedal_tokens = false);
   // The vocabulary whose name and version these are (as datasets and checkpoints record them); nullptr if none.
   static const Vocabulary* Find(const std::string& name, int version);
 
-  static constexpr const char* kFamily = "cadenza-remi-beat";  // name = kFamily + "-g" + grid
+  static constexpr const char* kFamily = "cadenza-remi-beat";  // name = kFamily + "-g" + grid [+ kPedalSuffix]
+  static constexpr const char* kPedalSuffix = "-pedal";
   static constexpr int kVersion = 2;
 
   int grid() const { return grid_; }
-  // "cadenza-remi-beat-g12": the family and the grid.
+  // True for the variants with pedal tokens.
+  bool pedal_tokens() const { return pedal_tokens_; }
+  // "cadenza-remi-beat-g12": the family and the grid ("cadenza-remi-beat-g12-pedal" with pedal tokens).
   const std::string& name() const { return name_; }
   int size() const { return static_cast<int>(names_.size()); }
   const std::string& Name(int id) const { return names_.at(id); }
@@ -71,6 +78,8 @@ class Vocabulary {
   int Pitch(int pitch) const { return pitch_base_ + pitch; }
   int Velocity(int bin) const { return velocity_base_ + bin; }
   int Duration(int steps) const { return duration_base_ + steps - 1; }  // steps in 1..max_duration_steps()
+  int PedalUp() const { return pedal_tokens_ ? pedal_base_ : -1; }        // -1 without pedal tokens
+  int PedalDown() const { return pedal_tokens_ ? pedal_base_ + 1 : -1; }
 
   int max_duration_steps() const { return kMaxDurationQuarters * grid_; }
   int max_positions_per_beat() const { return 4 * grid_; }  // a whole-note beat (x/1 meters)
@@ -100,16 +109,17 @@ class Vocabulary {
   int StepsOf(int denominator) const { return (4 * grid_) % denominator == 0 ? 4 * grid_ / denominator : 0; }  // 0 if finer than a step
 
  private:
-  explicit Vocabulary(int grid);
+  Vocabulary(int grid, bool pedal_tokens);
   void Add(std::string name, TokenInfo info);
 
   int grid_ = kGridPerQuarter;
+  bool pedal_tokens_ = false;
   std::string name_;
   std::vector<std::string> names_;
   std::vector<TokenInfo> info_;
   uint64_t hash_ = 0;
   int timesig_base_ = 0, beat_base_ = 0, position_base_ = 0, tempo_base_ = 0, program_base_ = 0;
-  int pitch_base_ = 0, velocity_base_ = 0, duration_base_ = 0;
+  int pitch_base_ = 0, velocity_base_ = 0, duration_base_ = 0, pedal_base_ = 0;
 };
 
 }  // namespace cadenza

@@ -116,7 +116,7 @@ Status ValidateOptions(const IngestOptions& o) {
                            std::to_string(o.val_fraction + o.test_fraction));
   }
   if (o.jobs < 1) return InvalidArgument("--jobs must be >= 1, got " + std::to_string(o.jobs));
-  if (!Vocabulary::ForGrid(o.grid)) {
+  if (!Vocabulary::ForGrid(o.grid, o.pedal == SustainPedal::kTokens)) {
     return InvalidArgument("--grid must be 12, 24 or 48 steps per quarter note, got " + std::to_string(o.grid));
   }
   std::error_code ec;
@@ -324,6 +324,15 @@ std::string WithoutTrailingSlash(std::string path) {
   return path;
 }
 
+const char* PedalDescription(SustainPedal mode) {
+  switch (mode) {
+    case SustainPedal::kApply: return "applied to note durations";
+    case SustainPedal::kTokens: return "kept as Pedal_Down/Pedal_Up tokens";
+    case SustainPedal::kIgnore: return "ignored";
+  }
+  return "?";
+}
+
 nlohmann::json LossesJson(const IngestLosses& l) {
   return {{"notes_in", l.notes_in},
           {"off_grid_onsets", l.off_grid_onsets},
@@ -336,6 +345,8 @@ nlohmann::json LossesJson(const IngestLosses& l) {
           {"moved_meters", l.moved_meters},
           {"sustain_presses_applied", l.sustain_presses},
           {"sustained_notes", l.sustained_notes},
+          {"pedal_tokens", l.pedal_tokens},
+          {"pedal_presses_lost", l.lost_pedal_presses},
           {"max_time_drift", l.max_time_drift},
           {"max_time_drift_file", l.max_time_drift_file}};
 }
@@ -354,6 +365,8 @@ nlohmann::json PieceLossesJson(const PieceLosses& p) {
   put("moved_meters", p.moved_meters);
   put("sustain_presses_applied", p.sustain_presses);
   put("sustained_notes", p.sustained_notes);
+  put("pedal_tokens", p.pedal_tokens);
+  put("pedal_presses_lost", p.lost_pedal_presses);
   if (!p.skipped_meter_reasons.empty()) j["skipped_meter_reasons"] = p.skipped_meter_reasons;
   j["seconds"] = p.seconds_in;
   j["seconds_from_tokens"] = p.seconds_out;
@@ -374,6 +387,8 @@ void IngestLosses::Add(const PieceLosses& p) {
   moved_meters += p.moved_meters;
   sustain_presses += p.sustain_presses;
   sustained_notes += p.sustained_notes;
+  pedal_tokens += p.pedal_tokens;
+  lost_pedal_presses += p.lost_pedal_presses;
   if (p.seconds_in > 0) {
     const double drift = std::abs(p.seconds_out / p.seconds_in - 1.0);
     if (drift > max_time_drift) {
@@ -405,7 +420,8 @@ std::string IngestReport::ToJson() const {
   j["off_grid_onsets"] = off_grid_onsets;
   j["clipped_durations"] = clipped_durations;
   j["grid_per_quarter"] = grid;
-  j["sustain_pedal"] = sustain_pedal ? "applied to note durations" : "ignored";
+  j["sustain_pedal"] = PedalDescription(pedal);
+  j["pedal"] = SustainPedalName(pedal);
   j["losses"] = LossesJson(losses);
   nlohmann::json pl = nlohmann::json::array();
   for (const PieceLosses& p : pieces_with_losses) pl.push_back(PieceLossesJson(p));
@@ -437,13 +453,17 @@ std::string IngestReport::Summary() const {
   line("  tokens          %" PRId64 " (%" PRId64 " bars, %.0f tokens/piece)\n", tokens, bars,
        pieces > 0 ? static_cast<double>(tokens) / pieces : 0.0);
   line("  music           %.2f hours\n", seconds_of_music / 3600);
-  line("  grid            %d steps per quarter note; sustain pedal %s\n", grid,
-       sustain_pedal ? "applied to note durations" : "ignored");
+  line("  grid            %d steps per quarter note; sustain pedal %s\n", grid, PedalDescription(pedal));
   line("  quantisation    mean onset error %.2f ms, %" PRId64 " off-grid onsets, %" PRId64 " durations clipped\n",
        mean_onset_error_ms, off_grid_onsets, clipped_durations);
   line("  notes changed   %" PRId64 " duplicates merged, %" PRId64 " overlaps cut, %" PRId64
        " lengthened by %" PRId64 " pedal presses\n",
        losses.merged_duplicates, losses.cut_overlaps, losses.sustained_notes, losses.sustain_presses);
+  if (pedal == SustainPedal::kTokens) {
+    line("  pedal tokens    %" PRId64 " written; %" PRId64 " presses without one of their own (shorter than a step, or"
+         " joined with an overlapping one)\n",
+         losses.pedal_tokens, losses.lost_pedal_presses);
+  }
   line("  tempo, meter    %" PRId64 " tempo spans clamped, %" PRId64 " meters skipped, %" PRId64
        " meter changes moved to a bar line; playing time within %.3f%% of the files'\n",
        losses.clamped_tempos, losses.skipped_meters, losses.moved_meters, 100 * losses.max_time_drift);
@@ -473,10 +493,10 @@ Status Ingest(const IngestOptions& options_in, IngestReport* report_out) {
   for (size_t i = 0; i < files.size(); ++i) files[i].source = (*sources)[i];
   TokenizerOptions tokenizer_options;
   tokenizer_options.grid = options.grid;
-  tokenizer_options.sustain_pedal = options.sustain_pedal;
-  const Vocabulary& vocab = *Vocabulary::ForGrid(options.grid);
+  tokenizer_options.pedal = options.pedal;
+  const Vocabulary& vocab = *Vocabulary::ForGrid(options.grid, options.pedal == SustainPedal::kTokens);
   report.grid = options.grid;
-  report.sustain_pedal = options.sustain_pedal;
+  report.pedal = options.pedal;
   ParseAll(options.input_dir, options.jobs, tokenizer_options, &progress, &files);
 
   // Dedupe in sorted path order, then order the survivors by content hash.
@@ -545,6 +565,8 @@ Status Ingest(const IngestOptions& options_in, IngestReport* report_out) {
     p.moved_meters = q.moved_meters;
     p.sustain_presses = q.sustain_presses;
     p.sustained_notes = q.sustained_notes;
+    p.pedal_tokens = q.pedal_tokens;
+    p.lost_pedal_presses = q.lost_pedal_presses;
     p.seconds_in = q.seconds_in;
     p.seconds_out = q.seconds_out;
     p.skipped_meter_reasons = q.skipped_meter_reasons;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "core/tokenizer.h"
 
 namespace cadenza {
 
@@ -18,7 +19,9 @@ struct IngestOptions {
   double test_fraction = 0.05;
   int jobs = 1;  // parser threads
   int grid = 12;  // steps per quarter note: 12, 24 or 48 (the vocabulary, and so the dataset's name, says which)
-  bool sustain_pedal = true;  // apply the sustain pedal to note durations (TokenizerOptions::sustain_pedal)
+  // The sustain pedal: applied to note durations (default), kept as pedal tokens (the grid's "-pedal" vocabulary,
+  // which the dataset's name then says), or ignored (TokenizerOptions::pedal).
+  SustainPedal pedal = SustainPedal::kApply;
   bool overwrite = false;
   bool progress = true;  // progress line on stderr
   // Testing hook: fail after writing this many shards, leaving <out>.partial as a crash would (-1: off).
@@ -39,13 +42,13 @@ struct DuplicateFile {
 struct PieceLosses {
   std::string path;
   int64_t off_grid_onsets = 0, clipped_durations = 0, merged_duplicates = 0, cut_overlaps = 0, clamped_tempos = 0,
-          skipped_meters = 0, moved_meters = 0, sustain_presses = 0, sustained_notes = 0, notes_in = 0,
-          tempo_changes = 0;
+          skipped_meters = 0, moved_meters = 0, sustain_presses = 0, sustained_notes = 0, pedal_tokens = 0,
+          lost_pedal_presses = 0, notes_in = 0, tempo_changes = 0;
   double seconds_in = 0, seconds_out = 0;
   std::vector<std::string> skipped_meter_reasons;
   bool Any() const {
     return off_grid_onsets || clipped_durations || merged_duplicates || cut_overlaps || clamped_tempos ||
-           skipped_meters || moved_meters || sustained_notes;
+           skipped_meters || moved_meters || sustained_notes || pedal_tokens || lost_pedal_presses;
   }
 };
 
@@ -62,6 +65,8 @@ struct IngestLosses {
   int64_t moved_meters = 0;       // meter changes moved to the next bar line
   int64_t sustain_presses = 0;    // sustain-pedal presses applied to note durations
   int64_t sustained_notes = 0;    // notes lengthened by the pedal
+  int64_t pedal_tokens = 0;       // Pedal_Down / Pedal_Up tokens written (--pedal tokens)
+  int64_t lost_pedal_presses = 0;  // presses without a press of their own in the tokens (QuantizationStats)
   double max_time_drift = 0;      // largest |playing time from the tokens / the file's - 1| over the pieces
   std::string max_time_drift_file;
   void Add(const PieceLosses& piece);
@@ -83,7 +88,7 @@ struct IngestReport {
   int64_t off_grid_onsets = 0;    // = losses.off_grid_onsets (kept for readers of the older report)
   int64_t clipped_durations = 0;  // = losses.clipped_durations
   int grid = 12;
-  bool sustain_pedal = true;
+  SustainPedal pedal = SustainPedal::kApply;
   IngestLosses losses;
   std::vector<PieceLosses> pieces_with_losses;  // ingested files (duplicates left out) with any loss, in path order
   int64_t shards_reused = 0;  // shards finished by an interrupted earlier run and kept

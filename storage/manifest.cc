@@ -320,8 +320,9 @@ Status Manifest::CheckVocabulary(const std::string& path_for_errors, const Vocab
   if (vocab_name != vocab.name() || vocab_version != Vocabulary::kVersion || vocab_hash != build_hash) {
     return FailedPrecondition(path_for_errors + ": dataset vocabulary " + vocab_name + " v" +
                               std::to_string(vocab_version) + " (hash " + vocab_hash + ") differs from " + build +
-                              ", which this needs; re-ingest the MIDI files with this build" +
-                              (vocab.grid() != kGridPerQuarter ? "" : " (and the default --grid 12)"));
+                              ", which this needs; re-ingest the MIDI files with this build (--grid " +
+                              std::to_string(vocab.grid()) +
+                              (vocab.pedal_tokens() ? " --pedal tokens)" : ", --pedal apply or ignore)"));
   }
   if (!vocabulary.empty() && vocabulary != vocab.names()) {
     return FailedPrecondition(path_for_errors + ": vocabulary.tokens do not match the token names of " + build +

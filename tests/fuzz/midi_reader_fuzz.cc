@@ -8,10 +8,13 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto score = cadenza::ParseMidi(data, size, "fuzz.mid");
   if (!score.ok()) return 0;
-  // The input's size picks the grid (12, 24, 48) and whether the sustain pedal is applied, so every path is fuzzed.
+  // The input's size picks the grid (12, 24, 48) and the sustain pedal's mode (applied, tokens, ignored), so every
+  // path is fuzzed.
   cadenza::TokenizerOptions options;
   options.grid = cadenza::kSupportedGrids[size % 3];
-  options.sustain_pedal = (size / 3) % 2 == 0;
+  constexpr cadenza::SustainPedal kModes[] = {cadenza::SustainPedal::kApply, cadenza::SustainPedal::kTokens,
+                                              cadenza::SustainPedal::kIgnore};
+  options.pedal = kModes[(size / 3) % 3];
   cadenza::Tokenizer tokenizer(options);
   auto encoded = tokenizer.Encode(*score);
   if (!encoded.ok()) return 0;

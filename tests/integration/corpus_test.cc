@@ -66,7 +66,7 @@ TEST_P(CorpusTest, IngestsEveryFileRoundTripsAndAgreesWithMido) {
   o.progress = false;
   // Durations are compared with mido's note pairing below, which knows no pedal: ingest without it here (the
   // pedal has its own tests in performance_midi_test.cc; the ingest bench checks it against the Python reference).
-  o.sustain_pedal = false;
+  o.pedal = SustainPedal::kIgnore;
   IngestReport report;
   const Status s = Ingest(o, &report);
   ASSERT_TRUE(s.ok()) << s.message();

@@ -39,18 +39,27 @@ Score ThroughMidi(Score s) {
   return read.ok() ? *read : Score();
 }
 
-EncodedPiece Encode(const Score& s, int grid = 12, bool pedal = true) {
+// A decoded score (its own tracks) written as a MIDI file's bytes and read back.
+Score AsMidiFile(const Score& s) {
+  const std::vector<uint8_t> bytes = SerializeMidi(s);
+  auto read = ParseMidi(bytes.data(), bytes.size(), "decoded.mid");
+  EXPECT_TRUE(read.ok()) << read.status().message();
+  return read.ok() ? *read : Score();
+}
+
+EncodedPiece Encode(const Score& s, int grid = 12, SustainPedal pedal = SustainPedal::kApply) {
   TokenizerOptions o;
   o.grid = grid;
-  o.sustain_pedal = pedal;
+  o.pedal = pedal;
   auto e = Tokenizer(o).Encode(s);
   EXPECT_TRUE(e.ok()) << e.status().message();
   return e.ok() ? *e : EncodedPiece{};
 }
 
-Score Decode(const EncodedPiece& e, int grid = 12) {
+Score Decode(const EncodedPiece& e, int grid = 12, SustainPedal pedal = SustainPedal::kApply) {
   TokenizerOptions o;
   o.grid = grid;
+  o.pedal = pedal;
   auto d = Tokenizer(o).Decode(e.tokens);
   EXPECT_TRUE(d.ok()) << d.status().message();
   return d.ok() ? *d : Score();
@@ -246,7 +255,7 @@ TEST(PerformanceMidi, SustainPedalLengthensNotesReleasedWhileItIsDown) {
   EXPECT_EQ(end_of(48, 0), 480);
   EXPECT_EQ(e.stats.cut_overlaps, 0);
   // Without the pedal the notes end at the key release.
-  const EncodedPiece dry = Encode(file, 12, /*pedal=*/false);
+  const EncodedPiece dry = Encode(file, 12, SustainPedal::kIgnore);
   EXPECT_EQ(dry.stats.sustained_notes, 0);
   const Score dry_back = Decode(dry);
   for (const Note& n : dry_back.notes) {
@@ -267,6 +276,98 @@ TEST(PerformanceMidi, PedalHeldToTheEndAndReleasedAtTheKeyReleaseTick) {
   EXPECT_EQ(ends[2], 2400);  // the pedal never released ends with the piece: nothing to lengthen
   EXPECT_EQ(presses, 1);
   EXPECT_EQ(lengthened, 1);
+}
+
+// Pedal down/up around notes, off the grid: a press, a pedal change (release and press within a step), a last
+// release after every key release, a press shorter than a step, and another channel's press inside one of channel 0.
+Score PedalPiece() {
+  Score s;
+  s.ticks_per_quarter = kTpq;
+  s.notes = {MakeNote(0, 480, 60), MakeNote(0, 480, 48, 1), MakeNote(480, 960, 64), MakeNote(960, 2400, 67),
+             MakeNote(2400, 2880, 62)};
+  s.sustain = {{250, 0, true},  {1925, 0, false}, {1930, 0, true}, {2000, 1, true}, {2100, 1, false},
+               {3000, 0, false}, {3100, 0, true}, {3110, 0, false}};
+  return s;
+}
+
+std::string Names(const std::vector<int32_t>& tokens, const Vocabulary& v) {
+  std::string out;
+  for (int32_t t : tokens) out += (out.empty() ? "" : " ") + v.Name(t);
+  return out;
+}
+
+TEST(PerformanceMidi, PedalKeptAsTokensAtItsGridPositionsWhileNotesEndAtTheKeyRelease) {
+  const Score file = ThroughMidi(PedalPiece());
+  ASSERT_EQ(file.sustain.size(), 8u);
+  const EncodedPiece e = Encode(file, 12, SustainPedal::kTokens);
+  const Vocabulary& v = *Vocabulary::ForGrid(12, true);
+  // 40 ticks a step: the press at tick 250 is step 6, the change at 1925/1930 step 48 (bar 2), the release at 3000
+  // step 75; the press 3100..3110 is within step 78 (lost), channel 1's 2000..2100 lies inside channel 0's (joined).
+  EXPECT_EQ(Names(e.tokens, v),
+            "BOS Bar TimeSig_4/4 Beat_0 Pos_0 Tempo_259 Program_0 Pitch_48 Velocity_19 Duration_12 Pitch_60 "
+            "Velocity_19 Duration_12 Pos_6 Pedal_Down Beat_1 Pos_0 Pitch_64 Velocity_19 Duration_12 Beat_2 Pos_0 "
+            "Pitch_67 Velocity_19 Duration_36 "
+            "Bar TimeSig_4/4 Beat_0 Pos_0 Pedal_Up Pedal_Down Beat_1 Pos_0 Program_0 Pitch_62 Velocity_19 Duration_12 "
+            "Beat_2 Pos_3 Pedal_Up EOS");
+  EXPECT_EQ(e.stats.pedal_tokens, 4);
+  EXPECT_EQ(e.stats.lost_pedal_presses, 2);
+  EXPECT_EQ(e.stats.sustain_presses, 0);
+  EXPECT_EQ(e.stats.sustained_notes, 0);
+
+  // Back to MIDI: notes end at the key release, the pedal is CC 64 within half a step (20 ticks) of the file's.
+  const Score back = AsMidiFile(Decode(e, 12, SustainPedal::kTokens));
+  ASSERT_EQ(back.notes.size(), file.notes.size());
+  for (size_t i = 0; i < back.notes.size(); ++i) {
+    EXPECT_EQ(back.notes[i].start, file.notes[i].start) << i;
+    EXPECT_EQ(back.notes[i].end, file.notes[i].end) << i;
+  }
+  ASSERT_EQ(back.sustain.size(), 4u);
+  const PedalEvent kept[] = {{250, 0, true}, {1925, 0, false}, {1930, 0, true}, {3000, 0, false}};
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(back.sustain[i].down, kept[i].down) << i;
+    EXPECT_EQ(back.sustain[i].channel, 0) << i;
+    EXPECT_LE(std::abs(back.sustain[i].tick - kept[i].tick), 20) << i;
+  }
+  // ... and encodes to the same tokens.
+  EXPECT_EQ(Encode(back, 12, SustainPedal::kTokens).tokens, e.tokens);
+
+  // The default (apply) on the same file: plain vocabulary, no pedal tokens, notes lengthened to the release.
+  const EncodedPiece applied = Encode(file);
+  EXPECT_EQ(Tokenizer().vocabulary().HashHex(), "28d31bd5ac13a3d2");
+  for (int32_t t : applied.tokens) EXPECT_LT(t, Vocabulary::Get().size());
+  EXPECT_EQ(applied.stats.pedal_tokens, 0);
+  EXPECT_GT(applied.stats.sustained_notes, 0);
+  const Score applied_back = Decode(applied);
+  EXPECT_TRUE(applied_back.sustain.empty());
+  for (const Note& n : applied_back.notes) {
+    if (n.pitch == 60) {
+      EXPECT_EQ(n.end, 1920);  // released at 480 under the pedal: held to its release
+    }
+  }
+}
+
+TEST(PerformanceMidi, PedalTokensOnEveryGridAndAPedalNeverReleased) {
+  Score s = PedalPiece();
+  s.sustain.push_back({3200, 0, true});  // never released
+  const Score file = ThroughMidi(s);
+  for (int grid : kSupportedGrids) {
+    const EncodedPiece e = Encode(file, grid, SustainPedal::kTokens);
+    const Vocabulary& v = *Vocabulary::ForGrid(grid, true);
+    int downs = 0, ups = 0;
+    for (int32_t t : e.tokens) {
+      downs += t == v.PedalDown();
+      ups += t == v.PedalUp();
+    }
+    // The finer grids hold the press at 3100..3110 (steps 155..156 on the 24 grid; 310..311 on the 48 grid).
+    EXPECT_EQ(downs, grid == 12 ? 3 : 4) << grid;
+    EXPECT_EQ(ups, grid == 12 ? 2 : 3) << grid;
+    EXPECT_EQ(e.stats.lost_pedal_presses, grid == 12 ? 2 : 1) << grid;
+    const Score back = Decode(e, grid, SustainPedal::kTokens);
+    ASSERT_FALSE(back.sustain.empty());
+    EXPECT_TRUE(back.sustain.back().down) << "the last press stays down, as in the file";
+    EXPECT_LE(std::abs(back.sustain.back().tick - 3200), kTpq / grid / 2);
+    EXPECT_EQ(Encode(back, grid, SustainPedal::kTokens).tokens, e.tokens) << grid;
+  }
 }
 
 // ----- fine rhythms ----------------------------------------------------------------------------------------------
@@ -347,12 +448,12 @@ TEST(PerformanceMidi, TokensRoundTripExactlyOnEveryGrid) {
   // What the fuzzer asserts, on the generated files: Encode(Decode(tokens)) == tokens.
   const std::vector<Score> files = {ThroughMidi(TempoRamp(37)), ThroughMidi(TempoRamp(120)),
                                     ThroughMidi(MeterParade({{4, 4}, {19, 16}, {21, 8}, {11, 32}, {44, 32}, {3, 1}})),
-                                    ThroughMidi(FineRhythms())};
+                                    ThroughMidi(FineRhythms()), ThroughMidi(PedalPiece())};
   for (int grid : kSupportedGrids) {
     for (size_t f = 0; f < files.size(); ++f) {
-      for (bool pedal : {true, false}) {
+      for (SustainPedal pedal : {SustainPedal::kApply, SustainPedal::kTokens, SustainPedal::kIgnore}) {
         const EncodedPiece e = Encode(files[f], grid, pedal);
-        const EncodedPiece again = Encode(Decode(e, grid), grid, pedal);
+        const EncodedPiece again = Encode(Decode(e, grid, pedal), grid, pedal);
         EXPECT_EQ(again.tokens, e.tokens) << "file " << f << ", grid " << grid;
       }
     }

@@ -91,6 +91,48 @@ TEST(Vocabulary, EachGridHasItsOwnNameAndHash) {
   EXPECT_EQ(Vocabulary::Find("cadenza-remi-beat", 1), nullptr);  // the v1 vocabulary: refused by name
 }
 
+TEST(Vocabulary, PedalTokensLiveInAVariantAndTheDefaultStaysAsItWas) {
+  // The default vocabulary is what existing datasets (out/pop909-v2, out/nottingham-v2) and checkpoints record.
+  EXPECT_EQ(V().name(), "cadenza-remi-beat-g12");
+  EXPECT_EQ(V().size(), 1431);
+  EXPECT_EQ(V().HashHex(), "28d31bd5ac13a3d2");
+  EXPECT_FALSE(V().pedal_tokens());
+  EXPECT_EQ(V().PedalUp(), -1);
+  EXPECT_EQ(V().First(TokenType::kPedal), V().End(TokenType::kPedal));  // none
+  EXPECT_EQ(V().End(TokenType::kDuration), 1431);
+  EXPECT_EQ(Vocabulary::ForGrid(12, false), &V());
+  for (int grid : kSupportedGrids) {
+    const Vocabulary* plain = Vocabulary::ForGrid(grid);
+    const Vocabulary* pedal = Vocabulary::ForGrid(grid, true);
+    ASSERT_NE(pedal, nullptr);
+    EXPECT_EQ(pedal->name(), plain->name() + "-pedal");
+    EXPECT_TRUE(pedal->pedal_tokens());
+    EXPECT_EQ(pedal->grid(), grid);
+    EXPECT_NE(pedal->HashHex(), plain->HashHex());
+    EXPECT_EQ(Vocabulary::Find(pedal->name(), Vocabulary::kVersion), pedal);
+    EXPECT_EQ(Vocabulary::Find(plain->name(), Vocabulary::kVersion), plain);
+    // Every plain token keeps its id; the two pedal tokens come last.
+    ASSERT_EQ(pedal->size(), plain->size() + 2);
+    for (int id = 0; id < plain->size(); ++id) ASSERT_EQ(pedal->Name(id), plain->Name(id));
+    EXPECT_EQ(pedal->Name(pedal->PedalUp()), "Pedal_Up");
+    EXPECT_EQ(pedal->Name(pedal->PedalDown()), "Pedal_Down");
+    EXPECT_EQ(pedal->PedalUp(), plain->size());
+    EXPECT_EQ(pedal->Type(pedal->PedalDown()), TokenType::kPedal);
+    EXPECT_EQ(pedal->First(TokenType::kPedal), plain->size());
+    EXPECT_EQ(pedal->End(TokenType::kPedal), pedal->size());
+    EXPECT_EQ(pedal->End(TokenType::kDuration), plain->size());
+  }
+  EXPECT_EQ(Vocabulary::ForGrid(16, true), nullptr);
+  EXPECT_EQ(Tokenizer(TokenizerOptions::For(*Vocabulary::ForGrid(24, true))).vocabulary().name(),
+            "cadenza-remi-beat-g24-pedal");
+  TokenizerOptions apply;
+  EXPECT_EQ(Tokenizer(apply).vocabulary().name(), "cadenza-remi-beat-g12");  // the default mode keeps the default
+  SustainPedal mode = SustainPedal::kApply;
+  EXPECT_TRUE(ParseSustainPedal("tokens", &mode));
+  EXPECT_EQ(mode, SustainPedal::kTokens);
+  EXPECT_FALSE(ParseSustainPedal("on", &mode));
+}
+
 TEST(Vocabulary, BinsRoundTrip) {
   for (int v = 1; v <= 127; ++v) EXPECT_EQ(Vocabulary::VelocityBin(Vocabulary::VelocityOfBin(Vocabulary::VelocityBin(v))), Vocabulary::VelocityBin(v));
   EXPECT_EQ(Vocabulary::TempoBin(120), 259);
@@ -331,6 +373,84 @@ TEST(Grammar, EndOfPieceNeedsANote) {
   EXPECT_TRUE(g.Accepts(v.Eos()));
   EXPECT_TRUE(g.Advance(v.Eos()).ok());
   EXPECT_TRUE(g.finished());
+}
+
+// Pedal tokens (the -pedal vocabularies): right after a Pos (or its Tempo), before the position's notes, a release
+// before a press, a release only while the pedal is down. The grammar and the decoder agree token by token.
+TEST(Grammar, PedalTokensWhereTheDecoderTakesThem) {
+  const Vocabulary& v = *Vocabulary::ForGrid(12, true);
+  const Tokenizer tok(TokenizerOptions::For(v));
+  const std::vector<int32_t> head = {v.Bos(), v.Bar(), v.TimeSig(4, 4), v.Beat(0), v.Position(0), v.Tempo(259)};
+  const std::vector<int32_t> note = {v.Program(0), v.Pitch(60), v.Velocity(4), v.Duration(12)};
+  auto accepts_all = [&](const std::vector<int32_t>& tokens) {
+    GrammarState g(v);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (!g.Advance(tokens[i]).ok()) return static_cast<int>(i);
+    }
+    return -1;
+  };
+  auto cat = [](std::vector<std::vector<int32_t>> parts) {
+    std::vector<int32_t> out;
+    for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+    return out;
+  };
+  // Accepted: a press after the Tempo before the notes; a release then a press at one position (a pedal change);
+  // a position with only a pedal token.
+  const std::vector<int32_t> good =
+      cat({head, {v.PedalDown()}, note, {v.Beat(1), v.Position(0), v.PedalUp(), v.PedalDown()}, note,
+           {v.Beat(2), v.Position(6), v.PedalUp()}, {v.Eos()}});
+  EXPECT_EQ(accepts_all(good), -1);
+  auto decoded = tok.Decode(good);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().message();
+  ASSERT_EQ(decoded->sustain.size(), 4u);
+  const int64_t step = Tokenizer::kDecodeTicksPerQuarter / 12;
+  const std::vector<std::pair<int64_t, bool>> want = {{0, true}, {12 * step, false}, {12 * step, true}, {30 * step, false}};
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(decoded->sustain[i].tick, want[i].first) << i;
+    EXPECT_EQ(decoded->sustain[i].down, want[i].second) << i;
+    EXPECT_EQ(decoded->sustain[i].channel, decoded->notes.front().channel) << i;
+  }
+  // The sampler offers the pedal tokens there, and only the ones that may come.
+  {
+    GrammarState g(v);
+    for (int32_t t : head) ASSERT_TRUE(g.Advance(t).ok());
+    std::vector<uint8_t> allowed;
+    g.Allowed(&allowed);
+    EXPECT_TRUE(allowed[v.PedalDown()]);
+    EXPECT_FALSE(allowed[v.PedalUp()]) << "the pedal is up after BOS";
+  }
+  // Refused, by the grammar and by the decoder at the same token.
+  const std::vector<std::pair<std::vector<int32_t>, std::string>> bad = {
+      {cat({head, {v.PedalUp()}}), "Pedal_Up only while the pedal is down"},
+      {cat({head, {v.PedalDown(), v.PedalUp()}}), "no Pedal_Up after a Pedal_Down"},
+      {cat({head, {v.PedalDown(), v.PedalDown()}}), "Pedal_Down only while the pedal is up"},
+      {cat({head, note, {v.PedalDown()}}), "before its notes"},
+      {cat({head, {v.Program(0), v.PedalDown()}}), "Pitch after Program"},
+      {{v.Bos(), v.Bar(), v.TimeSig(4, 4), v.PedalDown()}, "after a Pos"},
+      {{v.Bos(), v.Bar(), v.TimeSig(4, 4), v.Beat(0), v.Position(0), v.PedalDown(), v.Tempo(259)}, "Tempo right after a Pos"},
+  };
+  for (const auto& [tokens, message] : bad) {
+    const int at = accepts_all(tokens);
+    EXPECT_EQ(at, static_cast<int>(tokens.size()) - 1) << message;
+    auto d = tok.Decode(tokens);
+    ASSERT_FALSE(d.ok()) << message;
+    EXPECT_NE(d.status().message().find("token " + std::to_string(tokens.size() - 1) + " "), std::string::npos)
+        << d.status().message();
+    EXPECT_NE(d.status().message().find(message), std::string::npos) << d.status().message();
+  }
+  // A window that starts on a bar may start inside a press: its first Pedal_Up says so (pressed from its start).
+  const std::vector<int32_t> window = cat({{v.Bar(), v.TimeSig(4, 4), v.Beat(1), v.Position(0), v.PedalUp()}, note});
+  EXPECT_EQ(accepts_all(window), -1);
+  auto w = tok.Decode(window);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  ASSERT_EQ(w->sustain.size(), 2u);
+  EXPECT_TRUE(w->sustain[0].down);
+  EXPECT_EQ(w->sustain[0].tick, 0);
+  EXPECT_EQ(w->sustain[1].tick, 12 * step);
+  // The plain vocabulary has no pedal tokens: its ids stop before them.
+  EXPECT_FALSE(Tokenizer().Decode(good).ok());
+  GrammarState plain;
+  EXPECT_FALSE(plain.Accepts(v.PedalDown()));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "core/file_util.h"
 #include "core/midi.h"
+#include "core/tokenizer.h"
 #include "core/vocabulary.h"
 #include "storage/dataset.h"
 #include "storage/hdf5_shard.h"
@@ -334,6 +335,84 @@ TEST_F(IngestTest, AnotherGridMakesAnotherVocabularyRefusedByName) {
   s = Ingest(o, &report);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("--grid"), std::string::npos);
+}
+
+TEST_F(IngestTest, PedalTokensMakeAnotherVocabularyRefusedByNameAndCounted) {
+  ASSERT_EQ(testing::WriteTune(PerformanceTune(), input_ + "/performance.mid"), "");
+  IngestReport plain_report;
+  Status s = Ingest(Options("ds"), &plain_report);
+  ASSERT_TRUE(s.ok()) << s.message();
+  IngestOptions o = Options("dsp");
+  o.pedal = SustainPedal::kTokens;
+  IngestReport report;
+  s = Ingest(o, &report);
+  ASSERT_TRUE(s.ok()) << s.message();
+  // The pedal's press (tick 3360, step 84) and release (tick 4200, step 105) became two tokens; no note lengthened.
+  EXPECT_EQ(report.losses.pedal_tokens, 2);
+  EXPECT_EQ(report.losses.lost_pedal_presses, 0);
+  EXPECT_EQ(report.losses.sustain_presses, 0);
+  EXPECT_EQ(report.losses.sustained_notes, 0);
+  EXPECT_EQ(plain_report.losses.pedal_tokens, 0);
+  EXPECT_EQ(plain_report.losses.sustained_notes, 2);
+  StatusOr<std::vector<uint8_t>> bytes = ReadFileBytes(dir_ / "dsp/ingest_report.json");
+  ASSERT_TRUE(bytes.ok());
+  const nlohmann::json j = nlohmann::json::parse(bytes->begin(), bytes->end());
+  EXPECT_EQ(j["pedal"], "tokens");
+  EXPECT_EQ(j["sustain_pedal"], "kept as Pedal_Down/Pedal_Up tokens");
+  EXPECT_EQ(j["losses"]["pedal_tokens"], 2);
+  EXPECT_EQ(j["losses"]["pedal_presses_lost"], 0);
+  bool listed = false;
+  for (const nlohmann::json& p : j["pieces_with_losses"]) {
+    if (p["path"] != "performance.mid") continue;
+    listed = true;
+    EXPECT_EQ(p["pedal_tokens"], 2);
+    EXPECT_FALSE(p.contains("sustained_notes"));
+  }
+  EXPECT_TRUE(listed);
+
+  // The default dataset keeps the default vocabulary (what out/pop909-v2 records); the pedal one has its own.
+  StatusOr<std::unique_ptr<Dataset>> plain = Dataset::Open(dir_ / "ds");
+  ASSERT_TRUE(plain.ok()) << plain.status().message();
+  EXPECT_EQ((*plain)->manifest().vocab_name, "cadenza-remi-beat-g12");
+  EXPECT_EQ((*plain)->manifest().vocab_hash, "28d31bd5ac13a3d2");
+  // A consumer of the default vocabulary (training, scoring) refuses the pedal dataset, naming both vocabularies.
+  StatusOr<std::unique_ptr<Dataset>> refused = Dataset::Open(dir_ / "dsp");
+  ASSERT_FALSE(refused.ok());
+  const std::string& why = refused.status().message();
+  EXPECT_NE(why.find("dataset vocabulary cadenza-remi-beat-g12-pedal v2"), std::string::npos) << why;
+  EXPECT_NE(why.find("differs from cadenza-remi-beat-g12 v2"), std::string::npos) << why;
+  EXPECT_NE(why.find("--pedal apply or ignore"), std::string::npos) << why;
+  // inspect and detokenize open it with its own vocabulary, and its tokens decode to the pedal as CC 64.
+  StatusOr<std::unique_ptr<Dataset>> any = Dataset::Open(dir_ / "dsp", true, /*any_grid=*/true);
+  ASSERT_TRUE(any.ok()) << any.status().message();
+  const Vocabulary& v = (*any)->vocabulary();
+  EXPECT_EQ(v.name(), "cadenza-remi-beat-g12-pedal");
+  EXPECT_EQ((*any)->manifest().vocab_hash, v.HashHex());
+  EXPECT_NE(v.HashHex(), "28d31bd5ac13a3d2");
+  bool found = false;
+  std::set<std::string> ids_plain, ids_pedal;
+  for (const PieceMeta& p : (*plain)->manifest().pieces) {
+    if (p.source != "performance.mid") ids_plain.insert(p.id);
+  }
+  for (int64_t i = 0; i < (*any)->num_pieces(); ++i) {
+    const PieceMeta& meta = (*any)->manifest().pieces[i];
+    if (meta.source != "performance.mid") {
+      ids_pedal.insert(meta.id);
+      continue;
+    }
+    found = true;
+    StatusOr<Piece> p = (*any)->ReadPiece(i);
+    ASSERT_TRUE(p.ok()) << p.status().message();
+    auto score = Tokenizer(TokenizerOptions::For(v)).Decode(p->tokens);
+    ASSERT_TRUE(score.ok()) << score.status().message();
+    ASSERT_EQ(score->sustain.size(), 2u);
+    EXPECT_EQ(score->sustain[0].tick, 84 * 40);
+    EXPECT_EQ(score->sustain[1].tick, 105 * 40);
+  }
+  EXPECT_TRUE(found);
+  // Files without a pedal have the same tokens (so the same ids) in both datasets.
+  EXPECT_EQ(ids_plain, ids_pedal);
+  EXPECT_EQ(ids_plain.size(), 6u);
 }
 
 }  // namespace
