@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -30,6 +31,12 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+// SIGINT, SIGTERM and SIGHUP while a LocalCluster runs: Follow returns and the cluster is stopped (its workers hand
+// their tasks back and exit) instead of the process dying with its worker group left running.
+std::atomic<bool> g_stop_requested{false};
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
+extern "C" void RequestLocalClusterStop(int) { g_stop_requested = true; }
+
 std::string RandomToken() {
   std::random_device rd;
   std::ostringstream o;
@@ -43,6 +50,12 @@ std::string RandomToken() {
 StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClusterOptions& o) {
   std::unique_ptr<LocalCluster> c(new LocalCluster());
   c->options_ = o;
+  g_stop_requested = false;
+  struct sigaction stop = {};
+  stop.sa_handler = RequestLocalClusterStop;
+  sigemptyset(&stop.sa_mask);
+  for (int i = 0; i < 3; ++i) sigaction(kStopSignals[i], &stop, &c->saved_handlers_[i]);
+  c->handlers_installed_ = true;
   std::error_code ec;
   const fs::path dir = fs::absolute(o.work_dir);
   fs::remove_all(dir, ec);
@@ -121,6 +134,10 @@ void LocalCluster::Stop() {
   group_.clear();
   launcher_.reset();  // a group still running after 60 s is killed here
   if (server_) server_->Shutdown();
+  if (handlers_installed_) {
+    for (int i = 0; i < 3; ++i) sigaction(kStopSignals[i], &saved_handlers_[i], nullptr);
+    handlers_installed_ = false;
+  }
 }
 
 LocalCluster::~LocalCluster() { Stop(); }
@@ -130,6 +147,7 @@ Status LocalCluster::Follow(const std::vector<int64_t>& jobs) {
   std::set<std::pair<int64_t, int>> seen;  // (task id, state)
   Status s;
   while (true) {
+    if (g_stop_requested) return Aborted("stopped by a signal: the worker group hands its tasks back and exits");
     bool active = false;
     int done = 0;
     for (int64_t id : jobs) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include "coordinator/client.h"
@@ -41,7 +42,8 @@ struct LocalExperimentResult {
 // A coordinator in this process (free loopback ports, a fresh token and database in work_dir) and one
 // `mpirun -np ranks cadenza-worker --coordinator ...` group, started by the coordinator's local launcher
 // (coordinator/launcher.h, the same interface as `launcher: slurm`). Stop (or the destructor) hands the workers' tasks back
-// (SIGUSR1) and shuts the coordinator down.
+// (SIGUSR1) and shuts the coordinator down. While it runs, SIGINT, SIGTERM and SIGHUP make Follow return Aborted, so
+// the caller unwinds to Stop and no worker outlives the process.
 class LocalCluster {
  public:
   static StatusOr<std::unique_ptr<LocalCluster>> Start(const LocalClusterOptions& options);
@@ -67,6 +69,8 @@ class LocalCluster {
   std::string target_, token_, http_url_, log_;
   std::unique_ptr<coord::GroupLauncher> launcher_;  // the local mpirun launcher (coordinator/launcher.h)
   std::string group_;                               // the launched group's id ("" once it ended or was stopped)
+  struct sigaction saved_handlers_[3] = {};         // SIGINT, SIGTERM, SIGHUP as they were before Start
+  bool handlers_installed_ = false;
 };
 
 // Starts a LocalCluster, submits every experiment, prints

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <array>
 #include <functional>
 #include <iostream>
@@ -686,6 +687,43 @@ TEST_F(ClusterTest, DemoSweepRunsTheStudyAndWritesItsReport) {
   }
   const std::string html = Slurp(out / "report" / "index.html");
   EXPECT_NE(html.find("figures/ssm-reference.png"), std::string::npos);
+}
+
+// Processes whose command line mentions `text` (the worker ranks of one demo name its token file).
+int ProcessesMentioning(const std::string& text) {
+  int found = 0;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    std::string cmdline = Slurp(e.path() / "cmdline");
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    found += cmdline.find(text) != std::string::npos;
+  }
+  return found;
+}
+
+// SIGTERM to `cadenza demo` while its cluster trains: the demo stops its worker group (the tasks handed back) and
+// exits naming the signal; no worker of it keeps running.
+TEST_F(ClusterTest, DemoStoppedBySigtermLeavesNoWorkerBehind) {
+  setenv("CADENZA_WORKER", CADENZA_WORKER, 1);
+  setenv("CADENZA_MPIRUN", CADENZA_MPIEXEC, 1);
+  const fs::path out = dir_ / "demo-term", log = dir_ / "demo-term.log";
+  const pid_t demo = coord::SpawnProcessGroup({CADENZA_CLI, "demo", "--out", out.string(), "--count", "120", "--steps", "5000",
+                                               "--samples", "2"},
+                                              log.string(), /*append=*/false);
+  ASSERT_GT(demo, 0);
+  children_.push_back(demo);
+  ASSERT_TRUE(WaitFor([&] { return Slurp(out / "cluster" / "workers.log").find(": train job") != std::string::npos; }, 90s))
+      << Slurp(log) << Slurp(out / "cluster" / "workers.log");
+  const std::string worker_token = (out / "cluster" / "worker.token").string();
+  EXPECT_GT(ProcessesMentioning(worker_token), 0) << "the group runs";
+  ASSERT_EQ(kill(demo, SIGTERM), 0);
+  const int rc = WaitExit(demo, 90s);
+  Forget(demo);
+  const std::string text = Slurp(log);
+  EXPECT_EQ(rc, 1) << text;
+  EXPECT_NE(text.find("stopped by a signal: the worker group hands its tasks back and exits"), std::string::npos) << text;
+  EXPECT_TRUE(WaitFor([&] { return ProcessesMentioning(worker_token) == 0; }, 10s)) << "a worker outlived the demo";
 }
 
 // The README's main job (the cluster is the default) and its --single-process form: both compare the two families
