@@ -11,7 +11,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
+#include <vector>
+
+#include "core/midi.h"
 
 namespace {
 
@@ -117,6 +121,90 @@ TEST_F(CliTest, SynthIngestInspectEndToEnd) {
   CliRun bad = Cadenza("detokenize " + ds + " --out " + p1);
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.output.find("--piece"), std::string::npos) << bad.output;
+}
+
+// --pedal tokens: the pedal vocabulary's dataset, its counts in the report and in inspect, the pedal tokens of a
+// piece, and back to MIDI with the pedal as CC 64; the older --no-sustain-pedal still works, and not with --pedal.
+TEST_F(CliTest, PedalTokensIngestInspectDetokenize) {
+  const std::string midi = (dir_ / "midi").string(), ds = (dir_ / "ds").string();
+  ASSERT_EQ(Cadenza("synth --out " + midi + " --count 4 --seed 3").exit_code, 0);
+  cadenza::Score s;
+  s.ticks_per_quarter = 480;
+  s.tracks = {cadenza::Track{"piano"}};
+  for (int i = 0; i < 8; ++i) {
+    cadenza::Note n;
+    n.start = 480 * i;
+    n.end = n.start + 240;
+    n.pitch = static_cast<uint8_t>(60 + i);
+    n.velocity = 80;
+    s.notes.push_back(n);
+  }
+  s.sustain = {{480, 0, true}, {1920, 0, false}, {1930, 0, true}, {3600, 0, false}};
+  s.Sort();
+  const std::vector<uint8_t> bytes = cadenza::SerializeMidi(s);
+  std::ofstream(midi + "/pedal.mid", std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+
+  CliRun help = Cadenza("ingest --help");
+  EXPECT_NE(help.output.find("--pedal"), std::string::npos) << help.output;
+  EXPECT_NE(help.output.find("Pedal_Down"), std::string::npos) << help.output;
+  CliRun both = Cadenza("ingest " + midi + " --out " + ds + " --pedal tokens --no-sustain-pedal --quiet");
+  EXPECT_EQ(both.exit_code, 2) << both.output;
+  EXPECT_NE(both.output.find("--no-sustain-pedal"), std::string::npos) << both.output;
+  CliRun odd = Cadenza("ingest " + midi + " --out " + ds + " --pedal on --quiet");
+  EXPECT_EQ(odd.exit_code, 2) << odd.output;
+
+  CliRun ingest = Cadenza("ingest " + midi + " --out " + ds + " --pedal tokens --quiet");
+  ASSERT_EQ(ingest.exit_code, 0) << ingest.output;
+  EXPECT_NE(ingest.output.find("kept as Pedal_Down/Pedal_Up tokens"), std::string::npos) << ingest.output;
+  // Presses at steps 12 and 48 (a pedal change at 1920/1930: a release and a press on one step), releases at 48, 90.
+  EXPECT_NE(ingest.output.find("pedal tokens    4 written; 0 presses"), std::string::npos) << ingest.output;
+  CliRun inspect = Cadenza("inspect " + ds);
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
+  EXPECT_NE(inspect.output.find("cadenza-remi-beat-g12-pedal v2 (1433 tokens"), std::string::npos) << inspect.output;
+  EXPECT_NE(inspect.output.find("4 pedal tokens written, 0 presses"), std::string::npos) << inspect.output;
+
+  // The pedal piece: its tokens, then MIDI with the pedal as CC 64 within half a step (20 ticks) of the file's.
+  const nlohmann::json manifest = nlohmann::json::parse(std::ifstream(ds + "/manifest.json"));
+  int piece = -1;
+  for (size_t i = 0; i < manifest["pieces"].size(); ++i) {
+    if (manifest["pieces"][i]["source"] == "pedal.mid") piece = static_cast<int>(i);
+  }
+  ASSERT_GE(piece, 0);
+  CliRun shown = Cadenza("inspect " + ds + " --piece " + std::to_string(piece));
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  EXPECT_NE(shown.output.find("Pos_0 Pedal_Up Pedal_Down"), std::string::npos) << shown.output;
+  EXPECT_NE(shown.output.find("pedal_tokens=4"), std::string::npos) << shown.output;
+  const std::string out = (dir_ / "pedal-back.mid").string(), tf = (dir_ / "pedal.json").string();
+  CliRun detok = Cadenza("detokenize " + ds + " --piece " + std::to_string(piece) + " --out " + out);
+  ASSERT_EQ(detok.exit_code, 0) << detok.output;
+  EXPECT_NE(detok.output.find("cadenza-remi-beat-g12-pedal"), std::string::npos) << detok.output;
+  std::ifstream in(out, std::ios::binary);
+  const std::vector<uint8_t> back_bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto back = cadenza::ParseMidi(back_bytes.data(), back_bytes.size(), out);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  ASSERT_EQ(back->sustain.size(), s.sustain.size());
+  for (size_t i = 0; i < s.sustain.size(); ++i) {
+    EXPECT_EQ(back->sustain[i].down, s.sustain[i].down) << i;
+    EXPECT_LE(std::abs(back->sustain[i].tick - s.sustain[i].tick), 20) << i;
+  }
+  for (const cadenza::Note& n : back->notes) EXPECT_EQ(n.end - n.start, 240) << "notes end at the key release";
+  // Its tokens again, as a token file naming the pedal vocabulary, and back: the same tokens.
+  CliRun tokens = Cadenza("tokens " + out + " --pedal tokens --json");
+  ASSERT_EQ(tokens.exit_code, 0) << tokens.output;
+  const nlohmann::json first = nlohmann::json::parse(tokens.output);
+  EXPECT_EQ(first["vocabulary"], "cadenza-remi-beat-g12-pedal");
+  EXPECT_EQ(first["losses"]["pedal_tokens"], 4);
+  std::ofstream(tf) << tokens.output;
+  const std::string again = (dir_ / "pedal-again.mid").string();
+  ASSERT_EQ(Cadenza("detokenize " + tf + " --out " + again).exit_code, 0);
+  EXPECT_EQ(nlohmann::json::parse(Cadenza("tokens " + again + " --pedal tokens --json").output)["tokens"], first["tokens"]);
+
+  // The older spelling: --no-sustain-pedal is --pedal ignore.
+  const std::string dsi = (dir_ / "dsi").string();
+  ASSERT_EQ(Cadenza("ingest " + midi + " --out " + dsi + " --no-sustain-pedal --quiet").exit_code, 0);
+  const nlohmann::json report = nlohmann::json::parse(std::ifstream(dsi + "/ingest_report.json"));
+  EXPECT_EQ(report["pedal"], "ignore");
+  EXPECT_EQ(report["losses"]["sustained_notes"], 0);
 }
 
 TEST_F(CliTest, TrainThenGenerateMidiAndWav) {
