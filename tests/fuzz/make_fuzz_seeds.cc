@@ -60,7 +60,18 @@ int main(int argc, char** argv) {
     const std::vector<uint8_t> midi = cadenza::SerializeMidi(s);
     const std::string name = std::string(argv[1]) + "/performance-" + std::to_string(i) + ".mid";
     if (!cadenza::WriteFileAtomic(name, midi.data(), midi.size()).ok()) return 1;
+    // The same piece with its pedal as tokens: an odd number of tokens (a PAD after EOS when needed) makes the token
+    // fuzzer read it with the pedal vocabulary.
+    cadenza::TokenizerOptions pedal;
+    pedal.pedal = cadenza::SustainPedal::kTokens;
+    auto enc = cadenza::Tokenizer(pedal).Encode(s);
+    if (!enc.ok()) return 1;
+    std::vector<uint16_t> raw(enc->tokens.begin(), enc->tokens.end());
+    if (raw.size() % 2 == 0) raw.push_back(0);
+    for (uint16_t& t : raw) t = static_cast<uint16_t>(t + 4);
+    const std::string tok_name = std::string(argv[2]) + "/performance-pedal-" + std::to_string(i) + ".tok";
+    if (!cadenza::WriteFileAtomic(tok_name, raw.data(), raw.size() * 2).ok()) return 1;
   }
-  std::printf("wrote 20 MIDI seeds to %s and 16 token seeds to %s\n", argv[1], argv[2]);
+  std::printf("wrote 20 MIDI seeds to %s and 20 token seeds to %s\n", argv[1], argv[2]);
   return 0;
 }
