@@ -6,9 +6,7 @@
 #include "cadenza/v1/client.pb.h"
 #include "cadenza/v1/common.pb.h"
 #include "cadenza/v1/worker.pb.h"
-#include "coordinator/result_query.h"
-#include "coordinator/scheduler.h"
-#include "coordinator/types.h"
+#include "coordinator/types.h"  // records and views only: nothing of the server (store, scheduler, queries)
 #include "core/stats.h"  // MetricStats, SummarizeRuns, StudentT95
 #include "core/status.h"
 

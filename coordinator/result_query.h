@@ -17,17 +17,7 @@ struct sqlite3_stmt;
 
 namespace cadenza::coord {
 
-struct ResultFilter {
-  int64_t job_id = 0, sweep_id = 0, task_id = 0;
-  TaskKind kind = TaskKind::kAggregate;  // kUnspecified: every kind
-  std::string user, dataset, model_family;
-  int limit = 10000;  // <= 0: 10000
-  int64_t offset = 0;  // rows skipped first (pagination)
-};
-struct ResultView {
-  JobRecord job;  // without its YAML
-  ResultRecord result;
-};
+// ResultFilter and ResultView: coordinator/types.h.
 
 // One job as a dashboard lists it: its record and its tasks' progress.
 struct JobSummary {

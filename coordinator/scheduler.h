@@ -1,18 +1,27 @@
-// Job/task scheduler: the task graph of each experiment, leases with expiry, retries, cancellation, fair share.
+// Scheduler: the facade the gRPC and HTTP adapters call. It holds the one mutex and the jobs in memory, and composes
+// one class per concern: the task graph (task_graph.h: pure functions), the lease table (lease_table.h: the tasks,
+// their leases, expiry, retries, fair share) and the commit log (commit_log.h: group commit to SQLite). Result
+// queries are not here: ResultQuery (result_query.h) reads on connections of its own, outside this lock.
+//
+// Order of a state change: applied to memory under the mutex, queued on the commit log, and answered once the commit
+// log has written it (and everything queued before it) in one SQLite transaction; a submission is written first and
+// applied to memory after. Reads (GetJob, ListJobs, WaitForChange) answer from memory and may show a change whose
+// transaction is still being written (commit_log.h).
 #pragma once
 
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
+#include "coordinator/commit_log.h"
+#include "coordinator/lease_table.h"
 #include "coordinator/store.h"
 #include "coordinator/types.h"
 #include "core/status.h"
@@ -24,22 +33,7 @@ struct SchedulerOptions {
   int retry_budget = 3;      // a task is attempted at most 1 + retry_budget times
 };
 
-// One attempt of one task, as a worker runs it (see Task in proto/cadenza/v1/common.proto).
-struct Assignment {
-  TaskRecord task;
-  std::string user;
-  Experiment experiment;
-  std::string checkpoint;   // train: where latest.pt goes / resume from; generate: the trained checkpoint
-  bool resume = false;      // train: resume from `checkpoint`
-  std::vector<uint64_t> seeds;
-  std::string samples_dir, report_path;
-  std::vector<std::string> inputs;
-};
-
-struct StopNotice {
-  int64_t task_id = 0;
-  int attempt = 0;
-};
+// Assignment, StopNotice, JobView, JobFilter, KindBit: coordinator/types.h.
 
 struct ProgressAck {
   bool stop = false;
@@ -68,26 +62,6 @@ struct SubmitOptions {
   int64_t into_sweep = 0;  // or file them under this existing sweep (resubmission)
   bool resume = false;     // their training continues from the run folder's checkpoint (resubmit --resume)
 };
-
-struct TaskCountsView {
-  int by_state[7] = {0, 0, 0, 0, 0, 0, 0};  // indexed by TaskState
-};
-struct JobView {
-  JobRecord job;
-  TaskCountsView counts;
-  double progress = 0;
-  std::vector<TaskRecord> tasks;  // filled by GetJob only
-};
-
-struct JobFilter {
-  std::string user;
-  int64_t sweep_id = 0;
-  bool active_only = false;
-  int limit = 1000;
-};
-
-// Bit mask of task kinds a worker takes.
-constexpr uint32_t KindBit(TaskKind k) { return 1u << static_cast<int>(k); }
 
 class Scheduler {
  public:
@@ -140,62 +114,36 @@ class Scheduler {
   std::map<int64_t, int> LeasesByGroup() const;
 
  private:
-  // A set of changes written in one transaction, then applied to memory.
-  struct Change {
-    std::vector<TaskRecord> inserts;  // parent_id -(k+1) refers to inserts[k]
-    std::vector<TaskRecord> updates;
-    std::vector<JobRecord> jobs;
-    std::optional<ResultRecord> result;
+  // A state change: what the commit log writes, and the stop notices for holders (memory only).
+  struct Change : ChangeSet {
     std::vector<std::pair<WorkerKey, StopNotice>> stops;
   };
-  // Applies `c` to memory at once and queues its writes; with `wait`, returns once they are durable. Group commit:
-  // the first waiter writes every queued change in one transaction (without holding mu_), the others wait for it.
-  // A failed write stops the process (fail-stop: memory would be ahead of the database; a restart recovers).
-  Status CommitLocked(Change& c, std::unique_lock<std::mutex>& lock, bool wait = true);
-  void WaitDurableLocked(std::unique_lock<std::mutex>& lock, uint64_t ticket);
+  // Gives the new tasks their ids (parent_id -(k+1) -> inserts[k]), applies `c` to memory, queues it on the commit
+  // log and, with `wait`, returns once it is durable.
+  void CommitLocked(Change& c, std::unique_lock<std::mutex>& lock, bool wait = true);
   void PutLocked(const TaskRecord& t);
-  void IndexLocked(const TaskRecord& t, int delta);
-  const std::string& UserOfLocked(const TaskRecord& t) const;
-  Status CheckAttemptLocked(const TaskRecord& t, int attempt) const;
-  // A report (completion, failure) of `attempt` of `t` by `worker`: ABORTED for a replaced attempt, PERMISSION_DENIED
-  // unless `worker`'s group holds (or last held) `t`'s lease, INVALID_ARGUMENT for an attempt never leased. Messages
-  // to a group that does not hold the task name nothing of it but its id.
-  Status CheckReportLocked(const TaskRecord& t, const WorkerKey& worker, int attempt) const;
-  // Retry or fail `t` (leased or expired); appends to `c`.
-  void RetryOrFailLocked(TaskRecord t, const std::string& error, bool retryable, Change* c, bool* will_retry);
+  std::vector<const TaskRecord*> TasksOfLocked(int64_t job_id) const;
+  // The job fails (or is cancelled by `user`): its unfinished tasks are cancelled into `c`.
   void FailJobLocked(const JobRecord& job, int64_t failed_task, const std::string& error, int64_t now_ms, Change* c);
-  void FollowUpsLocked(const TaskRecord& done, const ResultRecord& result, int64_t now_ms, Change* c);
-  Assignment AssignmentLocked(const TaskRecord& t) const;
-  JobView ViewLocked(const JobRecord& j, bool with_tasks) const;
-  // Cancels the job's unfinished tasks into `c`; returns how many.
   int CancelJobLocked(const JobRecord& job, const std::string& user, int64_t now_ms, Change* c);
+  // Applies a retry-or-fail decision into `c` (the job fails with the task).
+  void DecidedLocked(RetryDecision d, int64_t now_ms, Change* c);
+  void FollowUpsLocked(const TaskRecord& done, const ResultRecord& result, int64_t now_ms, Change* c);
   int ExpireLocked(const std::vector<int64_t>& ids, const std::string& why, int64_t now_ms, std::unique_lock<std::mutex>& lock);
 
   Store* store_;
   SchedulerOptions options_;
-  std::atomic<int64_t> task_counts_[kNumTaskKinds][kNumTaskStates] = {};  // updated in IndexLocked, read without mu_
   std::function<int()> live_ranks_;
 
-  mutable std::mutex mu_;
+  mutable std::mutex mu_;  // guards everything below, leases_ (but its counts) and commit_
   mutable std::condition_variable changed_;
   uint64_t version_ = 0;
   std::map<int64_t, JobRecord> jobs_;
-  std::unordered_map<int64_t, TaskRecord> tasks_;
-  std::unordered_map<int64_t, std::vector<int64_t>> job_tasks_;
+  std::unordered_map<int64_t, std::vector<int64_t>> job_tasks_;        // job -> its task ids
   std::unordered_map<std::string, std::vector<int64_t>> jobs_by_out_;  // run folder -> the jobs that used it
-  struct UserQueue {
-    std::set<int64_t> pending[kNumTaskKinds];  // by TaskKind, oldest task first
-    int leased = 0;
-  };
-  std::map<std::string, UserQueue> users_;
-  std::set<std::pair<int64_t, int64_t>> expiry_;  // (lease_expires_ms, task id) of leased tasks
-  std::map<WorkerKey, std::set<int64_t>> held_;   // leased task ids by holder
-  std::map<WorkerKey, std::vector<StopNotice>> stops_;
-  int64_t next_task_id_ = 1;       // task ids are given here (memory first), not by SQLite
-  std::vector<Change> pending_;    // applied to memory, not yet written
-  uint64_t enqueued_ = 0, durable_ = 0;  // tickets of queued and of written changes
-  bool committing_ = false;
-  std::condition_variable durable_cv_;
+  int64_t next_task_id_ = 1;  // task ids are given here (memory first), not by SQLite
+  LeaseTable leases_;
+  CommitLog commit_;
 };
 
 }  // namespace cadenza::coord

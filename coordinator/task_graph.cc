@@ -1,4 +1,5 @@
-// The experiment task graph: first task, follow-ups of a completed task, completion rule.
+// The experiment task graph: first task, follow-ups of a completed task, completion rule, assignments, run folders,
+// cancellation and job views.
 #include "coordinator/task_graph.h"
 
 #include <yaml-cpp/yaml.h>
@@ -18,13 +19,18 @@ bool WantsProbe(const std::string& experiment_yaml) {
   }
 }
 
-TaskRecord FirstTask(const Experiment& e, int64_t job_id, int max_attempts) {
+TaskRecord FirstTask(const Experiment& e, int64_t job_id, int max_attempts, bool resume) {
   TaskRecord t;
   t.job_id = job_id;
   t.kind = TaskKind::kTrain;
   t.state = TaskState::kPending;
   t.max_attempts = max_attempts;
   t.checkpoint = run_layout::LatestCheckpoint(e.output_dir);
+  if (resume) {
+    t.attempt = 1;
+    t.max_attempts += 1;
+    t.message = "continues the run in " + e.output_dir;
+  }
   return t;
 }
 
@@ -103,6 +109,81 @@ bool JobComplete(const TaskRecord& done, const std::vector<const TaskRecord*>& s
     if (t->id != done.id && t->state != TaskState::kSucceeded) return false;
   }
   return true;
+}
+
+Assignment AssignmentFor(const JobRecord& job, const TaskRecord& t) {
+  Assignment a;
+  a.task = t;
+  a.user = job.user;
+  a.experiment = job.experiment;
+  a.checkpoint = t.checkpoint;
+  const Experiment& e = job.experiment;
+  switch (t.kind) {
+    case TaskKind::kTrain:
+      a.resume = t.attempt > 1;
+      break;
+    case TaskKind::kGenerate:
+      a.samples_dir = run_layout::SamplesDir(e.output_dir, t.shard_index);
+      for (int i = 0; i < t.sample_count; ++i) a.seeds.push_back(e.seed * 1000003ull + static_cast<uint64_t>(t.sample_begin + i));
+      break;
+    case TaskKind::kEvaluate:
+      a.samples_dir = run_layout::SamplesDir(e.output_dir, t.shard_index);
+      a.report_path = run_layout::ShardReport(e.output_dir, t.shard_index);
+      break;
+    case TaskKind::kAggregate:
+      a.report_path = run_layout::Result(e.output_dir);
+      for (int i = 0; i < t.shard_count; ++i) a.inputs.push_back(run_layout::ShardReport(e.output_dir, i));
+      break;
+    case TaskKind::kScore:
+      a.report_path = run_layout::Score(e.output_dir);
+      break;
+    case TaskKind::kProbe:
+      a.report_path = run_layout::Probe(e.output_dir);
+      break;
+    default:
+      break;
+  }
+  return a;
+}
+
+std::string FreshRunFolder(const std::string& out, const std::function<bool(const std::string&)>& used) {
+  if (!used(out)) return out;
+  std::string fresh;
+  for (int k = 2; fresh.empty() || used(fresh); ++k) fresh = out + "-r" + std::to_string(k);
+  return fresh;
+}
+
+Cancellation CancelUnfinished(const std::vector<const TaskRecord*>& tasks, int64_t except, const std::string& message) {
+  Cancellation c;
+  for (const TaskRecord* t : tasks) {
+    if (t->id == except || IsTerminal(t->state)) continue;
+    TaskRecord u = *t;
+    u.state = TaskState::kCancelled;
+    if (!message.empty()) u.message = message;
+    if (t->state == TaskState::kLeased) c.stops.push_back({t->worker, {t->id, t->attempt}});
+    c.updates.push_back(std::move(u));
+  }
+  return c;
+}
+
+JobView ViewOf(const JobRecord& job, const std::vector<const TaskRecord*>& tasks, bool with_tasks) {
+  JobView v;
+  v.job = job;
+  double train = 0, rest = 0;
+  int rest_n = 0;
+  for (const TaskRecord* t : tasks) {
+    v.counts.by_state[static_cast<int>(t->state)]++;
+    const double f = t->state == TaskState::kSucceeded ? 1.0 : t->state == TaskState::kLeased ? t->fraction : 0.0;
+    if (t->kind == TaskKind::kTrain) {
+      train = f;
+    } else {
+      rest += f;
+      ++rest_n;
+    }
+    if (with_tasks) v.tasks.push_back(*t);
+  }
+  v.progress = job.state == JobState::kSucceeded ? 1.0 : 0.5 * train + (rest_n ? 0.5 * rest / rest_n : 0.0);
+  return v;
 }
 
 }  // namespace cadenza::coord

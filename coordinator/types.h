@@ -1,4 +1,5 @@
-// Plain records of the coordinator (jobs, tasks, results, worker groups): no gRPC, no SQLite, no torch.
+// Plain records of the coordinator (jobs, tasks, results, worker groups) and the views its calls answer with: no
+// gRPC, no SQLite, no torch. The client library (convert.h) and the worker include these, never the scheduler's headers.
 #pragma once
 
 #include <cstdint>
@@ -138,6 +139,58 @@ struct ResultRecord {
   std::vector<std::string> artifacts;
   std::string checkpoint, summary;
   int64_t recorded_ms = 0;
+};
+
+// ---- views: what the scheduler and the result queries answer, and the client's conversions read ----
+
+// Bit mask of task kinds a worker takes.
+constexpr uint32_t KindBit(TaskKind k) { return 1u << static_cast<int>(k); }
+
+// One attempt of one task, as a worker runs it (see Task in proto/cadenza/v1/common.proto).
+struct Assignment {
+  TaskRecord task;
+  std::string user;
+  Experiment experiment;
+  std::string checkpoint;   // train: where latest.pt goes / resume from; generate: the trained checkpoint
+  bool resume = false;      // train: resume from `checkpoint`
+  std::vector<uint64_t> seeds;
+  std::string samples_dir, report_path;
+  std::vector<std::string> inputs;
+};
+
+// A task its holder should stop: that attempt is no longer its lease.
+struct StopNotice {
+  int64_t task_id = 0;
+  int attempt = 0;
+};
+
+struct TaskCountsView {
+  int by_state[kNumTaskStates] = {0, 0, 0, 0, 0, 0, 0};  // indexed by TaskState
+};
+struct JobView {
+  JobRecord job;
+  TaskCountsView counts;
+  double progress = 0;
+  std::vector<TaskRecord> tasks;  // filled by GetJob only
+};
+
+struct JobFilter {
+  std::string user;
+  int64_t sweep_id = 0;
+  bool active_only = false;
+  int limit = 1000;
+};
+
+struct ResultFilter {
+  int64_t job_id = 0, sweep_id = 0, task_id = 0;
+  TaskKind kind = TaskKind::kAggregate;  // kUnspecified: every kind
+  std::string user, dataset, model_family;
+  int limit = 10000;  // <= 0: 10000
+  int64_t offset = 0;  // rows skipped first (pagination)
+};
+struct ResultView {
+  JobRecord job;  // without its YAML
+  ResultRecord result;
 };
 
 }  // namespace cadenza::coord
