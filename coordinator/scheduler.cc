@@ -260,11 +260,13 @@ StatusOr<CompleteAck> Scheduler::Complete(const WorkerKey& worker, int64_t task_
   ack.kind = cur.kind;
   if (cur.state == TaskState::kSucceeded && attempt == cur.attempt) {
     ack.duplicate = true;
+    DurableLocked(lock);  // the first report's change may still be queued
     return ack;
   }
   if (Status s = LeaseTable::CheckAttempt(cur, attempt); !s.ok()) return s;
   if (cur.state == TaskState::kCancelled) {
     ack.accepted = false;
+    DurableLocked(lock);
     return ack;
   }
   if (cur.state == TaskState::kFailed) return Aborted("task " + std::to_string(task_id) + " has failed (its retry budget is spent)");
@@ -320,6 +322,7 @@ StatusOr<FailAck> Scheduler::Fail(const WorkerKey& worker, int64_t task_id, int 
   if (cur.state != TaskState::kLeased) {  // reported before (pending again, failed) or cancelled meanwhile
     ack.duplicate = cur.state != TaskState::kCancelled;
     ack.will_retry = cur.state == TaskState::kPending;
+    DurableLocked(lock);
     return ack;
   }
   TaskRecord t = cur;

@@ -121,6 +121,10 @@ class Scheduler {
   // Gives the new tasks their ids (parent_id -(k+1) -> inserts[k]), applies `c` to memory, queues it on the commit
   // log and, with `wait`, returns once it is durable.
   void CommitLocked(Change& c, std::unique_lock<std::mutex>& lock, bool wait = true);
+  // Returns once every change queued so far is durable: before an answer that reads a state a queued change may have
+  // made (a duplicate report, a completion of a task cancelled meanwhile), so that no answer rests on a change a
+  // crash could still take back.
+  void DurableLocked(std::unique_lock<std::mutex>& lock) { commit_.WaitDurable(lock, commit_.last_ticket()); }
   void PutLocked(const TaskRecord& t);
   std::vector<const TaskRecord*> TasksOfLocked(int64_t job_id) const;
   // The job fails (or is cancelled by `user`): its unfinished tasks are cancelled into `c`.

@@ -6,7 +6,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "tests/unit/coordinator/test_util.h"
 
@@ -471,6 +476,55 @@ TEST_F(SchedulerTest, OnlyTheHolderCompletesAndOnlyWithinItsRunFolder) {
   auto done = sched_->Complete(w0_, a.task.id, a.task.attempt, ok, now_);
   ASSERT_TRUE(done.ok()) << done.status().message();
   EXPECT_TRUE(done->accepted);
+}
+
+// Memory is ahead of the database while a group commit is being written (commit_log.h): a repeated completion that
+// finds the task succeeded in memory is answered only once the first completion is durable, so no worker is told
+// "duplicate" for a result a crash could still lose. The test holds the database in a transaction of its own so that
+// the first completion's write waits.
+TEST_F(SchedulerTest, ARepeatedCompletionIsAnsweredOnlyOnceTheFirstIsDurable) {
+  Submit("alice");
+  Assignment train = Lease(w0_);
+  const size_t tasks = sched_->NumTasks();
+  std::mutex mu;
+  std::condition_variable cv;
+  bool holding = false, release = false;
+  std::thread holder([&] {
+    ASSERT_TRUE(store_->Transaction([&] {
+                  std::unique_lock<std::mutex> l(mu);
+                  holding = true;
+                  cv.notify_all();
+                  cv.wait(l, [&] { return release; });
+                  return Status::Ok();
+                }).ok());
+  });
+  {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return holding; });
+  }
+  std::atomic<bool> first_done{false}, repeat_done{false};
+  std::thread first([&] {
+    Complete(train);
+    first_done = true;
+  });
+  while (sched_->NumTasks() == tasks) std::this_thread::sleep_for(std::chrono::milliseconds(1));  // applied to memory
+  std::thread repeat([&] {
+    EXPECT_TRUE(Complete(train).duplicate);
+    repeat_done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(first_done.load()) << "the first completion waits for its write";
+  EXPECT_FALSE(repeat_done.load()) << "a duplicate answered before the result it repeats is durable";
+  {
+    std::lock_guard<std::mutex> l(mu);
+    release = true;
+  }
+  cv.notify_all();
+  holder.join();
+  first.join();
+  repeat.join();
+  EXPECT_TRUE(first_done && repeat_done);
+  EXPECT_EQ(*store_->CountResults(), 1);
 }
 
 }  // namespace
