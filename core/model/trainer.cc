@@ -347,7 +347,7 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
     if (sync) sync->RecordPhase("optimizer", t_optimizer, NowMicros());
     ++progress.step;
     ++steps_here;
-    summary.last_train_loss = progress.last_train_loss = loss_value;
+    progress.last_train_loss = loss_value;
     if (!std::isfinite(loss_value)) {
       return Status(StatusCode::kInternal, "training diverged at step " + std::to_string(progress.step) +
                                                " (loss is " + std::to_string(loss_value) + "): lower train.lr");
