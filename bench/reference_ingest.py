@@ -195,7 +195,11 @@ def grid_tempos(raw_tempos, tpq, end_step):
     for a, b, secs, bpm in spans:
         x = PER_OCTAVE * math.log2(bpm / 120.0) + TEMPO_120
         b_ = tempo_bin(bpm)
-        if b > a:
+        if b > a and abs(x - round(x)) < 1e-3:
+            # A span already at a bin's tempo (up to whole-microsecond rounding) keeps that bin.
+            real += secs
+            rebuilt += (b - a) / GRID * 60.0 / tempo_of_bin(b_)
+        elif b > a:
             quarters = (b - a) / GRID
             real += secs
             lo = min(max(int(math.floor(x)), 0), TEMPO_BINS - 1)
