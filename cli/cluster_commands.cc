@@ -19,6 +19,7 @@
 #include <thread>
 #include <yaml-cpp/yaml.h>
 
+#include "cli/fail.h"
 #include "core/report/report_writer.h"
 #include "coordinator/cell_table.h"
 #include "coordinator/client.h"
@@ -40,13 +41,6 @@ namespace fs = std::filesystem;
 
 namespace cadenza {
 namespace {
-
-constexpr int kExitFailure = 1;
-
-int Fail(const Status& s) {
-  std::cerr << "cadenza: error: " << s.message() << "\n";
-  return kExitFailure;
-}
 
 const char* kDefaultCoordinator = "127.0.0.1:7070";
 

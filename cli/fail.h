@@ -8,9 +8,12 @@
 
 namespace cadenza {
 
+constexpr int kExitFailure = 1;  // the command failed (the message says why)
+constexpr int kExitUsage = 2;    // bad command line (CLI11's own usage errors exit 2 too)
+
 inline int Fail(const Status& s) {
   std::cerr << "cadenza: error: " << s.message() << "\n";
-  return 1;
+  return kExitFailure;
 }
 
 }  // namespace cadenza

@@ -18,6 +18,7 @@
 #include "cli/cluster_commands.h"
 #include "cli/commands.h"
 #include "cli/evaluate_command.h"
+#include "cli/fail.h"
 #include "cli/model_options.h"
 #include "core/audio.h"
 #include "core/build_info.h"
@@ -32,11 +33,6 @@
 
 namespace fs = std::filesystem;
 using namespace cadenza;
-
-namespace {
-constexpr int kExitUsage = 2;
-constexpr int kExitFailure = 1;
-}  // namespace
 
 // Declared in cli/commands.h (shared with the main job in cli/demo.cc); the rest is main()'s own.
 namespace cadenza {

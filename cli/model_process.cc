@@ -11,12 +11,12 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/fail.h"
 
 namespace cadenza {
 namespace {
 
 namespace fs = std::filesystem;
-constexpr int kExitFailure = 1;
 volatile sig_atomic_t g_child = 0;  // the running cadenza-model, or 0
 
 extern "C" void ForwardToChild(int signo) {

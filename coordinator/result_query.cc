@@ -7,16 +7,13 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "coordinator/sqlite_columns.h"
+
 namespace cadenza::coord {
 namespace {
 
 constexpr size_t kMaxIdle = 4;  // connections kept open between queries
 
-std::string Text(sqlite3_stmt* s, int col) {
-  const unsigned char* p = sqlite3_column_text(s, col);
-  return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s, col)) : std::string();
-}
-int64_t Int(sqlite3_stmt* s, int col) { return sqlite3_column_int64(s, col); }
 
 // Binds a named parameter the statement has (a filter leaves out the predicates it does not use).
 void BindInt(sqlite3_stmt* st, const char* name, int64_t v) {
@@ -139,46 +136,46 @@ StatusOr<std::vector<ResultView>> ResultQuery::Query(const ResultFilter& f) {
       [&](sqlite3_stmt* s) {
         ResultView v;
         ResultRecord& r = v.result;
-        r.task_id = Int(s, 0);
-        r.attempt = static_cast<int>(Int(s, 1));
-        r.job_id = Int(s, 2);
-        r.kind = static_cast<TaskKind>(Int(s, 3));
-        r.shard_index = static_cast<int>(Int(s, 4));
-        const nlohmann::json m = nlohmann::json::parse(Text(s, 5), nullptr, false);
+        r.task_id = ColumnInt(s, 0);
+        r.attempt = static_cast<int>(ColumnInt(s, 1));
+        r.job_id = ColumnInt(s, 2);
+        r.kind = static_cast<TaskKind>(ColumnInt(s, 3));
+        r.shard_index = static_cast<int>(ColumnInt(s, 4));
+        const nlohmann::json m = nlohmann::json::parse(ColumnText(s, 5), nullptr, false);
         if (m.is_object()) {
           for (auto it = m.begin(); it != m.end(); ++it) {
             if (it->is_number()) r.metrics[it.key()] = it->get<double>();
           }
         }
-        const std::string artifacts = Text(s, 6);
+        const std::string artifacts = ColumnText(s, 6);
         const nlohmann::json a = artifacts == "[]" ? nlohmann::json() : nlohmann::json::parse(artifacts, nullptr, false);
         if (a.is_array()) {
           for (const auto& x : a) {
             if (x.is_string()) r.artifacts.push_back(x.get<std::string>());
           }
         }
-        r.checkpoint = Text(s, 7);
-        r.summary = Text(s, 8);
-        r.recorded_ms = Int(s, 9);
+        r.checkpoint = ColumnText(s, 7);
+        r.summary = ColumnText(s, 8);
+        r.recorded_ms = ColumnInt(s, 9);
         JobRecord& j = v.job;
         Experiment& e = j.experiment;
         j.id = r.job_id;
-        j.sweep_id = Int(s, 10);
-        j.user = Text(s, 11);
-        e.name = Text(s, 12);
-        e.dataset = Text(s, 13);
-        e.model_family = Text(s, 14);
-        e.seed = static_cast<uint64_t>(Int(s, 15));
-        e.output_dir = Text(s, 16);
-        e.reference_split = Text(s, 17);
-        e.samples = static_cast<int>(Int(s, 18));
-        e.samples_per_task = static_cast<int>(Int(s, 19));
-        j.state = static_cast<JobState>(Int(s, 20));
-        j.created_ms = Int(s, 21);
-        j.finished_ms = Int(s, 22);
-        j.error = Text(s, 23);
-        e.axes = ParseAxes(Text(s, 24));
-        e.parameters = Int(s, 25);
+        j.sweep_id = ColumnInt(s, 10);
+        j.user = ColumnText(s, 11);
+        e.name = ColumnText(s, 12);
+        e.dataset = ColumnText(s, 13);
+        e.model_family = ColumnText(s, 14);
+        e.seed = static_cast<uint64_t>(ColumnInt(s, 15));
+        e.output_dir = ColumnText(s, 16);
+        e.reference_split = ColumnText(s, 17);
+        e.samples = static_cast<int>(ColumnInt(s, 18));
+        e.samples_per_task = static_cast<int>(ColumnInt(s, 19));
+        j.state = static_cast<JobState>(ColumnInt(s, 20));
+        j.created_ms = ColumnInt(s, 21);
+        j.finished_ms = ColumnInt(s, 22);
+        j.error = ColumnText(s, 23);
+        e.axes = ParseAxes(ColumnText(s, 24));
+        e.parameters = ColumnInt(s, 25);
         out.push_back(std::move(v));
       },
       "query results");
@@ -212,24 +209,24 @@ StatusOr<std::vector<JobSummary>> ResultQuery::Jobs(const JobQuery& f) {
       },
       [&](sqlite3_stmt* s) {
         JobSummary j;
-        j.id = Int(s, 0);
-        j.sweep_id = Int(s, 1);
-        j.user = Text(s, 2);
-        j.name = Text(s, 3);
-        j.dataset = Text(s, 4);
-        j.model_family = Text(s, 5);
-        j.seed = static_cast<uint64_t>(Int(s, 6));
-        j.state = static_cast<JobState>(Int(s, 7));
-        j.created_ms = Int(s, 8);
-        j.finished_ms = Int(s, 9);
-        j.error = Text(s, 10);
-        j.axes = ParseAxes(Text(s, 11));
-        j.parameters = Int(s, 12);
-        j.output_dir = Text(s, 13);
-        j.tasks_pending = Int(s, 14);
-        j.tasks_leased = Int(s, 15);
-        j.tasks_succeeded = Int(s, 16);
-        j.tasks_total = Int(s, 17);
+        j.id = ColumnInt(s, 0);
+        j.sweep_id = ColumnInt(s, 1);
+        j.user = ColumnText(s, 2);
+        j.name = ColumnText(s, 3);
+        j.dataset = ColumnText(s, 4);
+        j.model_family = ColumnText(s, 5);
+        j.seed = static_cast<uint64_t>(ColumnInt(s, 6));
+        j.state = static_cast<JobState>(ColumnInt(s, 7));
+        j.created_ms = ColumnInt(s, 8);
+        j.finished_ms = ColumnInt(s, 9);
+        j.error = ColumnText(s, 10);
+        j.axes = ParseAxes(ColumnText(s, 11));
+        j.parameters = ColumnInt(s, 12);
+        j.output_dir = ColumnText(s, 13);
+        j.tasks_pending = ColumnInt(s, 14);
+        j.tasks_leased = ColumnInt(s, 15);
+        j.tasks_succeeded = ColumnInt(s, 16);
+        j.tasks_total = ColumnInt(s, 17);
         j.train_fraction = sqlite3_column_double(s, 18);
         out.push_back(std::move(j));
       },
@@ -249,12 +246,12 @@ StatusOr<std::vector<SweepSummary>> ResultQuery::Sweeps(const std::string& user)
       sql, [&](sqlite3_stmt* st) { BindText(st, ":user", user); },
       [&](sqlite3_stmt* s) {
         SweepSummary w;
-        w.id = Int(s, 0);
-        w.user = Text(s, 1);
-        w.jobs = Int(s, 2);
-        for (int k = 0; k < 5; ++k) w.jobs_by_state[k + 1] = Int(s, 3 + k);
-        w.created_ms = Int(s, 8);
-        w.last_finished_ms = Int(s, 9);
+        w.id = ColumnInt(s, 0);
+        w.user = ColumnText(s, 1);
+        w.jobs = ColumnInt(s, 2);
+        for (int k = 0; k < 5; ++k) w.jobs_by_state[k + 1] = ColumnInt(s, 3 + k);
+        w.created_ms = ColumnInt(s, 8);
+        w.last_finished_ms = ColumnInt(s, 9);
         out.push_back(std::move(w));
       },
       "list sweeps");
@@ -267,7 +264,7 @@ StatusOr<std::vector<TaskCount>> ResultQuery::TaskCounts() {
   Status s = Run(
       "SELECT kind, state, COUNT(*) FROM tasks GROUP BY kind, state ORDER BY kind, state", [](sqlite3_stmt*) {},
       [&](sqlite3_stmt* s) {
-        out.push_back({static_cast<TaskKind>(Int(s, 0)), static_cast<TaskState>(Int(s, 1)), Int(s, 2)});
+        out.push_back({static_cast<TaskKind>(ColumnInt(s, 0)), static_cast<TaskState>(ColumnInt(s, 1)), ColumnInt(s, 2)});
       },
       "count tasks");
   if (!s.ok()) return s;

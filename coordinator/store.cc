@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "coordinator/sqlite_columns.h"
+
 #include "core/file_util.h"
 
 namespace cadenza::coord {
@@ -59,11 +61,6 @@ class Binder {
   int i_ = 0;
 };
 
-std::string Text(sqlite3_stmt* s, int col) {
-  const unsigned char* p = sqlite3_column_text(s, col);
-  return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s, col)) : std::string();
-}
-int64_t Int(sqlite3_stmt* s, int col) { return sqlite3_column_int64(s, col); }
 
 }  // namespace
 
@@ -151,7 +148,7 @@ Status Store::Migrate() {
   sqlite3_stmt* s = nullptr;
   if (sqlite3_prepare_v2(db_, "PRAGMA table_info(jobs)", -1, &s, nullptr) != SQLITE_OK) return Error("read the jobs columns");
   std::set<std::string> columns;
-  while (sqlite3_step(s) == SQLITE_ROW) columns.insert(Text(s, 1));
+  while (sqlite3_step(s) == SQLITE_ROW) columns.insert(ColumnText(s, 1));
   sqlite3_finalize(s);
   // Columns added since the first schema, with the defaults that rows written before them get.
   static const struct { const char* name; const char* ddl; } added[] = {
@@ -164,7 +161,7 @@ Status Store::Migrate() {
   }
   if (sqlite3_prepare_v2(db_, "PRAGMA table_info(worker_groups)", -1, &s, nullptr) != SQLITE_OK) return Error("read the worker_groups columns");
   bool has_owner = false;
-  while (sqlite3_step(s) == SQLITE_ROW) has_owner = has_owner || Text(s, 1) == "owner";
+  while (sqlite3_step(s) == SQLITE_ROW) has_owner = has_owner || ColumnText(s, 1) == "owner";
   sqlite3_finalize(s);
   if (!has_owner) {
     if (Status st = Exec("ALTER TABLE worker_groups ADD COLUMN owner TEXT NOT NULL DEFAULT ''"); !st.ok()) {
@@ -283,7 +280,7 @@ Status Store::NewSweepId(int64_t* id) {
   sqlite3_stmt* s = nullptr;
   if (sqlite3_prepare_v2(db_, "SELECT value FROM meta WHERE key='sweep_id'", -1, &s, nullptr) != SQLITE_OK) return Error("read sweep id");
   const bool row = sqlite3_step(s) == SQLITE_ROW;
-  *id = row ? Int(s, 0) : 0;
+  *id = row ? ColumnInt(s, 0) : 0;
   sqlite3_finalize(s);
   return row ? Status::Ok() : Error("read sweep id");
 }
@@ -299,29 +296,29 @@ StatusOr<std::vector<JobRecord>> Store::LoadJobs() {
   while ((rc = sqlite3_step(*p)) == SQLITE_ROW) {
     JobRecord j;
     Experiment& e = j.experiment;
-    j.id = Int(*p, 0);
-    j.sweep_id = Int(*p, 1);
-    j.user = Text(*p, 2);
-    e.name = Text(*p, 3);
-    e.dataset = Text(*p, 4);
-    e.model_family = Text(*p, 5);
-    e.seed = static_cast<uint64_t>(Int(*p, 6));
-    e.output_dir = Text(*p, 7);
-    e.reference_split = Text(*p, 8);
-    e.samples = static_cast<int>(Int(*p, 9));
-    e.samples_per_task = static_cast<int>(Int(*p, 10));
-    e.experiment_yaml = Text(*p, 11);
-    j.state = static_cast<JobState>(Int(*p, 12));
-    j.created_ms = Int(*p, 13);
-    j.finished_ms = Int(*p, 14);
-    j.error = Text(*p, 15);
-    const nlohmann::json axes = nlohmann::json::parse(Text(*p, 16), nullptr, false);
+    j.id = ColumnInt(*p, 0);
+    j.sweep_id = ColumnInt(*p, 1);
+    j.user = ColumnText(*p, 2);
+    e.name = ColumnText(*p, 3);
+    e.dataset = ColumnText(*p, 4);
+    e.model_family = ColumnText(*p, 5);
+    e.seed = static_cast<uint64_t>(ColumnInt(*p, 6));
+    e.output_dir = ColumnText(*p, 7);
+    e.reference_split = ColumnText(*p, 8);
+    e.samples = static_cast<int>(ColumnInt(*p, 9));
+    e.samples_per_task = static_cast<int>(ColumnInt(*p, 10));
+    e.experiment_yaml = ColumnText(*p, 11);
+    j.state = static_cast<JobState>(ColumnInt(*p, 12));
+    j.created_ms = ColumnInt(*p, 13);
+    j.finished_ms = ColumnInt(*p, 14);
+    j.error = ColumnText(*p, 15);
+    const nlohmann::json axes = nlohmann::json::parse(ColumnText(*p, 16), nullptr, false);
     if (axes.is_object()) {
       for (auto it = axes.begin(); it != axes.end(); ++it) {
         if (it->is_string()) e.axes[it.key()] = it->get<std::string>();
       }
     }
-    e.parameters = Int(*p, 17);
+    e.parameters = ColumnInt(*p, 17);
     jobs.push_back(std::move(j));
   }
   if (rc != SQLITE_DONE) return Error("load jobs");
@@ -338,22 +335,22 @@ StatusOr<std::vector<TaskRecord>> Store::LoadTasks() {
   int rc;
   while ((rc = sqlite3_step(*p)) == SQLITE_ROW) {
     TaskRecord t;
-    t.id = Int(*p, 0);
-    t.job_id = Int(*p, 1);
-    t.kind = static_cast<TaskKind>(Int(*p, 2));
-    t.state = static_cast<TaskState>(Int(*p, 3));
-    t.attempt = static_cast<int>(Int(*p, 4));
-    t.max_attempts = static_cast<int>(Int(*p, 5));
-    t.shard_index = static_cast<int>(Int(*p, 6));
-    t.shard_count = static_cast<int>(Int(*p, 7));
-    t.sample_begin = static_cast<int>(Int(*p, 8));
-    t.sample_count = static_cast<int>(Int(*p, 9));
-    t.parent_id = Int(*p, 10);
-    t.checkpoint = Text(*p, 11);
-    t.message = Text(*p, 12);
+    t.id = ColumnInt(*p, 0);
+    t.job_id = ColumnInt(*p, 1);
+    t.kind = static_cast<TaskKind>(ColumnInt(*p, 2));
+    t.state = static_cast<TaskState>(ColumnInt(*p, 3));
+    t.attempt = static_cast<int>(ColumnInt(*p, 4));
+    t.max_attempts = static_cast<int>(ColumnInt(*p, 5));
+    t.shard_index = static_cast<int>(ColumnInt(*p, 6));
+    t.shard_count = static_cast<int>(ColumnInt(*p, 7));
+    t.sample_begin = static_cast<int>(ColumnInt(*p, 8));
+    t.sample_count = static_cast<int>(ColumnInt(*p, 9));
+    t.parent_id = ColumnInt(*p, 10);
+    t.checkpoint = ColumnText(*p, 11);
+    t.message = ColumnText(*p, 12);
     t.fraction = sqlite3_column_double(*p, 13);
-    t.worker.group_id = Int(*p, 14);
-    t.worker.rank = static_cast<int>(Int(*p, 15));
+    t.worker.group_id = ColumnInt(*p, 14);
+    t.worker.rank = static_cast<int>(ColumnInt(*p, 15));
     tasks.push_back(std::move(t));
   }
   if (rc != SQLITE_DONE) return Error("load tasks");
@@ -368,14 +365,14 @@ StatusOr<std::vector<WorkerGroup>> Store::LoadWorkerGroups() {
   int rc;
   while ((rc = sqlite3_step(*p)) == SQLITE_ROW) {
     WorkerGroup g;
-    g.id = Int(*p, 0);
-    g.host = Text(*p, 1);
-    g.ranks = static_cast<int>(Int(*p, 2));
-    g.threads_per_rank = static_cast<int>(Int(*p, 3));
-    g.device = Text(*p, 4);
-    g.name = Text(*p, 5);
-    g.registered_ms = Int(*p, 6);
-    g.owner = Text(*p, 7);
+    g.id = ColumnInt(*p, 0);
+    g.host = ColumnText(*p, 1);
+    g.ranks = static_cast<int>(ColumnInt(*p, 2));
+    g.threads_per_rank = static_cast<int>(ColumnInt(*p, 3));
+    g.device = ColumnText(*p, 4);
+    g.name = ColumnText(*p, 5);
+    g.registered_ms = ColumnInt(*p, 6);
+    g.owner = ColumnText(*p, 7);
     groups.push_back(std::move(g));
   }
   if (rc != SQLITE_DONE) return Error("load worker groups");
@@ -386,7 +383,7 @@ StatusOr<int64_t> Store::CountResults() {
   std::lock_guard<std::mutex> lock(mu_);
   sqlite3_stmt* s = nullptr;
   if (sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM results", -1, &s, nullptr) != SQLITE_OK) return Error("count results");
-  const int64_t n = sqlite3_step(s) == SQLITE_ROW ? Int(s, 0) : -1;
+  const int64_t n = sqlite3_step(s) == SQLITE_ROW ? ColumnInt(s, 0) : -1;
   sqlite3_finalize(s);
   if (n < 0) return Error("count results");
   return n;

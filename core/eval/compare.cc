@@ -5,9 +5,10 @@
 #include <cmath>
 #include <limits>
 
+#include "core/eval/piece.h"
+
 namespace cadenza {
 namespace {
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 bool HasValue(const FeatureValue& v) {
   if (v.empty()) return false;

@@ -14,7 +14,6 @@ namespace cadenza {
 // The levels of a bar's hierarchy from the bar down to its beat (defined below).
 std::vector<int> BarLevels(int numerator, int denominator);
 namespace {
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 std::vector<int64_t> DistinctOnsets(const EvalPiece& piece) {
   std::vector<int64_t> on;

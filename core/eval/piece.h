@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,9 @@
 #include "core/status.h"
 
 namespace cadenza {
+
+// A metric with no value (too few notes or bars for it): skipped by every summary and comparison.
+inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // One bar of the beat-level segmentation. All times are grid steps (kGridPerQuarter = 12 per quarter note).
 struct EvalBar {

@@ -8,7 +8,6 @@
 
 namespace cadenza {
 namespace {
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kPenalty = -2.0;  // cost of an SSM cell below the scape threshold (as in Mueller's SM Toolbox)
 
 void NormalizePart(float* v, int dims, float scale) {

@@ -25,7 +25,7 @@ using cadenza::ShellRun;
 namespace fs = std::filesystem;
 
 using CliRun = ShellRun;
-CliRun Cadenza(const std::string& args) { return Shell(std::string(CADENZA_CLI) + " " + args); }
+using cadenza::Cadenza;
 
 class CliTest : public ::testing::Test {
  protected:

@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 using CliRun = ShellRun;
-CliRun Cadenza(const std::string& args) { return Shell(std::string(CADENZA_CLI) + " " + args); }
+using cadenza::Cadenza;
 
 json ReadJson(const fs::path& path) {
   std::ifstream in(path);

@@ -25,7 +25,7 @@ using cadenza::ShellRun;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-ShellRun Cadenza(const std::string& args) { return Shell(std::string(CADENZA_CLI) + " " + args); }
+using cadenza::Cadenza;
 
 std::string ReadAll(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

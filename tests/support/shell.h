@@ -30,4 +30,9 @@ inline ShellRun Shell(const std::string& command) {
   return r;
 }
 
+#ifdef CADENZA_CLI
+// `cadenza ARGS`: the command-line binary under test (its path is a compile definition of the test targets).
+inline ShellRun Cadenza(const std::string& args) { return Shell(std::string(CADENZA_CLI) + " " + args); }
+#endif
+
 }  // namespace cadenza

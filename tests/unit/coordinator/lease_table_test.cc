@@ -11,7 +11,7 @@
 namespace cadenza::coord {
 namespace {
 
-constexpr int64_t kLease = 1000;
+constexpr int64_t kLeaseMs = 1000;
 
 TaskRecord Task(int64_t id, TaskKind kind, TaskState state = TaskState::kPending, int max_attempts = 3) {
   TaskRecord t;
@@ -40,7 +40,7 @@ class LeaseTableTest : public ::testing::Test {
   }
   uint32_t AllKinds(const WorkerKey& w) { return *LeaseTable::KindsFor(w, 0); }
 
-  LeaseTable table_{kLease};
+  LeaseTable table_{kLeaseMs};
   int64_t now_ = 50000;  // the fake clock
   const WorkerKey w0_{1, 0}, w1_{1, 1}, v0_{2, 0};
 };
@@ -81,19 +81,19 @@ TEST_F(LeaseTableTest, ALeaseIsTheNextAttemptAndLastsUntilRenewedOrExpired) {
   TaskRecord t = LeaseTo(1, w0_, "alice");
   EXPECT_EQ(t.attempt, 1);
   EXPECT_EQ(t.state, TaskState::kLeased);
-  EXPECT_EQ(t.lease_expires_ms, now_ + kLease);
+  EXPECT_EQ(t.lease_expires_ms, now_ + kLeaseMs);
   EXPECT_EQ(table_.Next(AllKinds(w0_)), 0);  // leased: not offered again
   EXPECT_EQ(table_.HeldBy(w0_), (std::vector<int64_t>{1}));
   EXPECT_EQ(table_.LeasesByGroup(), (std::map<int64_t, int>{{1, 1}}));
-  now_ += kLease - 1;
+  now_ += kLeaseMs - 1;
   EXPECT_TRUE(table_.Expired(now_).empty());
   int64_t expires = 0;
   EXPECT_TRUE(table_.Renew(1, w0_, 1, now_, &expires));
-  EXPECT_EQ(expires, now_ + kLease);
+  EXPECT_EQ(expires, now_ + kLeaseMs);
   EXPECT_FALSE(table_.Renew(1, w0_, 2, now_));  // an attempt it does not hold
   EXPECT_FALSE(table_.Renew(1, v0_, 1, now_));  // another worker
   EXPECT_FALSE(table_.Renew(99, w0_, 1, now_));  // no such task
-  now_ += kLease - 1;
+  now_ += kLeaseMs - 1;
   EXPECT_TRUE(table_.Expired(now_).empty());
   now_ += 1;
   EXPECT_EQ(table_.Expired(now_), (std::vector<int64_t>{1}));
@@ -103,7 +103,7 @@ TEST_F(LeaseTableTest, ALeaseIsTheNextAttemptAndLastsUntilRenewedOrExpired) {
   EXPECT_EQ(d.task.state, TaskState::kPending);
   EXPECT_EQ(d.task.message, "lease expired (worker 1/0, attempt 1)");
   table_.Put(d.task, "alice");
-  EXPECT_TRUE(table_.Expired(now_ + 10 * kLease).empty());
+  EXPECT_TRUE(table_.Expired(now_ + 10 * kLeaseMs).empty());
   EXPECT_TRUE(table_.HeldBy(w0_).empty());
   EXPECT_TRUE(table_.LeasesByGroup().empty());
   EXPECT_EQ(table_.Next(AllKinds(w0_)), 1);
@@ -180,7 +180,7 @@ TEST_F(LeaseTableTest, ProgressChangesNoIndex) {
   table_.SetProgress(1, 0.5, "half");
   EXPECT_DOUBLE_EQ(table_.Find(1)->fraction, 0.5);
   EXPECT_EQ(table_.Find(1)->message, "half");
-  EXPECT_EQ(table_.Expired(now_ + kLease), (std::vector<int64_t>{1}));
+  EXPECT_EQ(table_.Expired(now_ + kLeaseMs), (std::vector<int64_t>{1}));
   EXPECT_EQ(Count(table_, TaskKind::kScore, TaskState::kLeased), 1);
 }
 

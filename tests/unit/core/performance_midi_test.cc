@@ -18,7 +18,7 @@ namespace {
 
 constexpr int kTpq = 480;
 
-Note MakeNote(int64_t start, int64_t end, int pitch, int channel = 0, int velocity = 80) {
+Note PerformanceNote(int64_t start, int64_t end, int pitch, int channel = 0, int velocity = 80) {
   Note n;
   n.start = start;
   n.end = end;
@@ -107,7 +107,7 @@ Score TempoRamp(int64_t every) {
     const double bpm = 12.0 * std::pow(300.0 / 12.0, static_cast<double>(t) / end);
     s.tempos.push_back({t, static_cast<uint32_t>(std::lround(60e6 / bpm))});
   }
-  for (int64_t t = 0; t < end; t += kTpq / 2) s.notes.push_back(MakeNote(t, t + kTpq / 2, 60 + (t / 240) % 12));
+  for (int64_t t = 0; t < end; t += kTpq / 2) s.notes.push_back(PerformanceNote(t, t + kTpq / 2, 60 + (t / 240) % 12));
   return s;
 }
 
@@ -139,7 +139,7 @@ TEST(PerformanceMidi, ConstantTempiAnywhereIn10To400BpmStayWithinHalfAPercent) {
     Score s;
     s.ticks_per_quarter = kTpq;
     s.tempos = {{0, static_cast<uint32_t>(std::lround(60e6 / bpm))}};
-    for (int64_t t = 0; t < 8 * kTpq; t += kTpq) s.notes.push_back(MakeNote(t, t + kTpq, 60));
+    for (int64_t t = 0; t < 8 * kTpq; t += kTpq) s.notes.push_back(PerformanceNote(t, t + kTpq, 60));
     const EncodedPiece e = Encode(s);
     EXPECT_EQ(e.stats.clamped_tempos, 0) << bpm;
     const double drift = LastEndSeconds(Decode(e)) / LastEndSeconds(s) - 1;
@@ -151,7 +151,7 @@ TEST(PerformanceMidi, TemposOutsideTheBinsAreClampedAndCounted) {
   Score s;
   s.ticks_per_quarter = kTpq;
   s.tempos = {{0, 12000000}, {4 * kTpq, 500000}, {8 * kTpq, 100000}};  // 5 bpm, 120 bpm, 600 bpm
-  for (int64_t t = 0; t < 12 * kTpq; t += kTpq) s.notes.push_back(MakeNote(t, t + kTpq, 60));
+  for (int64_t t = 0; t < 12 * kTpq; t += kTpq) s.notes.push_back(PerformanceNote(t, t + kTpq, 60));
   const EncodedPiece e = Encode(s);
   EXPECT_EQ(e.stats.clamped_tempos, 2);
 }
@@ -167,7 +167,7 @@ Score MeterParade(const std::vector<std::pair<int, int>>& meters) {
     s.time_signatures.push_back({t, n, d});
     const int64_t bar = int64_t{n} * 4 * kTpq / d, step = std::max<int64_t>(4 * kTpq / d, kTpq / 4);
     for (int b = 0; b < 2; ++b, t += bar) {
-      for (int64_t k = 0; k < bar; k += step) s.notes.push_back(MakeNote(t + k, t + std::min(k + step, bar), 60 + (k / step) % 12));
+      for (int64_t k = 0; k < bar; k += step) s.notes.push_back(PerformanceNote(t + k, t + std::min(k + step, bar), 60 + (k / step) % 12));
     }
   }
   return s;
@@ -232,8 +232,8 @@ TEST(PerformanceMidi, SustainPedalLengthensNotesReleasedWhileItIsDown) {
   s.ticks_per_quarter = kTpq;
   // Pedal down at beat 0.5 .. up at beat 4; C released at beat 1 (held to 4), E at beat 2 re-struck at beat 3
   // (held only to 3), G released after the pedal (untouched); a note on channel 1 is not under channel 0's pedal.
-  s.notes = {MakeNote(0, 480, 60), MakeNote(480, 960, 64), MakeNote(1440, 1680, 64), MakeNote(960, 2400, 67),
-             MakeNote(0, 480, 48, 1)};
+  s.notes = {PerformanceNote(0, 480, 60), PerformanceNote(480, 960, 64), PerformanceNote(1440, 1680, 64), PerformanceNote(960, 2400, 67),
+             PerformanceNote(0, 480, 48, 1)};
   s.sustain = {{240, 0, true}, {1920, 0, false}};
   const Score file = ThroughMidi(s);
   ASSERT_EQ(file.sustain.size(), 2u);
@@ -266,7 +266,7 @@ TEST(PerformanceMidi, SustainPedalLengthensNotesReleasedWhileItIsDown) {
 TEST(PerformanceMidi, PedalHeldToTheEndAndReleasedAtTheKeyReleaseTick) {
   Score s;
   s.ticks_per_quarter = kTpq;
-  s.notes = {MakeNote(0, 480, 60), MakeNote(480, 960, 62), MakeNote(1920, 2400, 64)};
+  s.notes = {PerformanceNote(0, 480, 60), PerformanceNote(480, 960, 62), PerformanceNote(1920, 2400, 64)};
   s.sustain = {{480, 0, true}, {1920, 0, false}, {2000, 0, true}};  // a press at a release tick; a last press never released
   int64_t presses = 0, lengthened = 0;
   const std::vector<int64_t> ends = SustainedNoteEnds(ThroughMidi(s), &presses, &lengthened);
@@ -283,8 +283,8 @@ TEST(PerformanceMidi, PedalHeldToTheEndAndReleasedAtTheKeyReleaseTick) {
 Score PedalPiece() {
   Score s;
   s.ticks_per_quarter = kTpq;
-  s.notes = {MakeNote(0, 480, 60), MakeNote(0, 480, 48, 1), MakeNote(480, 960, 64), MakeNote(960, 2400, 67),
-             MakeNote(2400, 2880, 62)};
+  s.notes = {PerformanceNote(0, 480, 60), PerformanceNote(0, 480, 48, 1), PerformanceNote(480, 960, 64), PerformanceNote(960, 2400, 67),
+             PerformanceNote(2400, 2880, 62)};
   s.sustain = {{250, 0, true},  {1925, 0, false}, {1930, 0, true}, {2000, 1, true}, {2100, 1, false},
                {3000, 0, false}, {3100, 0, true}, {3110, 0, false}};
   return s;
@@ -378,7 +378,7 @@ Score FineRhythms() {
   s.ticks_per_quarter = kTpq;
   int pitch = 60;
   auto run = [&](int64_t bar, int64_t step) {
-    for (int64_t t = bar * 1920; t < (bar + 1) * 1920; t += step) s.notes.push_back(MakeNote(t, t + step, pitch++ % 24 + 60));
+    for (int64_t t = bar * 1920; t < (bar + 1) * 1920; t += step) s.notes.push_back(PerformanceNote(t, t + step, pitch++ % 24 + 60));
   };
   run(0, 60);   // 32nds
   run(1, 160);  // eighth triplets
@@ -426,10 +426,10 @@ TEST(PerformanceMidi, EveryLossIsCounted) {
   s.ticks_per_quarter = kTpq;
   s.time_signatures = {{0, 4, 4}, {1920 + 160, 3, 4}, {1920 * 3, 65, 4}};  // a change a triplet eighth into bar 2; 65/4
   s.tempos = {{0, 12000000}};                                             // 5 bpm: clamped
-  s.notes = {MakeNote(0, 480, 60), MakeNote(10, 480, 60),   // duplicate after quantisation (10 ticks off the grid)
-             MakeNote(480, 1440, 62), MakeNote(960, 1200, 62),  // the first D still sounds at the second: cut
-             MakeNote(1920, 1920 + 20 * 480, 64),             // 20 quarters: clipped
-             MakeNote(3 * 1920, 3 * 1920 + 240, 65), MakeNote(3 * 1920 + 240, 3 * 1920 + 480, 67)};
+  s.notes = {PerformanceNote(0, 480, 60), PerformanceNote(10, 480, 60),   // duplicate after quantisation (10 ticks off the grid)
+             PerformanceNote(480, 1440, 62), PerformanceNote(960, 1200, 62),  // the first D still sounds at the second: cut
+             PerformanceNote(1920, 1920 + 20 * 480, 64),             // 20 quarters: clipped
+             PerformanceNote(3 * 1920, 3 * 1920 + 240, 65), PerformanceNote(3 * 1920 + 240, 3 * 1920 + 480, 67)};
   s.sustain = {{3 * 1920 + 120, 0, true}, {3 * 1920 + 960, 0, false}};
   const EncodedPiece e = Encode(ThroughMidi(s));
   const QuantizationStats& q = e.stats;

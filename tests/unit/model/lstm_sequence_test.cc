@@ -9,7 +9,7 @@
 namespace cadenza {
 namespace {
 
-struct Shape {
+struct RnnShape {
   int64_t T, B, In, H;
 };
 
@@ -18,7 +18,7 @@ using FusedLayer = torch::Tensor (*)(const torch::Tensor&, const torch::Tensor&,
 
 // Runs `reference` (a one-layer torch module) and `fused` on its weights; compares values and gradients.
 template <typename Module>
-void ExpectSameFunction(Module reference, FusedLayer fused, const Shape& s) {
+void ExpectSameFunction(Module reference, FusedLayer fused, const RnnShape& s) {
   torch::OrderedDict<std::string, torch::Tensor> params = reference->named_parameters();
   // Large inputs push the gates into saturation too, where sigmoid/tanh approximations would show.
   auto x = (torch::randn({s.T, s.B, s.In}) * 3).requires_grad_(true);
@@ -45,23 +45,23 @@ void ExpectSameFunction(Module reference, FusedLayer fused, const Shape& s) {
   }
 }
 
-class RnnSequenceTest : public ::testing::TestWithParam<Shape> {};
+class RnnSequenceTest : public ::testing::TestWithParam<RnnShape> {};
 
 TEST_P(RnnSequenceTest, LstmMatchesTorchLstmValuesAndGradients) {
-  const Shape s = GetParam();
+  const RnnShape s = GetParam();
   torch::manual_seed(4);
   ExpectSameFunction(torch::nn::LSTM(torch::nn::LSTMOptions(s.In, s.H)), LstmSequence, s);
 }
 
 TEST_P(RnnSequenceTest, GruMatchesTorchGruValuesAndGradients) {
-  const Shape s = GetParam();
+  const RnnShape s = GetParam();
   torch::manual_seed(4);
   ExpectSameFunction(torch::nn::GRU(torch::nn::GRUOptions(s.In, s.H)), GruSequence, s);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, RnnSequenceTest,
-                         ::testing::Values(Shape{1, 1, 3, 5}, Shape{9, 1, 4, 7}, Shape{7, 3, 8, 6}, Shape{40, 4, 16, 33},
-                                           Shape{64, 2, 24, 48}));
+                         ::testing::Values(RnnShape{1, 1, 3, 5}, RnnShape{9, 1, 4, 7}, RnnShape{7, 3, 8, 6}, RnnShape{40, 4, 16, 33},
+                                           RnnShape{64, 2, 24, 48}));
 
 TEST(RnnSequence, BadShapesAreNamed) {
   auto w_ih = torch::zeros({16, 8}), w_hh = torch::zeros({16, 4}), b = torch::zeros({16});
