@@ -18,6 +18,7 @@
 #include "coordinator/sweep_file.h"
 #include "core/audio.h"
 #include "core/experiment_config.h"
+#include "core/run_layout.h"
 #include "core/eval/evaluate.h"
 #include "core/file_util.h"
 #include "storage/manifest.h"
@@ -254,7 +255,7 @@ int RunDemo(const DemoOptions& d) {
     fs::remove_all(samples, ec);
     std::cout << "== " << stage++ << ". generate " << d.samples << " pieces of 8 bars from " << family
               << (wav ? " (MIDI and WAV)" : " (MIDI; no soundfont for WAV)") << "\n" << std::flush;
-    std::vector<std::string> generate = {"generate", (run / "checkpoints" / "best.pt").string(), "--out",
+    std::vector<std::string> generate = {"generate", run_layout::BestCheckpoint(run.string()), "--out",
                                          samples.string(), "--count", std::to_string(d.samples), "--bars", "8",
                                          "--tokens", "1500", "--top-p", "0.95"};
     if (wav) generate.push_back("--wav");
@@ -301,8 +302,8 @@ int RunDemo(const DemoOptions& d) {
   // Latency and memory against context length (the paper's efficiency figures), on the trained checkpoints.
   std::cout << "== " << stage++ << ". probe latency and memory at contexts of 128 and 512 tokens\n" << std::flush;
   const std::string probe_csv = (fs::path(d.out) / "probe.csv").string();
-  if (int rc = RunModelBinary({"probe", "--checkpoint", (fs::path(d.out) / "runs/transformer/checkpoints/best.pt").string(),
-                               "--checkpoint", (fs::path(d.out) / "runs/lstm/checkpoints/best.pt").string(),
+  if (int rc = RunModelBinary({"probe", "--checkpoint", run_layout::BestCheckpoint((fs::path(d.out) / "runs/transformer").string()),
+                               "--checkpoint", run_layout::BestCheckpoint((fs::path(d.out) / "runs/lstm").string()),
                                "--lengths", "128,512", "--repeats", "5", "--out", probe_csv, "--quiet"})) {
     return rc;
   }

@@ -23,6 +23,7 @@
 #include "coordinator/config.h"
 #include "coordinator/server.h"
 #include "core/file_util.h"
+#include "core/run_layout.h"
 
 namespace cadenza {
 namespace {
@@ -216,8 +217,8 @@ Status RunOnLocalCluster(const LocalClusterOptions& o, const std::vector<LocalEx
     LocalExperimentResult r;
     r.name = job.name();
     r.output_dir = job.output_dir();
-    r.samples_dir = (fs::path(job.output_dir()) / "samples").string();
-    r.result_json = (fs::path(job.output_dir()) / "result.json").string();
+    r.samples_dir = run_layout::SamplesRoot(job.output_dir());
+    r.result_json = run_layout::Result(job.output_dir());
     for (v1::TaskKind k : {v1::TASK_KIND_TRAIN, v1::TASK_KIND_GENERATE, v1::TASK_KIND_AGGREGATE}) {
       v1::QueryResultsRequest q;
       q.set_job_id(id);

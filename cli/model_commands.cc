@@ -1,18 +1,16 @@
-// Model commands: train from an experiment file, sample MIDI/WAV from a checkpoint, count parameters.
+// Model commands (in cadenza-model): train from an experiment file (RunTraining), sample MIDI/WAV from a checkpoint
+// (WriteSample), count parameters, probe, score, evaluate with a model.
 #include "cli/model_commands.h"
 
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
 
 #include "cli/fail.h"
-#include "core/audio.h"
 #include "core/eval/ssm.h"
 #include "core/experiment_config.h"
 #include "core/file_util.h"
@@ -21,11 +19,9 @@
 #include "core/model/probe.h"
 #include "core/config_overrides.h"
 #include "core/model/trainer.h"
+#include "core/run_layout.h"
 #include "core/segmentation.h"
 #include "core/tokenizer.h"
-#include "core/vocabulary.h"
-#include "storage/dataset.h"
-#include "storage/training_windows.h"
 #include "worker/task_runners.h"
 
 namespace cadenza {
@@ -47,11 +43,6 @@ int RunTrain(const TrainArgs& a) {
     if (!config.ok()) return Fail(config.status());
   }
   if (a.threads >= 0) config->train.threads = a.threads;
-  auto windows = OpenExperimentWindows(*config);
-  if (!windows.ok()) return Fail(config->dataset.empty() ? windows.status().WithContext(a.experiment) : windows.status());
-  if (Status resolved = ResolveTrainSteps(&*config, windows->train_tokens); !resolved.ok()) {
-    return Fail(resolved.WithContext(a.experiment));
-  }
 
   // Slurm sends SIGTERM before a time limit or preemption: checkpoint and stop so `--resume` continues exactly.
   std::signal(SIGINT, OnStopSignal);
@@ -61,13 +52,12 @@ int RunTrain(const TrainArgs& a) {
   o.progress = !a.quiet;
   o.stop_after_steps = a.stop_after;
   o.stop_requested = &g_stop;
-  o.dataset_manifest_sha256 = windows->manifest_sha256;
-  auto summary = Train(*config, *windows->train, *windows->val, o);
-  if (!summary.ok()) return Fail(summary.status());
-  const TrainSummary& s = *summary;
+  auto run = RunTraining(*config, /*sync=*/nullptr, /*on_progress=*/nullptr, o, a.experiment);
+  if (!run.ok()) return Fail(run.status());
+  const TrainSummary& s = run->summary;
   std::printf("run            %s (%s, %lld parameters)\n", config->out.c_str(), config->model.family.c_str(),
               (long long)s.parameters);
-  std::printf("steps          %lld of %lld%s\n", (long long)s.steps, (long long)config->train.steps,
+  std::printf("steps          %lld of %lld%s\n", (long long)s.steps, (long long)run->config.train.steps,
               s.early_stopped ? " (early stop)" : s.interrupted ? " (stopped: resume with --resume)" : "");
   std::printf("train loss     %.4f\n", s.last_train_loss);
   std::printf("val            best NLL/token %.4f, perplexity %.2f, NLL/bar %.2f\n", s.best_val_nll,
@@ -79,8 +69,8 @@ int RunTrain(const TrainArgs& a) {
   }
   std::printf("speed          %.0f tokens/s over %.1f s\n", s.tokens_per_second, s.seconds);
   std::printf("checkpoint     %s\n", s.checkpoint.c_str());
-  std::printf("metrics        %s/metrics.csv, metrics.jsonl, tensorboard/ (tensorboard --logdir %s/tensorboard)\n",
-              config->out.c_str(), config->out.c_str());
+  std::printf("metrics        %s, metrics.jsonl, tensorboard/ (tensorboard --logdir %s)\n",
+              run_layout::MetricsCsv(config->out).c_str(), run_layout::TensorboardDir(config->out).c_str());
   return 0;
 }
 
@@ -115,8 +105,6 @@ int RunGenerate(GenerateArgs a) {
   if (!samples.ok()) return Fail(samples.status());
   std::printf("model          %s, %lld parameters, trained %lld steps\n", info.config.model.family.c_str(),
               (long long)info.parameters, (long long)info.step);
-  const Vocabulary& v = Vocabulary::Get();
-  Tokenizer tok;
   int64_t total_new = 0;
   double seconds = 0;
   for (size_t i = 0; i < samples->size(); ++i) {
@@ -124,33 +112,18 @@ int RunGenerate(GenerateArgs a) {
     char stem[32];
     std::snprintf(stem, sizeof stem, "sample-%03zu", i);
     const fs::path base = fs::path(a.out) / stem;
-    auto score = tok.Decode(g.tokens);
-    if (!score.ok()) return Fail(Status(StatusCode::kInternal, std::string(stem) + ": generated tokens do not decode: " + score.status().message()));
-    Status s = WriteMidiFile(*score, base.string() + ".mid");
-    if (!s.ok()) return Fail(s);
-    auto seg = Segment(g.tokens);
-    nlohmann::json j;
-    j["checkpoint"] = a.checkpoint;
-    j["tokens"] = g.tokens;
-    std::vector<std::string> names;
-    for (int32_t t : g.tokens) names.push_back(v.Name(t));
-    j["token_names"] = names;
-    j["primer_tokens"] = a.o.primer.size();
-    j["bar_offsets"] = seg.ok() ? seg->BarTokenOffsets() : std::vector<int64_t>{};
-    j["seed"] = a.o.seed;
-    j["temperature"] = a.o.temperature;
-    j["top_k"] = a.o.top_k;
-    j["top_p"] = a.o.top_p;
-    std::ofstream(base.string() + ".json") << j.dump(1) << "\n";
-    if (a.wav) {
-      AudioOptions ao;
-      ao.soundfont = a.soundfont;
-      s = RenderWav(*score, base.string() + ".wav", ao);
-      if (!s.ok()) return Fail(s);
-    }
+    SampleRecord record;  // the generate task's writer; the primer (a MIDI file's bars) stays in the sample
+    record.checkpoint = a.checkpoint;
+    record.tokens = g.tokens;
+    record.primer_tokens = a.o.primer.size();
+    record.seed = a.o.seed;
+    record.temperature = a.o.temperature;
+    record.top_k = a.o.top_k;
+    record.top_p = a.o.top_p;
+    auto written = WriteSample(base.string(), record, a.wav, a.soundfont);
+    if (!written.ok()) return Fail(written.status());
     std::printf("%s  %lld new tokens, %zu bars, %zu notes, %.1f s of music -> %s.mid%s\n", stem, (long long)g.new_tokens,
-                seg.ok() ? seg->bars.size() : 0, score->notes.size(), score->Seconds(), base.string().c_str(),
-                a.wav ? " (+ .wav)" : "");
+                written->bars, written->notes, written->seconds, base.string().c_str(), a.wav ? " (+ .wav)" : "");
     total_new += g.new_tokens;
     seconds = g.seconds;
   }

@@ -2,7 +2,11 @@
 // the same arguments, so that every other command starts without loading LibTorch (0.8 s, 170 MB).
 #include <malloc.h>
 
+#include <exception>
+#include <string>
+
 #include "cli/evaluate_command.h"
+#include "cli/fail.h"
 #include "cli/model_commands.h"
 #include "core/build_info.h"
 #include "core/threads.h"
@@ -23,6 +27,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
+  } catch (const std::exception& e) {
+    // The commands' own boundary for what their torch-free facades (model_api.h, probe.h) let through: an error
+    // line and exit 1 instead of std::terminate. Train() returns its exceptions as a Status already.
+    std::string what = e.what();
+    if (const size_t backtrace = what.find("\nException raised from"); backtrace != std::string::npos) what.resize(backtrace);
+    return cadenza::Fail(cadenza::InternalError(what));
   }
   return exit_code;
 }

@@ -15,6 +15,7 @@
 
 #include "core/checksum.h"
 #include "core/file_util.h"
+#include "core/run_layout.h"
 
 namespace cadenza {
 namespace {
@@ -205,11 +206,11 @@ StatusOr<std::unique_ptr<MetricsLog>> MetricsLog::Open(const std::string& run_di
                                                        size_t flush_bytes) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  const fs::path tb = fs::path(run_dir) / "tensorboard";
+  const fs::path tb = run_layout::TensorboardDir(run_dir);
   fs::create_directories(tb, ec);
   if (ec) return IoError(tb.string() + ": cannot create: " + ec.message());
-  const std::string csv = (fs::path(run_dir) / "metrics.csv").string();
-  const std::string jsonl = (fs::path(run_dir) / "metrics.jsonl").string();
+  const std::string csv = run_layout::MetricsCsv(run_dir);
+  const std::string jsonl = run_layout::MetricsJsonl(run_dir);
   if (resume_step >= 0) {
     CADENZA_RETURN_IF_ERROR(CutFile(csv, [&](const std::string& t) { return CutCsv(t, resume_step); }));
     CADENZA_RETURN_IF_ERROR(CutFile(jsonl, [&](const std::string& t) { return CutJsonl(t, resume_step); }));

@@ -1,4 +1,5 @@
-// Generate, evaluate, aggregate, score and probe tasks of the worker agent: samples, reports, CSV.
+// The task runners: one training run for every way of training, the sample writer, and the agent's generate,
+// evaluate, aggregate, score and probe tasks (samples, reports, CSV).
 #include "worker/task_runners.h"
 
 #include <chrono>
@@ -13,6 +14,7 @@
 #include "core/midi.h"
 #include "core/model/model_api.h"
 #include "core/model/probe.h"
+#include "core/run_layout.h"
 #include "core/segmentation.h"
 #include "core/tokenizer.h"
 #include "core/vocabulary.h"
@@ -80,6 +82,29 @@ StatusOr<EvaluationReport> Evaluate(const std::vector<std::string>& inputs, cons
 }
 
 }  // namespace
+
+StatusOr<TrainingRun> RunTraining(const ExperimentConfig& config, GradientSync* sync,
+                                  std::function<void(const TrainStepProgress&)> on_progress, TrainOptions options,
+                                  const std::string& source) {
+  TrainingRun run;
+  run.config = config;
+  auto windows = OpenExperimentWindows(run.config, SyncRank(sync), SyncWorld(sync));
+  if (!windows.ok()) {
+    return !source.empty() && config.dataset.empty() ? windows.status().WithContext(source) : windows.status();
+  }
+  if (Status resolved = ResolveTrainSteps(&run.config, windows->train_tokens); !resolved.ok()) {  // train.epochs
+    return source.empty() ? resolved : resolved.WithContext(source);
+  }
+  run.train_pieces = windows->train_pieces;
+  run.train_tokens = windows->train_tokens;
+  options.sync = sync;
+  options.on_progress = std::move(on_progress);
+  options.dataset_manifest_sha256 = windows->manifest_sha256;
+  auto summary = Train(run.config, *windows->train, *windows->val, options);  // LibTorch's exceptions are Statuses
+  if (!summary.ok()) return summary.status();
+  run.summary = std::move(summary).value();
+  return run;
+}
 
 void AddTrainDataMetrics(int64_t train_pieces, int64_t train_tokens, const ExperimentConfig& config, int64_t steps,
                          std::map<std::string, double>* metrics) {
@@ -161,6 +186,55 @@ std::vector<int32_t> ContinuationOnly(const std::vector<int32_t>& tokens, size_t
 
 }  // namespace
 
+StatusOr<WrittenSample> WriteSample(const std::string& base, const SampleRecord& sample, bool wav,
+                                    const std::string& soundfont) {
+  const std::string stem = fs::path(base).filename().string();
+  const size_t primer_size = sample.primer_tokens;
+  // What is written as MIDI and evaluated: the whole sample, or the continuation without the dataset's bars.
+  const bool continuation = !sample.primer_split.empty() && primer_size > 0 && !sample.keep_primer;
+  const std::vector<int32_t> music = continuation ? ContinuationOnly(sample.tokens, primer_size) : sample.tokens;
+  auto score = Tokenizer().Decode(music);
+  if (!score.ok()) return InternalError(stem + ": generated tokens do not decode: " + score.status().message());
+  WrittenSample out;
+  CADENZA_RETURN_IF_ERROR(WriteMidiFile(*score, base + ".mid"));
+  out.files.push_back(base + ".mid");
+  auto seg = Segment(music);
+  const Vocabulary& v = Vocabulary::Get();
+  nlohmann::json j;
+  j["checkpoint"] = sample.checkpoint;
+  j["tokens"] = sample.tokens;
+  std::vector<std::string> names;
+  for (int32_t t : sample.tokens) names.push_back(v.Name(t));
+  j["token_names"] = names;
+  j["primer_tokens"] = primer_size;  // tokens[0, primer_tokens) are the primer (BOS alone when unprimed)
+  if (!sample.primer_split.empty() && primer_size > 0) {
+    j["primer_split"] = sample.primer_split;
+    j["primer_bars"] = sample.primer_bars;
+    j["primer_piece"] = sample.primer_piece;
+    j["keep_primer"] = sample.keep_primer;
+    j["written_tokens"] = music;  // what the .mid holds and evaluation reads
+  }
+  j["bar_offsets"] = seg.ok() ? seg->BarTokenOffsets() : std::vector<int64_t>{};  // of the written tokens
+  j["seed"] = sample.seed;
+  j["temperature"] = sample.temperature;
+  j["top_k"] = sample.top_k;
+  j["top_p"] = sample.top_p;
+  if (sample.bars >= 0) j["bars"] = sample.bars;
+  if (sample.max_tokens >= 0) j["max_tokens"] = sample.max_tokens;
+  CADENZA_RETURN_IF_ERROR(WriteFileAtomic(base + ".json", j.dump(1) + "\n"));
+  out.files.push_back(base + ".json");
+  if (wav) {
+    AudioOptions ao;
+    ao.soundfont = soundfont;
+    CADENZA_RETURN_IF_ERROR(RenderWav(*score, base + ".wav", ao));
+    out.files.push_back(base + ".wav");
+  }
+  out.bars = seg.ok() ? seg->bars.size() : 0;
+  out.notes = score->notes.size();
+  out.seconds = score->Seconds();
+  return out;
+}
+
 StatusOr<TaskOutcome> RunGenerateTask(const std::string& checkpoint, const std::vector<uint64_t>& seeds, int first_index,
                                       const std::string& samples_dir, const SampleOptions& options) {
   if (seeds.empty()) return InvalidArgument("task.seeds: a generate task needs at least one seed");
@@ -168,8 +242,6 @@ StatusOr<TaskOutcome> RunGenerateTask(const std::string& checkpoint, const std::
   fs::create_directories(samples_dir, ec);
   if (ec) return IoError(samples_dir + ": cannot create: " + ec.message());
   const bool wav = options.wav && fs::exists(DefaultSoundfont());
-  const Vocabulary& v = Vocabulary::Get();
-  Tokenizer tok;
   TaskOutcome out;
   int64_t new_tokens = 0;
   double seconds = 0;
@@ -200,44 +272,25 @@ StatusOr<TaskOutcome> RunGenerateTask(const std::string& checkpoint, const std::
     const GeneratedSample& s = samples->front();
     char stem[32];
     std::snprintf(stem, sizeof stem, "sample-%03d", first_index + int(i));
-    const std::string base = (fs::path(samples_dir) / stem).string();
-    const size_t primer_size = g.primer.size();
-    // What is written as MIDI and evaluated: the whole sample, or the continuation without the dataset's bars.
-    const std::vector<int32_t> music =
-        primer_size > 0 && !options.keep_primer ? ContinuationOnly(s.tokens, primer_size) : s.tokens;
-    auto score = tok.Decode(music);
-    if (!score.ok()) return InternalError(std::string(stem) + ": generated tokens do not decode: " + score.status().message());
-    Status st = WriteMidiFile(*score, base + ".mid");
-    if (!st.ok()) return st;
-    auto seg = Segment(music);
-    nlohmann::json j;
-    j["checkpoint"] = checkpoint;
-    j["tokens"] = s.tokens;
-    std::vector<std::string> names;
-    for (int32_t t : s.tokens) names.push_back(v.Name(t));
-    j["token_names"] = names;
-    j["primer_tokens"] = primer_size;  // tokens[0, primer_tokens) are the primer (BOS alone when unprimed)
-    if (primer_size > 0) {
-      j["primer_split"] = options.primer_split;
-      j["primer_bars"] = options.primer_bars;
-      j["primer_piece"] = primer_source;
-      j["keep_primer"] = options.keep_primer;
-      j["written_tokens"] = music;  // what the .mid holds and evaluation reads
+    SampleRecord record;
+    record.checkpoint = checkpoint;
+    record.tokens = s.tokens;
+    record.primer_tokens = g.primer.size();
+    if (!g.primer.empty()) {
+      record.primer_split = options.primer_split;
+      record.primer_piece = primer_source;
+      record.primer_bars = options.primer_bars;
+      record.keep_primer = options.keep_primer;
     }
-    j["bar_offsets"] = seg.ok() ? seg->BarTokenOffsets() : std::vector<int64_t>{};  // of the written tokens
-    j["seed"] = seeds[i];
-    j["temperature"] = options.temperature;
-    j["top_k"] = options.top_k;
-    j["top_p"] = options.top_p;
-    j["bars"] = options.bars;
-    j["max_tokens"] = options.max_tokens;
-    if (!(st = WriteFileAtomic(base + ".json", j.dump(1) + "\n")).ok()) return st;
-    out.artifacts.push_back(base + ".mid");
-    out.artifacts.push_back(base + ".json");
-    if (wav) {
-      if (!(st = RenderWav(*score, base + ".wav")).ok()) return st;
-      out.artifacts.push_back(base + ".wav");
-    }
+    record.seed = seeds[i];
+    record.temperature = options.temperature;
+    record.top_k = options.top_k;
+    record.top_p = options.top_p;
+    record.bars = options.bars;
+    record.max_tokens = options.max_tokens;
+    auto written = WriteSample((fs::path(samples_dir) / stem).string(), record, wav);
+    if (!written.ok()) return written.status();
+    out.artifacts.insert(out.artifacts.end(), written->files.begin(), written->files.end());
     new_tokens += s.new_tokens;
     seconds += s.seconds;
   }
@@ -283,7 +336,7 @@ StatusOr<TaskOutcome> RunAggregateTask(const std::vector<std::string>& inputs, c
   }
   std::string note;
   // The samples' SSM heatmaps beside the result: `cadenza report` shows them next to the reference's.
-  const std::string ssm_dir = (fs::path(result_path).parent_path() / "ssm").string();
+  const std::string ssm_dir = run_layout::SsmDir(fs::path(result_path).parent_path().string());
   auto report = Evaluate({samples_root}, dataset, split, jobs, &note, ssm_dir);
   if (!report.ok()) return report.status();
   std::error_code ec;

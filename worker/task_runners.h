@@ -1,15 +1,63 @@
-// The per-rank task runners of the worker agent: generate, evaluate, aggregate, score and probe (torch-free API).
+// The task runners: one training run (`cadenza train`, `cadenza-worker train` and the agent's train task), the
+// sample writer (`cadenza generate` and the generate task), and the agent's per-rank generate, evaluate,
+// aggregate, score and probe tasks (torch-free API; run folder paths from core/run_layout.h).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "core/experiment_config.h"
+#include "core/model/trainer.h"
 #include "core/status.h"
 
 namespace cadenza {
+
+// One training run as all three ways of training start it.
+struct TrainingRun {
+  ExperimentConfig config;   // as trained: train.steps resolved from train.epochs
+  int64_t train_pieces = 0;  // pieces of the train.data_fraction subset, all ranks together (AddTrainDataMetrics)
+  int64_t train_tokens = 0;  // their tokens
+  TrainSummary summary;
+};
+
+// Opens this rank's train and val windows of config.dataset (the rank and world of `sync`; null: one process),
+// resolves train.epochs into train.steps and trains (Train in core/model/trainer.h) with `options`, whose sync,
+// on_progress and dataset hash are set here from the arguments and the dataset. Every error is a Status, LibTorch's
+// included. `source` (the experiment file; "" for none) is added to the errors of a config without a dataset and
+// of train.epochs, as the commands show them.
+StatusOr<TrainingRun> RunTraining(const ExperimentConfig& config, GradientSync* sync,
+                                  std::function<void(const TrainStepProgress&)> on_progress, TrainOptions options,
+                                  const std::string& source = "");
+
+// One generated sample as `cadenza generate` and the generate task write it.
+struct SampleRecord {
+  std::string checkpoint;
+  std::vector<int32_t> tokens;  // as generated: the primer (BOS alone when unprimed) and what the model added
+  size_t primer_tokens = 0;     // tokens[0, primer_tokens) are the primer
+  // A primer from a dataset piece (the generate task): named in the JSON, and with keep_primer false the MIDI holds
+  // the continuation alone (from the first Bar the model began). primer_split empty: the MIDI holds every token.
+  std::string primer_split, primer_piece;
+  int64_t primer_bars = 0;
+  bool keep_primer = false;
+  uint64_t seed = 0;
+  double temperature = 1;
+  int64_t top_k = 0;
+  double top_p = 1;
+  int64_t bars = -1, max_tokens = -1;  // the sampling limits, recorded when >= 0
+};
+struct WrittenSample {
+  std::vector<std::string> files;  // <base>.mid, <base>.json and, with WAV, <base>.wav
+  size_t bars = 0;                 // of the written tokens (0 when they do not segment)
+  size_t notes = 0;
+  double seconds = 0;              // of music
+};
+// Writes <base>.mid (the decoded tokens), <base>.json (tokens, token names, primer, bar offsets of the written
+// tokens, sampling settings; atomically) and, with `wav`, <base>.wav through `soundfont` ("" = the default).
+StatusOr<WrittenSample> WriteSample(const std::string& base, const SampleRecord& sample, bool wav,
+                                    const std::string& soundfont = "");
 
 // What a finished task reports to the coordinator (mirrors cadenza.v1.TaskResult).
 struct TaskOutcome {

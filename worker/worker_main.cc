@@ -1,4 +1,5 @@
-// `cadenza-worker train` (data-parallel training) and `cadenza-worker --coordinator` (the agent), under mpirun or srun.
+// `cadenza-worker train` (data-parallel training through RunTraining, worker/task_runners.h) and
+// `cadenza-worker --coordinator` (the agent, worker/agent.h), under mpirun or srun.
 #include <malloc.h>
 
 #include <CLI/CLI.hpp>
@@ -17,13 +18,12 @@
 #include "core/model/trainer.h"
 #include "core/threads.h"
 #include "core/run_layout.h"
-#include "storage/dataset.h"
-#include "storage/training_windows.h"
 #include "worker/agent.h"
 #include "worker/communicator.h"
 #include "worker/gradient_reducer.h"
 #include "worker/test_communicators.h"
 #include "worker/mpi_communicator.h"
+#include "worker/task_runners.h"
 #include "worker/timeline.h"
 
 namespace cadenza {
@@ -72,13 +72,6 @@ int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
   auto config = LoadExperimentConfig(a.experiment);
   if (!config.ok()) return fail(config.status().message(), 1);
   if (!a.out.empty()) config->out = a.out;
-  auto windows = OpenExperimentWindows(*config, rank, world);
-  if (!windows.ok()) {
-    return fail((config->dataset.empty() ? windows.status().WithContext(a.experiment) : windows.status()).message(), 1);
-  }
-  if (Status resolved = ResolveTrainSteps(&*config, windows->train_tokens); !resolved.ok()) {
-    return fail(resolved.WithContext(a.experiment).message(), 1);
-  }
 
   Timeline timeline(rank);
   const std::string timeline_path = a.timeline.empty() ? "" : TimelinePathForRank(a.timeline, rank);
@@ -121,8 +114,6 @@ int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
   o.progress = !a.quiet;
   o.stop_after_steps = a.stop_after;
   o.stop_requested = &g_stop;
-  o.sync = &reducer;
-  o.dataset_manifest_sha256 = windows->manifest_sha256;
   o.threads = a.threads > 0 ? a.threads
               : config->train.threads > 0
                   ? config->train.threads
@@ -132,20 +123,21 @@ int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
                  "buckets of %.2f MB, timeout %.0f s\n", world, comm->name().c_str(), o.threads,
                  config->train.batch_size, world > 0 ? config->train.batch_size / world : 0, a.bucket_mb, a.timeout);
   }
-  auto summary = Train(*config, *windows->train, *windows->val, o);
+  auto run = RunTraining(*config, &reducer, /*on_progress=*/nullptr, o, a.experiment);
   if (!timeline_path.empty()) {
     Status s = timeline.Write(timeline_path);
     if (!s.ok()) std::fprintf(stderr, "cadenza-worker: warning: %s\n", s.message().c_str());
   }
-  if (!summary.ok()) return fail(summary.status().message(), 1);
+  if (!run.ok()) return fail(run.status().message(), 1);
   Status s = comm->Barrier("final barrier");
   if (!s.ok()) return fail(s.message(), kExitCollectiveTimeout);
+  const TrainSummary& summary = run->summary;
   if (rank == 0) {
-    const TrainSummary& r = *summary;
+    const TrainSummary& r = summary;
     std::printf("run            %s (%s, %lld parameters)\n", config->out.c_str(), config->model.family.c_str(),
                 (long long)r.parameters);
     std::printf("ranks          %d (%s)\n", world, comm->name().c_str());
-    std::printf("steps          %lld of %lld%s\n", (long long)r.steps, (long long)config->train.steps,
+    std::printf("steps          %lld of %lld%s\n", (long long)r.steps, (long long)run->config.train.steps,
                 r.early_stopped ? " (early stop)" : r.interrupted ? " (stopped: resume with --resume)" : "");
     std::printf("train loss     %.6f\n", r.last_train_loss);
     std::printf("val            best NLL/token %.4f, perplexity %.2f\n", r.best_val_nll, r.best_val_perplexity);
@@ -155,7 +147,7 @@ int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
   }
   comm.reset();
   FinalizeMpi();
-  return summary->interrupted && a.stop_after == 0 ? a.stopped_exit_code : 0;
+  return summary.interrupted && a.stop_after == 0 ? a.stopped_exit_code : 0;
 }
 
 struct AgentArgs {

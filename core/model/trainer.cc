@@ -18,11 +18,15 @@
 #include "core/model/generator.h"
 #include "core/model/gradient_sync.h"
 #include "core/model/sequence_model.h"
+#include "core/run_layout.h"
 #include "core/threads.h"
 #include "core/vocabulary.h"
 
 namespace cadenza {
 namespace fs = std::filesystem;
+
+int SyncRank(const GradientSync* sync) { return sync ? sync->rank() : 0; }
+int SyncWorld(const GradientSync* sync) { return sync ? sync->world() : 1; }
 
 double LearningRateAt(const TrainConfig& cfg, int64_t step) {
   if (cfg.warmup_steps > 0 && step < cfg.warmup_steps) return cfg.lr * double(step + 1) / double(cfg.warmup_steps);
@@ -141,7 +145,8 @@ StatusOr<std::map<std::string, double>> SampleStructure(SequenceModelImpl& model
 StatusOr<std::string> MoveAsideEarlierRun(const fs::path& out) {
   std::vector<fs::path> leftovers;
   std::error_code ec;
-  for (const char* rel : {"metrics.csv", "metrics.jsonl", "tensorboard", "checkpoints/best.pt", "model_state.pt"}) {
+  for (const std::string& rel : {run_layout::MetricsCsv(""), run_layout::MetricsJsonl(""), run_layout::TensorboardDir(""),
+                                 run_layout::BestCheckpoint(""), run_layout::ModelState("")}) {
     if (fs::exists(out / rel, ec)) leftovers.push_back(rel);
   }
   if (leftovers.empty()) return std::string();
@@ -183,10 +188,9 @@ std::vector<torch::optim::OptimizerParamGroup> ParamGroups(SequenceModelImpl& mo
   return groups;
 }
 
-}  // namespace
-
-StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource& train, const WindowSource& val,
-                             const TrainOptions& options) {
+// Train() without its exception boundary.
+StatusOr<TrainSummary> TrainUnguarded(const ExperimentConfig& config, const WindowSource& train, const WindowSource& val,
+                                      const TrainOptions& options) {
   const TrainConfig& cfg = config.train;
   GradientSync* const sync = options.sync;
   const int64_t world = sync ? sync->world() : 1;
@@ -202,8 +206,8 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
     return FailedPrecondition(config.dataset + ": only " + std::to_string(per_epoch) +
                               " training windows for a batch of " + std::to_string(cfg.batch_size));
   }
-  const fs::path out(config.out), ckpt_dir = out / "checkpoints";
-  const std::string latest = (ckpt_dir / "latest.pt").string(), best = (ckpt_dir / "best.pt").string();
+  const fs::path out(config.out), ckpt_dir = run_layout::CheckpointsDir(config.out);
+  const std::string latest = run_layout::LatestCheckpoint(config.out), best = run_layout::BestCheckpoint(config.out);
   std::error_code ec;
   fs::create_directories(ckpt_dir, ec);
   if (ec) return IoError(ckpt_dir.string() + ": cannot create: " + ec.message());
@@ -211,13 +215,13 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
   // process ends), so a second `train --resume` or a stale worker refuses instead of interleaving checkpoints.
   std::optional<FileLock> folder_lock;
   if (writer) {
-    auto locked = FileLock::TryAcquire((out / "train.lock").string(),
+    auto locked = FileLock::TryAcquire(run_layout::TrainLock(config.out),
                                        "another process is training in " + config.out + "; wait for it or stop it");
     if (!locked.ok()) return locked.status();
     folder_lock.emplace(std::move(locked).value());
   }
   if (writer) {  // temporaries of a writer that was killed mid-write (checkpoints, metrics cut back on resume)
-    for (const fs::path& dir : {out, ckpt_dir, out / "tensorboard"}) {
+    for (const fs::path& dir : {out, ckpt_dir, fs::path(run_layout::TensorboardDir(config.out))}) {
       for (const auto& entry : fs::directory_iterator(dir, ec)) {
         if (entry.path().filename().string().find(".tmp-") != std::string::npos) fs::remove(entry.path(), ec);
       }
@@ -241,7 +245,7 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
     }
   }
   const RunProvenance provenance{GitCommit(), CommandLine(), options.dataset_manifest_sha256};
-  if (writer && !(s = WriteFileAtomic((out / "config.yaml").string(), RunConfigYaml(config, provenance))).ok()) return s;
+  if (writer && !(s = WriteFileAtomic(run_layout::ConfigYaml(config.out), RunConfigYaml(config, provenance))).ok()) return s;
 
   torch::set_num_threads(std::min<int>(kMaxThreads, options.threads > 0 ? options.threads
                                                      : cfg.threads > 0  ? cfg.threads
@@ -290,11 +294,24 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
   auto last_print = t0;
   int64_t steps_here = 0;
   double loss_value = 0;
+  // The caller's progress callback (writer only): after each step, and with `checkpoint` after each save.
+  auto report = [&](const std::string& checkpoint) {
+    if (!writer || !options.on_progress) return;
+    TrainStepProgress p;
+    p.step = progress.step;
+    p.steps = cfg.steps;
+    p.loss = loss_value;
+    p.tokens_per_second = summary.tokens_per_second;
+    p.checkpoint = checkpoint;
+    options.on_progress(p);
+  };
   auto save = [&]() {
     if (!writer) return Status::Ok();
     // The rows of every step the checkpoint covers reach the disk first: a resume from it then finds them all.
     if (Status synced = log->Sync(); !synced.ok()) return synced;
-    return SaveCheckpoint(latest, config, *model, optimizer, progress);
+    Status saved = SaveCheckpoint(latest, config, *model, optimizer, progress);
+    if (saved.ok()) report(latest);
+    return saved;
   };
 
   while (progress.step < cfg.steps) {
@@ -361,6 +378,7 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
     const auto now = std::chrono::steady_clock::now();
     const double elapsed = std::chrono::duration<double>(now - t0).count();
     summary.tokens_per_second = steps_here * tokens_per_step / std::max(1e-9, elapsed);
+    report("");
     if (progress_lines && (std::chrono::duration<double>(now - last_print).count() > (tty ? 0.5 : 15.0) || progress.step == cfg.steps)) {
       last_print = now;
       const double eta = (cfg.steps - progress.step) * elapsed / steps_here;
@@ -433,10 +451,25 @@ StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource&
   summary.last_train_loss = progress.last_train_loss;
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!summary.interrupted && writer) {
-    s = ExportStateDict((out / "model_state.pt").string(), *model);
+    s = ExportStateDict(run_layout::ModelState(config.out), *model);
     if (!s.ok()) return s;
   }
   return summary;
+}
+
+}  // namespace
+
+StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource& train, const WindowSource& val,
+                             const TrainOptions& options) {
+  // The boundary of LibTorch's exceptions (c10::Error: a bad index, an allocation that failed, an error raised in a
+  // gradient hook): the caller gets a Status with the message, so the worker fails the task and its rank lives on.
+  try {
+    return TrainUnguarded(config, train, val, options);
+  } catch (const c10::Error& e) {
+    return InternalError(config.name + ": training failed: " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return InternalError(config.name + ": training failed: " + e.what());
+  }
 }
 
 }  // namespace cadenza

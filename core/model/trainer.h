@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -12,6 +13,16 @@
 namespace cadenza {
 
 class GradientSync;  // core/model/gradient_sync.h
+
+// Where training stands, as the trainer reports it to TrainOptions::on_progress (the worker agent's progress
+// reports to the coordinator).
+struct TrainStepProgress {
+  int64_t step = 0;               // steps done (the run's, counting those before a resume)
+  int64_t steps = 0;              // train.steps
+  double loss = 0;                // training loss of the last step
+  double tokens_per_second = 0;   // all ranks' training tokens per second in this process so far
+  std::string checkpoint;         // set when this call follows a new <out>/checkpoints/latest.pt (a retry resumes from it)
+};
 
 struct TrainOptions {
   bool resume = false;            // continue from <out>/checkpoints/latest.pt
@@ -27,6 +38,8 @@ struct TrainOptions {
   // Metrics rows are written out (whole) once this many bytes are buffered, and before every checkpoint. Tests
   // lower it to put rows of steps after a checkpoint on disk before a kill, as a long run does.
   size_t metrics_flush_bytes = 4096;
+  // Called by the writer (rank 0) on the training thread after every step and after every checkpoint it wrote.
+  std::function<void(const TrainStepProgress&)> on_progress;
 };
 
 struct TrainSummary {
@@ -47,10 +60,16 @@ struct TrainSummary {
   std::map<std::string, double> sample_metrics;
 };
 
+// The rank of this process and the world size of `sync` (0 and 1 without one), for code that does not include torch.
+int SyncRank(const GradientSync* sync);
+int SyncWorld(const GradientSync* sync);
+
 // Learning rate at `step` (0-based): linear warm-up to lr, then cosine down to lr * min_lr_ratio at cfg.steps.
 double LearningRateAt(const TrainConfig& cfg, int64_t step);
 
-// Writes <out>/config.yaml (with provenance: commit, command line, dataset hash), metrics (CSV, JSONL, TensorBoard), checkpoints/{latest,best}.pt and model_state.pt.
+// Writes <out>/config.yaml (with provenance: commit, command line, dataset hash), metrics (CSV, JSONL, TensorBoard),
+// checkpoints/{latest,best}.pt and model_state.pt (paths: core/run_layout.h). Never throws: an exception from
+// LibTorch (or any other) inside training is returned as an Internal status with its message.
 StatusOr<TrainSummary> Train(const ExperimentConfig& config, const WindowSource& train, const WindowSource& val,
                              const TrainOptions& options);
 
