@@ -140,4 +140,34 @@ Status CoordinatorClient::WatchJob(int64_t job_id, const std::function<bool(cons
   return Done(reader->Finish());
 }
 
+namespace {
+
+// The agent's seam (coordinator/worker_client.h) over the real client: each call forwarded as it is.
+class GrpcWorkerClient : public WorkerClient {
+ public:
+  explicit GrpcWorkerClient(std::unique_ptr<CoordinatorClient> c) : c_(std::move(c)) {}
+  Status WaitHealthy(int64_t timeout_ms) override { return c_->WaitHealthy(timeout_ms); }
+  Status RegisterWorkerGroup(const v1::RegisterWorkerGroupRequest& req, v1::RegisterWorkerGroupResponse* resp) override {
+    return c_->RegisterWorkerGroup(req, resp);
+  }
+  Status Heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* resp) override { return c_->Heartbeat(req, resp); }
+  Status LeaseTask(const v1::LeaseTaskRequest& req, v1::LeaseTaskResponse* resp) override { return c_->LeaseTask(req, resp); }
+  Status ReportProgress(const v1::ReportProgressRequest& req, v1::ReportProgressResponse* resp) override {
+    return c_->ReportProgress(req, resp);
+  }
+  Status CompleteTask(const v1::CompleteTaskRequest& req, v1::CompleteTaskResponse* resp) override {
+    return c_->CompleteTask(req, resp);
+  }
+  Status FailTask(const v1::FailTaskRequest& req, v1::FailTaskResponse* resp) override { return c_->FailTask(req, resp); }
+
+ private:
+  std::unique_ptr<CoordinatorClient> c_;
+};
+
+}  // namespace
+
+std::unique_ptr<WorkerClient> ConnectWorkerClient(const ClientOptions& options) {
+  return std::make_unique<GrpcWorkerClient>(CoordinatorClient::Connect(options));
+}
+
 }  // namespace cadenza::coord

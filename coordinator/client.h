@@ -1,4 +1,5 @@
-// CoordinatorClient: the typed gRPC client of the coordinator for `cadenza` commands and `cadenza-worker` (no torch).
+// CoordinatorClient: the typed gRPC client of the coordinator for `cadenza` commands and `cadenza-worker` (no torch);
+// ConnectWorkerClient gives the worker agent the same client behind its WorkerClient seam.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 
 #include "cadenza/v1/client.grpc.pb.h"
 #include "cadenza/v1/worker.grpc.pb.h"
+#include "coordinator/worker_client.h"
 #include "core/status.h"
 
 namespace grpc {
@@ -74,5 +76,8 @@ class CoordinatorClient {
   std::unique_ptr<v1::WorkerService::Stub> worker_;
   std::unique_ptr<v1::ClientService::Stub> client_;
 };
+
+// The worker agent's view of a coordinator (coordinator/worker_client.h): a CoordinatorClient behind the interface.
+std::unique_ptr<WorkerClient> ConnectWorkerClient(const ClientOptions& options);
 
 }  // namespace cadenza::coord

@@ -1,5 +1,7 @@
 // The worker agent: rank 0 registers the group and leases training tasks; every round it tells all ranks the next
-// action over MPI (train together, work alone, stop); each rank leases generate/evaluate/aggregate tasks itself.
+// action over the communicator (train together, work alone, stop); each rank leases generate/evaluate/aggregate/
+// score/probe tasks itself. The coordinator is reached through coord::WorkerClient (gRPC in production, a fake in
+// tests/unit/worker/agent_test.cc); training runs through RunTraining, whose callback feeds the progress reports.
 #include "worker/agent.h"
 
 #include <unistd.h>
@@ -10,8 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <cstring>
-#include <fstream>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -19,9 +20,8 @@
 
 #include "coordinator/convert.h"
 #include "core/experiment_config.h"
-#include "core/model/model_api.h"
 #include "core/model/trainer.h"
-#include "storage/training_windows.h"
+#include "core/run_layout.h"
 #include "worker/gradient_reducer.h"
 #include "worker/task_paths.h"
 
@@ -32,9 +32,30 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-// The round header every rank contributes to (summed): rank 0 writes the action, the payload size and a new group
-// id after re-registering; every rank its stop flag and whether it ran a task in the previous round.
 enum Action { kWorkAlone = 0, kTrain = 1, kExit = 2 };
+
+// The round header of the rank protocol, one allreduce (sum) per round: rank 0 writes the action, the size of the
+// training task it broadcasts next and a new group id after re-registering (the other ranks write 0 there); every
+// rank adds 1 to `stopping` when it saw a stop signal and to `busy` when it ran a task in the previous round.
+struct RoundHeader {
+  double action = kWorkAlone;
+  double payload_bytes = 0;
+  double stopping = 0;
+  double busy = 0;
+  double new_group_id = 0;
+
+  static constexpr int kFields = 5;
+  // Summed over every rank of `comm`, field by field.
+  void AllreduceSum(Communicator& comm, const std::function<void(std::unique_ptr<CollectiveRequest>)>& await) {
+    double v[kFields] = {action, payload_bytes, stopping, busy, new_group_id};
+    await(comm.StartAllreduceSum(v, kFields));
+    action = v[0];
+    payload_bytes = v[1];
+    stopping = v[2];
+    busy = v[3];
+    new_group_id = v[4];
+  }
+};
 
 bool Transient(const Status& s) {
   return s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kDeadlineExceeded;
@@ -47,41 +68,11 @@ bool Permanent(const Status& s) {
 }
 
 
-// The step of the last `train/loss` row of <out>/metrics.csv ("step,tag,value"), or -1.
-// The last training step in the run's metrics.csv and the speed logged with it (complete lines only: a partial last
-// line is being written).
-struct LoggedProgress {
-  int64_t step = -1;
-  double tokens_per_second = 0;
-};
-LoggedProgress LastLoggedProgress(const fs::path& out) {
-  LoggedProgress p;
-  std::ifstream in(out / "metrics.csv", std::ios::binary);
-  if (!in) return p;
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  const std::streamoff from = std::max<std::streamoff>(0, size - 4096);
-  in.seekg(from);
-  std::string tail(size_t(size - from), '\0');
-  in.read(tail.data(), tail.size());
-  size_t pos = 0;
-  while (pos < tail.size()) {
-    size_t end = tail.find('\n', pos);
-    if (end == std::string::npos) break;  // a partial last line
-    const std::string line = tail.substr(pos, end - pos);
-    if (line.find(",train/loss,") != std::string::npos) p.step = std::atoll(line.c_str());
-    if (const size_t at = line.find(",train/tokens_per_second,"); at != std::string::npos) {
-      p.tokens_per_second = std::atof(line.c_str() + at + std::strlen(",train/tokens_per_second,"));
-    }
-    pos = end + 1;
-  }
-  return p;
-}
-
 class Agent {
  public:
-  Agent(const AgentOptions& o, Communicator& comm, std::atomic<bool>* stop, std::atomic<int>* signo)
-      : o_(o), comm_(comm), rank_(comm.rank()), world_(comm.world()), signal_stop_(stop), signo_(signo) {}
+  Agent(const AgentOptions& o, Communicator& comm, coord::WorkerClient& client, std::atomic<bool>* stop,
+        std::atomic<int>* signo)
+      : o_(o), comm_(comm), rank_(comm.rank()), world_(comm.world()), signal_stop_(stop), signo_(signo), client_(&client) {}
 
   int Run();
 
@@ -98,6 +89,7 @@ class Agent {
   Status ShareRoots(const v1::RegisterWorkerGroupResponse& resp);
   void HeartbeatLoop();
   void ProgressCheck();
+  void OnTrainProgress(const TrainStepProgress& p);
   // Reports that must arrive: retried while the coordinator is away (e.g. restarting).
   // `lease_next`: the completion also leases this rank's next task (one round trip instead of two), kept in next_.
   void Complete(const v1::Task& t, const TaskOutcome& r, bool lease_next = false);
@@ -128,7 +120,7 @@ class Agent {
   const int rank_, world_;
   std::atomic<bool>* signal_stop_;
   std::atomic<int>* signo_;
-  std::unique_ptr<coord::CoordinatorClient> client_;
+  coord::WorkerClient* const client_;
   std::atomic<int64_t> group_id_{0};
   std::atomic<bool> reregister_{false};  // a heartbeat got NOT_FOUND: the coordinator lost the group (new database)
   int64_t period_ms_ = 1000;
@@ -137,9 +129,9 @@ class Agent {
   std::mutex mu_;
   std::optional<v1::Task> running_;  // the task this rank runs (its lease is renewed by the heartbeats)
   std::optional<v1::Task> next_;     // leased with the last completion, not started yet (renewed as running_)
-  fs::path train_out_;               // rank 0, while training: the run folder (progress reports)
-  int64_t train_steps_ = 0;
-  fs::file_time_type reported_checkpoint_time_{};
+  // Rank 0, while training: where the trainer stands (its progress callback), reported by the heartbeat thread.
+  std::optional<TrainStepProgress> train_progress_;
+  std::string unreported_checkpoint_;  // written since the last progress report that reached the coordinator
   std::atomic<bool> task_stop_{false};   // the coordinator said: stop the running task (cancelled, lease lost)
   std::atomic<bool> train_stop_{false};  // the trainer's stop flag: a signal or task_stop_
   std::atomic<bool> quit_{false};
@@ -275,34 +267,38 @@ void Agent::HeartbeatLoop() {
   }
 }
 
-// Rank 0 while training: reports the step and, when a new checkpoint was written, its path (a retry resumes from it).
+// Rank 0, on the training thread: the trainer's callback after each step and each checkpoint.
+void Agent::OnTrainProgress(const TrainStepProgress& p) {
+  std::lock_guard<std::mutex> lock(mu_);
+  train_progress_ = p;
+  if (!p.checkpoint.empty()) unreported_checkpoint_ = p.checkpoint;
+}
+
+// Rank 0 while training (heartbeat thread): reports the step and, when a new checkpoint was written since the last
+// report that arrived, its path (a retry resumes from it).
 void Agent::ProgressCheck() {
   v1::ReportProgressRequest req;
-  fs::path out;
-  int64_t steps = 0;
+  std::string checkpoint;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!running_ || running_->kind() != v1::TASK_KIND_TRAIN || train_out_.empty()) return;
+    if (!running_ || running_->kind() != v1::TASK_KIND_TRAIN || !train_progress_) return;
     req.mutable_task()->set_task_id(running_->task_id());
     req.mutable_task()->set_attempt(running_->attempt());
-    out = train_out_;
-    steps = train_steps_;
+    const TrainStepProgress& p = *train_progress_;
+    req.set_step(p.step);
+    if (p.tokens_per_second > 0) (*req.mutable_metrics())["tokens_per_second"] = p.tokens_per_second;  // /metrics
+    req.set_fraction(p.steps > 0 ? std::min(1.0, double(p.step) / p.steps) : 0.0);
+    req.set_message("step " + std::to_string(p.step) + " of " + std::to_string(p.steps));
+    checkpoint = unreported_checkpoint_;
   }
   *req.mutable_worker() = Ref();
-  const LoggedProgress logged = LastLoggedProgress(out);
-  const int64_t step = logged.step;
-  if (step < 0) return;
-  req.set_step(step);
-  if (logged.tokens_per_second > 0) (*req.mutable_metrics())["tokens_per_second"] = logged.tokens_per_second;  // /metrics
-  req.set_fraction(steps > 0 ? std::min(1.0, double(step) / steps) : 0.0);
-  req.set_message("step " + std::to_string(step) + " of " + std::to_string(steps));
-  std::error_code ec;
-  const fs::path latest = out / "checkpoints" / "latest.pt";
-  const auto mtime = fs::last_write_time(latest, ec);
-  if (!ec && mtime != reported_checkpoint_time_) req.set_checkpoint(latest.string());
+  if (!checkpoint.empty()) req.set_checkpoint(checkpoint);
   v1::ReportProgressResponse resp;
   Status s = client_->ReportProgress(req, &resp);
-  if (s.ok() && !ec) reported_checkpoint_time_ = mtime;
+  if (s.ok() && !checkpoint.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (unreported_checkpoint_ == checkpoint) unreported_checkpoint_.clear();
+  }
   if (s.ok() && resp.stop()) {
     task_stop_ = true;
     train_stop_ = true;
@@ -424,7 +420,7 @@ void Agent::RunLocal(const v1::Task& t) {
       r = RunEvaluateTask(t.samples_dir(), t.dataset(), t.reference_split(), t.report_path(), o_.eval_jobs);
     } else if (t.kind() == v1::TASK_KIND_AGGREGATE) {
       std::vector<std::string> inputs(t.inputs().begin(), t.inputs().end());
-      r = RunAggregateTask(inputs, (fs::path(t.output_dir()) / "samples").string(), t.dataset(), t.reference_split(),
+      r = RunAggregateTask(inputs, run_layout::SamplesRoot(t.output_dir()), t.dataset(), t.reference_split(),
                            t.report_path(), o_.eval_jobs);
     } else if (t.kind() == v1::TASK_KIND_SCORE || t.kind() == v1::TASK_KIND_PROBE) {
       auto config = experiment();
@@ -458,32 +454,13 @@ void Agent::RunTrain(const v1::Task& t) {
     Log("task %lld: train job %lld %s (attempt %d%s) on %d rank(s)", (long long)t.task_id(), (long long)t.job_id(),
         t.experiment_name().c_str(), t.attempt(), t.resume() ? ", resuming from its checkpoint" : "", world_);
   }
-  // What the run trained on (the train task's data/... and train/... metrics) and its resolved config.
-  int64_t train_pieces = 0, train_tokens = 0;
-  ExperimentConfig trained;
-  auto run = [&]() -> StatusOr<TrainSummary> {
+  auto run = [&]() -> StatusOr<TrainingRun> {
     CADENZA_RETURN_IF_ERROR(CheckTaskPaths(t, paths_));  // before the trainer creates or locks the run folder
     auto config = ParseExperimentConfig(t.experiment_yaml(), "task " + std::to_string(t.task_id()) + ": experiment_yaml");
     if (!config.ok()) return config.status();
     if (!t.output_dir().empty()) config->out = t.output_dir();
     if (!t.dataset().empty()) config->dataset = t.dataset();
     if (t.seed() != 0) config->train.seed = t.seed();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      train_out_ = config->out;
-      train_steps_ = config->train.steps;
-    }
-    auto windows = OpenExperimentWindows(*config, rank_, world_);
-    if (!windows.ok()) return windows.status();
-    Status resolved = ResolveTrainSteps(&*config, windows->train_tokens);  // train.epochs -> train.steps
-    if (!resolved.ok()) return resolved;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      train_steps_ = config->train.steps;
-    }
-    train_pieces = windows->train_pieces;
-    train_tokens = windows->train_tokens;
-    trained = *config;
     ReducerOptions ro;
     ro.bucket_bytes = size_t(o_.bucket_mb * 1024 * 1024);
     GradientReducer reducer(comm_, ro);
@@ -491,57 +468,57 @@ void Agent::RunTrain(const v1::Task& t) {
     to.resume = t.resume();
     to.progress = !o_.quiet;
     to.stop_requested = &train_stop_;
-    to.sync = &reducer;
     to.threads = o_.threads;
-    to.dataset_manifest_sha256 = windows->manifest_sha256;
-    return Train(*config, *windows->train, *windows->val, to);
+    return RunTraining(*config, &reducer, [this](const TrainStepProgress& p) { OnTrainProgress(p); }, to);
   };
-  StatusOr<TrainSummary> r = run();
+  StatusOr<TrainingRun> trained = run();
   if (rank_ == 0) {
-    const fs::path out = t.output_dir();
-    const std::string latest = (out / "checkpoints" / "latest.pt").string();
-    if (!r.ok()) {
-      Fail(t, r.status().message(), !Permanent(r.status()), fs::exists(latest) ? latest : "");
-    } else if (r->interrupted) {
+    const std::string latest = run_layout::LatestCheckpoint(t.output_dir());
+    if (!trained.ok()) {
+      Fail(t, trained.status().message(), !Permanent(trained.status()), fs::exists(latest) ? latest : "");
+    } else if (trained->summary.interrupted) {
+      const TrainSummary& r = trained->summary;
       if (task_stop_) {
-        Log("task %lld: training stopped at step %lld at the coordinator's request", (long long)t.task_id(), (long long)r->steps);
+        Log("task %lld: training stopped at step %lld at the coordinator's request", (long long)t.task_id(), (long long)r.steps);
       } else {
-        Fail(t, "stopped by signal " + std::to_string(signo_->load()) + " at step " + std::to_string(r->steps) +
+        Fail(t, "stopped by signal " + std::to_string(signo_->load()) + " at step " + std::to_string(r.steps) +
                     ": resume from checkpoint " + latest,
              true, latest, /*preempted=*/true);
       }
     } else {
+      const TrainSummary& r = trained->summary;
       TaskOutcome o;
-      const fs::path best = out / "checkpoints" / "best.pt";
-      o.checkpoint = fs::exists(best) ? best.string() : latest;
-      o.metrics["val_nll"] = r->best_val_nll;
-      o.metrics["val_perplexity"] = r->best_val_perplexity;
-      o.metrics["val_nll_per_bar"] = r->best_val_nll_per_bar;
-      o.metrics["train_loss"] = r->last_train_loss;
-      o.metrics["steps"] = double(r->steps);
-      o.metrics["parameters"] = double(r->parameters);
-      o.metrics["tokens_per_second"] = r->tokens_per_second;
-      o.metrics["train_seconds"] = r->seconds;
+      const std::string best = run_layout::BestCheckpoint(t.output_dir());
+      o.checkpoint = fs::exists(best) ? best : latest;
+      o.metrics["val_nll"] = r.best_val_nll;
+      o.metrics["val_perplexity"] = r.best_val_perplexity;
+      o.metrics["val_nll_per_bar"] = r.best_val_nll_per_bar;
+      o.metrics["train_loss"] = r.last_train_loss;
+      o.metrics["steps"] = double(r.steps);
+      o.metrics["parameters"] = double(r.parameters);
+      o.metrics["tokens_per_second"] = r.tokens_per_second;
+      o.metrics["train_seconds"] = r.seconds;
       o.metrics["ranks"] = world_;
-      AddTrainDataMetrics(train_pieces, train_tokens, trained, r->steps, &o.metrics);
-      for (const auto& [name, value] : r->sample_metrics) o.metrics[name] = value;  // structure at the last validation
-      o.artifacts = {o.checkpoint, (out / "metrics.csv").string(), (out / "config.yaml").string()};
+      // What the run trained on (the train task's data/... and train/... metrics).
+      AddTrainDataMetrics(trained->train_pieces, trained->train_tokens, trained->config, r.steps, &o.metrics);
+      for (const auto& [name, value] : r.sample_metrics) o.metrics[name] = value;  // structure at the last validation
+      o.artifacts = {o.checkpoint, run_layout::MetricsCsv(t.output_dir()), run_layout::ConfigYaml(t.output_dir())};
       char line[200];
-      std::snprintf(line, sizeof line, "%lld steps on %d rank(s), best val NLL/token %.4f%s", (long long)r->steps, world_,
-                    r->best_val_nll, r->early_stopped ? " (early stop)" : "");
+      std::snprintf(line, sizeof line, "%lld steps on %d rank(s), best val NLL/token %.4f%s", (long long)r.steps, world_,
+                    r.best_val_nll, r.early_stopped ? " (early stop)" : "");
       o.summary = line;
       Complete(t, o);
     }
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    train_out_.clear();
+    train_progress_.reset();
+    unreported_checkpoint_.clear();
   }
   SetRunning(nullptr);
 }
 
 int Agent::Run() {
-  client_ = coord::CoordinatorClient::Connect(o_.client);
   // Rank 0 registers; every rank learns the group id, the heartbeat period and the coordinator's roots from it.
   int64_t reg[3] = {0, 1000, 0};
   v1::RegisterWorkerGroupResponse resp;
@@ -572,18 +549,20 @@ int Agent::Run() {
   auto last_busy = Clock::now();
   while (true) {
     // Rank 0 decides the action of this round; every rank adds its stop flag and whether it worked.
-    double h[5] = {0, 0, Stopping() ? 1.0 : 0.0, busy ? 1.0 : 0.0, 0};
+    RoundHeader h;
+    h.stopping = Stopping() ? 1 : 0;
+    h.busy = busy ? 1 : 0;
     v1::RegisterWorkerGroupResponse again;
     if (rank_ == 0 && reregister_.load() && !Stopping()) {
-      h[4] = double(Reregister(&again));
-      if (h[4] > 0) group_id_ = int64_t(h[4]);
+      h.new_group_id = double(Reregister(&again));
+      if (h.new_group_id > 0) group_id_ = int64_t(h.new_group_id);
     }
     std::string payload;
     std::optional<v1::Task> mine;
     int64_t retry_after_ms = 0;
     if (rank_ == 0 && !Stopping()) {
       if (o_.max_idle_seconds > 0 && Clock::now() - last_busy > std::chrono::duration<double>(o_.max_idle_seconds)) {
-        h[0] = kExit;
+        h.action = kExit;
       } else {
         v1::Task t;
         if (TakeNext(&t, &retry_after_ms)) {  // rank 0 may lease any kind: a training task goes to the group
@@ -591,20 +570,20 @@ int Agent::Run() {
           // own task (a score task runs for a minute on a real corpus), longer than a lease lasts.
           SetRunning(&t);
           if (t.kind() == v1::TASK_KIND_TRAIN) {
-            const fs::path latest = fs::path(t.output_dir()) / "checkpoints" / "latest.pt";
-            t.set_resume(t.resume() && fs::exists(latest));  // an attempt that died before its first checkpoint starts afresh
+            // An attempt that died before its first checkpoint starts afresh.
+            t.set_resume(t.resume() && fs::exists(run_layout::LatestCheckpoint(t.output_dir())));  // an attempt that died before its first checkpoint starts afresh
             payload = t.SerializeAsString();
-            h[0] = kTrain;
-            h[1] = double(payload.size());
+            h.action = kTrain;
+            h.payload_bytes = double(payload.size());
           } else {
             mine = t;
           }
         }
       }
     }
-    Await(comm_.StartAllreduceSum(h, 5));
-    if (h[4] > 0) {  // every rank takes the new group id and roots before anyone calls the coordinator again
-      group_id_ = int64_t(h[4]);
+    h.AllreduceSum(comm_, [this](std::unique_ptr<CollectiveRequest> r) { Await(std::move(r)); });
+    if (h.new_group_id > 0) {  // every rank takes the new group id and roots before anyone calls the coordinator again
+      group_id_ = int64_t(h.new_group_id);
       reregister_ = false;
       if (Status s = ShareRoots(again); !s.ok()) {
         Log("error: %s", s.message().c_str());
@@ -612,8 +591,8 @@ int Agent::Run() {
         break;
       }
     }
-    if (h[3] > 0 || h[0] != kWorkAlone) last_busy = Clock::now();
-    if (h[2] > 0) {  // a signal reached some rank: hand back what rank 0 just leased, then every rank stops
+    if (h.busy > 0 || h.action != kWorkAlone) last_busy = Clock::now();
+    if (h.stopping > 0) {  // a signal reached some rank: hand back what rank 0 just leased, then every rank stops
       if (rank_ == 0) {
         v1::Task t;
         if (!payload.empty() && t.ParseFromString(payload)) Fail(t, "the worker group is stopping (signal)", true, "", true);
@@ -623,13 +602,13 @@ int Agent::Run() {
       exit_code = kExitStoppedBySignal;
       break;
     }
-    if (h[0] == kExit) {
+    if (h.action == kExit) {
       if (rank_ == 0) Log("no task for %.0f s: exiting", o_.max_idle_seconds);
       break;
     }
-    if (h[0] == kTrain) {
+    if (h.action == kTrain) {
       HandBackNext("handed back: this rank joins its group's training");
-      payload.resize(size_t(h[1]));
+      payload.resize(size_t(h.payload_bytes));
       Await(comm_.StartBroadcast(payload.data(), payload.size(), 0));
       v1::Task t;
       if (!t.ParseFromString(payload)) {
@@ -667,9 +646,15 @@ int Agent::Run() {
 
 }  // namespace
 
-int RunAgent(const AgentOptions& options, Communicator& comm, std::atomic<bool>* stop, std::atomic<int>* signal_number) {
-  Agent agent(options, comm, stop, signal_number);
+int RunAgent(const AgentOptions& options, Communicator& comm, coord::WorkerClient& client, std::atomic<bool>* stop,
+             std::atomic<int>* signal_number) {
+  Agent agent(options, comm, client, stop, signal_number);
   return agent.Run();
+}
+
+int RunAgent(const AgentOptions& options, Communicator& comm, std::atomic<bool>* stop, std::atomic<int>* signal_number) {
+  std::unique_ptr<coord::WorkerClient> client = coord::ConnectWorkerClient(options.client);  // one channel per rank
+  return RunAgent(options, comm, *client, stop, signal_number);
 }
 
 }  // namespace cadenza

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "coordinator/client.h"
+#include "coordinator/worker_client.h"
 #include "worker/communicator.h"
 #include "worker/task_runners.h"
 
@@ -29,7 +30,12 @@ struct AgentOptions {
 };
 
 // Runs the agent on every rank of `comm` until a signal (`stop`, set by the caller's handler; `signal_number` says
-// which), --max-idle, or an error. Every rank calls it; only gRPC and no MPI happens off the main thread.
+// which), --max-idle, or an error. Every rank calls it; only coordinator calls and no collective happen off the
+// main thread. Each rank connects its own gRPC client to options.client.
 int RunAgent(const AgentOptions& options, Communicator& comm, std::atomic<bool>* stop, std::atomic<int>* signal_number);
+// The same over `client` (options.client unused): tests pass a fake coordinator, shared by the ranks of a thread
+// world (worker/test_communicators.h).
+int RunAgent(const AgentOptions& options, Communicator& comm, coord::WorkerClient& client, std::atomic<bool>* stop,
+             std::atomic<int>* signal_number);
 
 }  // namespace cadenza
