@@ -199,7 +199,7 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
     CADENZA_RETURN_IF_ERROR(r.OnlyKeys(t, "train", {"seq_len", "batch_size", "steps", "lr", "warmup_steps", "min_lr_ratio", "weight_decay",
                                                     "beta1", "beta2", "grad_clip", "eval_every", "eval_windows", "early_stopping_patience",
                                                     "seed", "threads", "data_fraction", "epochs", "eval_samples",
-                                                    "eval_sample_bars"}));
+                                                    "eval_sample_bars", "precision"}));
     CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "seq_len", &tr.seq_len));
     CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "batch_size", &tr.batch_size));
     CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "steps", &tr.steps));
@@ -219,6 +219,7 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
     CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "epochs", &tr.epochs));
     CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "eval_samples", &tr.eval_samples));
     CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "eval_sample_bars", &tr.eval_sample_bars));
+    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "precision", &tr.precision));
     if (tr.seq_len < 8) return r.Error("train.seq_len", "expected >= 8");
     if (c.model.family == "transformer" && tr.seq_len > c.model.max_len) {
       return r.Error("train.seq_len", "expected <= model.max_len (" + std::to_string(c.model.max_len) + ")");
@@ -245,6 +246,9 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
     }
     if (tr.eval_samples < 0 || tr.eval_samples > 256) return r.Error("train.eval_samples", "expected 0..256 (0 = off)");
     if (tr.eval_sample_bars < 1 || tr.eval_sample_bars > 256) return r.Error("train.eval_sample_bars", "expected 1..256");
+    if (tr.precision != "fp32" && tr.precision != "bf16") {
+      return r.Error("train.precision", "expected fp32 or bf16, found '" + tr.precision + "'");
+    }
   }
   if (const YAML::Node g = root["generate"]) {
     GenerateConfig& gc = c.generate;
@@ -373,6 +377,7 @@ std::string ExperimentConfig::ToYaml() const {
   e << YAML::Key << "epochs" << YAML::Value << train.epochs;
   e << YAML::Key << "eval_samples" << YAML::Value << train.eval_samples;
   e << YAML::Key << "eval_sample_bars" << YAML::Value << train.eval_sample_bars;
+  e << YAML::Key << "precision" << YAML::Value << train.precision;
   e << YAML::EndMap;
   e << YAML::Key << "generate" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "temperature" << YAML::Value << generate.temperature;

@@ -57,6 +57,10 @@ struct TrainConfig {
   // as sample/<metric> beside the NLL. 0 = off. Sampling never touches the training's random stream.
   int eval_samples = 0;
   int64_t eval_sample_bars = 8;
+  // "fp32" or "bf16": bf16 mixed precision for training and validation (GEMMs and attention products in bf16 with
+  // fp32 accumulation; master weights, optimizer state, LayerNorm, softmax and loss in fp32; checkpoints fp32).
+  // Refused at training start on a CPU without AVX512_BF16 or AMX-BF16 (core/model/precision.h).
+  std::string precision = "fp32";
 };
 
 // How the experiment's generate tasks sample (the worker's --bars/--temperature/... flags are only a fallback).

@@ -9,6 +9,7 @@
 #include "core/model/additive_attention.h"
 #include "core/model/gru_sequence.h"
 #include "core/model/lstm_sequence.h"
+#include "core/model/mixed_precision.h"
 #include "core/model/row_affine.h"
 
 namespace cadenza {
@@ -16,8 +17,10 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // x [B, K] W^T + b, as at::linear computes it for a matrix (addmm), or RowAffine for one row.
+// Inside a Bf16ComputeScope the GEMM runs in bf16 (mixed_precision.h); one row stays fp32.
 torch::Tensor Affine(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  return OneRow(x) ? RowAffine(x, weight, bias) : torch::addmm(bias, x, weight.t());
+  if (OneRow(x)) return RowAffine(x, weight, bias);
+  return Bf16Compute() ? Bf16Linear(x, weight, bias) : torch::addmm(bias, x, weight.t());
 }
 
 }  // namespace
@@ -52,6 +55,7 @@ torch::Tensor AttentionRnnModel::Scores(const torch::Tensor& hs) {
   auto query = config_.attention == "general" ? Affine(attn_general_, hs) : hs;
   auto mask = torch::full({T, T}, kNegInf).triu(1);
   if (window > 0) mask = mask + torch::full({T, T}, kNegInf).tril(-window);
+  if (Bf16Compute()) return torch::add(mask, torch::bmm(ToBf16(query), ToBf16(hs).transpose(1, 2)), scale);  // fp32 scores
   return torch::baddbmm(mask, query, hs.transpose(1, 2), 1.0, scale);
 }
 
@@ -65,7 +69,9 @@ torch::Tensor AttentionRnnModel::Combined(const torch::Tensor& context, const to
 
 torch::Tensor AttentionRnnModel::Project(const torch::Tensor& out) {
   if (OneRow(out)) return RowAffine(out, config_.tie_embeddings ? embedding_->weight : output_->weight, torch::Tensor());
-  return config_.tie_embeddings ? torch::matmul(out, embedding_->weight.t()) : output_(out);
+  const auto& weight = config_.tie_embeddings ? embedding_->weight : output_->weight;
+  if (Bf16Compute()) return Bf16Linear(out, weight, torch::Tensor());
+  return config_.tie_embeddings ? torch::matmul(out, weight.t()) : output_(out);
 }
 
 torch::Tensor AttentionRnnModel::forward(const torch::Tensor& tokens) { return Project(Hidden(tokens)); }
@@ -84,8 +90,8 @@ torch::Tensor AttentionRnnModel::Hidden(const torch::Tensor& tokens) {
     }
     hs = x.transpose(0, 1).contiguous();  // [B, T, H]
   }
-  auto attn = torch::softmax(Scores(hs), -1);
-  auto context = torch::bmm(attn, hs);
+  auto attn = torch::softmax(Scores(hs), -1);  // fp32 softmax (bf16 scores are widened first)
+  auto context = Bf16Compute() ? Bf16Matmul(attn, hs) : torch::bmm(attn, hs);
   return Combined(context, hs);
 }
 

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "core/model/mixed_precision.h"
 #include "core/model/vector_math.h"
 
 namespace cadenza {
@@ -76,25 +77,35 @@ void CellBackward(const float* __restrict act, const float* __restrict hn, const
 
 struct GruFunction : public torch::autograd::Function<GruFunction> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x_in, const torch::Tensor& w_ih,
-                               const torch::Tensor& w_hh, const torch::Tensor& b_ih, const torch::Tensor& b_hh) {
+                               const torch::Tensor& w_hh, const torch::Tensor& b_ih, const torch::Tensor& b_hh,
+                               bool bf16) {
     torch::NoGradGuard no_grad;
     auto x = x_in.contiguous();
     const int64_t T = x.size(0), B = x.size(1), In = x.size(2), H = w_hh.size(1);
+    // bf16: the GEMMs take bf16 inputs (fp32 accumulation), their results are widened (bias added) into fp32; the
+    // cells and the outputs stay fp32. The bf16 copies of x and the weights are kept for backward.
+    if (bf16) x = ToBf16(x);
+    const auto wi = bf16 ? ToBf16(w_ih) : w_ih, wh = bf16 ? ToBf16(w_hh) : w_hh;
     // Input projections of every step in one GEMM; the recurrent one per step into a scratch row block.
-    auto gates = torch::addmm(b_ih, x.view({T * B, In}), w_ih.t()).view({T, B, 3 * H});
-    auto hn = torch::empty({T, B, H}, x.options());
-    auto y = torch::empty({T, B, H}, x.options());
+    auto gates = bf16 ? torch::add(b_ih, torch::mm(x.view({T * B, In}), wi.t())).view({T, B, 3 * H})
+                      : torch::addmm(b_ih, x.view({T * B, In}), w_ih.t()).view({T, B, 3 * H});
+    const auto f32 = gates.options();
+    auto hn = torch::empty({T, B, H}, f32);
+    auto y = torch::empty({T, B, H}, f32);
     auto gh = b_hh.expand({B, 3 * H}).clone();  // h_0 = 0: the first step's recurrent part is the bias (a copy: it is overwritten)
-    auto zeros = torch::zeros({B, H}, x.options());
-    const auto w_hh_t = w_hh.t();
+    auto zeros = torch::zeros({B, H}, f32);
+    const auto w_hh_t = wh.t();
     float *pg = gates.data_ptr<float>(), *pn = hn.data_ptr<float>(), *py = y.data_ptr<float>();
     const int64_t step = B * H;
     for (int64_t t = 0; t < T; ++t) {
-      if (t > 0) torch::addmm_out(gh, b_hh, y[t - 1], w_hh_t);
+      if (t > 0) {
+        if (bf16) torch::add_out(gh, b_hh, torch::mm(ToBf16(y[t - 1]), w_hh_t));
+        else torch::addmm_out(gh, b_hh, y[t - 1], w_hh_t);
+      }
       CellForward(pg + t * 3 * step, gh.data_ptr<float>(), t > 0 ? py + (t - 1) * step : zeros.data_ptr<float>(),
                   pn + t * step, py + t * step, B, H);
     }
-    ctx->save_for_backward({x, w_ih, w_hh, y});
+    ctx->save_for_backward({x, wi, wh, y});
     ctx->saved_data["activations"] = gates;
     ctx->saved_data["hn"] = hn;
     return y;
@@ -108,29 +119,37 @@ struct GruFunction : public torch::autograd::Function<GruFunction> {
     const auto hn = ctx->saved_data["hn"].toTensor();
     const auto dy = grad_outputs[0].contiguous();
     const int64_t T = x.size(0), B = x.size(1), In = x.size(2), H = w_hh.size(1);
-    auto dgi = torch::empty({T, B, 3 * H}, x.options());
-    auto dgh = torch::empty({T, B, 3 * H}, x.options());
-    auto carry = torch::zeros({B, H}, x.options());
-    auto dh_rec = torch::zeros({B, H}, x.options());
-    auto zeros = torch::zeros({B, H}, x.options());
+    const bool bf16 = x.scalar_type() == torch::kBFloat16;  // the forward ran in bf16 (x and weights kept so)
+    const auto f32 = y.options();
+    auto dgi = torch::empty({T, B, 3 * H}, f32);
+    auto dgh = torch::empty({T, B, 3 * H}, f32);
+    auto carry = torch::zeros({B, H}, f32);
+    auto dh_rec = torch::zeros({B, H}, f32);
+    auto zeros = torch::zeros({B, H}, f32);
     const float *pa = act.data_ptr<float>(), *pn = hn.data_ptr<float>(), *py = y.data_ptr<float>(),
                 *pdy = dy.data_ptr<float>();
     float *pdi = dgi.data_ptr<float>(), *pdh = dgh.data_ptr<float>();
     const int64_t step = B * H;
     for (int64_t t = T - 1; t >= 0; --t) {
-      if (t < T - 1) torch::mm_out(dh_rec, dgh[t + 1], w_hh);
+      if (t < T - 1) {
+        if (bf16) dh_rec.copy_(torch::mm(ToBf16(dgh[t + 1]), w_hh));
+        else torch::mm_out(dh_rec, dgh[t + 1], w_hh);
+      }
       CellBackward(pa + t * 3 * step, pn + t * step, t > 0 ? py + (t - 1) * step : zeros.data_ptr<float>(),
                    pdy + t * step, dh_rec.data_ptr<float>(), carry.data_ptr<float>(), pdi + t * 3 * step,
                    pdh + t * 3 * step, B, H);
     }
     // Everything that does not feed the recurrence, over all steps at once (h_0 = 0 adds nothing to dW_hh).
-    auto di = dgi.view({T * B, 3 * H});
-    auto dx = torch::mm(di, w_ih).view({T, B, In});
-    auto dw_ih = torch::mm(di.t(), x.view({T * B, In}));
-    auto dw_hh = T > 1 ? torch::mm(dgh.narrow(0, 1, T - 1).reshape({(T - 1) * B, 3 * H}).t(),
-                                   y.narrow(0, 0, T - 1).reshape({(T - 1) * B, H}))
-                       : torch::zeros_like(w_hh);
-    return {dx, dw_ih, dw_hh, di.sum(0), dgh.view({T * B, 3 * H}).sum(0)};
+    auto dbi = dgi.view({T * B, 3 * H}).sum(0), dbh = dgh.view({T * B, 3 * H}).sum(0);
+    auto di = bf16 ? ToBf16(dgi).view({T * B, 3 * H}) : dgi.view({T * B, 3 * H});
+    auto dh = bf16 ? ToBf16(dgh.narrow(0, 1, T - 1)) : dgh.narrow(0, 1, T - 1);
+    auto hs = bf16 ? ToBf16(y.narrow(0, 0, T - 1)) : y.narrow(0, 0, T - 1);
+    auto widen = [&](torch::Tensor t) { return bf16 ? t.to(torch::kFloat32) : t; };
+    auto dx = widen(torch::mm(di, w_ih)).view({T, B, In});
+    auto dw_ih = widen(torch::mm(di.t(), x.view({T * B, In})));
+    auto dw_hh = T > 1 ? widen(torch::mm(dh.reshape({(T - 1) * B, 3 * H}).t(), hs.reshape({(T - 1) * B, H})))
+                       : torch::zeros(w_hh.sizes(), f32);
+    return {dx, dw_ih, dw_hh, dbi, dbh, torch::Tensor()};
   }
 };
 
@@ -145,7 +164,7 @@ torch::Tensor GruSequence(const torch::Tensor& x, const torch::Tensor& w_ih, con
                        0.0, false, false, false);
     return std::get<0>(out);
   }
-  return GruFunction::apply(x, w_ih, w_hh, b_ih, b_hh);
+  return GruFunction::apply(x, w_ih, w_hh, b_ih, b_hh, Bf16Compute());
 }
 
 }  // namespace cadenza

@@ -3,6 +3,7 @@
 
 #include <ATen/Parallel.h>
 
+#include "core/model/mixed_precision.h"
 #include "core/model/vector_math.h"
 
 namespace cadenza {
@@ -31,15 +32,19 @@ void MaskByOutput(const float* __restrict grad, const float* __restrict y, float
 
 struct LinearReluFunction : public torch::autograd::Function<LinearReluFunction> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight,
-                               const torch::Tensor& bias) {
+                               const torch::Tensor& bias, bool bf16) {
     const int64_t K = x.size(-1), N = weight.size(0);
+    // bf16: the GEMM's inputs in bf16 (fp32 accumulation in oneDNN), widened to fp32 for bias + ReLU; x and the
+    // weight are kept in bf16 for the backward GEMMs.
     auto x2 = x.reshape({-1, K}).contiguous();
-    auto y = torch::mm(x2, weight.t());  // [M, N], contiguous
+    if (bf16) x2 = ToBf16(x2);
+    auto w = bf16 ? ToBf16(weight) : weight;
+    auto y = bf16 ? torch::mm(x2, w.t()).to(torch::kFloat32) : torch::mm(x2, w.t());  // [M, N], contiguous
     auto b = bias.contiguous();
     float* py = y.data_ptr<float>();
     const float* pb = b.data_ptr<float>();
     at::parallel_for(0, y.size(0), 64, [&](int64_t begin, int64_t end) { BiasRelu(py + begin * N, pb, end - begin, N); });
-    ctx->save_for_backward({x2, weight, y});
+    ctx->save_for_backward({x2, w, y});
     ctx->saved_data["x_sizes"] = x.sizes().vec();
     auto sizes = x.sizes().vec();
     sizes.back() = N;
@@ -56,10 +61,16 @@ struct LinearReluFunction : public torch::autograd::Function<LinearReluFunction>
     at::parallel_for(0, y.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
       MaskByOutput(pg + begin, py + begin, pm + begin, end - begin);
     });
+    auto db = masked.sum(0);
+    if (weight.scalar_type() == torch::kBFloat16) {  // the forward ran in bf16: so do the GEMMs here
+      auto mb = ToBf16(masked);
+      auto dx = torch::mm(mb, weight).to(torch::kFloat32).view(ctx->saved_data["x_sizes"].toIntVector());
+      auto dw = torch::mm(mb.t(), x2).to(torch::kFloat32);
+      return {dx, dw, db, torch::Tensor()};
+    }
     auto dx = torch::mm(masked, weight).view(ctx->saved_data["x_sizes"].toIntVector());
     auto dw = torch::mm(masked.t(), x2);
-    auto db = masked.sum(0);
-    return {dx, dw, db};
+    return {dx, dw, db, torch::Tensor()};
   }
 };
 
@@ -67,8 +78,8 @@ struct LinearReluFunction : public torch::autograd::Function<LinearReluFunction>
 
 torch::Tensor LinearRelu(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   const bool fused = x.scalar_type() == torch::kFloat32 && x.device().is_cpu() && bias.defined() && x.numel() > 0;
-  if (!fused) return torch::relu(at::linear(x, weight, bias));
-  return LinearReluFunction::apply(x, weight, bias);
+  if (!fused) return torch::relu(Bf16Compute() && x.numel() > 0 ? Bf16Linear(x, weight, bias) : at::linear(x, weight, bias));
+  return LinearReluFunction::apply(x, weight, bias, Bf16Compute());
 }
 
 }  // namespace cadenza

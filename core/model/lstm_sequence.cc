@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "core/model/mixed_precision.h"
 #include "core/model/vector_math.h"
 
 namespace cadenza {
@@ -71,24 +72,34 @@ void CellBackward(const float* __restrict act, const float* __restrict c, const 
 
 struct LstmFunction : public torch::autograd::Function<LstmFunction> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x_in, const torch::Tensor& w_ih,
-                               const torch::Tensor& w_hh, const torch::Tensor& b_ih, const torch::Tensor& b_hh) {
+                               const torch::Tensor& w_hh, const torch::Tensor& b_ih, const torch::Tensor& b_hh,
+                               bool bf16) {
     torch::NoGradGuard no_grad;
     auto x = x_in.contiguous();
     const int64_t T = x.size(0), B = x.size(1), In = x.size(2), H = w_hh.size(1);
+    // bf16: every GEMM takes bf16 inputs (fp32 accumulation) and its result is widened into the fp32 gates; the
+    // cells, the cell state and the outputs stay fp32. The bf16 copies of x and the weights are kept for backward.
+    if (bf16) x = ToBf16(x);
+    const auto wi = bf16 ? ToBf16(w_ih) : w_ih, wh = bf16 ? ToBf16(w_hh) : w_hh;
     // Input projections of every step in one GEMM; each step then adds h_{t-1} W_hh^T in place.
-    auto gates = torch::addmm(b_ih + b_hh, x.view({T * B, In}), w_ih.t()).view({T, B, 4 * H});
-    auto c = torch::empty({T, B, H}, x.options());
-    auto y = torch::empty({T, B, H}, x.options());
-    auto zeros = torch::zeros({B, H}, x.options());
-    const auto w_hh_t = w_hh.t();
+    auto gates = bf16 ? torch::add(b_ih + b_hh, torch::mm(x.view({T * B, In}), wi.t())).view({T, B, 4 * H})
+                      : torch::addmm(b_ih + b_hh, x.view({T * B, In}), w_ih.t()).view({T, B, 4 * H});
+    const auto f32 = gates.options();
+    auto c = torch::empty({T, B, H}, f32);
+    auto y = torch::empty({T, B, H}, f32);
+    auto zeros = torch::zeros({B, H}, f32);
+    const auto w_hh_t = wh.t();
     float *pg = gates.data_ptr<float>(), *pc = c.data_ptr<float>(), *py = y.data_ptr<float>();
     const int64_t step = B * H;
     for (int64_t t = 0; t < T; ++t) {
-      if (t > 0) gates[t].addmm_(y[t - 1], w_hh_t);
+      if (t > 0) {
+        if (bf16) gates[t].add_(torch::mm(ToBf16(y[t - 1]), w_hh_t));
+        else gates[t].addmm_(y[t - 1], w_hh_t);
+      }
       CellForward(pg + t * 4 * step, t > 0 ? pc + (t - 1) * step : zeros.data_ptr<float>(), pc + t * step,
                   py + t * step, B, H);
     }
-    ctx->save_for_backward({x, w_ih, w_hh, y});
+    ctx->save_for_backward({x, wi, wh, y});
     ctx->saved_data["activations"] = gates;
     ctx->saved_data["cells"] = c;
     return y;
@@ -102,27 +113,33 @@ struct LstmFunction : public torch::autograd::Function<LstmFunction> {
     const auto c = ctx->saved_data["cells"].toTensor();
     const auto dy = grad_outputs[0].contiguous();
     const int64_t T = x.size(0), B = x.size(1), In = x.size(2), H = w_hh.size(1);
-    auto dgates = torch::empty({T, B, 4 * H}, x.options());
-    auto dc = torch::zeros({B, H}, x.options());
-    auto dh_rec = torch::zeros({B, H}, x.options());
-    auto zeros = torch::zeros({B, H}, x.options());
+    const bool bf16 = x.scalar_type() == torch::kBFloat16;  // the forward ran in bf16 (x and weights kept so)
+    const auto f32 = y.options();
+    auto dgates = torch::empty({T, B, 4 * H}, f32);
+    auto dc = torch::zeros({B, H}, f32);
+    auto dh_rec = torch::zeros({B, H}, f32);
+    auto zeros = torch::zeros({B, H}, f32);
     const float *pa = act.data_ptr<float>(), *pc = c.data_ptr<float>(), *pdy = dy.data_ptr<float>();
     float* pdg = dgates.data_ptr<float>();
     const int64_t step = B * H;
     for (int64_t t = T - 1; t >= 0; --t) {
-      if (t < T - 1) torch::mm_out(dh_rec, dgates[t + 1], w_hh);
+      if (t < T - 1) {
+        if (bf16) dh_rec.copy_(torch::mm(ToBf16(dgates[t + 1]), w_hh));
+        else torch::mm_out(dh_rec, dgates[t + 1], w_hh);
+      }
       CellBackward(pa + t * 4 * step, pc + t * step, t > 0 ? pc + (t - 1) * step : zeros.data_ptr<float>(),
                    pdy + t * step, dh_rec.data_ptr<float>(), dc.data_ptr<float>(), pdg + t * 4 * step, B, H);
     }
     // Everything that does not feed the recurrence, over all steps at once.
-    auto dg = dgates.view({T * B, 4 * H});
-    auto dx = torch::mm(dg, w_ih).view({T, B, In});
-    auto dw_ih = torch::mm(dg.t(), x.view({T * B, In}));
-    auto dw_hh = T > 1 ? torch::mm(dgates.narrow(0, 1, T - 1).reshape({(T - 1) * B, 4 * H}).t(),
-                                   y.narrow(0, 0, T - 1).reshape({(T - 1) * B, H}))
-                       : torch::zeros_like(w_hh);
-    auto db = dg.sum(0);
-    return {dx, dw_ih, dw_hh, db, db.clone()};
+    auto db = dgates.view({T * B, 4 * H}).sum(0);
+    auto dg = bf16 ? ToBf16(dgates).view({T * B, 4 * H}) : dgates.view({T * B, 4 * H});
+    auto hs = bf16 ? ToBf16(y.narrow(0, 0, T - 1)) : y.narrow(0, 0, T - 1);
+    auto widen = [&](torch::Tensor t) { return bf16 ? t.to(torch::kFloat32) : t; };
+    auto dx = widen(torch::mm(dg, w_ih)).view({T, B, In});
+    auto dw_ih = widen(torch::mm(dg.t(), x.view({T * B, In})));
+    auto dw_hh = T > 1 ? widen(torch::mm(dg.narrow(0, B, (T - 1) * B).t(), hs.reshape({(T - 1) * B, H})))
+                       : torch::zeros(w_hh.sizes(), f32);
+    return {dx, dw_ih, dw_hh, db, db.clone(), torch::Tensor()};
   }
 };
 
@@ -138,7 +155,7 @@ torch::Tensor LstmSequence(const torch::Tensor& x, const torch::Tensor& w_ih, co
                         {w_ih, w_hh, b_ih, b_hh}, true, 1, 0.0, false, false, false);
     return std::get<0>(out);
   }
-  return LstmFunction::apply(x, w_ih, w_hh, b_ih, b_hh);
+  return LstmFunction::apply(x, w_ih, w_hh, b_ih, b_hh, Bf16Compute());
 }
 
 }  // namespace cadenza

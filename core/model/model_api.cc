@@ -5,6 +5,8 @@
 
 #include "core/model/checkpoint.h"
 #include "core/model/generator.h"
+#include "core/model/mixed_precision.h"
+#include "core/model/precision.h"
 #include "core/model/sequence_model.h"
 #include "core/threads.h"
 #include "core/vocabulary.h"
@@ -30,6 +32,13 @@ CheckpointInfo InfoOf(const LoadedCheckpoint& c) {
   info.best_val_nll = c.progress.best_val_nll;
   return info;
 }
+
+// Inference runs in the precision the checkpoint was trained in (its weights are fp32 either way); bf16 is refused
+// where this CPU cannot run it, naming the checkpoint.
+Status CheckInferencePrecision(const std::string& path, const LoadedCheckpoint& c) {
+  return CheckPrecision(c.config.train.precision, CurrentCpuFeatures(), path + ": train.precision");
+}
+bool Bf16(const CheckpointInfo& info) { return info.config.train.precision == "bf16"; }
 }  // namespace
 
 StatusOr<CheckpointInfo> InspectCheckpoint(const std::string& path) {
@@ -42,7 +51,9 @@ StatusOr<std::vector<GeneratedSample>> GenerateFromCheckpoint(const std::string&
                                                               CheckpointInfo* info) {
   auto loaded = LoadCheckpoint(path);
   if (!loaded.ok()) return loaded.status();
+  if (Status p = CheckInferencePrecision(path, *loaded); !p.ok()) return p;
   if (info) *info = InfoOf(*loaded);
+  const Bf16ComputeScope precision(loaded->config.train.precision == "bf16");
   return Generate(*loaded->model, options);
 }
 
@@ -55,6 +66,7 @@ CheckpointScorer::~CheckpointScorer() = default;
 StatusOr<std::unique_ptr<CheckpointScorer>> CheckpointScorer::Open(const std::string& checkpoint) {
   auto loaded = LoadCheckpoint(checkpoint);
   if (!loaded.ok()) return loaded.status();
+  if (Status p = CheckInferencePrecision(checkpoint, *loaded); !p.ok()) return p;
   std::unique_ptr<CheckpointScorer> scorer(new CheckpointScorer());
   scorer->info_ = InfoOf(*loaded);
   scorer->impl_ = std::make_unique<Impl>();
@@ -73,6 +85,7 @@ StatusOr<ScoreResult> CheckpointScorer::Score(const WindowSource& windows, int64
   }
   batch_size = std::max<int64_t>(1, batch_size);
   torch::NoGradGuard no_grad;
+  const Bf16ComputeScope precision(Bf16(info_));
   model.eval();
   const int32_t pad = Vocabulary::Get().Pad(), bar = Vocabulary::Get().Bar();
   ScoreResult r;
@@ -106,6 +119,7 @@ HiddenStateReader::~HiddenStateReader() = default;
 StatusOr<std::unique_ptr<HiddenStateReader>> HiddenStateReader::Open(const std::string& checkpoint) {
   auto loaded = LoadCheckpoint(checkpoint);
   if (!loaded.ok()) return loaded.status();
+  if (Status p = CheckInferencePrecision(checkpoint, *loaded); !p.ok()) return p;
   std::unique_ptr<HiddenStateReader> reader(new HiddenStateReader());
   reader->info_ = InfoOf(*loaded);
   reader->impl_ = std::make_unique<Impl>();
@@ -124,6 +138,7 @@ StatusOr<std::vector<std::vector<float>>> HiddenStateReader::PerToken(const std:
     }
   }
   torch::NoGradGuard no_grad;
+  const Bf16ComputeScope precision(Bf16(info_));
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t window = std::min<int64_t>(model.MaxContext(), std::max<int64_t>(n, 1));
   std::vector<std::vector<float>> rows;

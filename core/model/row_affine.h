@@ -4,6 +4,8 @@
 #include <omp.h>
 #include <torch/torch.h>
 
+#include "core/model/mixed_precision.h"
+
 namespace cadenza {
 
 // Generation with one sequence multiplies a single row by each weight matrix. Done as a [1, K] x [K, N] GEMM,
@@ -41,8 +43,10 @@ class OneThreadForOneRow {
 
 // x W^T + b through at::linear, which runs [B, T, K] inputs as one addmm: the C++ frontend's nn::Linear runs
 // them as matmul and then adds the bias in a second pass over the output (and its gradient in a third).
+// Inside a Bf16ComputeScope the GEMM runs in bf16 (mixed_precision.h); one row stays fp32 (no bf16 gemv path).
 inline torch::Tensor Affine(const torch::nn::Linear& layer, const torch::Tensor& x) {
-  return OneRow(x) ? RowAffine(x, layer->weight, layer->bias) : at::linear(x, layer->weight, layer->bias);
+  if (OneRow(x)) return RowAffine(x, layer->weight, layer->bias);
+  return Bf16Compute() ? Bf16Linear(x, layer->weight, layer->bias) : at::linear(x, layer->weight, layer->bias);
 }
 
 }  // namespace cadenza

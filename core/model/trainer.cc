@@ -17,6 +17,8 @@
 #include "core/model/checkpoint.h"
 #include "core/model/generator.h"
 #include "core/model/gradient_sync.h"
+#include "core/model/mixed_precision.h"
+#include "core/model/precision.h"
 #include "core/model/sequence_model.h"
 #include "core/run_layout.h"
 #include "core/threads.h"
@@ -200,6 +202,10 @@ StatusOr<TrainSummary> TrainUnguarded(const ExperimentConfig& config, const Wind
                            " is the global batch and must divide evenly over " + std::to_string(world) + " ranks");
   }
   const int64_t local_batch = cfg.batch_size / world;
+  // bf16 only where this CPU runs bf16 GEMMs natively (refused before anything is written); the scope makes this
+  // thread's forward passes (training, validation, validation samples) run their GEMMs in bf16 (mixed_precision.h).
+  if (Status p = CheckPrecision(cfg.precision, CurrentCpuFeatures(), config.name + ": train.precision"); !p.ok()) return p;
+  const Bf16ComputeScope precision_scope(cfg.precision == "bf16");
   // Global windows per epoch; the cursor counts global windows too, so checkpoints resume at any world size.
   const int64_t per_epoch = train.WindowsPerEpoch() * world;
   if (per_epoch < cfg.batch_size) {

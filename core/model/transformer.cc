@@ -93,7 +93,9 @@ torch::Tensor TransformerModel::Project(const torch::Tensor& h) {
   // Tied and unscaled, as in the paper. The untrained model then favours repeating its input token (the
   // residual carries sqrt(d) * embedding), yet it learned fastest of three variants we measured (docs/models.md).
   if (OneRow(h)) return RowAffine(h, config_.tie_embeddings ? embedding_->weight : output_->weight, torch::Tensor());
-  return config_.tie_embeddings ? torch::matmul(h, embedding_->weight.t()) : output_(h);
+  const auto& weight = config_.tie_embeddings ? embedding_->weight : output_->weight;
+  if (Bf16Compute()) return Bf16Linear(h, weight, torch::Tensor());
+  return config_.tie_embeddings ? torch::matmul(h, weight.t()) : output_(h);
 }
 
 torch::Tensor TransformerModel::Hidden(const torch::Tensor& tokens) {

@@ -125,6 +125,23 @@ TEST(ExperimentConfigTest, BadScalingValuesNameTheKey) {
   ExpectError("score: {windows: sliding}\n", "score.windows", "expected tiled or every_bar");
 }
 
+// train.precision: fp32 (the default, also for files written before the key) or bf16; anything else is named.
+TEST(ExperimentConfigTest, PrecisionParsesRoundTripsAndNamesABadValue) {
+  auto old = Parse("train: {steps: 10}\n");
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  EXPECT_EQ(old->train.precision, "fp32");
+  auto c = Parse("train: {precision: bf16}\n");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->train.precision, "bf16");
+  auto again = ParseExperimentConfig(c->ToYaml(), "dumped");
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again->train.precision, "bf16");
+  EXPECT_NE(c->ToYaml().find("precision: bf16"), std::string::npos) << c->ToYaml();
+  ExpectError("train: {precision: fp16}\n", "train.precision", "expected fp32 or bf16, found 'fp16'");
+  ExpectError("train: {precision: BF16}\n", "train.precision", "'BF16'");
+  ExpectError("train: {precision: [bf16]}\n", "train.precision");
+}
+
 // A run's config.yaml carries its provenance and still reads back as the same experiment.
 TEST(ExperimentConfigTest, RunConfigRecordsProvenanceAndReadsBackAsTheConfig) {
   auto c = Parse("train: {steps: 10}\n");

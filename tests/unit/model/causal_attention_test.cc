@@ -8,6 +8,8 @@
 
 #include "core/model/causal_attention.h"
 #include "core/model/dropout.h"
+#include "core/model/mixed_precision.h"
+#include "core/model/precision.h"
 
 namespace cadenza {
 namespace {
@@ -50,6 +52,37 @@ TEST_P(CausalAttentionTest, MatchesComposedOpsValuesAndGradients) {
   const char* names[] = {"dq", "dk", "dv"};
   for (int i = 0; i < 3; ++i)
     EXPECT_LT((got_grad.narrow(2, i * D, D) - expected_grad.narrow(2, i * D, D)).abs().max().item<double>(), 1e-4) << names[i];
+}
+
+// Inside a Bf16ComputeScope (train.precision: bf16) the kernel's six products take bf16 inputs (vdpbf16ps, fp32
+// accumulation): the values and gradients stay within bf16's rounding of the fp32 ones, and are not the fp32 ones.
+TEST_P(CausalAttentionTest, Bf16ProductsStayCloseToFp32) {
+  if (!DetectCpuFeatures().avx512_bf16) GTEST_SKIP() << "no AVX512_BF16 on this CPU: the kernel stays fp32 there";
+  const Shape s = GetParam();
+  torch::manual_seed(9);
+  const int64_t D = s.heads * s.Dh;
+  auto qkv = (torch::randn({s.B, s.T, 3 * D}) * 1.5).requires_grad_(true);
+  auto upstream = torch::randn({s.B, s.T, D});
+  const uint64_t seed = 0x1234567890ABCDEFULL;
+  auto expected = CausalSelfAttentionWithSeed(qkv, s.heads, s.p, seed);
+  auto expected_grad = torch::autograd::grad({(expected * upstream).sum()}, {qkv})[0];
+  torch::Tensor got, got_grad;
+  {
+    const Bf16ComputeScope bf16(true);
+    got = CausalSelfAttentionWithSeed(qkv, s.heads, s.p, seed);
+    got_grad = torch::autograd::grad({(got * upstream).sum()}, {qkv})[0];
+  }
+  EXPECT_EQ(got.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(got_grad.scalar_type(), torch::kFloat32);
+  const double scale = expected.abs().max().item<double>();
+  const double diff = (got - expected).abs().max().item<double>();
+  EXPECT_LT(diff, 0.03 * scale);
+  EXPECT_GT(diff, 0.0);  // the products did run in bf16
+  const char* names[] = {"dq", "dk", "dv"};
+  for (int i = 0; i < 3; ++i) {
+    auto e = expected_grad.narrow(2, i * D, D), g = got_grad.narrow(2, i * D, D);
+    EXPECT_LT((g - e).abs().max().item<double>(), 0.03 * std::max(1e-6, e.abs().max().item<double>())) << names[i];
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CausalAttentionTest,

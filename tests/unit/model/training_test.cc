@@ -9,7 +9,10 @@
 #include <random>
 
 #include "core/model/checkpoint.h"
+#include "core/model/mixed_precision.h"
 #include "core/model/model_api.h"
+#include "core/model/precision.h"
+#include "core/model/sequence_model.h"
 #include "core/model/trainer.h"
 #include "core/segmentation.h"
 #include "core/synthetic.h"
@@ -167,23 +170,36 @@ TEST_F(TrainingTest, BothFamiliesOverfitATinyCorpus) {
 // With dropout 0.1 on: the counter-based masks take their seeds from the checkpointed generator. Three cases:
 // the Transformer with head size 12 (composed attention), with head size 16 (the fused attention kernel, which
 // draws its own dropout seed) and the LSTM (fused layers, dropout between them).
+// bf16 mixed precision runs on this machine (AVX512_BF16 or AMX-BF16, and oneDNN); the bf16 tests need it.
+bool Bf16Runs() { return CheckPrecision("bf16", CurrentCpuFeatures(), "train.precision").ok(); }
+
+// Within one precision: in bf16 too (train.precision: bf16, the GEMMs in bf16 and the rest as in fp32), for the
+// fused attention kernel and the fused LSTM.
 TEST_F(TrainingTest, ResumeIsBitExact) {
   struct Case {
     std::string family;
     int64_t heads;
+    std::string precision = "fp32";
   };
-  for (const Case& k : {Case{"transformer", 4}, Case{"transformer", 3}, Case{"lstm", 4}}) {
-    SCOPED_TRACE(k.family + " with " + std::to_string(k.heads) + " heads");
-    const std::string tag = k.family + std::to_string(k.heads);
+  for (const Case& k : {Case{"transformer", 4}, Case{"transformer", 3}, Case{"lstm", 4}, Case{"transformer", 3, "bf16"},
+                        Case{"lstm", 4, "bf16"}}) {
+    SCOPED_TRACE(k.family + " with " + std::to_string(k.heads) + " heads, " + k.precision);
+    if (k.precision == "bf16" && !Bf16Runs()) {
+      std::printf("not checked on this CPU: %s\n", CheckPrecision("bf16", CurrentCpuFeatures(), "train.precision").message().c_str());
+      continue;
+    }
+    const std::string tag = k.family + std::to_string(k.heads) + k.precision;
     ExperimentConfig straight = Config(k.family, "straight-" + tag);
     straight.model.heads = k.heads;
     straight.model.layers = 2;
+    straight.train.precision = k.precision;
     auto whole = Train(straight, train_, val_, Quiet());
     ASSERT_TRUE(whole.ok()) << whole.status().message();
 
     ExperimentConfig split = Config(k.family, "split-" + tag);
     split.model.heads = k.heads;
     split.model.layers = 2;
+    split.train.precision = k.precision;
     TrainOptions first = Quiet();
     first.stop_after_steps = 3;  // stops between evaluations: the checkpoint is written for the stop
     auto a = Train(split, train_, val_, first);
@@ -225,6 +241,138 @@ TEST_F(TrainingTest, ResumeIsBitExact) {
     for (const auto& item : px) EXPECT_TRUE(torch::equal(item.value(), py[item.key()])) << item.key();
     EXPECT_EQ(x->progress.best_val_nll, y->progress.best_val_nll);
   }
+}
+
+// train.precision: bf16 on a tiny model of each family: the loss follows fp32's closely (but is not fp32's: the
+// GEMMs did run in bf16), the gradients reach the fp32 master weights as fp32, and the checkpoint holds fp32
+// weights and fp32 AdamW state (Module::load and the optimizer take the archive's tensors as they are, so a bf16
+// tensor there would load as bf16). Inference from a bf16 checkpoint follows it, and is refused on a CPU without bf16.
+TEST_F(TrainingTest, Bf16TrainsLikeFp32AndKeepsWeightsOptimizerAndCheckpointsFp32) {
+  if (!Bf16Runs()) GTEST_SKIP() << CheckPrecision("bf16", CurrentCpuFeatures(), "train.precision").message();
+  for (const std::string family : {"transformer", "lstm", "gru"}) {
+    SCOPED_TRACE(family);
+    ExperimentConfig fp32 = Config(family, family + "-fp32");
+    fp32.model.heads = 3;  // head size 16: the fused attention kernel
+    fp32.train.steps = 40;
+    fp32.train.eval_every = 20;
+    ExperimentConfig bf16 = fp32;
+    bf16.name = family + "-bf16";
+    bf16.out = (dir_ / bf16.name).string();
+    bf16.train.precision = "bf16";
+    auto a = Train(fp32, train_, val_, Quiet());
+    auto b = Train(bf16, train_, val_, Quiet());
+    ASSERT_TRUE(a.ok()) << a.status().message();
+    ASSERT_TRUE(b.ok()) << b.status().message();
+    std::printf("%s: fp32 loss %.4f val %.4f; bf16 loss %.4f val %.4f\n", family.c_str(), a->last_train_loss,
+                a->best_val_nll, b->last_train_loss, b->best_val_nll);
+    EXPECT_NE(a->last_train_loss, b->last_train_loss);  // bf16 GEMMs did run
+    EXPECT_NEAR(b->last_train_loss, a->last_train_loss, 0.05 * a->last_train_loss);
+    EXPECT_NEAR(b->best_val_nll, a->best_val_nll, 0.03 * a->best_val_nll);
+
+    const std::string latest = bf16.out + "/checkpoints/latest.pt";
+    auto loaded = LoadCheckpoint(latest);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+    EXPECT_EQ(loaded->config.train.precision, "bf16");
+    SequenceModel model = MakeModel(bf16.model);
+    std::vector<torch::Tensor> params = model->parameters();
+    std::vector<torch::Tensor> decay, no_decay;  // the trainer's two parameter groups
+    for (const auto& item : model->named_parameters()) {
+      const bool matrix = item.value().dim() >= 2 && item.key().find("embedding") == std::string::npos;
+      (matrix ? decay : no_decay).push_back(item.value());
+    }
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(1e-3));
+    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(1e-3));
+    torch::optim::AdamW optimizer(groups);
+    const Status restored = RestoreTrainingState(latest, *model, optimizer);
+    ASSERT_TRUE(restored.ok()) << restored.message();
+    for (const auto& p : model->named_parameters()) EXPECT_EQ(p.value().scalar_type(), torch::kFloat32) << p.key();
+    size_t states = 0;
+    for (const auto& [key, state] : optimizer.state()) {
+      const auto& adam = static_cast<const torch::optim::AdamWParamState&>(*state);
+      EXPECT_EQ(adam.exp_avg().scalar_type(), torch::kFloat32);
+      EXPECT_EQ(adam.exp_avg_sq().scalar_type(), torch::kFloat32);
+      ++states;
+    }
+    EXPECT_EQ(states, params.size());
+
+    // One step's gradients in bf16 land on the fp32 weights as fp32, close to fp32's own gradients.
+    auto tokens = torch::randint(1, bf16.model.vocab_size, {2, 33}, torch::kInt64);
+    auto inputs = tokens.narrow(1, 0, 32), targets = tokens.narrow(1, 1, 32);
+    model->eval();  // no dropout: the two passes see the same function
+    std::vector<torch::Tensor> grads32;
+    for (bool low : {false, true}) {
+      model->zero_grad();
+      const Bf16ComputeScope scope(low);
+      auto logits = model->forward(inputs);
+      EXPECT_EQ(logits.scalar_type(), torch::kFloat32);
+      torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1})).backward();
+      for (size_t i = 0; i < params.size(); ++i) {
+        ASSERT_TRUE(params[i].grad().defined());
+        EXPECT_EQ(params[i].grad().scalar_type(), torch::kFloat32);
+        EXPECT_EQ(params[i].scalar_type(), torch::kFloat32);
+        if (!low) {
+          grads32.push_back(params[i].grad().clone());
+          continue;
+        }
+        const auto g = params[i].grad(), r = grads32[i];
+        const double cosine = (g * r).sum().item<double>() / std::max(1e-30, (g.norm() * r.norm()).item<double>());
+        if (r.norm().item<double>() > 1e-6) {
+          EXPECT_GT(cosine, 0.98) << "parameter " << i;
+        }
+      }
+    }
+
+    // Inference follows the checkpoint's precision, and refuses where bf16 cannot run.
+    GenerateOptions g;
+    g.count = 2;
+    g.max_new_tokens = 40;
+    g.bars = 1;
+    auto samples = GenerateFromCheckpoint(latest, g);
+    ASSERT_TRUE(samples.ok()) << samples.status().message();
+    EXPECT_EQ(samples->size(), 2u);
+    const ScopedCpuFeaturesForTesting no_bf16(CpuFeatures{false, false, true, "a CPU without bf16"});
+    auto refused = GenerateFromCheckpoint(latest, g);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.status().message().find(latest + ": train.precision: bf16 needs a CPU with AVX512_BF16"),
+              std::string::npos) << refused.status().message();
+    auto scorer = CheckpointScorer::Open(latest);
+    ASSERT_FALSE(scorer.ok());
+    EXPECT_NE(scorer.status().message().find("(a CPU without bf16) has neither"), std::string::npos) << scorer.status().message();
+  }
+}
+
+// Where the CPU cannot run bf16 GEMMs (the probe is replaced, so this runs on any machine), train.precision: bf16 is
+// refused before anything is written, naming the run, the field, what is missing and the way out; fp32 still trains.
+TEST_F(TrainingTest, Bf16IsRefusedWithTheReasonWhereTheCpuCannotRunIt) {
+  ExperimentConfig c = Config("transformer", "refused");
+  c.train.steps = 2;
+  c.train.eval_every = 2;
+  c.train.precision = "bf16";
+  {
+    const ScopedCpuFeaturesForTesting old_cpu(CpuFeatures{false, false, true, "Old CPU 3000"});
+    auto r = Train(c, train_, val_, Quiet());
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_EQ(r.status().message(), "refused: train.precision: bf16 needs a CPU with AVX512_BF16 or AMX-BF16 (bf16 GEMMs with "
+                                    "fp32 accumulation); this CPU (Old CPU 3000) has neither: use train.precision: fp32");
+    EXPECT_FALSE(fs::exists(fs::path(c.out) / "config.yaml"));
+    EXPECT_FALSE(fs::exists(fs::path(c.out) / "checkpoints" / "latest.pt"));
+    c.train.precision = "fp32";
+    auto fp32 = Train(c, train_, val_, Quiet());
+    ASSERT_TRUE(fp32.ok()) << fp32.status().message();
+  }
+  {
+    const ScopedCpuFeaturesForTesting no_onednn(CpuFeatures{true, false, false, "New CPU"});
+    auto s = CheckPrecision("bf16", CurrentCpuFeatures(), "exp: train.precision");
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.message().find("exp: train.precision: bf16 needs a LibTorch built with oneDNN"), std::string::npos) << s.message();
+  }
+  EXPECT_TRUE(CheckPrecision("bf16", CpuFeatures{false, true, true, "AMX only"}, "f").ok());
+  EXPECT_TRUE(CheckPrecision("fp32", CpuFeatures{}, "f").ok());
+  auto bad = CheckPrecision("fp16", CpuFeatures{true, true, true, "x"}, "exp: train.precision");
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("expected fp32 or bf16, found 'fp16'"), std::string::npos);
 }
 
 TEST_F(TrainingTest, EarlyStoppingStopsWhenValidationStopsImproving) {
