@@ -34,6 +34,8 @@
 
 #include "core/experiment_config.h"
 #include "core/model/checkpoint.h"
+#include "core/model/mixed_precision.h"
+#include "core/model/precision.h"
 #include "core/model/sequence_model.h"
 #include "core/vocabulary.h"
 
@@ -49,7 +51,7 @@ constexpr const char* kPythonMallocTunables = "glibc.malloc.mmap_max=0:glibc.mal
 
 // ------------------------------------------------------------------------------------------- child: jobs
 struct JobArgs {
-  std::string job, config_json, state_dict, reference;
+  std::string job, config_json, state_dict, reference, precision = "fp32";
   int threads = 2, seq = 256, batch = 16, tokens = 512, warmup = 2, steps = 5;
 };
 
@@ -126,6 +128,8 @@ torch::Tensor RandomBatch(int64_t B, int64_t T, int64_t V, uint64_t seed) {
 }
 
 json JobTrain(const ModelConfig& c, const JobArgs& a) {
+  if (Status p = CheckPrecision(a.precision, CurrentCpuFeatures(), "--precision"); !p.ok()) throw std::runtime_error(p.message());
+  const Bf16ComputeScope precision(a.precision == "bf16");  // as the trainer does for train.precision: bf16
   torch::manual_seed(1);
   SequenceModel model = MakeModel(c);
   model->train();
@@ -152,7 +156,7 @@ json JobTrain(const ModelConfig& c, const JobArgs& a) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   return json{{"params", model->NumParameters()}, {"step_s", med}, {"step_times", times},
-              {"tokens_per_s", double(a.batch) * a.seq / med}, {"loss", loss_value},
+              {"tokens_per_s", double(a.batch) * a.seq / med}, {"loss", loss_value}, {"precision", a.precision},
               {"rss_before_kb", rss_before}, {"hwm_before_kb", hwm_before}, {"hwm_after_kb", ProcStatusKb("VmHWM")},
               {"maxrss_kb", ru.ru_maxrss}};
 }
@@ -748,6 +752,42 @@ int RunParent(Bench& b) {
     t.Print();
   }
 
+  // --- bf16 mixed precision against fp32, both implementations, all four children of a row alternating
+  if (b.Wants("bf16")) {
+    Table t{"bf16 mixed precision: training tokens/s, bf16 against fp32 (columns: C++, Python; the last column holds the targets)",
+            "C++: train.precision: bf16 (core/model/mixed_precision.h: bf16 GEMM inputs, fp32 accumulation, fp32 master "
+            "weights, optimizer, LayerNorm, softmax, loss); Python: torch.autocast(\"cpu\", dtype=torch.bfloat16) around the "
+            "forward, the loss on fp32 logits. The four children of a row (C++ fp32, C++ bf16, Python fp32, Python bf16) run "
+            "one after the other, the order reversed in the next round." + std::string(kNoiseNote)};
+    for (const auto& tc : train_cases) {
+      if (tc.cfg == &gru) continue;  // issue 17's bf16 targets name the Transformer and the LSTM
+      const std::string args = Bench::Args(tc.T, tc.B, warm, steps);
+      auto r = b.Alternating({{"cpp", "train", tc.json, args, tc.name},
+                              {"cpp", "train", tc.json, args + " --precision bf16", tc.name},
+                              {"py", "train", tc.json, args, tc.name},
+                              {"py", "train", tc.json, args + " --precision bf16", tc.name}});
+      const std::string metric = tc.name + " T=" + std::to_string(tc.T) + " B=" + std::to_string(tc.B);
+      const double tokens = double(tc.B) * tc.T;
+      t.rows.push_back({metric + ": fp32", TokensCell(r[0], tokens), TokensCell(r[2], tokens),
+                        Ok(r[0]) && Ok(r[2]) ? Fmt("%.2fx", r[0]["tokens_per_s"].get<double>() / r[2]["tokens_per_s"].get<double>()) : "", ""});
+      t.rows.push_back({metric + ": bf16", TokensCell(r[1], tokens), TokensCell(r[3], tokens),
+                        Ok(r[1]) && Ok(r[3]) ? Fmt("%.2fx", r[1]["tokens_per_s"].get<double>() / r[3]["tokens_per_s"].get<double>()) : "", ""});
+      if (!Ok(r[0]) || !Ok(r[1]) || !Ok(r[2]) || !Ok(r[3])) continue;
+      const double own = r[1]["tokens_per_s"].get<double>() / r[0]["tokens_per_s"].get<double>();
+      const double py_own = r[3]["tokens_per_s"].get<double>() / r[2]["tokens_per_s"].get<double>();
+      const double vs_py = r[1]["tokens_per_s"].get<double>() / r[3]["tokens_per_s"].get<double>();
+      const double need = tc.cfg == &transformer ? 1.7 : 1.4;
+      const std::string own_target = Target(own >= need, Fmt(">= %.1fx fp32", need));
+      t.rows.push_back({metric + ": bf16 / fp32", Fmt("%.2fx", own), Fmt("%.2fx", py_own), "", own_target});
+      t.rows.push_back({metric + ": bf16, C++ / Python bf16", "", "", Fmt("%.2fx", vs_py), Target(vs_py >= 1.5, ">= 1.5x")});
+      t.rows.push_back({metric + ": final loss fp32 / bf16 (one batch, after the same steps)", Fmt("%.4f", r[0]["loss"].get<double>()) + " / " + Fmt("%.4f", r[1]["loss"].get<double>()),
+                        Fmt("%.4f", r[2]["loss"].get<double>()) + " / " + Fmt("%.4f", r[3]["loss"].get<double>()), "", ""});
+      targets.push_back("bf16 " + metric + ": " + Fmt("%.2fx", own) + " fp32 -> " + own_target);
+      targets.push_back("bf16 " + metric + ": " + Fmt("%.2fx", vs_py) + " the Python bf16 reference -> " + Target(vs_py >= 1.5, ">= 1.5x"));
+    }
+    t.Print();
+  }
+
   if (!targets.empty()) {
     std::printf("\n### Targets\n\n");
     for (const auto& s : targets) std::printf("- %s\n", s.c_str());
@@ -782,7 +822,7 @@ int main(int argc, char** argv) {
   app.add_flag("--quick", b.quick, "Fewer steps and runs, one round");
   app.add_option("--rounds", b.rounds, "Timing children per implementation and figure, in alternating order (pooled)")
       ->capture_default_str()->check(CLI::Range(1, 20));
-  app.add_option("--only", only, "Comma-separated sections: check, train, memory, generate, attention, flops");
+  app.add_option("--only", only, "Comma-separated sections: check, train, memory, generate, attention, flops, bf16");
   app.add_option("--python", b.python, "Python with torch (Debian's python3-torch)")->capture_default_str();
   app.add_option("--source-dir", b.source_dir, "cadenza source tree (configs/models, bench/reference_models.py)")->capture_default_str();
   // Child mode (used by the parent; documented for reproducing one measurement by hand).
@@ -795,6 +835,8 @@ int main(int argc, char** argv) {
   app.add_option("--steps", job.steps, "Timed steps or runs (child mode)");
   app.add_option("--state-dict", job.state_dict, "export: state dict output (child mode)");
   app.add_option("--reference", job.reference, "export: tokens and logits output (child mode)");
+  app.add_option("--precision", job.precision, "train: fp32 or bf16 (mixed precision, as train.precision) (child mode)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   CLI11_PARSE(app, argc, argv);
   if (!job.job.empty()) {
     job.threads = b.threads;

@@ -371,8 +371,11 @@ def job_train(c, a):
     for i in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad()
-        logits = model(inputs)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=0)
+        # --precision bf16: CPU autocast as PyTorch documents it (its lower-precision op list runs in bf16: linear,
+        # matmul, bmm, baddbmm, ...), fp32 master weights and optimizer; the loss on fp32 logits.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            logits = model(inputs)
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=0)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -382,7 +385,7 @@ def job_train(c, a):
             times.append(dt)
     med = statistics.median(times)
     return {"params": sum(p.numel() for p in model.parameters()), "step_s": med, "step_times": times,
-            "tokens_per_s": a.batch * a.seq / med, "loss": loss_value,
+            "tokens_per_s": a.batch * a.seq / med, "loss": loss_value, "precision": a.precision,
             "rss_before_kb": rss_before, "hwm_before_kb": hwm_before, "hwm_after_kb": proc_status_kb("VmHWM"),
             "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
 
@@ -472,6 +475,7 @@ def main():
     p.add_argument("--gemv", action="store_true", help="the C++ models' batch-1 addmv step path (comparison only)")
     p.add_argument("--state-dict", default="")
     p.add_argument("--reference", default="")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="train: bf16 CPU autocast")
     a = p.parse_args()
     # --gemv also takes the C++ batch-1 thread choice: generation runs its matrix-vector products on one thread
     # (core/model/row_affine.h OneThreadForOneRow).
