@@ -704,6 +704,41 @@ int ProcessesMentioning(const std::string& text) {
 
 // SIGTERM to `cadenza demo` while its cluster trains: the demo stops its worker group (the tasks handed back) and
 // exits naming the signal; no worker of it keeps running.
+// `launcher: local`: the coordinator starts an mpirun worker group by itself while tasks wait, and stops it once it
+// has held no task for launch.idle_timeout_s; each decision is in its log and in `cadenza status`.
+TEST_F(ClusterTest, LocalLauncherStartsAGroupForWaitingTasksAndStopsItWhenIdle) {
+  const std::string state_dir = (dir_ / "coordinator.db.launch").string();  // the launched groups' token file is here
+  StartCoordinator(0, "coordinator.log",
+                   "launcher: local\nlaunch: {max_groups: 1, ranks_per_group: 2, threads_per_rank: 1, idle_timeout_s: 1, "
+                   "poll_ms: 100, worker: \"" + std::string(CADENZA_WORKER) + "\", worker_args: [--bars, \"4\", --max-tokens, \"300\", --max-idle, \"60\"], "
+                   "local: {mpirun: \"" + std::string(CADENZA_MPIEXEC) + "\"}}\n");
+  ASSERT_GT(port_, 0);
+  const fs::path log = dir_ / "coordinator.log";
+  // (--max-idle: should the launcher fail to stop it, the group still ends on its own after the test)
+  EXPECT_EQ(ProcessesMentioning(state_dir), 0) << "no task waits: no group";
+  const int64_t job = Submit(Experiment("launched", "transformer", 12, 6), 2);
+  ASSERT_GT(job, 0);
+  auto c = Client();
+  ASSERT_TRUE(WaitJobsDone(c.get(), 90s)) << Slurp(log);
+  v1::Job j;
+  ASSERT_TRUE(c->GetJob(job, &j).ok());
+  EXPECT_EQ(j.state(), v1::JOB_STATE_SUCCEEDED) << j.error();
+  const auto trained = Results(c.get(), v1::TASK_KIND_TRAIN, job);
+  ASSERT_EQ(trained.size(), 1u);
+  EXPECT_EQ(trained[0].metrics().at("ranks"), 2) << "the launched group has launch.ranks_per_group ranks";
+  EXPECT_NE(Slurp(log).find("launcher: launch local-1 (2 ranks on 1 node(s), registers as local-1)"), std::string::npos) << Slurp(log);
+  EXPECT_TRUE(WaitFor([&] { return Slurp(log).find("launcher: cancel local-1: idle for") != std::string::npos; }, 20s)) << Slurp(log);
+  EXPECT_TRUE(WaitFor([&] { return ProcessesMentioning(state_dir) == 0; }, 20s)) << "the idle group is stopped";
+  EXPECT_EQ(Slurp(log).find("launch local-2"), std::string::npos) << "one group was enough";
+  int rc = 0;
+  const std::string status = Shell(std::string(CADENZA_CLI) + " status --coordinator " + Target() + " --token-file " +
+                                       (dir_ / "alice.token").string(),
+                                   &rc);
+  EXPECT_EQ(rc, 0) << status;
+  EXPECT_NE(status.find("launcher local:"), std::string::npos) << status;
+  EXPECT_NE(status.find("cancel local-1: idle for"), std::string::npos) << status;
+}
+
 TEST_F(ClusterTest, DemoStoppedBySigtermLeavesNoWorkerBehind) {
   setenv("CADENZA_WORKER", CADENZA_WORKER, 1);
   setenv("CADENZA_MPIRUN", CADENZA_MPIEXEC, 1);
