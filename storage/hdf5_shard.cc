@@ -15,7 +15,8 @@
 #include "core/vocabulary.h"
 
 namespace cadenza {
-namespace {
+// Not in the anonymous namespace: ShardReader::Handles (declared in the header) holds Hids.
+namespace hdf5_shard_detail {
 
 // Owns an HDF5 identifier and closes it with the matching H5*close.
 class Hid {
@@ -54,6 +55,12 @@ class Hid {
   hid_t id_ = -1;
   Closer closer_ = nullptr;
 };
+
+}  // namespace hdf5_shard_detail
+
+namespace {
+
+using hdf5_shard_detail::Hid;
 
 // Turns off HDF5's printing of its error stack for the lifetime of the guard (errors come back as Status).
 class QuietHdf5 {

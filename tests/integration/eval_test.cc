@@ -99,7 +99,9 @@ TEST_F(EvalCliTest, SyntheticSetAgainstItsOwnDataset) {
       EXPECT_LE(oa, 1.0) << feature << " " << key;
     }
     for (const char* key : {"kl", "kl_tails"}) {
-      if (!c["reference_vs_inter"][key].is_null()) EXPECT_GE(c["reference_vs_inter"][key].get<double>(), 0.0) << feature;
+      if (!c["reference_vs_inter"][key].is_null()) {
+        EXPECT_GE(c["reference_vs_inter"][key].get<double>(), 0.0) << feature;
+      }
     }
   }
 }

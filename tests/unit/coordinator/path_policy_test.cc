@@ -25,14 +25,14 @@ TEST(PathPolicyTest, SpecsOutsideTheRootsAreRefusedNamingTheField) {
   e.output_dir = runs + "/study/run-1";
   EXPECT_TRUE(CheckExperimentPaths(e, policy, "experiment").ok());
   EXPECT_TRUE(CheckExperimentPaths(e, PathPolicy{}, "experiment").ok()) << "no roots configured: anywhere";
-  for (const std::string out : {std::string("../../.."), std::string("/"), std::string("/tmp/x/../y"), runs, runs + "/../elsewhere", runs + "x/a"}) {
+  for (const std::string& out : {std::string("../../.."), std::string("/"), std::string("/tmp/x/../y"), runs, runs + "/../elsewhere", runs + "x/a"}) {
     Experiment bad = e;
     bad.output_dir = out;
     Status s = CheckExperimentPaths(bad, policy, "experiment");
     EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << out;
     EXPECT_EQ(s.message().rfind("experiment.out: " + out + " is outside the coordinator's output root", 0), 0u) << s.message();
   }
-  for (const std::string ds : {std::string("../../etc"), std::string("/etc"), data + "/../etc", data + "/escape", data + "/escape/ssl"}) {
+  for (const std::string& ds : {std::string("../../etc"), std::string("/etc"), data + "/../etc", data + "/escape", data + "/escape/ssl"}) {
     Experiment bad = e;
     bad.dataset = ds;
     Status s = CheckExperimentPaths(bad, policy, "experiment");

@@ -259,7 +259,9 @@ TEST(PerformanceMidi, SustainPedalLengthensNotesReleasedWhileItIsDown) {
   EXPECT_EQ(dry.stats.sustained_notes, 0);
   const Score dry_back = Decode(dry);
   for (const Note& n : dry_back.notes) {
-    if (n.pitch == 60) EXPECT_EQ(n.end, 480);
+    if (n.pitch == 60) {
+      EXPECT_EQ(n.end, 480);
+    }
   }
 }
 
