@@ -9,39 +9,9 @@
 #include <set>
 #include <sstream>
 
+#include "core/yaml_reader.h"
+
 namespace cadenza::coord {
-namespace {
-
-class Reader {
- public:
-  explicit Reader(std::string file) : file_(std::move(file)) {}
-  Status Error(const std::string& key, const std::string& what) const { return InvalidArgument(file_ + ": " + key + ": " + what); }
-  Status Keys(const YAML::Node& n, const std::string& prefix, const std::set<std::string>& allowed) const {
-    if (!n.IsMap()) return Error(prefix.empty() ? "(top level)" : prefix, "expected a mapping");
-    for (const auto& kv : n) {
-      const std::string k = kv.first.as<std::string>();
-      if (!allowed.count(k)) return Error(prefix.empty() ? k : prefix + "." + k, "unknown key");
-    }
-    return Status::Ok();
-  }
-  template <typename T>
-  Status Get(const YAML::Node& n, const std::string& key, const std::string& path, T* out) const {
-    const YAML::Node v = n[key];
-    if (!v) return Status::Ok();
-    try {
-      *out = v.as<T>();
-    } catch (const YAML::Exception&) {
-      return Error(path, std::string("expected ") + (std::is_arithmetic_v<T> ? "a number" : "a string"));
-    }
-    return Status::Ok();
-  }
-
- private:
-  std::string file_;
-};
-
-}  // namespace
-
 StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, const std::string& path) {
   YAML::Node root;
   try {
@@ -51,29 +21,26 @@ StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, cons
   }
   CoordinatorConfig c;
   if (root.IsNull()) return c;
-  Reader r(path);
-  CADENZA_RETURN_IF_ERROR(r.Keys(root, "", {"listen", "database", "tokens_file", "tls", "http", "paths", "heartbeat", "lease", "limits",
+  YamlReader r(path);
+  CADENZA_RETURN_IF_ERROR(r.OnlyKeys(root, "", {"listen", "database", "tokens_file", "tls", "http", "paths", "heartbeat", "lease", "limits",
                                            "launcher", "launch"}));
-  CADENZA_RETURN_IF_ERROR(r.Get(root, "listen", "listen", &c.listen));
-  CADENZA_RETURN_IF_ERROR(r.Get(root, "database", "database", &c.database));
-  CADENZA_RETURN_IF_ERROR(r.Get(root, "tokens_file", "tokens_file", &c.tokens_file));
+  CADENZA_RETURN_IF_ERROR(r.Get(root, "", "listen", &c.listen));
+  CADENZA_RETURN_IF_ERROR(r.Get(root, "", "database", &c.database));
+  CADENZA_RETURN_IF_ERROR(r.Get(root, "", "tokens_file", &c.tokens_file));
   if (const YAML::Node tls = root["tls"]) {
-    CADENZA_RETURN_IF_ERROR(r.Keys(tls, "tls", {"cert", "key"}));
-    CADENZA_RETURN_IF_ERROR(r.Get(tls, "cert", "tls.cert", &c.tls_cert));
-    CADENZA_RETURN_IF_ERROR(r.Get(tls, "key", "tls.key", &c.tls_key));
+    CADENZA_RETURN_IF_ERROR(r.OnlyKeys(tls, "tls", {"cert", "key"}));
+    CADENZA_RETURN_IF_ERROR(r.Get(tls, "tls.", "cert", &c.tls_cert));
+    CADENZA_RETURN_IF_ERROR(r.Get(tls, "tls.", "key", &c.tls_key));
   }
   if (const YAML::Node http = root["http"]) {
-    CADENZA_RETURN_IF_ERROR(r.Keys(http, "http", {"listen", "public_metrics"}));
-    CADENZA_RETURN_IF_ERROR(r.Get(http, "listen", "http.listen", &c.http_listen));
-    CADENZA_RETURN_IF_ERROR(r.Get(http, "public_metrics", "http.public_metrics", &c.http_public_metrics));
+    CADENZA_RETURN_IF_ERROR(r.OnlyKeys(http, "http", {"listen", "public_metrics"}));
+    CADENZA_RETURN_IF_ERROR(r.Get(http, "http.", "listen", &c.http_listen));
+    CADENZA_RETURN_IF_ERROR(r.Get(http, "http.", "public_metrics", &c.http_public_metrics));
   }
   if (const YAML::Node paths = root["paths"]) {
-    CADENZA_RETURN_IF_ERROR(r.Keys(paths, "paths", {"data_roots", "output_root"}));
-    CADENZA_RETURN_IF_ERROR(r.Get(paths, "output_root", "paths.output_root", &c.paths.output_root));
-    if (const YAML::Node roots = paths["data_roots"]) {
-      if (!roots.IsSequence()) return r.Error("paths.data_roots", "expected a list of folders");
-      for (size_t i = 0; i < roots.size(); ++i) c.paths.data_roots.push_back(roots[i].as<std::string>());
-    }
+    CADENZA_RETURN_IF_ERROR(r.OnlyKeys(paths, "paths", {"data_roots", "output_root"}));
+    CADENZA_RETURN_IF_ERROR(r.Get(paths, "paths.", "output_root", &c.paths.output_root));
+    CADENZA_RETURN_IF_ERROR(r.GetList(paths, "paths.", "data_roots", &c.paths.data_roots));
     for (size_t i = 0; i < c.paths.data_roots.size(); ++i) {
       if (c.paths.data_roots[i].empty() || c.paths.data_roots[i][0] != '/') {
         return r.Error("paths.data_roots[" + std::to_string(i) + "]", "expected an absolute folder, found '" + c.paths.data_roots[i] + "'");
@@ -84,60 +51,54 @@ StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& text, cons
     }
   }
   if (const YAML::Node hb = root["heartbeat"]) {
-    CADENZA_RETURN_IF_ERROR(r.Keys(hb, "heartbeat", {"period_ms", "failure_threshold", "grace_ms", "reaper_interval_ms"}));
-    CADENZA_RETURN_IF_ERROR(r.Get(hb, "period_ms", "heartbeat.period_ms", &c.heartbeat.period_ms));
-    CADENZA_RETURN_IF_ERROR(r.Get(hb, "failure_threshold", "heartbeat.failure_threshold", &c.heartbeat.failure_threshold));
-    CADENZA_RETURN_IF_ERROR(r.Get(hb, "grace_ms", "heartbeat.grace_ms", &c.heartbeat.grace_ms));
-    CADENZA_RETURN_IF_ERROR(r.Get(hb, "reaper_interval_ms", "heartbeat.reaper_interval_ms", &c.heartbeat.reaper_interval_ms));
+    CADENZA_RETURN_IF_ERROR(r.OnlyKeys(hb, "heartbeat", {"period_ms", "failure_threshold", "grace_ms", "reaper_interval_ms"}));
+    CADENZA_RETURN_IF_ERROR(r.Get(hb, "heartbeat.", "period_ms", &c.heartbeat.period_ms));
+    CADENZA_RETURN_IF_ERROR(r.Get(hb, "heartbeat.", "failure_threshold", &c.heartbeat.failure_threshold));
+    CADENZA_RETURN_IF_ERROR(r.Get(hb, "heartbeat.", "grace_ms", &c.heartbeat.grace_ms));
+    CADENZA_RETURN_IF_ERROR(r.Get(hb, "heartbeat.", "reaper_interval_ms", &c.heartbeat.reaper_interval_ms));
   }
   if (const YAML::Node lease = root["lease"]) {
-    CADENZA_RETURN_IF_ERROR(r.Keys(lease, "lease", {"duration_ms", "retry_budget", "idle_poll_ms"}));
-    CADENZA_RETURN_IF_ERROR(r.Get(lease, "duration_ms", "lease.duration_ms", &c.scheduler.lease_ms));
-    CADENZA_RETURN_IF_ERROR(r.Get(lease, "retry_budget", "lease.retry_budget", &c.scheduler.retry_budget));
-    CADENZA_RETURN_IF_ERROR(r.Get(lease, "idle_poll_ms", "lease.idle_poll_ms", &c.idle_poll_ms));
+    CADENZA_RETURN_IF_ERROR(r.OnlyKeys(lease, "lease", {"duration_ms", "retry_budget", "idle_poll_ms"}));
+    CADENZA_RETURN_IF_ERROR(r.Get(lease, "lease.", "duration_ms", &c.scheduler.lease_ms));
+    CADENZA_RETURN_IF_ERROR(r.Get(lease, "lease.", "retry_budget", &c.scheduler.retry_budget));
+    CADENZA_RETURN_IF_ERROR(r.Get(lease, "lease.", "idle_poll_ms", &c.idle_poll_ms));
   }
   if (const YAML::Node lim = root["limits"]) {
-    CADENZA_RETURN_IF_ERROR(r.Keys(lim, "limits", {"max_receive_message_bytes", "max_send_message_bytes", "max_sweep_experiments"}));
-    CADENZA_RETURN_IF_ERROR(r.Get(lim, "max_receive_message_bytes", "limits.max_receive_message_bytes", &c.max_receive_message_bytes));
-    CADENZA_RETURN_IF_ERROR(r.Get(lim, "max_send_message_bytes", "limits.max_send_message_bytes", &c.max_send_message_bytes));
-    CADENZA_RETURN_IF_ERROR(r.Get(lim, "max_sweep_experiments", "limits.max_sweep_experiments", &c.max_sweep_experiments));
+    CADENZA_RETURN_IF_ERROR(r.OnlyKeys(lim, "limits", {"max_receive_message_bytes", "max_send_message_bytes", "max_sweep_experiments"}));
+    CADENZA_RETURN_IF_ERROR(r.Get(lim, "limits.", "max_receive_message_bytes", &c.max_receive_message_bytes));
+    CADENZA_RETURN_IF_ERROR(r.Get(lim, "limits.", "max_send_message_bytes", &c.max_send_message_bytes));
+    CADENZA_RETURN_IF_ERROR(r.Get(lim, "limits.", "max_sweep_experiments", &c.max_sweep_experiments));
   }
-  CADENZA_RETURN_IF_ERROR(r.Get(root, "launcher", "launcher", &c.launch.launcher));
+  CADENZA_RETURN_IF_ERROR(r.Get(root, "", "launcher", &c.launch.launcher));
   if (const YAML::Node l = root["launch"]) {
     LaunchOptions& o = c.launch;
-    CADENZA_RETURN_IF_ERROR(r.Keys(l, "launch", {"max_groups", "nodes_per_group", "ranks_per_group", "threads_per_rank", "idle_timeout_s",
+    CADENZA_RETURN_IF_ERROR(r.OnlyKeys(l, "launch", {"max_groups", "nodes_per_group", "ranks_per_group", "threads_per_rank", "idle_timeout_s",
                                                  "start_timeout_s", "poll_ms", "user", "advertise", "worker", "worker_args", "state_dir",
                                                  "slurm", "local"}));
-    CADENZA_RETURN_IF_ERROR(r.Get(l, "max_groups", "launch.max_groups", &o.max_groups));
-    CADENZA_RETURN_IF_ERROR(r.Get(l, "nodes_per_group", "launch.nodes_per_group", &o.nodes_per_group));
-    CADENZA_RETURN_IF_ERROR(r.Get(l, "ranks_per_group", "launch.ranks_per_group", &o.ranks_per_group));
-    CADENZA_RETURN_IF_ERROR(r.Get(l, "threads_per_rank", "launch.threads_per_rank", &o.threads_per_rank));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "launch.", "max_groups", &o.max_groups));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "launch.", "nodes_per_group", &o.nodes_per_group));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "launch.", "ranks_per_group", &o.ranks_per_group));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "launch.", "threads_per_rank", &o.threads_per_rank));
     double idle_s = o.idle_timeout_ms / 1000.0, start_s = o.start_timeout_ms / 1000.0;
-    CADENZA_RETURN_IF_ERROR(r.Get(l, "idle_timeout_s", "launch.idle_timeout_s", &idle_s));
-    CADENZA_RETURN_IF_ERROR(r.Get(l, "start_timeout_s", "launch.start_timeout_s", &start_s));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "launch.", "idle_timeout_s", &idle_s));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "launch.", "start_timeout_s", &start_s));
     o.idle_timeout_ms = static_cast<int64_t>(idle_s * 1000);
     o.start_timeout_ms = static_cast<int64_t>(start_s * 1000);
-    CADENZA_RETURN_IF_ERROR(r.Get(l, "poll_ms", "launch.poll_ms", &o.poll_ms));
-    CADENZA_RETURN_IF_ERROR(r.Get(l, "user", "launch.user", &o.user));
-    CADENZA_RETURN_IF_ERROR(r.Get(l, "advertise", "launch.advertise", &o.advertise));
-    CADENZA_RETURN_IF_ERROR(r.Get(l, "worker", "launch.worker", &o.worker));
-    CADENZA_RETURN_IF_ERROR(r.Get(l, "state_dir", "launch.state_dir", &o.state_dir));
-    auto list = [&](const YAML::Node& n, const std::string& key, std::vector<std::string>* out) -> Status {
-      if (!n) return Status::Ok();
-      if (!n.IsSequence()) return r.Error(key, "expected a list of strings");
-      for (size_t i = 0; i < n.size(); ++i) out->push_back(n[i].as<std::string>());
-      return Status::Ok();
-    };
-    CADENZA_RETURN_IF_ERROR(list(l["worker_args"], "launch.worker_args", &o.worker_args));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "launch.", "poll_ms", &o.poll_ms));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "launch.", "user", &o.user));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "launch.", "advertise", &o.advertise));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "launch.", "worker", &o.worker));
+    CADENZA_RETURN_IF_ERROR(r.Get(l, "launch.", "state_dir", &o.state_dir));
+    CADENZA_RETURN_IF_ERROR(r.GetList(l, "launch.", "worker_args", &o.worker_args));
     if (const YAML::Node sl = l["slurm"]) {
-      CADENZA_RETURN_IF_ERROR(r.Keys(sl, "launch.slurm", {"script", "job_name", "sbatch_args"}));
-      CADENZA_RETURN_IF_ERROR(r.Get(sl, "script", "launch.slurm.script", &o.slurm_script));
-      CADENZA_RETURN_IF_ERROR(r.Get(sl, "job_name", "launch.slurm.job_name", &o.slurm_job_name));
-      CADENZA_RETURN_IF_ERROR(list(sl["sbatch_args"], "launch.slurm.sbatch_args", &o.sbatch_args));
+      CADENZA_RETURN_IF_ERROR(r.OnlyKeys(sl, "launch.slurm", {"script", "job_name", "sbatch_args"}));
+      CADENZA_RETURN_IF_ERROR(r.Get(sl, "launch.slurm.", "script", &o.slurm_script));
+      CADENZA_RETURN_IF_ERROR(r.Get(sl, "launch.slurm.", "job_name", &o.slurm_job_name));
+      CADENZA_RETURN_IF_ERROR(r.GetList(sl, "launch.slurm.", "sbatch_args", &o.sbatch_args));
     }
     if (const YAML::Node lo = l["local"]) {
-      CADENZA_RETURN_IF_ERROR(r.Keys(lo, "launch.local", {"mpirun"}));
-      CADENZA_RETURN_IF_ERROR(r.Get(lo, "mpirun", "launch.local.mpirun", &o.mpirun));
+      CADENZA_RETURN_IF_ERROR(r.OnlyKeys(lo, "launch.local", {"mpirun"}));
+      CADENZA_RETURN_IF_ERROR(r.Get(lo, "launch.local.", "mpirun", &o.mpirun));
     }
   }
   if (c.launch.launcher != "none" && c.launch.launcher != "local" && c.launch.launcher != "slurm") {

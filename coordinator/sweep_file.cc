@@ -9,6 +9,8 @@
 #include <set>
 #include <sstream>
 
+#include "core/yaml_reader.h"
+
 namespace cadenza::coord {
 namespace {
 
@@ -20,35 +22,6 @@ const std::vector<std::string>& Keys() {
       "context_lengths", "seeds",   "grid",            "random",          "random_seed",    "budget",   "probe_lengths",
       "probe_batch_sizes", "score_on"};
   return keys;
-}
-
-// Edit distance, for "did you mean".
-size_t Distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-std::string Nearest(const std::string& key) {
-  std::string best;
-  size_t d = 4;
-  for (const std::string& k : Keys()) {
-    const size_t x = Distance(key, k);
-    if (x < d) {
-      d = x;
-      best = k;
-    }
-  }
-  return best;
 }
 
 std::string Absolute(const std::string& p) { return fs::absolute(p).lexically_normal().string(); }
@@ -75,7 +48,7 @@ StatusOr<SweepSpec> LoadSweepFile(const std::string& path, const ExperimentSpec&
   for (const auto& kv : root) {
     const std::string k = kv.first.as<std::string>();
     if (!known.count(k)) {
-      const std::string near = Nearest(k);
+      const std::string near = NearestKey(k, known);
       return InvalidArgument(path + ": " + k + ": unknown key" + (near.empty() ? "" : " (did you mean " + near + "?)"));
     }
   }

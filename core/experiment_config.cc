@@ -12,85 +12,12 @@
 #include <sstream>
 
 #include "core/vocabulary.h"
+#include "core/yaml_reader.h"
 
 namespace cadenza {
 namespace {
 
-class Reader {
- public:
-  Reader(std::string file) : file_(std::move(file)) {}
-
-  Status Error(const std::string& key, const std::string& what) const { return InvalidArgument(file_ + ": " + key + ": " + what); }
-
-  // Refuses keys the struct does not have, so a typo never silently falls back to a default.
-  Status OnlyKeys(const YAML::Node& node, const std::string& prefix, const std::set<std::string>& allowed) const {
-    if (!node.IsMap()) return Error(prefix.empty() ? "(top level)" : prefix, "expected a mapping");
-    std::set<std::string> seen;
-    for (const auto& kv : node) {
-      const std::string key = kv.first.as<std::string>();
-      if (!seen.insert(key).second) {  // YAML forbids it, yaml-cpp keeps both and reads the first: refuse
-        return Error(prefix.empty() ? key : prefix + "." + key, "appears twice in the same mapping (remove one)");
-      }
-      if (!allowed.count(key)) {
-        std::string list;
-        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-        return Error(prefix.empty() ? key : prefix + "." + key, "unknown key (expected one of: " + list + ")");
-      }
-    }
-    return Status::Ok();
-  }
-
-  template <typename T>
-  Status Get(const YAML::Node& node, const std::string& prefix, const char* key, T* out) const {
-    const YAML::Node v = node[key];
-    if (!v) return Status::Ok();
-    try {
-      *out = v.as<T>();
-    } catch (const YAML::Exception&) {
-      return Error(prefix + key, "expected " + TypeName<T>() + ", found '" + (v.IsScalar() ? v.Scalar() : "a non-scalar") + "'");
-    }
-    if constexpr (std::is_floating_point_v<T>) {
-      if (!std::isfinite(*out)) return Error(prefix + key, "expected a finite number, found '" + v.Scalar() + "'");
-    }
-    return Status::Ok();
-  }
-
-  // A YAML sequence of T ("[val, test]" or a block list); absent leaves *out unchanged.
-  template <typename T>
-  Status GetList(const YAML::Node& node, const std::string& prefix, const char* key, std::vector<T>* out) const {
-    const YAML::Node v = node[key];
-    if (!v) return Status::Ok();
-    if (!v.IsSequence()) return Error(prefix + key, "expected a list of " + TypeName<T>() + " values, e.g. [a, b]");
-    std::vector<T> items;
-    for (size_t i = 0; i < v.size(); ++i) {
-      try {
-        items.push_back(v[i].as<T>());
-        if constexpr (std::is_floating_point_v<T>) {
-          if (!std::isfinite(items.back())) {
-            return Error(prefix + key + "[" + std::to_string(i) + "]", "expected a finite number, found '" + v[i].Scalar() + "'");
-          }
-        }
-      } catch (const YAML::Exception&) {
-        return Error(prefix + key + "[" + std::to_string(i) + "]",
-                     "expected " + TypeName<T>() + ", found '" + (v[i].IsScalar() ? v[i].Scalar() : "a non-scalar") + "'");
-      }
-    }
-    *out = std::move(items);
-    return Status::Ok();
-  }
-
- private:
-  template <typename T>
-  static std::string TypeName() {
-    if (std::is_same_v<T, bool>) return "true or false";
-    if (std::is_integral_v<T>) return "an integer";
-    if (std::is_floating_point_v<T>) return "a number";
-    return "a string";
-  }
-  std::string file_;
-};
-
-Status ParseModel(const Reader& r, const YAML::Node& n, const std::string& prefix, ModelConfig* m) {
+Status ParseModel(const YamlReader& r, const YAML::Node& n, const std::string& prefix, ModelConfig* m) {
   CADENZA_RETURN_IF_ERROR(r.OnlyKeys(n, prefix.empty() ? "" : prefix.substr(0, prefix.size() - 1),
                                      {"family", "d_model", "layers", "heads", "ff_dim", "max_len", "hidden", "attention",
                                       "attention_window", "dropout", "tie_embeddings"}));
@@ -157,7 +84,7 @@ StatusOr<ModelConfig> LoadModelConfig(const std::string& path) {
   } catch (const YAML::Exception& e) {
     return InvalidArgument(path + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
-  Reader r(path);
+  YamlReader r(path);
   ModelConfig m;
   CADENZA_RETURN_IF_ERROR(ParseModel(r, root, "", &m));
   CADENZA_RETURN_IF_ERROR(ValidateModelConfig(m, path));
@@ -171,7 +98,7 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
   } catch (const YAML::Exception& e) {
     return InvalidArgument(path + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
-  Reader r(path);
+  YamlReader r(path);
   ExperimentConfig c;
   // provenance: written by the trainer into a run's config.yaml (commit, command line, dataset hash); read as
   // a record, never as settings, so a run's config.yaml can be trained from again.

@@ -84,12 +84,18 @@ TEST(ConfigTest, ParsesAndNamesBadKeys) {
   EXPECT_EQ(c->scheduler.lease_ms, 500);
   EXPECT_EQ(c->scheduler.retry_budget, 1);
   EXPECT_EQ(c->max_sweep_experiments, 5);
-  EXPECT_EQ(ParseCoordinatorConfig("heartbeat: {period: 1}\n", "c.yaml").status().message(), "c.yaml: heartbeat.period: unknown key");
+  EXPECT_EQ(ParseCoordinatorConfig("heartbeat: {period: 1}\n", "c.yaml").status().message(),
+            "c.yaml: heartbeat.period: unknown key (did you mean heartbeat.period_ms?; expected one of: failure_threshold, grace_ms, "
+            "period_ms, reaper_interval_ms)");
+  EXPECT_EQ(ParseCoordinatorConfig("paths: {data_roots: [/a, [b]]}\n", "c.yaml").status().message(),
+            "c.yaml: paths.data_roots[1]: expected a string, found a non-scalar");
+  EXPECT_EQ(ParseCoordinatorConfig("lease: {retry_budget: 1, retry_budget: 2}\n", "c.yaml").status().message(),
+            "c.yaml: lease.retry_budget: appears twice in the same mapping (remove one)");
   EXPECT_EQ(ParseCoordinatorConfig("lease: {duration_ms: -1}\n", "c.yaml").status().message(), "c.yaml: lease.duration_ms: expected >= 1");
   EXPECT_EQ(ParseCoordinatorConfig("tls: {cert: a.pem}\n", "c.yaml").status().message(),
             "c.yaml: tls: set both cert and key, or neither (plaintext)");
   EXPECT_EQ(ParseCoordinatorConfig("heartbeat: {period_ms: x}\n", "c.yaml").status().message(),
-            "c.yaml: heartbeat.period_ms: expected a number");
+            "c.yaml: heartbeat.period_ms: expected an integer, found 'x'");
 }
 
 TEST(ConfigTest, TheShippedConfigLoads) {

@@ -1,10 +1,12 @@
 // Experiment YAML: the scaling-study keys (train.data_fraction/epochs, generate:, score:, probe:) parse, validate
 // with errors that name the key, round-trip through ToYaml, and old files keep their meaning.
 #include "core/experiment_config.h"
+#include "core/yaml_reader.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 
 namespace cadenza {
 namespace {
@@ -109,7 +111,8 @@ TEST(ExperimentConfigTest, BadScalingValuesNameTheKey) {
   ExpectError("generate: {top_k: -3}\n", "generate.top_k");
   ExpectError("generate: {bars: -1}\n", "generate.bars");
   ExpectError("generate: {max_tokens: 0}\n", "generate.max_tokens");
-  ExpectError("generate: {beams: 4}\n", "generate.beams", "unknown key");
+  ExpectError("generate: {beams: 4}\n", "generate.beams", "unknown key (expected one of: ");  // nothing within 3 edits
+  ExpectError("train: {warmup_step: 4}\n", "train.warmup_step", "unknown key (did you mean train.warmup_steps?; ");
   ExpectError("score: {splits: [valid]}\n", "score.splits", "expected train, val or test");
   ExpectError("score: {splits: test}\n", "score.splits", "expected a list");
   ExpectError("score: {splits: [test, test]}\n", "score.splits", "twice");
@@ -202,3 +205,16 @@ TEST(ExperimentConfigTest, DuplicateKeysOtherFamilyKeysAndNonFiniteNumbersNameTh
 
 }  // namespace
 }  // namespace cadenza
+
+// "did you mean": the nearest key within a few edits (fewer for short keys), or the key a truncated one begins.
+TEST(YamlReaderTest, NearestKeyIsATypoOrATruncationNotAnotherWord) {
+  const std::set<std::string> keys = {"bars", "epochs", "max_groups", "period_ms", "warmup_steps", "seeds"};
+  EXPECT_EQ(cadenza::NearestKey("epoch", keys), "epochs");
+  EXPECT_EQ(cadenza::NearestKey("warmup_step", keys), "warmup_steps");
+  EXPECT_EQ(cadenza::NearestKey("max_grups", keys), "max_groups");
+  EXPECT_EQ(cadenza::NearestKey("period", keys), "period_ms");
+  EXPECT_EQ(cadenza::NearestKey("seed", keys), "seeds");
+  EXPECT_EQ(cadenza::NearestKey("beams", keys), "");  // two edits from "bars": another word
+  EXPECT_EQ(cadenza::NearestKey("colour", keys), "");
+  EXPECT_EQ(cadenza::EditDistance("kitten", "sitting"), 3u);
+}
