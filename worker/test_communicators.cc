@@ -141,24 +141,10 @@ class ThreadCommunicator : public Communicator {
   uint64_t next_ = 0;  // this rank's position in the sequence of collectives
 };
 
-class FaultInjectingCommunicator : public Communicator {
+class FaultInjectingCommunicator : public ForwardingCommunicator {
  public:
   FaultInjectingCommunicator(std::unique_ptr<Communicator> inner, FaultPlan plan)
-      : inner_(std::move(inner)), plan_(std::move(plan)) {}
-  int rank() const override { return inner_->rank(); }
-  int world() const override { return inner_->world(); }
-  std::string name() const override { return inner_->name(); }
-  std::unique_ptr<CollectiveRequest> StartAllreduceSum(float* data, size_t count) override {
-    return inner_->StartAllreduceSum(data, count);
-  }
-  std::unique_ptr<CollectiveRequest> StartAllreduceSum(double* data, size_t count) override {
-    return inner_->StartAllreduceSum(data, count);
-  }
-  std::unique_ptr<CollectiveRequest> StartBroadcast(void* data, size_t bytes, int root) override {
-    return inner_->StartBroadcast(data, bytes, root);
-  }
-  std::unique_ptr<CollectiveRequest> StartBarrier() override { return inner_->StartBarrier(); }
-  std::string DescribePeers() override { return inner_->DescribePeers(); }
+      : ForwardingCommunicator(std::move(inner)), plan_(std::move(plan)) {}
   void Heartbeat(int64_t step) override {
     if (rank() == plan_.rank && step == plan_.step) {
       std::fprintf(stderr, "rank %d: injected fault '%s' at step %lld\n", rank(), plan_.mode.c_str(), (long long)step);
@@ -167,11 +153,10 @@ class FaultInjectingCommunicator : public Communicator {
       if (plan_.mode == "stall") sleep(3600);
       if (plan_.mode == "term") std::raise(SIGTERM);
     }
-    inner_->Heartbeat(step);
+    ForwardingCommunicator::Heartbeat(step);
   }
 
  private:
-  std::unique_ptr<Communicator> inner_;
   FaultPlan plan_;
 };
 

@@ -171,29 +171,19 @@ class FakeCoordinator : public coord::WorkerClient {
 
 // Forwards to a thread rank; its first gradient allreduce throws, as a failing collective library would inside
 // backward (the reducer starts it from a gradient hook that LibTorch's autograd calls).
-class ThrowingCommunicator : public Communicator {
+class ThrowingCommunicator : public ForwardingCommunicator {
  public:
-  explicit ThrowingCommunicator(std::unique_ptr<Communicator> inner) : inner_(std::move(inner)) {}
-  int rank() const override { return inner_->rank(); }
-  int world() const override { return inner_->world(); }
-  std::string name() const override { return inner_->name(); }
+  using ForwardingCommunicator::ForwardingCommunicator;
+  using ForwardingCommunicator::StartAllreduceSum;
   std::unique_ptr<CollectiveRequest> StartAllreduceSum(float* data, size_t count) override {
     if (!thrown_) {
       thrown_ = true;
       throw std::runtime_error("injected: the gradient allreduce failed");
     }
-    return inner_->StartAllreduceSum(data, count);
+    return ForwardingCommunicator::StartAllreduceSum(data, count);
   }
-  std::unique_ptr<CollectiveRequest> StartAllreduceSum(double* data, size_t count) override {
-    return inner_->StartAllreduceSum(data, count);
-  }
-  std::unique_ptr<CollectiveRequest> StartBroadcast(void* data, size_t bytes, int root) override {
-    return inner_->StartBroadcast(data, bytes, root);
-  }
-  std::unique_ptr<CollectiveRequest> StartBarrier() override { return inner_->StartBarrier(); }
 
  private:
-  std::unique_ptr<Communicator> inner_;
   bool thrown_ = false;
 };
 
