@@ -21,6 +21,7 @@
 
 #include "cli/fail.h"
 #include "core/report/report_writer.h"
+#include "core/run_layout.h"
 #include "coordinator/cell_table.h"
 #include "coordinator/client.h"
 #include "coordinator/config.h"
@@ -565,7 +566,7 @@ StatusOr<ReportFiles> WriteSweepReport(coord::CoordinatorClient& client, int64_t
     RunCurves run = RunCurvesOf(axes.back(), row.model_family(), row.dataset());
     std::string csv;
     for (const std::string& artifact : row.artifacts()) {
-      if (fs::path(artifact).filename() == "metrics.csv") csv = artifact;
+      if (fs::path(artifact).filename() == run_layout::kMetricsCsvName) csv = artifact;
     }
     std::ifstream in(csv);
     if (csv.empty() || !in) {

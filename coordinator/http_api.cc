@@ -15,6 +15,7 @@
 #include "core/build_info.h"
 #include "core/report/page.h"
 #include "core/report/report.h"
+#include "core/run_layout.h"
 
 namespace cadenza::coord {
 namespace {
@@ -130,7 +131,7 @@ json ResultJson(const ResultView& v) {
 // The metrics.csv among a train result's artifacts ("" when it has none).
 std::string MetricsCsvOf(const ResultRecord& r) {
   for (const std::string& a : r.artifacts) {
-    if (fs::path(a).filename() == "metrics.csv") return a;
+    if (fs::path(a).filename() == run_layout::kMetricsCsvName) return a;
   }
   return "";
 }

@@ -12,7 +12,8 @@ inline std::string Join(const std::string& out, const std::string& rel) { return
 // Training (core/model/trainer.cc, core/metrics_log.cc): written by rank 0 alone.
 inline std::string ConfigYaml(const std::string& out) { return Join(out, "config.yaml"); }  // effective config + provenance
 inline std::string TrainLock(const std::string& out) { return Join(out, "train.lock"); }   // one trainer per run folder
-inline std::string MetricsCsv(const std::string& out) { return Join(out, "metrics.csv"); }
+inline constexpr const char* kMetricsCsvName = "metrics.csv";  // also how readers find it among a result's artifacts
+inline std::string MetricsCsv(const std::string& out) { return Join(out, kMetricsCsvName); }
 inline std::string MetricsJsonl(const std::string& out) { return Join(out, "metrics.jsonl"); }
 inline std::string TensorboardDir(const std::string& out) { return Join(out, "tensorboard"); }
 inline std::string ModelState(const std::string& out) { return Join(out, "model_state.pt"); }  // the final weights alone
