@@ -394,6 +394,9 @@ TEST_F(ClusterTest, SweepCellsAcrossFractionsAndSeedsSurviveCancelAndResubmit) {
     EXPECT_EQ(page["cells"], cells);
     std::set<std::string> ids;
     for (const auto& f : page["figures"]) ids.insert(f["id"].get<std::string>());
+    // Validation NLL against the step: read from each run's metrics.csv among its training artifacts.
+    EXPECT_TRUE(std::any_of(ids.begin(), ids.end(), [](const std::string& id) { return id.rfind("curve-val-nll", 0) == 0; }))
+        << "no training curve";
     for (const char* f : {"quality-test-nll-ds", "latency-forward-ds", "memory-training-ds"}) {
       EXPECT_TRUE(fs::exists(report / "figures" / (std::string(f) + ".svg"))) << f;
       EXPECT_TRUE(fs::exists(report / "figures" / (std::string(f) + ".png"))) << f;
