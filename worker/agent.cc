@@ -571,7 +571,7 @@ int Agent::Run() {
           SetRunning(&t);
           if (t.kind() == v1::TASK_KIND_TRAIN) {
             // An attempt that died before its first checkpoint starts afresh.
-            t.set_resume(t.resume() && fs::exists(run_layout::LatestCheckpoint(t.output_dir())));  // an attempt that died before its first checkpoint starts afresh
+            t.set_resume(t.resume() && fs::exists(run_layout::LatestCheckpoint(t.output_dir())));
             payload = t.SerializeAsString();
             h.action = kTrain;
             h.payload_bytes = double(payload.size());

@@ -131,9 +131,8 @@ int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
   if (!run.ok()) return fail(run.status().message(), 1);
   Status s = comm->Barrier("final barrier");
   if (!s.ok()) return fail(s.message(), kExitCollectiveTimeout);
-  const TrainSummary& summary = run->summary;
+  const TrainSummary& r = run->summary;
   if (rank == 0) {
-    const TrainSummary& r = summary;
     std::printf("run            %s (%s, %lld parameters)\n", config->out.c_str(), config->model.family.c_str(),
                 (long long)r.parameters);
     std::printf("ranks          %d (%s)\n", world, comm->name().c_str());
@@ -147,7 +146,7 @@ int RunWorkerTrain(WorkerArgs a, int* argc, char*** argv) {
   }
   comm.reset();
   FinalizeMpi();
-  return summary.interrupted && a.stop_after == 0 ? a.stopped_exit_code : 0;
+  return r.interrupted && a.stop_after == 0 ? a.stopped_exit_code : 0;
 }
 
 struct AgentArgs {
