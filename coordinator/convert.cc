@@ -9,17 +9,8 @@
 
 namespace cadenza::coord {
 
-const char* TaskKindName(v1::TaskKind k) {
-  switch (k) {
-    case v1::TASK_KIND_TRAIN: return "train";
-    case v1::TASK_KIND_GENERATE: return "generate";
-    case v1::TASK_KIND_EVALUATE: return "evaluate";
-    case v1::TASK_KIND_AGGREGATE: return "aggregate";
-    case v1::TASK_KIND_SCORE: return "score";
-    case v1::TASK_KIND_PROBE: return "probe";
-    default: return "unknown";
-  }
-}
+// The proto enum's values equal TaskKind's (types.h): one list of names.
+const char* TaskKindName(v1::TaskKind k) { return TaskKindName(static_cast<TaskKind>(k)); }
 
 grpc::Status ToGrpc(const Status& s) {
   using G = grpc::StatusCode;

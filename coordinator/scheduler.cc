@@ -23,19 +23,6 @@ Status InsideFolder(const std::string& path, const std::string& folder, const st
 
 }  // namespace
 
-const char* TaskKindName(TaskKind k) {
-  static const char* names[] = {"unspecified", "train", "generate", "evaluate", "aggregate", "score", "probe"};
-  return names[static_cast<int>(k)];
-}
-const char* TaskStateName(TaskState s) {
-  static const char* names[] = {"unspecified", "blocked", "pending", "leased", "succeeded", "failed", "cancelled"};
-  return names[static_cast<int>(s)];
-}
-const char* JobStateName(JobState s) {
-  static const char* names[] = {"unspecified", "queued", "running", "succeeded", "failed", "cancelled"};
-  return names[static_cast<int>(s)];
-}
-
 Scheduler::Scheduler(Store* store, SchedulerOptions options, std::function<int()> live_ranks)
     : store_(store), options_(options), live_ranks_(std::move(live_ranks)), leases_(options.lease_ms), commit_(store) {}
 

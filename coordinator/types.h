@@ -23,9 +23,22 @@ struct TaskCount {
 };
 enum class JobState { kUnspecified = 0, kQueued = 1, kRunning = 2, kSucceeded = 3, kFailed = 4, kCancelled = 5 };
 
-const char* TaskKindName(TaskKind k);    // "train", "generate", ...
-const char* TaskStateName(TaskState s);  // "pending", ...
-const char* JobStateName(JobState s);    // "running", ...
+// Names as the CLI, the logs and the HTTP API print them; "unknown" for a value outside the enum (a newer peer's).
+inline const char* TaskKindName(TaskKind k) {
+  static const char* const names[] = {"unspecified", "train", "generate", "evaluate", "aggregate", "score", "probe"};
+  const int i = static_cast<int>(k);
+  return i >= 0 && i < kNumTaskKinds ? names[i] : "unknown";
+}
+inline const char* TaskStateName(TaskState s) {
+  static const char* const names[] = {"unspecified", "blocked", "pending", "leased", "succeeded", "failed", "cancelled"};
+  const int i = static_cast<int>(s);
+  return i >= 0 && i < kNumTaskStates ? names[i] : "unknown";
+}
+inline const char* JobStateName(JobState s) {
+  static const char* const names[] = {"unspecified", "queued", "running", "succeeded", "failed", "cancelled"};
+  const int i = static_cast<int>(s);
+  return i >= 0 && i <= static_cast<int>(JobState::kCancelled) ? names[i] : "unknown";
+}
 inline bool IsTerminal(TaskState s) { return s == TaskState::kSucceeded || s == TaskState::kFailed || s == TaskState::kCancelled; }
 inline bool IsTerminal(JobState s) { return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled; }
 

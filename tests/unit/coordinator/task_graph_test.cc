@@ -262,3 +262,13 @@ TEST(TaskGraphTest, OnlyAListOfProbeLengthsAsksForAProbe) {
 
 }  // namespace
 }  // namespace cadenza::coord
+
+TEST(TaskGraphTest, NamesOfKindsAndStatesAreThoseTheCliPrintsAndUnknownOutsideTheEnum) {
+  EXPECT_STREQ(TaskKindName(TaskKind::kTrain), "train");
+  EXPECT_STREQ(TaskKindName(TaskKind::kProbe), "probe");
+  EXPECT_STREQ(TaskKindName(static_cast<TaskKind>(kNumTaskKinds)), "unknown");  // a newer peer's kind
+  EXPECT_STREQ(TaskStateName(TaskState::kCancelled), "cancelled");
+  EXPECT_STREQ(TaskStateName(static_cast<TaskState>(-1)), "unknown");
+  EXPECT_STREQ(JobStateName(JobState::kSucceeded), "succeeded");
+  EXPECT_STREQ(JobStateName(static_cast<JobState>(6)), "unknown");
+}
