@@ -117,10 +117,11 @@ TEST(Generation, CacheRestartWithFinishedSequencesStaysValid) {
 
 TEST(AdditiveAttention, MatchesNaiveValuesAndGradients) {
   torch::manual_seed(5);
-  for (int64_t window : {0, 1, 7}) {
-    auto q = torch::randn({2, 33, 6}, torch::requires_grad());
-    auto k = torch::randn({2, 33, 6}, torch::requires_grad());
-    auto v = torch::randn({6}, torch::requires_grad());
+  // A = 6: the scalar tail alone; A = 40: two 16-wide vectors and a tail.
+  for (auto [window, A] : {std::pair<int64_t, int64_t>{0, 6}, {1, 6}, {7, 6}, {0, 40}, {5, 40}}) {
+    auto q = torch::randn({2, 33, A}, torch::requires_grad());
+    auto k = torch::randn({2, 33, A}, torch::requires_grad());
+    auto v = torch::randn({A}, torch::requires_grad());
     auto grad = torch::randn({2, 33, 33});
     auto blocked = AdditiveAttentionScores(q, k, v, window);
     auto i = torch::arange(33).unsqueeze(1), j = torch::arange(33).unsqueeze(0);
