@@ -8,6 +8,7 @@ hold skipped), Beat/Pos on a 12-steps-a-quarter grid, Tempo bins of each span's 
 Velocity bin, Duration.
 
   /usr/bin/python3 bench/reference_ingest.py DIR [--jobs N] [--digest FILE]
+  /usr/bin/python3 bench/reference_ingest.py DIR --parse [--repeat N]
 
 Prints one JSON line: files, pieces, skipped, notes, tokens, bars, seconds (wall, measured inside the script:
 from before the folder walk to the end, so without interpreter start-up and `import mido`). --digest writes
@@ -22,7 +23,11 @@ an end-of-track event, format 2, SMPTE time division, a time signature with nume
 2^6 (mido reads all of these); mido reads exactly the number of tracks the header declares and refuses a
 chunk other than MTrk among them (cadenza skips unknown chunks). Both refuse a key signature outside -7..7,
 and a tempo of 0 (here it fails in the tempo bin). A file refused by one side only is listed by the
-benchmark's token check as differing. It also counts a parsed file with no notes as
+benchmark's token check as differing.
+
+--parse times the reader alone, as ingest_bench's parse table does for cadenza: every file is read into memory
+first (untimed), then mido parses all of them from bytes and pairs their notes (mido_notes.score_of), best of
+--repeat rounds; it prints files, notes, skipped, seconds (the best round) and runs (every round). It also counts a parsed file with no notes as
 a piece (cadenza skips it from the dataset, but its tokens are still compared). On the shared corpora
 (Nottingham, POP909) every file parses on both sides and the tokens are identical.
 """
@@ -329,19 +334,47 @@ def process(args):
     return rel, digest, n, len(tok), len(bars)
 
 
+def midi_files(root):
+    files = []
+    for dirpath, _, names in os.walk(root):  # like cadenza: symlinked folders are not followed
+        for name in names:
+            if name.lower().endswith(('.mid', '.midi')):
+                files.append(os.path.relpath(os.path.join(dirpath, name), root))
+    files.sort()
+    return files
+
+
+def parse_in_memory(root, repeat):
+    blobs = []
+    for rel in midi_files(root):
+        with open(os.path.join(root, rel), 'rb') as f:
+            blobs.append(f.read())
+    runs = []
+    for _ in range(repeat):
+        notes = skipped = 0
+        t0 = time.perf_counter()
+        for data in blobs:
+            try:
+                notes += len(mido_notes.read_score_from_bytes(data)[1])
+            except Exception:  # refused, as cadenza refuses some malformed files
+                skipped += 1
+        runs.append(time.perf_counter() - t0)
+    print(json.dumps({'files': len(blobs), 'notes': notes, 'skipped': skipped, 'seconds': min(runs), 'runs': runs}))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('dir')
     ap.add_argument('--jobs', type=int, default=1)
     ap.add_argument('--digest')
+    ap.add_argument('--parse', action='store_true', help='time mido parsing every file from memory, nothing else')
+    ap.add_argument('--repeat', type=int, default=1, help='with --parse: best of N rounds')
     a = ap.parse_args()
+    if a.parse:
+        parse_in_memory(a.dir, a.repeat)
+        return
     t0 = time.perf_counter()
-    files = []
-    for dirpath, _, names in os.walk(a.dir):  # like cadenza: symlinked folders are not followed
-        for name in names:
-            if name.lower().endswith(('.mid', '.midi')):
-                files.append(os.path.relpath(os.path.join(dirpath, name), a.dir))
-    files.sort()
+    files = midi_files(a.dir)
     work = [(a.dir, f) for f in files]
     if a.jobs > 1:
         with Pool(a.jobs) as pool:

@@ -9,6 +9,7 @@ its channel's latest program change, programs applied before notes at the same t
   mido_notes.py --json FILE [FILE..] {"file": ..., "tpq": ..., "notes": [[start,end,pitch,vel,chan,prog,track],...]}
 """
 import collections
+import io
 import json
 import sys
 
@@ -25,7 +26,16 @@ def read_score(path):
 def read_score_with_pedal(path):
     """read_score's four values, then the sustain pedal [(tick, channel, down)] (control 64, value >= 64 down) in
     the order cadenza's reader keeps (by tick, then track, then file order), then the end tick (latest track end)."""
-    mid = mido.MidiFile(path, clip=False)
+    return score_of(mido.MidiFile(path, clip=False))
+
+
+def read_score_from_bytes(data):
+    """read_score_with_pedal of a file already in memory (bench/reference_ingest.py --parse times this)."""
+    return score_of(mido.MidiFile(file=io.BytesIO(data), clip=False))
+
+
+def score_of(mid):
+    """read_score_with_pedal's six values of a parsed mido.MidiFile."""
     meta = {}  # kind -> {tick: value}
     events = []  # (tick, class, track, seq, msg)
     seq = 0
