@@ -3,10 +3,15 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <random>
 #include <sstream>
+#include <tuple>
 
 #include "core/midi.h"
 #include "tests/support/midi_bytes.h"
@@ -110,6 +115,118 @@ TEST(MidiReader, ProgramChangeInAnotherTrackAppliesToItsChannel) {
   Score s = ParseOk(SmfBytes(1, 480, {meta, bass}));
   ASSERT_EQ(s.notes.size(), 1u);
   EXPECT_EQ(s.notes[0].program, 33);
+}
+
+// A plain reader of what RandomTracksForReaderCheck writes, as docs/midi.md states the rules: all tracks' events in
+// (tick, programs and metas before notes, track, file order); notes paired oldest first per (track, channel, pitch).
+struct PlainEvent {
+  int64_t tick;
+  int track, seq;
+  uint8_t status, a, b;
+};
+
+Score PlainReferenceOfEvents(std::vector<PlainEvent> events, const std::vector<int64_t>& track_end) {
+  auto order_class = [](const PlainEvent& e) { return (e.status & 0xF0) == 0xC0 || e.status == 0xFF ? 0 : 1; };
+  std::stable_sort(events.begin(), events.end(), [&](const PlainEvent& x, const PlainEvent& y) {
+    return std::make_tuple(x.tick, order_class(x), x.track, x.seq) < std::make_tuple(y.tick, order_class(y), y.track, y.seq);
+  });
+  Score s;
+  uint8_t program[16] = {0};
+  std::map<std::tuple<int, int, int>, std::deque<Note>> sounding;
+  for (const PlainEvent& e : events) {
+    const int kind = e.status & 0xF0, channel = e.status & 0x0F;
+    if (e.status == 0xFF) {  // tempo: the last at a tick wins
+      if (!s.tempos.empty() && s.tempos.back().tick == e.tick) s.tempos.pop_back();
+      s.tempos.push_back({e.tick, 400000u + e.a});
+    } else if (kind == 0xC0) {
+      program[channel] = e.a;
+    } else if (kind == 0x90 && e.b > 0) {
+      Note n;
+      n.start = e.tick;
+      n.pitch = e.a;
+      n.velocity = e.b;
+      n.channel = static_cast<uint8_t>(channel);
+      n.drum = channel == 9;
+      n.program = n.drum ? 0 : program[channel];
+      n.track = e.track;
+      sounding[{e.track, channel, e.a}].push_back(n);
+    } else {
+      auto& q = sounding[{e.track, channel, e.a}];
+      if (q.empty()) continue;
+      q.front().end = e.tick;
+      s.notes.push_back(q.front());
+      q.pop_front();
+    }
+  }
+  for (auto& [key, q] : sounding) {
+    for (Note n : q) {
+      n.end = std::max(n.start, track_end[std::get<0>(key)]);
+      s.notes.push_back(n);
+    }
+  }
+  s.Sort();
+  return s;
+}
+
+// Random format-1 tracks (up to 20, so past the reader's merge of 16) of dense same-pitch overlaps, chords in any
+// order, stray note-offs, unclosed notes, program changes and tempos shared across tracks at one tick.
+std::vector<uint8_t> RandomTracksForReaderCheck(std::mt19937* rng, std::vector<PlainEvent>* events, std::vector<int64_t>* track_end) {
+  auto r = [&](int n) { return static_cast<int>((*rng)() % static_cast<unsigned>(n)); };
+  std::vector<TrackBytes> tracks(1 + r(r(3) == 0 ? 20 : 4));
+  for (size_t t = 0; t < tracks.size(); ++t) {
+    int64_t tick = 0;
+    const int n = r(5) == 0 ? 0 : r(120);
+    for (int i = 0; i < n; ++i) {
+      const uint32_t delta = r(3) == 0 ? 0 : r(40);
+      tick += delta;
+      const uint8_t channel = static_cast<uint8_t>(r(6) == 0 ? 9 : r(3));
+      PlainEvent e{tick, static_cast<int>(t), i, 0, static_cast<uint8_t>(60 + r(6)), 0};
+      const int what = r(20);
+      if (what == 0) {
+        e.status = 0xFF;
+        e.a = static_cast<uint8_t>(r(4));
+        tracks[t].Event(delta, {0xFF, 0x51, 3, 0x06, 0x1A, 0x80 + e.a});  // 400000 + a us
+      } else if (what <= 2) {
+        e.status = static_cast<uint8_t>(0xC0 | channel);
+        e.a = static_cast<uint8_t>(r(128));
+        tracks[t].Event(delta, {e.status, e.a});
+      } else {
+        e.status = static_cast<uint8_t>((r(2) ? 0x90 : 0x80) | channel);
+        e.b = static_cast<uint8_t>(r(4) == 0 ? 0 : 1 + r(127));
+        tracks[t].Event(delta, {e.status, e.a, e.b});
+      }
+      events->push_back(e);
+    }
+    const uint32_t tail = r(50);
+    tracks[t].End(tail);
+    track_end->push_back(tick + tail);
+  }
+  return SmfBytes(1, 480, tracks);
+}
+
+TEST(MidiReader, RandomMultiTrackFilesMatchAPlainReference) {
+  std::mt19937 rng(17);
+  for (int file = 0; file < 400; ++file) {
+    SCOPED_TRACE("file " + std::to_string(file));
+    std::vector<PlainEvent> events;
+    std::vector<int64_t> track_end;
+    const std::vector<uint8_t> bytes = RandomTracksForReaderCheck(&rng, &events, &track_end);
+    const Score want = PlainReferenceOfEvents(events, track_end);
+    const Score got = ParseOk(bytes);
+    ASSERT_EQ(got.notes.size(), want.notes.size());
+    for (size_t i = 0; i < got.notes.size(); ++i) {
+      const Note &g = got.notes[i], &w = want.notes[i];
+      ASSERT_EQ(std::make_tuple(g.start, g.end, g.pitch, g.velocity, g.channel, g.program, g.drum, g.track),
+                std::make_tuple(w.start, w.end, w.pitch, w.velocity, w.channel, w.program, w.drum, w.track))
+          << "note " << i;
+    }
+    ASSERT_EQ(got.tempos.size(), want.tempos.size());
+    for (size_t i = 0; i < got.tempos.size(); ++i) {
+      EXPECT_EQ(got.tempos[i].tick, want.tempos[i].tick);
+      EXPECT_EQ(got.tempos[i].us_per_quarter, want.tempos[i].us_per_quarter);
+    }
+    EXPECT_EQ(got.end_tick, *std::max_element(track_end.begin(), track_end.end()));
+  }
 }
 
 TEST(MidiReader, RefusesFormat2AndSmpteWithClearErrors) {
