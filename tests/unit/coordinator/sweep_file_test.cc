@@ -36,7 +36,7 @@ TEST(SweepFileTest, EveryShippedSweepLoadsAndExpandsAtMatchedSize) {
   EXPECT_GE(n, 3);
   auto study = LoadSweepFile((dir / "nottingham-study.yaml").string(), Base());
   ASSERT_TRUE(study.ok());
-  ASSERT_EQ(study->models.size(), 2u);
+  ASSERT_EQ(study->models.size(), 3u);  // transformer, lstm, gru
   EXPECT_EQ(study->models[1].name, "lstm");
   EXPECT_EQ(study->models[1].set.at("train.lr"), "0.008");
   EXPECT_NE(study->models[1].model_yaml.find("family: lstm"), std::string::npos);
@@ -44,14 +44,21 @@ TEST(SweepFileTest, EveryShippedSweepLoadsAndExpandsAtMatchedSize) {
   EXPECT_NE(study->base.experiment_yaml.find("1024"), std::string::npos);  // probe lengths went into the base
   auto runs = ExpandSweep(*study, 1000);
   ASSERT_TRUE(runs.ok()) << runs.status().message();
-  EXPECT_EQ(runs->size(), 2u * 4 * 3);
+  EXPECT_EQ(runs->size(), 3u * 4 * 3);
   // Sizes matched within 10%, as the sweep promises.
-  const double a = double(runs->front().parameters), b = double(runs->back().parameters);
-  EXPECT_LT(std::abs(a - b), 0.1 * std::max(a, b)) << a << " vs " << b;
-  EXPECT_EQ(runs->back().axes.at("train.lr"), "0.008");
-  auto c = cadenza::ParseExperimentConfig(runs->back().experiment_yaml, "run");
+  double smallest = 1e18, largest = 0;
+  for (const auto& r : *runs) {
+    smallest = std::min(smallest, double(r.parameters));
+    largest = std::max(largest, double(r.parameters));
+  }
+  EXPECT_LT(largest - smallest, 0.1 * largest) << smallest << " vs " << largest;
+  const auto& lstm_run = (*runs)[2 * 4 * 3 - 1];  // models in file order, each over fractions x seeds
+  EXPECT_EQ(lstm_run.axes.at("model"), "lstm");
+  EXPECT_EQ(lstm_run.axes.at("train.lr"), "0.008");
+  auto c = cadenza::ParseExperimentConfig(lstm_run.experiment_yaml, "run");
   ASSERT_TRUE(c.ok()) << c.status().message();
   EXPECT_DOUBLE_EQ(c->train.lr, 0.008);
+  EXPECT_EQ(runs->back().axes.at("train.lr"), "0.002");  // the GRU's own rate
   EXPECT_EQ(c->probe.lengths.size(), 3u);
 }
 

@@ -260,9 +260,6 @@ TEST(TaskGraphTest, OnlyAListOfProbeLengthsAsksForAProbe) {
   EXPECT_FALSE(WantsProbe("probe: [unclosed\n"));
 }
 
-}  // namespace
-}  // namespace cadenza::coord
-
 TEST(TaskGraphTest, NamesOfKindsAndStatesAreThoseTheCliPrintsAndUnknownOutsideTheEnum) {
   EXPECT_STREQ(TaskKindName(TaskKind::kTrain), "train");
   EXPECT_STREQ(TaskKindName(TaskKind::kProbe), "probe");
@@ -272,3 +269,6 @@ TEST(TaskGraphTest, NamesOfKindsAndStatesAreThoseTheCliPrintsAndUnknownOutsideTh
   EXPECT_STREQ(JobStateName(JobState::kSucceeded), "succeeded");
   EXPECT_STREQ(JobStateName(static_cast<JobState>(6)), "unknown");
 }
+
+}  // namespace
+}  // namespace cadenza::coord
