@@ -22,6 +22,7 @@
 #include "cli/model_options.h"
 #include "core/audio.h"
 #include "core/build_info.h"
+#include "core/config_keys.h"
 #include "core/eval/evaluate.h"
 #include "core/file_util.h"
 #include "core/midi.h"
@@ -398,6 +399,14 @@ int main(int argc, char** argv) {
                      "a report (figures, cells.csv) at the end in <out>/report");
   demo_cmd->add_option("--count", demo.count, "Synthetic tunes to make when no --data is given")->capture_default_str()->check(CLI::Range(1, 100000));
 
+  std::string config_kind = "experiment";
+  auto* config_cmd = app.add_subcommand("config", "What configuration files may hold");
+  config_cmd->require_subcommand(1);
+  auto* config_keys_cmd = config_cmd->add_subcommand(
+      "keys", "Every key of an experiment YAML (cadenza train, submit, sweep files) with its type, default, allowed "
+              "values and meaning; model.* keys also make a model YAML, without the prefix");
+  config_keys_cmd->add_option("config", config_kind, "Which config")->capture_default_str()->check(CLI::IsMember({"experiment"}));
+
   int eval_exit = -1;
   // With --checkpoint the model's hidden states are needed: the run moves to cadenza-model (LibTorch).
   auto* eval_cmd = AddEvaluateCommand(app, [argc, argv](const EvaluateArgs& a) {
@@ -437,6 +446,10 @@ int main(int argc, char** argv) {
   }
   if (*detok_cmd) return RunDetokenize(detok_source, detok_piece, detok_out, detok_grid, detok_pedal_tokens);
   if (*synth_cmd) return RunSynth(synth_out, synth_count, synth_seed);
+  if (*config_keys_cmd) {
+    std::cout << FormatConfigKeys(ExperimentConfigKeys());
+    return 0;
+  }
   if (*eval_cmd) return eval_exit;
   if (*demo_cmd) return RunDemo(demo);
   return kExitUsage;

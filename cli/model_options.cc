@@ -16,6 +16,7 @@ void AddModelCommands(CLI::App& app, const ModelCommandHandlers& run, int* exit_
   train->add_option("--threads", train_args->threads, "LibTorch threads (overrides train.threads; 0 = the CPUs this process may use, shared by the ranks on its node)")->check(CLI::Range(0, 256));
   train->add_option("--stop-after", train_args->stop_after, "Checkpoint and stop after N steps in this process (resume later)")->check(CLI::NonNegativeNumber);
   train->add_flag("--quiet,-q", train_args->quiet, "No progress output");
+  train->footer("Every experiment key with its type, default, allowed values and meaning: `cadenza config keys`.");
   train->callback([train_args, run, exit_code] { *exit_code = run.train(*train_args); });
 
   auto gen = std::make_shared<GenerateArgs>();

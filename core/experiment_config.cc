@@ -1,4 +1,5 @@
-// YAML parsing and validation for experiments; every error names the file and the key.
+// YAML parsing, validation and dumping of experiments and models, all driven by one field table per config (every
+// key declared once, with its type, default, range and doc); every error names the file and the key.
 #include "core/experiment_config.h"
 
 #include <yaml-cpp/yaml.h>
@@ -12,59 +13,181 @@
 #include <sstream>
 
 #include "core/vocabulary.h"
+#include "core/config_fields.h"
 #include "core/yaml_reader.h"
 
 namespace cadenza {
 namespace {
 
-Status ParseModel(const YamlReader& r, const YAML::Node& n, const std::string& prefix, ModelConfig* m) {
-  CADENZA_RETURN_IF_ERROR(r.OnlyKeys(n, prefix.empty() ? "" : prefix.substr(0, prefix.size() - 1),
-                                     {"family", "d_model", "layers", "heads", "ff_dim", "max_len", "hidden", "attention",
-                                      "attention_window", "dropout", "tie_embeddings"}));
-  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "family", &m->family));
-  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "d_model", &m->d_model));
-  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "layers", &m->layers));
-  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "heads", &m->heads));
-  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "ff_dim", &m->ff_dim));
-  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "max_len", &m->max_len));
-  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "hidden", &m->hidden));
-  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "attention", &m->attention));
-  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "attention_window", &m->attention_window));
-  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "dropout", &m->dropout));
-  CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, "tie_embeddings", &m->tie_embeddings));
+using ExperimentTable = ConfigTable<ExperimentConfig>;
+using ModelTable = ConfigTable<ModelConfig>;
+
+// The keys of a model (a model YAML, or `model:` inline in an experiment), in the order they are dumped.
+const ModelTable& ModelFields() {
+  static const ModelTable table = [] {
+    using M = ModelConfig;
+    const auto transformer = [](const M& m) { return !m.is_rnn(); };
+    const auto rnn = [](const M& m) { return m.is_rnn(); };
+    ModelTable t;
+    t.Text("family", Member(&M::family), "the model family", {"transformer", "lstm", "gru"});
+    t.Number("d_model", Member(&M::d_model), Between(8, 8192), "token embedding width (the Transformer's model width)");
+    t.Number("layers", Member(&M::layers), Between(1, 64), "Transformer blocks, or stacked LSTM/GRU layers");
+    t.Number("heads", Member(&M::heads), NumberRange(), "attention heads; a divisor of d_model").OnlyFor("transformer", transformer);
+    t.Number("ff_dim", Member(&M::ff_dim), AtLeast(1), "ReLU feed-forward width").OnlyFor("transformer", transformer);
+    t.Number("max_len", Member(&M::max_len), Between(16, 65536), "longest context in tokens: the sinusoid table and the key/value cache")
+        .OnlyFor("transformer", transformer);
+    t.Number("hidden", Member(&M::hidden), Between(8, 8192), "LSTM/GRU state width").OnlyFor("lstm/gru", rnn);
+    t.Text("attention", Member(&M::attention), "attention over the RNN's past states", {"dot", "general", "additive"})
+        .OnlyFor("lstm/gru", rnn);
+    t.Number("attention_window", Member(&M::attention_window), AtLeast(0, "0 = the whole history"),
+             "attend to the last K states only").OnlyFor("lstm/gru", rnn);
+    t.Number("dropout", Member(&M::dropout), Interval(0, 1, false, true), "dropout probability");
+    t.Flag("tie_embeddings", Member(&M::tie_embeddings), "the output projection shares the embedding matrix");
+    return t;
+  }();
+  return table;
+}
+
+// Every other key of an experiment, section by section, in the order they are dumped (`model:` between `out` and
+// `train:`).
+const ExperimentTable& ExperimentFields() {
+  static const ExperimentTable table = [] {
+    using E = ExperimentConfig;
+    using T = TrainConfig;
+    using G = GenerateConfig;
+    ExperimentTable t;
+    t.Text("name", Member(&E::name), "the experiment's name in results, reports and run lists");
+    t.Text("dataset", Member(&E::dataset), "required: the dataset folder written by `cadenza ingest`");
+    t.Text("out", Member(&E::out), "required: the run folder (checkpoints, metrics, samples, the effective config)");
+    t.Number("train.seq_len", Member(&E::train, &T::seq_len), AtLeast(8), "tokens per window (windows start on bar lines); <= model.max_len");
+    t.Number("train.batch_size", Member(&E::train, &T::batch_size), AtLeast(1), "windows per step on each rank");
+    t.Number("train.steps", Member(&E::train, &T::steps), AtLeast(1), "optimizer steps (resolved from train.epochs when it is > 0)");
+    t.Number("train.lr", Member(&E::train, &T::lr), Above(0), "peak learning rate (AdamW)");
+    t.Number("train.warmup_steps", Member(&E::train, &T::warmup_steps), AtLeast(0), "linear warm-up from 0 to lr over these steps");
+    t.Number("train.min_lr_ratio", Member(&E::train, &T::min_lr_ratio), Between(0, 1), "the cosine decays to lr * min_lr_ratio at the last step");
+    t.Number("train.weight_decay", Member(&E::train, &T::weight_decay), AtLeast(0), "AdamW weight decay of matrices (not biases, norms or embeddings)");
+    t.Number("train.beta1", Member(&E::train, &T::beta1), Interval(0, 1, false, true), "AdamW beta1");
+    t.Number("train.beta2", Member(&E::train, &T::beta2), Interval(0, 1, false, true), "AdamW beta2");
+    t.Number("train.grad_clip", Member(&E::train, &T::grad_clip), AtLeast(0, "0 disables clipping"), "largest global L2 norm of the gradients");
+    t.Number("train.eval_every", Member(&E::train, &T::eval_every), AtLeast(1), "steps between validations (each writes a checkpoint)");
+    t.Number("train.eval_windows", Member(&E::train, &T::eval_windows), AtLeast(0, "0 = all"), "validation windows per validation");
+    t.Number("train.early_stopping_patience", Member(&E::train, &T::early_stopping_patience), AtLeast(0, "0 = never"),
+             "stop after this many validations without improvement");
+    t.Number("train.seed", Member(&E::train, &T::seed), NumberRange(), "seed of initialisation, window order and dropout");
+    t.Number("train.threads", Member(&E::train, &T::threads), Between(0, kMaxThreads, "0 = the CPUs this process may use"),
+             "LibTorch intra-op threads");
+    t.Number("train.data_fraction", Member(&E::train, &T::data_fraction), Interval(0, 1, true, false, "the share of the train split's pieces"),
+             "train on this nested subset of the train split (chosen by a hash of each piece's id)");
+    t.Number("train.epochs", Member(&E::train, &T::epochs), AtLeast(0, "passes over the train split; 0 = use train.steps"),
+             "> 0: steps = ceil(epochs * train tokens / (batch_size * seq_len)), resolved when training starts");
+    t.Number("train.eval_samples", Member(&E::train, &T::eval_samples), Between(0, 256, "0 = off"),
+             "pieces sampled at every validation to log their structure as sample/<metric>");
+    t.Number("train.eval_sample_bars", Member(&E::train, &T::eval_sample_bars), Between(1, 256), "bars of each such sample");
+    t.Text("train.precision", Member(&E::train, &T::precision), "bf16: mixed precision (refused on a CPU without bf16 support)",
+           {"fp32", "bf16"});
+    t.Number("generate.temperature", Member(&E::generate, &G::temperature), Between(0, 10, "0 = greedy"), "softmax temperature");
+    t.Number("generate.top_k", Member(&E::generate, &G::top_k), AtLeast(0, "0 = all tokens"), "sample among the k most likely tokens");
+    t.Number("generate.top_p", Member(&E::generate, &G::top_p), Interval(0, 1, true, false, "1 = off"), "nucleus mass");
+    t.Number("generate.bars", Member(&E::generate, &G::bars), AtLeast(0, "0 = stop only at max_tokens"), "stop each sample after this many new bars");
+    t.Number("generate.max_tokens", Member(&E::generate, &G::max_tokens), Between(1, 1 << 20), "hard cap on new tokens per sample");
+    t.Text("generate.primer_split", Member(&E::generate, &G::primer_split),
+           "continue the opening bars of a piece of this split of the dataset, chosen by the sample's seed",
+           {"val", "test", "train"}, "start from BOS");
+    t.Number("generate.primer_bars", Member(&E::generate, &G::primer_bars), Between(1, 256), "bars of primer");
+    t.Flag("generate.keep_primer", Member(&E::generate, &G::keep_primer),
+           "keep the primer's bars in front of the written and evaluated sample (false: the continuation alone)");
+    t.TextList("score.splits", Member(&E::score, &ScoreConfig::splits), "splits of the dataset the score task measures NLL on",
+               {"train", "val", "test"});
+    t.TextList("score.on", Member(&E::score, &ScoreConfig::on), "other dataset folders, scored on their test split (on/<folder name>/...)");
+    t.Text("score.windows", Member(&E::score, &ScoreConfig::windows),
+           "tiled: each token scored about once; every_bar: a window at every bar line, as validation reads them",
+           {"tiled", "every_bar"});
+    t.NumberList("probe.lengths", Member(&E::probe, &ProbeConfig::lengths), Between(1, 1 << 20),
+                 "context lengths in tokens of the probe task (latency, memory); empty = no probe task");
+    t.NumberList("probe.batch_sizes", Member(&E::probe, &ProbeConfig::batch_sizes), Between(1, 1024), "one probe per batch size");
+    t.Number("probe.repeats", Member(&E::probe, &ProbeConfig::repeats), Between(1, 1000), "timed runs per measurement (the median is reported)");
+    return t;
+  }();
+  return table;
+}
+
+// The experiment's sections after `model:`, in file order.
+const char* const kExperimentSections[] = {"train", "generate", "score", "probe"};
+
+// Reads a model mapping at dotted `path` ("model" inline in an experiment, "" in a model file).
+Status ParseModel(const YamlReader& r, const YAML::Node& n, const std::string& path, ModelConfig* m) {
+  CADENZA_RETURN_IF_ERROR(ModelFields().Read("", r, n, path, m));
   m->vocab_size = Vocabulary::Get().size();
   // A key of the other family would be ignored silently (heads on an LSTM): refuse it, naming what this family reads.
-  static const std::set<std::string> kTransformerOnly = {"heads", "ff_dim", "max_len"};
-  static const std::set<std::string> kRnnOnly = {"hidden", "attention", "attention_window"};
-  const bool rnn = m->family == "lstm" || m->family == "gru";
-  if (rnn || m->family == "transformer") {
-    for (const auto& kv : n) {
-      const std::string key = kv.first.as<std::string>();
-      if ((rnn && kTransformerOnly.count(key)) || (!rnn && kRnnOnly.count(key))) {
-        return r.Error(prefix + key, "a " + std::string(rnn ? "transformer" : "lstm/gru") + " key, but family is " +
-                                         m->family + (rnn ? " (an RNN reads hidden, attention, attention_window)"
-                                                          : " (a transformer reads heads, ff_dim, max_len)"));
-      }
+  if (m->family == "lstm" || m->family == "gru" || m->family == "transformer") {
+    const std::string prefix = path.empty() ? "" : path + ".";
+    std::string reads;
+    for (const auto& f : ModelFields().fields()) {
+      if (!f.applies_to.empty() && f.AppliesTo(*m)) reads += (reads.empty() ? "" : ", ") + f.name;
     }
+    reads = std::string(m->is_rnn() ? " (an RNN reads " : " (a transformer reads ") + reads + ")";
+    CADENZA_RETURN_IF_ERROR(ModelFields().RefuseInapplicable(
+        "", n, *m, [&](const std::string& key, const std::string& what) { return r.Error(prefix + key, what + reads); },
+        "family is " + m->family));
   }
   return Status::Ok();
 }
 
 Status ModelRules(const ModelConfig& m, const std::function<Status(const std::string&, const std::string&)>& err) {
-  if (m.family != "transformer" && m.family != "lstm" && m.family != "gru") return err("family", "expected transformer, lstm or gru, found '" + m.family + "'");
-  if (m.d_model < 8 || m.d_model > 8192) return err("d_model", "expected 8..8192");
-  if (m.layers < 1 || m.layers > 64) return err("layers", "expected 1..64");
-  if (m.dropout < 0 || m.dropout >= 1) return err("dropout", "expected 0 <= dropout < 1");
-  if (m.family == "transformer") {
-    if (m.heads < 1 || m.d_model % m.heads != 0) return err("heads", "expected a divisor of d_model (" + std::to_string(m.d_model) + ")");
-    if (m.ff_dim < 1) return err("ff_dim", "expected >= 1");
-    if (m.max_len < 16 || m.max_len > 65536) return err("max_len", "expected 16..65536");
-  } else {
-    if (m.hidden < 8 || m.hidden > 8192) return err("hidden", "expected 8..8192");
-    if (m.attention != "dot" && m.attention != "general" && m.attention != "additive") {
-      return err("attention", "expected dot, general or additive, found '" + m.attention + "'");
+  CADENZA_RETURN_IF_ERROR(ModelFields().Check("", m, err));
+  if (!m.is_rnn() && (m.heads < 1 || m.d_model % m.heads != 0)) {
+    return err("heads", "expected a divisor of d_model (" + std::to_string(m.d_model) + ")");
+  }
+  return Status::Ok();
+}
+
+// The rules between keys of one section, after each key's own range.
+Status SectionRules(const std::string& section, const ExperimentConfig& c, const YamlReader& r) {
+  if (section == "train") {
+    if (c.model.family == "transformer" && c.train.seq_len > c.model.max_len) {
+      return r.Error("train.seq_len", "expected <= model.max_len (" + std::to_string(c.model.max_len) + ")");
     }
-    if (m.attention_window < 0) return err("attention_window", "expected >= 0 (0 = the whole history)");
+  } else if (section == "score") {
+    std::set<std::string> seen;
+    for (const std::string& split : c.score.splits) {
+      if (!seen.insert(split).second) return r.Error("score.splits", "'" + split + "' is listed twice");
+    }
+    std::set<std::string> names;
+    for (const std::string& dir : c.score.on) {
+      if (dir.empty()) return r.Error("score.on", "expected dataset folders, found an empty entry");
+      std::filesystem::path folder = std::filesystem::path(dir).lexically_normal();
+      if (folder.filename().empty()) folder = folder.parent_path();  // "corpora/jsb/"
+      const std::string name = folder.filename().string();
+      if (!names.insert(name).second) {
+        return r.Error("score.on", "two datasets are named '" + name + "' (metrics are named on/<folder name>/...)");
+      }
+    }
+  } else if (section == "probe") {
+    if (c.probe.batch_sizes.empty()) return r.Error("probe.batch_sizes", "expected at least one batch size");
+  }
+  return Status::Ok();
+}
+
+// A key given in the wrong section that another section has ("train: {temperature: ...}"): named with its place.
+Status RefuseMisplacedKeys(const YamlReader& r, const YAML::Node& node, const std::string& section) {
+  if (!node.IsMap()) return Status::Ok();
+  const std::set<std::string> here = ExperimentFields().Names(section);
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    if (here.count(key) || (section.empty() && (key == "model" || key == "provenance" ||
+                                                 std::count(std::begin(kExperimentSections), std::end(kExperimentSections), key)))) {
+      continue;
+    }
+    const std::string at = (section.empty() ? "" : section + ".") + key;
+    for (const auto& f : ExperimentFields().fields()) {
+      if (f.section != section && f.name == key) {
+        return r.Error(at, "unknown key here (did you mean " + f.key() + "? it belongs under " +
+                               (f.section.empty() ? "the top level" : f.section + ":") + ")");
+      }
+    }
+    if (ModelFields().Names("").count(key)) {
+      return r.Error(at, "unknown key here (did you mean model." + key + "? it belongs under model:)");
+    }
   }
   return Status::Ok();
 }
@@ -100,12 +223,13 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
   }
   YamlReader r(path);
   ExperimentConfig c;
+  const ExperimentTable& fields = ExperimentFields();
   // provenance: written by the trainer into a run's config.yaml (commit, command line, dataset hash); read as
   // a record, never as settings, so a run's config.yaml can be trained from again.
-  CADENZA_RETURN_IF_ERROR(r.OnlyKeys(root, "", {"name", "dataset", "out", "model", "train", "generate", "score", "probe", "provenance"}));
-  CADENZA_RETURN_IF_ERROR(r.Get(root, "", "name", &c.name));
-  CADENZA_RETURN_IF_ERROR(r.Get(root, "", "dataset", &c.dataset));
-  CADENZA_RETURN_IF_ERROR(r.Get(root, "", "out", &c.out));
+  CADENZA_RETURN_IF_ERROR(RefuseMisplacedKeys(r, root, ""));
+  std::set<std::string> sections = {"model", "provenance"};
+  sections.insert(std::begin(kExperimentSections), std::end(kExperimentSections));
+  CADENZA_RETURN_IF_ERROR(fields.Read("", r, root, "", &c, sections));
   if (c.dataset.empty()) return r.Error("dataset", "required: the dataset folder written by `cadenza ingest`");
   if (c.out.empty()) return r.Error("out", "required: the run folder for checkpoints and metrics");
   auto resolve = [&](const std::string& p) {
@@ -118,129 +242,31 @@ StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text, const 
     if (!m.ok()) return m.status().WithContext(path + ": model");
     c.model = *m;
   } else {
-    CADENZA_RETURN_IF_ERROR(ParseModel(r, model, "model.", &c.model));
+    CADENZA_RETURN_IF_ERROR(ParseModel(r, model, "model", &c.model));
     CADENZA_RETURN_IF_ERROR(ModelRules(c.model, [&](const std::string& key, const std::string& what) { return r.Error("model." + key, what); }));
   }
-  if (const YAML::Node t = root["train"]) {
-    TrainConfig& tr = c.train;
-    CADENZA_RETURN_IF_ERROR(r.OnlyKeys(t, "train", {"seq_len", "batch_size", "steps", "lr", "warmup_steps", "min_lr_ratio", "weight_decay",
-                                                    "beta1", "beta2", "grad_clip", "eval_every", "eval_windows", "early_stopping_patience",
-                                                    "seed", "threads", "data_fraction", "epochs", "eval_samples",
-                                                    "eval_sample_bars", "precision"}));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "seq_len", &tr.seq_len));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "batch_size", &tr.batch_size));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "steps", &tr.steps));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "lr", &tr.lr));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "warmup_steps", &tr.warmup_steps));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "min_lr_ratio", &tr.min_lr_ratio));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "weight_decay", &tr.weight_decay));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "beta1", &tr.beta1));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "beta2", &tr.beta2));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "grad_clip", &tr.grad_clip));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "eval_every", &tr.eval_every));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "eval_windows", &tr.eval_windows));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "early_stopping_patience", &tr.early_stopping_patience));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "seed", &tr.seed));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "threads", &tr.threads));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "data_fraction", &tr.data_fraction));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "epochs", &tr.epochs));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "eval_samples", &tr.eval_samples));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "eval_sample_bars", &tr.eval_sample_bars));
-    CADENZA_RETURN_IF_ERROR(r.Get(t, "train.", "precision", &tr.precision));
-    if (tr.seq_len < 8) return r.Error("train.seq_len", "expected >= 8");
-    if (c.model.family == "transformer" && tr.seq_len > c.model.max_len) {
-      return r.Error("train.seq_len", "expected <= model.max_len (" + std::to_string(c.model.max_len) + ")");
-    }
-    if (tr.batch_size < 1) return r.Error("train.batch_size", "expected >= 1");
-    if (tr.steps < 1) return r.Error("train.steps", "expected >= 1");
-    if (!(tr.lr > 0)) return r.Error("train.lr", "expected > 0");
-    if (tr.warmup_steps < 0) return r.Error("train.warmup_steps", "expected >= 0");
-    if (tr.min_lr_ratio < 0 || tr.min_lr_ratio > 1) return r.Error("train.min_lr_ratio", "expected 0..1");
-    if (tr.weight_decay < 0) return r.Error("train.weight_decay", "expected >= 0");
-    if (tr.beta1 < 0 || tr.beta1 >= 1 || tr.beta2 < 0 || tr.beta2 >= 1) return r.Error("train.beta1/beta2", "expected 0 <= beta < 1");
-    if (tr.grad_clip < 0) return r.Error("train.grad_clip", "expected >= 0 (0 disables clipping)");
-    if (tr.eval_every < 1) return r.Error("train.eval_every", "expected >= 1");
-    if (tr.eval_windows < 0) return r.Error("train.eval_windows", "expected >= 0 (0 = all)");
-    if (tr.early_stopping_patience < 0) return r.Error("train.early_stopping_patience", "expected >= 0");
-    if (tr.threads < 0 || tr.threads > kMaxThreads) {
-      return r.Error("train.threads", "expected 0.." + std::to_string(kMaxThreads) + " (0 = the CPUs this process may use)");
-    }
-    if (!(tr.data_fraction > 0 && tr.data_fraction <= 1)) {
-      return r.Error("train.data_fraction", "expected 0 < data_fraction <= 1 (the share of the train split's pieces)");
-    }
-    if (!(tr.epochs >= 0) || !std::isfinite(tr.epochs)) {
-      return r.Error("train.epochs", "expected >= 0 (passes over the train split; 0 = use train.steps)");
-    }
-    if (tr.eval_samples < 0 || tr.eval_samples > 256) return r.Error("train.eval_samples", "expected 0..256 (0 = off)");
-    if (tr.eval_sample_bars < 1 || tr.eval_sample_bars > 256) return r.Error("train.eval_sample_bars", "expected 1..256");
-    if (tr.precision != "fp32" && tr.precision != "bf16") {
-      return r.Error("train.precision", "expected fp32 or bf16, found '" + tr.precision + "'");
-    }
-  }
-  if (const YAML::Node g = root["generate"]) {
-    GenerateConfig& gc = c.generate;
-    CADENZA_RETURN_IF_ERROR(r.OnlyKeys(g, "generate", {"temperature", "top_k", "top_p", "bars", "max_tokens", "primer_split",
-                                                       "primer_bars", "keep_primer"}));
-    CADENZA_RETURN_IF_ERROR(r.Get(g, "generate.", "temperature", &gc.temperature));
-    CADENZA_RETURN_IF_ERROR(r.Get(g, "generate.", "top_k", &gc.top_k));
-    CADENZA_RETURN_IF_ERROR(r.Get(g, "generate.", "top_p", &gc.top_p));
-    CADENZA_RETURN_IF_ERROR(r.Get(g, "generate.", "bars", &gc.bars));
-    CADENZA_RETURN_IF_ERROR(r.Get(g, "generate.", "max_tokens", &gc.max_tokens));
-    CADENZA_RETURN_IF_ERROR(r.Get(g, "generate.", "primer_split", &gc.primer_split));
-    CADENZA_RETURN_IF_ERROR(r.Get(g, "generate.", "primer_bars", &gc.primer_bars));
-    CADENZA_RETURN_IF_ERROR(r.Get(g, "generate.", "keep_primer", &gc.keep_primer));
-    if (!(gc.temperature >= 0 && gc.temperature <= 10)) return r.Error("generate.temperature", "expected 0..10 (0 = greedy)");
-    if (gc.top_k < 0) return r.Error("generate.top_k", "expected >= 0 (0 = all tokens)");
-    if (!(gc.top_p > 0 && gc.top_p <= 1)) return r.Error("generate.top_p", "expected 0 < top_p <= 1 (1 = off)");
-    if (gc.bars < 0) return r.Error("generate.bars", "expected >= 0 (0 = stop only at max_tokens)");
-    if (gc.max_tokens < 1 || gc.max_tokens > (1 << 20)) return r.Error("generate.max_tokens", "expected 1..1048576");
-    if (!gc.primer_split.empty() && gc.primer_split != "val" && gc.primer_split != "test" && gc.primer_split != "train") {
-      return r.Error("generate.primer_split", "expected val, test or train (or empty: start from BOS), found '" +
-                                                  gc.primer_split + "'");
-    }
-    if (gc.primer_bars < 1 || gc.primer_bars > 256) return r.Error("generate.primer_bars", "expected 1..256");
-  }
-  if (const YAML::Node sc = root["score"]) {
-    CADENZA_RETURN_IF_ERROR(r.OnlyKeys(sc, "score", {"splits", "on", "windows"}));
-    CADENZA_RETURN_IF_ERROR(r.Get(sc, "score.", "windows", &c.score.windows));
-    if (c.score.windows != "tiled" && c.score.windows != "every_bar") {
-      return r.Error("score.windows", "expected tiled or every_bar, found '" + c.score.windows + "'");
-    }
-    CADENZA_RETURN_IF_ERROR(r.GetList(sc, "score.", "splits", &c.score.splits));
-    CADENZA_RETURN_IF_ERROR(r.GetList(sc, "score.", "on", &c.score.on));
-    std::set<std::string> seen;
-    for (const std::string& split : c.score.splits) {
-      if (split != "train" && split != "val" && split != "test") {
-        return r.Error("score.splits", "expected train, val or test, found '" + split + "'");
-      }
-      if (!seen.insert(split).second) return r.Error("score.splits", "'" + split + "' is listed twice");
-    }
-    std::set<std::string> names;
-    for (const std::string& dir : c.score.on) {
-      if (dir.empty()) return r.Error("score.on", "expected dataset folders, found an empty entry");
-      std::filesystem::path folder = std::filesystem::path(dir).lexically_normal();
-      if (folder.filename().empty()) folder = folder.parent_path();  // "corpora/jsb/"
-      const std::string name = folder.filename().string();
-      if (!names.insert(name).second) {
-        return r.Error("score.on", "two datasets are named '" + name + "' (metrics are named on/<folder name>/...)");
-      }
-    }
-  }
-  if (const YAML::Node p = root["probe"]) {
-    CADENZA_RETURN_IF_ERROR(r.OnlyKeys(p, "probe", {"lengths", "batch_sizes", "repeats"}));
-    CADENZA_RETURN_IF_ERROR(r.GetList(p, "probe.", "lengths", &c.probe.lengths));
-    CADENZA_RETURN_IF_ERROR(r.GetList(p, "probe.", "batch_sizes", &c.probe.batch_sizes));
-    CADENZA_RETURN_IF_ERROR(r.Get(p, "probe.", "repeats", &c.probe.repeats));
-    for (int64_t l : c.probe.lengths) {
-      if (l < 1 || l > (1 << 20)) return r.Error("probe.lengths", "expected token counts 1..1048576, found " + std::to_string(l));
-    }
-    if (c.probe.batch_sizes.empty()) return r.Error("probe.batch_sizes", "expected at least one batch size");
-    for (int64_t b : c.probe.batch_sizes) {
-      if (b < 1 || b > 1024) return r.Error("probe.batch_sizes", "expected 1..1024, found " + std::to_string(b));
-    }
-    if (c.probe.repeats < 1 || c.probe.repeats > 1000) return r.Error("probe.repeats", "expected 1..1000");
+  for (const char* section : kExperimentSections) {
+    const YAML::Node node = root[section];
+    if (!node) continue;
+    CADENZA_RETURN_IF_ERROR(RefuseMisplacedKeys(r, node, section));
+    CADENZA_RETURN_IF_ERROR(fields.Read(section, r, node, section, &c));
+    CADENZA_RETURN_IF_ERROR(fields.Check(section, c, [&](const std::string& key, const std::string& what) {
+      return r.Error(std::string(section) + "." + key, what);
+    }));
+    CADENZA_RETURN_IF_ERROR(SectionRules(section, c, r));
   }
   return c;
+}
+
+std::vector<ConfigKeyDoc> ExperimentConfigKeys() {
+  const ExperimentConfig defaults;
+  std::vector<ConfigKeyDoc> keys = ExperimentFields().Docs(defaults);
+  std::vector<ConfigKeyDoc> model = ModelFields().Docs(defaults.model, "model.");
+  model.insert(model.begin(), ConfigKeyDoc{"model", "mapping or path", "(required)", "",
+                               "the model.* keys below inline, or the path of a model YAML holding them (relative to the experiment file)"});
+  const auto after_out = std::find_if(keys.begin(), keys.end(), [](const ConfigKeyDoc& k) { return k.key == "out"; }) + 1;
+  keys.insert(after_out, model.begin(), model.end());
+  return keys;
 }
 
 Status ResolveTrainSteps(ExperimentConfig* config, int64_t train_tokens) {
@@ -265,67 +291,15 @@ StatusOr<ExperimentConfig> LoadExperimentConfig(const std::string& path) {
 std::string ExperimentConfig::ToYaml() const {
   YAML::Emitter e;
   e << YAML::BeginMap;
-  e << YAML::Key << "name" << YAML::Value << name;
-  e << YAML::Key << "dataset" << YAML::Value << dataset;
-  e << YAML::Key << "out" << YAML::Value << out;
+  ExperimentFields().Emit("", *this, e);
   e << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "family" << YAML::Value << model.family;
-  e << YAML::Key << "d_model" << YAML::Value << model.d_model;
-  e << YAML::Key << "layers" << YAML::Value << model.layers;
-  if (model.is_rnn()) {
-    e << YAML::Key << "hidden" << YAML::Value << model.hidden;
-    e << YAML::Key << "attention" << YAML::Value << model.attention;
-    e << YAML::Key << "attention_window" << YAML::Value << model.attention_window;
-  } else {
-    e << YAML::Key << "heads" << YAML::Value << model.heads;
-    e << YAML::Key << "ff_dim" << YAML::Value << model.ff_dim;
-    e << YAML::Key << "max_len" << YAML::Value << model.max_len;
+  ModelFields().Emit("", model, e);
+  e << YAML::EndMap;
+  for (const char* section : kExperimentSections) {
+    e << YAML::Key << section << YAML::Value << YAML::BeginMap;
+    ExperimentFields().Emit(section, *this, e);
+    e << YAML::EndMap;
   }
-  e << YAML::Key << "dropout" << YAML::Value << model.dropout;
-  e << YAML::Key << "tie_embeddings" << YAML::Value << model.tie_embeddings;
-  e << YAML::EndMap;
-  e << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "seq_len" << YAML::Value << train.seq_len;
-  e << YAML::Key << "batch_size" << YAML::Value << train.batch_size;
-  e << YAML::Key << "steps" << YAML::Value << train.steps;
-  e << YAML::Key << "lr" << YAML::Value << train.lr;
-  e << YAML::Key << "warmup_steps" << YAML::Value << train.warmup_steps;
-  e << YAML::Key << "min_lr_ratio" << YAML::Value << train.min_lr_ratio;
-  e << YAML::Key << "weight_decay" << YAML::Value << train.weight_decay;
-  e << YAML::Key << "beta1" << YAML::Value << train.beta1;
-  e << YAML::Key << "beta2" << YAML::Value << train.beta2;
-  e << YAML::Key << "grad_clip" << YAML::Value << train.grad_clip;
-  e << YAML::Key << "eval_every" << YAML::Value << train.eval_every;
-  e << YAML::Key << "eval_windows" << YAML::Value << train.eval_windows;
-  e << YAML::Key << "early_stopping_patience" << YAML::Value << train.early_stopping_patience;
-  e << YAML::Key << "seed" << YAML::Value << train.seed;
-  e << YAML::Key << "threads" << YAML::Value << train.threads;
-  e << YAML::Key << "data_fraction" << YAML::Value << train.data_fraction;
-  e << YAML::Key << "epochs" << YAML::Value << train.epochs;
-  e << YAML::Key << "eval_samples" << YAML::Value << train.eval_samples;
-  e << YAML::Key << "eval_sample_bars" << YAML::Value << train.eval_sample_bars;
-  e << YAML::Key << "precision" << YAML::Value << train.precision;
-  e << YAML::EndMap;
-  e << YAML::Key << "generate" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "temperature" << YAML::Value << generate.temperature;
-  e << YAML::Key << "top_k" << YAML::Value << generate.top_k;
-  e << YAML::Key << "top_p" << YAML::Value << generate.top_p;
-  e << YAML::Key << "bars" << YAML::Value << generate.bars;
-  e << YAML::Key << "max_tokens" << YAML::Value << generate.max_tokens;
-  e << YAML::Key << "primer_split" << YAML::Value << generate.primer_split;
-  e << YAML::Key << "primer_bars" << YAML::Value << generate.primer_bars;
-  e << YAML::Key << "keep_primer" << YAML::Value << generate.keep_primer;
-  e << YAML::EndMap;
-  e << YAML::Key << "score" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "splits" << YAML::Value << YAML::Flow << score.splits;
-  e << YAML::Key << "on" << YAML::Value << YAML::Flow << score.on;
-  e << YAML::Key << "windows" << YAML::Value << score.windows;
-  e << YAML::EndMap;
-  e << YAML::Key << "probe" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "lengths" << YAML::Value << YAML::Flow << probe.lengths;
-  e << YAML::Key << "batch_sizes" << YAML::Value << YAML::Flow << probe.batch_sizes;
-  e << YAML::Key << "repeats" << YAML::Value << probe.repeats;
-  e << YAML::EndMap;
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }

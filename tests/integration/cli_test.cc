@@ -52,6 +52,20 @@ TEST_F(CliTest, HelpExplainsEveryCommandAndOption) {
   EXPECT_EQ(Cadenza("frobnicate").exit_code, 2);
 }
 
+// `cadenza config keys` lists every experiment key from the field table that parses them; `train --help` points to it.
+TEST_F(CliTest, ConfigKeysListsEveryExperimentKeyWithItsDefault) {
+  CliRun keys = Cadenza("config keys");
+  ASSERT_EQ(keys.exit_code, 0) << keys.output;
+  for (const char* want : {"train.warmup_steps", "default 100; >= 0", "model.heads", "(transformer only)", "generate.top_p",
+                           "probe.repeats", "fp32 | bf16", "linear warm-up"}) {
+    EXPECT_NE(keys.output.find(want), std::string::npos) << want << " missing from\n" << keys.output;
+  }
+  CliRun train_help = Cadenza("train --help");
+  EXPECT_EQ(train_help.exit_code, 0);
+  EXPECT_NE(train_help.output.find("cadenza config keys"), std::string::npos) << train_help.output;
+  EXPECT_EQ(Cadenza("config").exit_code, 2) << "a subcommand is required";
+}
+
 TEST_F(CliTest, BadInputIsNamed) {
   CliRun missing = Cadenza("ingest /nonexistent/midi --out " + (dir_ / "ds").string());
   EXPECT_EQ(missing.exit_code, 2);

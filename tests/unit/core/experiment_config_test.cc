@@ -1,11 +1,15 @@
 // Experiment YAML: the scaling-study keys (train.data_fraction/epochs, generate:, score:, probe:) parse, validate
 // with errors that name the key, round-trip through ToYaml, and old files keep their meaning.
+#include "core/config_keys.h"
+#include "core/config_overrides.h"
 #include "core/experiment_config.h"
 #include "core/yaml_reader.h"
 
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <map>
 #include <set>
 
 namespace cadenza {
@@ -171,6 +175,81 @@ TEST(ExperimentConfigTest, EpochsResolveToSteps) {
   auto bad = ResolveTrainSteps(&*c, 0);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.message().find("train.epochs"), std::string::npos);
+}
+
+// One field table per config: the keys `cadenza config keys` lists are those the parser accepts and the dumper
+// writes, each with its default as the dump writes it.
+void FlattenYamlKeys(const YAML::Node& n, const std::string& prefix, std::map<std::string, std::string>* out) {
+  for (const auto& kv : n) {
+    const std::string key = prefix + kv.first.as<std::string>();
+    if (kv.second.IsMap()) {
+      FlattenYamlKeys(kv.second, key + ".", out);
+    } else {
+      YAML::Emitter e;
+      e << YAML::Flow << kv.second;
+      (*out)[key] = e.c_str();
+    }
+  }
+}
+
+TEST(ExperimentConfigTest, TheListedKeysAreThoseParsedAndDumpedWithTheirDefaults) {
+  std::map<std::string, ConfigKeyDoc> listed;
+  for (const ConfigKeyDoc& k : ExperimentConfigKeys()) {
+    EXPECT_TRUE(listed.emplace(k.key, k).second) << k.key << " listed twice";
+    EXPECT_FALSE(k.type.empty()) << k.key;
+    EXPECT_FALSE(k.doc.empty()) << k.key;
+  }
+  ASSERT_TRUE(listed.count("train.warmup_steps"));
+  EXPECT_EQ(listed["train.warmup_steps"].type, "integer");
+  EXPECT_EQ(listed["train.warmup_steps"].default_value, "100");
+  EXPECT_EQ(listed["train.warmup_steps"].allowed, ">= 0");
+  EXPECT_EQ(listed["train.precision"].allowed, "fp32 | bf16");
+  EXPECT_EQ(listed["train.lr"].default_value, "0.0003");
+  EXPECT_EQ(listed["train.data_fraction"].allowed, "0 < data_fraction <= 1 (the share of the train split's pieces)");
+  EXPECT_NE(listed["model.heads"].doc.find("(transformer only)"), std::string::npos) << listed["model.heads"].doc;
+
+  // Every key of a dumped transformer and LSTM experiment is listed, with the dump's value as its default.
+  std::set<std::string> dumped;
+  for (const char* family : {"transformer", "lstm"}) {
+    ExperimentConfig c;
+    c.model.family = family;
+    std::map<std::string, std::string> values;
+    FlattenYamlKeys(YAML::Load(c.ToYaml()), "", &values);
+    for (const auto& [key, value] : values) {
+      dumped.insert(key);
+      ASSERT_TRUE(listed.count(key)) << key << " is dumped but not listed";
+      if (key == "model.family") continue;
+      if (listed[key].type == "number") {  // listed short (0.1), dumped exact (0.10000000000000001)
+        EXPECT_EQ(std::stod(listed[key].default_value), std::stod(value)) << key;
+      } else {
+        EXPECT_EQ(listed[key].default_value, value) << key;
+      }
+    }
+  }
+  // ... and every listed key is dumped and accepted by the parser, as an override of its default.
+  const std::string transformer = "name: e\ndataset: ds\nout: o\nmodel: {family: transformer, d_model: 32, heads: 4}\n";
+  const std::string lstm = "name: e\ndataset: ds\nout: o\nmodel: {family: lstm, d_model: 32, hidden: 40}\n";
+  for (const auto& [key, k] : listed) {
+    if (key == "model") continue;
+    EXPECT_TRUE(dumped.count(key)) << key << " is listed but never dumped";
+    if (key == "dataset" || key == "out") continue;  // required: their default "" is refused
+    const bool rnn_key = k.doc.find("(lstm/gru only)") != std::string::npos;
+    auto text = ApplyOverrides(rnn_key ? lstm : transformer, {key + "=" + k.default_value});
+    ASSERT_TRUE(text.ok()) << key << ": " << text.status().message();
+    auto c = ParseExperimentConfig(*text, "exp.yaml");
+    EXPECT_TRUE(c.ok()) << key << "=" << k.default_value << ": " << c.status().message();
+  }
+  const std::string printed = FormatConfigKeys(ExperimentConfigKeys());
+  EXPECT_NE(printed.find("train.warmup_steps"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("linear warm-up"), std::string::npos) << printed;
+}
+
+// A key written under the wrong section is named with the section that has it.
+TEST(ExperimentConfigTest, AKeyInTheWrongSectionNamesWhereItBelongs) {
+  ExpectError("train: {temperature: 0.9}\n", "train.temperature", "did you mean generate.temperature? it belongs under generate:");
+  ExpectError("steps: 10\n", "steps", "did you mean train.steps? it belongs under train:");
+  ExpectError("generate: {name: x}\n", "generate.name", "it belongs under the top level");
+  ExpectError("train: {dropout: 0.2}\n", "train.dropout", "did you mean model.dropout? it belongs under model:");
 }
 
 }  // namespace
