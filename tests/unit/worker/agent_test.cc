@@ -1,7 +1,8 @@
 // The worker agent's rank protocol (worker/agent.cc) without a network or MPI: N ranks on threads
 // (MakeThreadWorld) serve a fake coordinator client (FakeCoordinator below: a scripted task queue that records every
-// call). Registration, leases, heartbeats, training progress from the trainer's callback, stop notices, completion,
-// failure and the hand-back on a signal; a LibTorch-side exception inside training fails the task, not the rank.
+// call). Registration, leases, heartbeats, training progress from the trainer's callback, stop notices (heartbeat or
+// progress answer), completion (retried while the coordinator is away), failure, the hand-back on a signal and of a
+// task leased with a completion when the group trains; a LibTorch-side exception inside training fails the task.
 #include "worker/agent.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <deque>
 #include <filesystem>
@@ -38,15 +40,38 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 // A coordinator as the agent sees it: tasks leased in queue order (to a rank whose kinds allow them), a stop notice
-// for a task on the first heartbeat after it reported a given step, a group it can forget (as a coordinator
-// restarted on a new database does), and every request kept.
+// for a task on the first heartbeat or in the progress answer after it reported a given step, a group it can forget
+// (as a coordinator restarted on a new database does), completions refused while it is "away", and every request kept.
 class FakeCoordinator : public coord::WorkerClient {
  public:
   static constexpr int64_t kGroupId = 41;  // the first registration's; each later one gets the next id
 
-  void Add(const v1::Task& t) {
+  // `only_rank` >= 0: only that rank may lease the task (alone or with a completion).
+  void Add(const v1::Task& t, int only_rank = -1) {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(t);
+    queue_.push_back({t, only_rank});
+  }
+  // Training is leased only after a completion brought its rank the next task, and a LeaseTask that would lease it
+  // while another task runs first waits for that task's report: rank 0 starts training while another rank holds a
+  // piggybacked task, whatever the threads' timing.
+  void HoldTrainingForAPiggyback() {
+    std::lock_guard<std::mutex> lock(mu_);
+    hold_training_ = true;
+  }
+  // A task handed back (FailTask with preempted) is leased again with the next attempt, as the coordinator does.
+  void RequeueHandBacks() {
+    std::lock_guard<std::mutex> lock(mu_);
+    requeue_hand_backs_ = true;
+  }
+  // The next `n` CompleteTask calls answer UNAVAILABLE and take nothing, as while the coordinator restarts.
+  void UnavailableCompletions(int n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    unavailable_completions_ = n;
+  }
+  // Progress reports of `task_id` at step >= `step` are answered "stop" (no heartbeat carries a stop notice).
+  void AnswerProgressWithStopAfterStep(int64_t task_id, int64_t step) {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_answer_after_step_[task_id] = step;
   }
   // The heartbeat after a progress report of `task_id` at step >= `step` tells its rank to stop the task.
   void StopTaskAfterStep(int64_t task_id, int64_t step) {
@@ -83,8 +108,12 @@ class FakeCoordinator : public coord::WorkerClient {
     return Status::Ok();
   }
   Status LeaseTask(const v1::LeaseTaskRequest& req, v1::LeaseTaskResponse* resp) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (req.worker().group_id() != group_) return NotFound("unknown group");
+    if (hold_training_ && !in_flight_.empty() && req.kinds().empty() && QueuedTraining()) {
+      const int reports = reports_;
+      reported_.wait_for(lock, 60s, [&] { return reports_ > reports; });
+    }
     if (auto t = Take(req.worker().rank(), req.kinds())) {
       resp->set_leased(true);
       *resp->mutable_task() = *t;
@@ -93,21 +122,33 @@ class FakeCoordinator : public coord::WorkerClient {
     }
     return Status::Ok();
   }
-  Status ReportProgress(const v1::ReportProgressRequest& req, v1::ReportProgressResponse*) override {
+  Status ReportProgress(const v1::ReportProgressRequest& req, v1::ReportProgressResponse* resp) override {
     std::lock_guard<std::mutex> lock(mu_);
     progress_.push_back(req);
     auto stop = stop_after_step_.find(req.task().task_id());
     if (stop != stop_after_step_.end() && req.step() >= stop->second) stopping_.insert(req.task().task_id());
+    auto answer = stop_answer_after_step_.find(req.task().task_id());
+    if (answer != stop_answer_after_step_.end() && req.step() >= answer->second) {
+      resp->set_stop(true);
+      ++stop_answers_;
+    }
     return Status::Ok();
   }
   Status CompleteTask(const v1::CompleteTaskRequest& req, v1::CompleteTaskResponse* resp) override {
     std::lock_guard<std::mutex> lock(mu_);
+    ++complete_calls_;
+    if (unavailable_completions_ > 0) {
+      --unavailable_completions_;
+      return Unavailable("the coordinator is restarting");
+    }
     completed_.push_back(req);
+    Reported(req.task().task_id());
     resp->set_accepted(true);
     if (req.lease_next()) {
       if (auto t = Take(req.worker().rank(), req.next_kinds())) {
         resp->set_next_leased(true);
         *resp->mutable_next() = *t;
+        piggybacked_.push_back(t->task_id());
       }
     }
     return Status::Ok();
@@ -115,7 +156,15 @@ class FakeCoordinator : public coord::WorkerClient {
   Status FailTask(const v1::FailTaskRequest& req, v1::FailTaskResponse* resp) override {
     std::lock_guard<std::mutex> lock(mu_);
     failed_.push_back(req);
+    Reported(req.task().task_id());
     resp->set_will_retry(req.retryable());
+    if (requeue_hand_backs_ && req.preempted()) {
+      auto it = tasks_.find(req.task().task_id());
+      if (it != tasks_.end()) {
+        it->second.first.set_attempt(req.task().attempt() + 1);
+        queue_.push_front(it->second);
+      }
+    }
     return Status::Ok();
   }
 
@@ -136,6 +185,15 @@ class FakeCoordinator : public coord::WorkerClient {
     std::lock_guard<std::mutex> lock(mu_);
     return progress_.empty() ? -1 : progress_.back().step();
   }
+  std::vector<int64_t> piggybacked() const { return Copy(piggybacked_); }  // tasks leased with a completion, in order
+  int complete_calls() const {  // every CompleteTask call, refused ones included
+    std::lock_guard<std::mutex> lock(mu_);
+    return complete_calls_;
+  }
+  int stop_answers() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stop_answers_;
+  }
 
  private:
   template <typename T>
@@ -145,18 +203,42 @@ class FakeCoordinator : public coord::WorkerClient {
   }
   std::optional<v1::Task> Take(int rank, const google::protobuf::RepeatedField<int>& kinds) {
     for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+      const v1::Task& task = it->first;
       const bool any = kinds.empty();  // rank 0: any kind, training included
-      if (!any && std::find(kinds.begin(), kinds.end(), it->kind()) == kinds.end()) continue;
-      v1::Task t = *it;
+      if (!any && std::find(kinds.begin(), kinds.end(), task.kind()) == kinds.end()) continue;
+      if (it->second >= 0 && it->second != rank) continue;
+      if (hold_training_ && task.kind() == v1::TASK_KIND_TRAIN && piggybacked_.empty()) continue;
+      v1::Task t = task;
+      tasks_[t.task_id()] = *it;
       queue_.erase(it);
       leased_by_[int(t.task_id())] = rank;
+      in_flight_.insert(t.task_id());
       return t;
     }
     return std::nullopt;
   }
+  bool QueuedTraining() const {
+    return std::any_of(queue_.begin(), queue_.end(), [](const auto& q) { return q.first.kind() == v1::TASK_KIND_TRAIN; });
+  }
+  void Reported(int64_t task_id) {
+    in_flight_.erase(task_id);
+    ++reports_;
+    reported_.notify_all();
+  }
 
   mutable std::mutex mu_;
-  std::deque<v1::Task> queue_;
+  std::condition_variable reported_;                  // a completion or failure arrived
+  std::deque<std::pair<v1::Task, int>> queue_;        // (task, the only rank that may lease it or -1)
+  std::map<int64_t, std::pair<v1::Task, int>> tasks_;  // every task leased, by id (RequeueHandBacks)
+  std::set<int64_t> in_flight_;                       // leased, not yet completed or failed
+  int reports_ = 0;
+  std::vector<int64_t> piggybacked_;
+  bool hold_training_ = false;
+  bool requeue_hand_backs_ = false;
+  int unavailable_completions_ = 0;
+  int complete_calls_ = 0;
+  std::map<int64_t, int64_t> stop_answer_after_step_;
+  int stop_answers_ = 0;
   std::map<int64_t, int64_t> stop_after_step_;
   std::set<int64_t> stopping_;
   int64_t group_ = 0;      // the group this coordinator knows (0: none)
@@ -282,6 +364,22 @@ class AgentTest : public ::testing::Test {
     t.set_job_id(id);
     t.set_kind(v1::TASK_KIND_EVALUATE);
     t.set_output_dir("relative/run");
+    return t;
+  }
+
+  // An evaluate task of one sample (a tune of the corpus) without a reference: any rank completes it in moments.
+  static v1::Task EvaluateTask(int64_t id, const std::string& run) {
+    const fs::path out = *dir_ / run;
+    fs::create_directories(out / "samples");
+    fs::copy_file(*dir_ / "midi/tune0.mid", out / "samples/s0.mid", fs::copy_options::overwrite_existing);
+    v1::Task t;
+    t.set_task_id(id);
+    t.set_attempt(1);
+    t.set_job_id(id);
+    t.set_kind(v1::TASK_KIND_EVALUATE);
+    t.set_output_dir(out.string());
+    t.set_samples_dir((out / "samples").string());
+    t.set_report_path((out / "evaluation.json").string());
     return t;
   }
 
@@ -463,6 +561,80 @@ TEST_F(AgentTest, AnExceptionInsideTrainingFailsTheTaskAndTheRanksServeOn) {
   EXPECT_TRUE(failed[1].retryable()) << "an internal error may pass on another attempt";
   ASSERT_TRUE(failed.count(2)) << "the ranks leased the next task after the failure";
   EXPECT_TRUE(fake.completed().empty());
+}
+
+// A rank that got its next task with a completion cannot run it when rank 0 starts training: it hands the task back
+// (retryable, preempted: no retry spent) before joining, and the coordinator leases it again afterwards.
+TEST_F(AgentTest, APiggybackedTaskIsHandedBackWhenTheGroupTrains) {
+  FakeCoordinator fake;
+  fake.HoldTrainingForAPiggyback();
+  fake.RequeueHandBacks();
+  fake.Add(TrainTask(1, "run-handback", 4, 2));
+  for (int id = 2; id <= 5; ++id) fake.Add(EvaluateTask(id, "run-handback-eval" + std::to_string(id)), /*only_rank=*/1);
+  std::atomic<bool> stop{false};
+  std::atomic<int> signo{0};
+  Group g = RunGroup(2, fake, 0.5, stop, signo);
+  EXPECT_EQ(g.exit_codes, std::vector<int>({0, 0}));
+
+  ASSERT_EQ(fake.failed().size(), 1u) << "one hand-back, nothing else failed";
+  const v1::FailTaskRequest back = fake.failed()[0];
+  EXPECT_EQ(back.worker().rank(), 1);
+  EXPECT_EQ(back.task().attempt(), 1);
+  EXPECT_TRUE(back.retryable());
+  EXPECT_TRUE(back.preempted()) << "a hand-back does not spend the task's retries";
+  EXPECT_TRUE(back.checkpoint().empty());
+  EXPECT_NE(back.error().find("joins its group's training"), std::string::npos) << back.error();
+  const std::vector<int64_t> piggybacked = fake.piggybacked();
+  EXPECT_NE(std::find(piggybacked.begin(), piggybacked.end(), back.task().task_id()), piggybacked.end())
+      << "the task handed back is one leased with a completion";
+
+  // Training completed; every evaluate task completed once, the handed-back one on its second attempt only.
+  std::map<int64_t, std::vector<int>> attempts;  // task id -> attempts completed
+  for (const auto& c : fake.completed()) attempts[c.task().task_id()].push_back(c.task().attempt());
+  EXPECT_EQ(attempts[1], std::vector<int>({1})) << "the training task";
+  for (int64_t id = 2; id <= 5; ++id) {
+    EXPECT_EQ(attempts[id], std::vector<int>({id == back.task().task_id() ? 2 : 1})) << "task " << id;
+  }
+}
+
+// The coordinator may answer a progress report with "stop" (the job was cancelled, the lease is lost) rather than
+// with a heartbeat notice: training stops at its next step with a checkpoint, nothing is reported for the task (the
+// coordinator took it back already) and the ranks go on serving.
+TEST_F(AgentTest, AStopAnswerToAProgressReportStopsTrainingAndTheRanksServeOn) {
+  FakeCoordinator fake;
+  fake.Add(TrainTask(1, "run-stop-answer", 2000, 2));
+  fake.AnswerProgressWithStopAfterStep(1, 3);
+  std::atomic<bool> stop{false};
+  std::atomic<int> signo{0};
+  Group g = RunGroup(2, fake, 0.5, stop, signo, [&] {
+    const bool answered = WaitFor([&] { return fake.stop_answers() > 0; });
+    EXPECT_TRUE(answered) << "no progress report reached step 3";
+    fake.Add(RefusedTask(2));  // queued while the group still trains: leased once training has stopped
+  });
+  EXPECT_EQ(g.exit_codes, std::vector<int>({0, 0}));
+  EXPECT_GE(fake.last_step(), 3);
+  EXPECT_LT(fake.last_step(), 100) << "training went on after the stop answer";
+  EXPECT_TRUE(fs::exists(run_layout::LatestCheckpoint(*dir_ / "run-stop-answer"))) << "stopped with a checkpoint";
+  EXPECT_TRUE(fake.completed().empty()) << "a stopped task is neither completed";
+  ASSERT_EQ(fake.failed().size(), 1u) << "nor failed; only the next task is";
+  EXPECT_EQ(fake.failed()[0].task().task_id(), 2) << "the ranks served on after the stop";
+}
+
+// A completion while the coordinator is away (UNAVAILABLE, e.g. restarting) is retried until it answers, and it
+// arrives exactly once: the rank neither drops the result nor reports it twice, nor fails the task.
+TEST_F(AgentTest, ACompletionIsRetriedWhileTheCoordinatorIsAwayAndArrivesOnce) {
+  FakeCoordinator fake;
+  fake.UnavailableCompletions(3);
+  fake.Add(EvaluateTask(1, "run-retried-eval"));
+  std::atomic<bool> stop{false};
+  std::atomic<int> signo{0};
+  Group g = RunGroup(2, fake, 0.5, stop, signo);
+  EXPECT_EQ(g.exit_codes, std::vector<int>({0, 0}));
+  EXPECT_EQ(fake.complete_calls(), 4) << "three refused, the fourth taken";
+  ASSERT_EQ(fake.completed().size(), 1u);
+  EXPECT_EQ(fake.completed()[0].task().task_id(), 1);
+  EXPECT_GT(fake.completed()[0].result().metrics().size(), 0u) << "the evaluation's metrics arrive with it";
+  EXPECT_TRUE(fake.failed().empty());
 }
 
 }  // namespace
