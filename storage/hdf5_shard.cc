@@ -348,6 +348,25 @@ Status WriteShard(const std::string& path, int shard_index, const std::vector<co
   return CommitTempFile(tmp, path);
 }
 
+Status WriteShardUnsynced(const std::string& path, int shard_index, const std::vector<const ShardPiece*>& pieces,
+                          const Vocabulary& vocabulary) {
+  const std::string tmp = path + ".tmp";
+  {
+    QuietHdf5 quiet;
+    Status s = WriteShardFile(tmp, shard_index, pieces, vocabulary);
+    if (!s.ok()) {
+      std::remove(tmp.c_str());
+      return s;
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string err = std::strerror(errno);
+    std::remove(tmp.c_str());
+    return IoError(path + ": cannot rename " + tmp + " into place: " + err);
+  }
+  return Status::Ok();
+}
+
 ShardReader::~ShardReader() {
   if (handles_) {
     QuietHdf5 quiet;

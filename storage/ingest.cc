@@ -1,6 +1,7 @@
 // `cadenza ingest`: parse and tokenize a MIDI folder in parallel, dedupe, split, and write shards resumably.
 #include "storage/ingest.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,9 +10,11 @@
 #include <mutex>
 #include <chrono>
 #include <cctype>
+#include <cerrno>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -269,6 +272,67 @@ bool CanReuse(const std::string& shard_path, const std::string& fingerprint, std
   return true;
 }
 
+// Writes `text` to "<path>.tmp-<pid>" and renames it over `path`, without fsync: for the files of <out>.partial,
+// which SyncFiles makes durable together before the folder is published (the dataset is all there or not at all).
+Status WriteFileUnsynced(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return IoError(tmp + ": cannot create: " + std::strerror(errno));
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string err = n < 0 ? std::strerror(errno) : "short write";
+      ::close(fd);
+      std::remove(tmp.c_str());
+      return IoError(tmp + ": write failed: " + err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::close(fd) != 0) {
+    const std::string err = std::strerror(errno);
+    std::remove(tmp.c_str());
+    return IoError(tmp + ": close failed: " + err);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string err = std::strerror(errno);
+    std::remove(tmp.c_str());
+    return IoError(path + ": cannot rename " + tmp + " into place: " + err);
+  }
+  return Status::Ok();
+}
+
+// fsyncs the files `names` of `dir` concurrently (up to 8 threads: the filesystem commits them together instead of
+// one journal commit after another), then `dir` itself. One fsync per file instead of the four per shard of
+// temp-file writes (file, folder, .done file, folder): 21 -> 8 fsyncs for 4 shards, 70-100 ms of wall time before.
+Status SyncFiles(const std::string& dir, const std::vector<std::string>& names) {
+  std::vector<int> errors(names.size(), 0);
+  std::atomic<size_t> next{0};
+  auto sync_some = [&] {
+    for (size_t i = next++; i < names.size(); i = next++) {
+      const int fd = ::open((fs::path(dir) / names[i]).c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        errors[i] = errno;
+        continue;
+      }
+      if (::fsync(fd) != 0) errors[i] = errno;
+      ::close(fd);
+    }
+  };
+  std::vector<std::thread> threads;
+  const size_t helpers = std::min<size_t>(names.size(), 8);
+  for (size_t t = 1; t < helpers; ++t) threads.emplace_back(sync_some);
+  sync_some();
+  for (std::thread& t : threads) t.join();
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (errors[i] != 0) {
+      return IoError((fs::path(dir) / names[i]).string() + ": fsync failed: " + std::strerror(errors[i]));
+    }
+  }
+  return SyncDirectory(dir);
+}
+
 Status WriteDoneFile(const std::string& shard_path, int shard, const std::string& fingerprint,
                      const std::string& sha256, size_t pieces, const Vocabulary& vocab) {
   nlohmann::json done = {{"shard_index", shard},
@@ -276,7 +340,9 @@ Status WriteDoneFile(const std::string& shard_path, int shard, const std::string
                          {"sha256", sha256},
                          {"fingerprint", fingerprint},
                          {"vocab_hash", vocab.HashHex()}};
-  return WriteFileAtomic(shard_path + ".done", done.dump(1) + "\n");
+  // Not synced: after a crash a torn or missing .done only means the shard is written again, and a shard is
+  // reused only when its bytes still have the sha256 recorded here.
+  return WriteFileUnsynced(shard_path + ".done", done.dump(1) + "\n");
 }
 
 // Removes everything in `dir` that is not one of `keep` (stale .tmp, .done, shards of an older plan).
@@ -614,7 +680,7 @@ Status Ingest(const IngestOptions& options_in, IngestReport* report_out) {
       std::snprintf(buf, sizeof buf, "ingest: writing shard %d/%d", shard + 1, num_shards);
       progress.Show(buf, true);
       fs::remove(path + ".done", ec);
-      s = WriteShard(path, shard, pieces, vocab);
+      s = WriteShardUnsynced(path, shard, pieces, vocab);  // synced with the others before publishing
       if (!s.ok()) return s;
       StatusOr<std::string> sha = Sha256File(path);
       if (!sha.ok()) return sha.status();
@@ -643,10 +709,13 @@ Status Ingest(const IngestOptions& options_in, IngestReport* report_out) {
   // Finish the folder: drop stale files and .done markers, write manifest and report, rename into place.
   s = RemoveAllBut(partial, keep_files);
   if (!s.ok()) return s;
-  s = manifest.Save((fs::path(partial) / "manifest.json").string());
+  s = WriteFileUnsynced((fs::path(partial) / "manifest.json").string(), manifest.ToJson());
   if (!s.ok()) return s;
   report.wall_seconds = SecondsSince(start);
-  s = WriteFileAtomic((fs::path(partial) / "ingest_report.json").string(), report.ToJson());
+  s = WriteFileUnsynced((fs::path(partial) / "ingest_report.json").string(), report.ToJson());
+  if (!s.ok()) return s;
+  // Every file of the dataset and the folder durable before the rename that publishes it (Publish syncs the parent).
+  s = SyncFiles(partial, keep_files);
   if (!s.ok()) return s;
   s = Publish(partial, options.out_dir, options.overwrite);
   if (!s.ok()) return s;
