@@ -334,22 +334,12 @@ Status WriteShard(const std::string& path, int shard_index, const std::vector<co
   return WriteShard(path, shard_index, pieces, Vocabulary::Get());
 }
 
-Status WriteShard(const std::string& path, int shard_index, const std::vector<const ShardPiece*>& pieces,
-                  const Vocabulary& vocabulary) {
-  const std::string tmp = path + ".tmp";
-  {
-    QuietHdf5 quiet;
-    Status s = WriteShardFile(tmp, shard_index, pieces, vocabulary);
-    if (!s.ok()) {
-      std::remove(tmp.c_str());
-      return s;
-    }
-  }
-  return CommitTempFile(tmp, path);
-}
+namespace {
 
-Status WriteShardUnsynced(const std::string& path, int shard_index, const std::vector<const ShardPiece*>& pieces,
-                          const Vocabulary& vocabulary) {
+// Writes the shard under a temporary name, then renames it into place: synced first (CommitTempFile) unless the
+// caller syncs a whole batch itself later.
+Status WriteShardVia(const std::string& path, int shard_index, const std::vector<const ShardPiece*>& pieces,
+                     const Vocabulary& vocabulary, bool sync) {
   const std::string tmp = path + ".tmp";
   {
     QuietHdf5 quiet;
@@ -359,12 +349,25 @@ Status WriteShardUnsynced(const std::string& path, int shard_index, const std::v
       return s;
     }
   }
+  if (sync) return CommitTempFile(tmp, path);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string err = std::strerror(errno);
     std::remove(tmp.c_str());
     return IoError(path + ": cannot rename " + tmp + " into place: " + err);
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+Status WriteShard(const std::string& path, int shard_index, const std::vector<const ShardPiece*>& pieces,
+                  const Vocabulary& vocabulary) {
+  return WriteShardVia(path, shard_index, pieces, vocabulary, /*sync=*/true);
+}
+
+Status WriteShardUnsynced(const std::string& path, int shard_index, const std::vector<const ShardPiece*>& pieces,
+                          const Vocabulary& vocabulary) {
+  return WriteShardVia(path, shard_index, pieces, vocabulary, /*sync=*/false);
 }
 
 ShardReader::~ShardReader() {
