@@ -1,7 +1,6 @@
 // Data-parallel scaling: tokens/s at a world of 1 and of 2 (one thread each) for both families, and the
 // bandwidth of the bucketed allreduce against one raw MPI_Allreduce of the same bytes, in the same run.
 // Run: mpirun --allow-run-as-root -np 2 --bind-to core -x OMP_WAIT_POLICY=passive build/bench/ddp_bench
-#include <malloc.h>
 #include <mpi.h>
 
 #include <CLI/CLI.hpp>
@@ -18,6 +17,7 @@
 #include "worker/gradient_reducer.h"
 #include "worker/mpi_communicator.h"
 #include "worker/timeline.h"
+#include "core/process_memory.h"
 
 namespace cadenza {
 namespace {
@@ -148,8 +148,7 @@ Row RunFamily(const Args& a, const std::string& family, Communicator& comm) {
 }  // namespace cadenza
 
 int main(int argc, char** argv) {
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, -1);
+  cadenza::KeepFreedMemory();
   cadenza::Args a;
   CLI::App app{"ddp_bench: data-parallel scaling and bucketed-allreduce bandwidth (run under mpirun -np 2)"};
   app.add_option("--families", a.families, "model families (configs/models/<family>-base.yaml)");

@@ -8,7 +8,6 @@
 //
 // Results and how to read them: docs/PERFORMANCE.md.
 #include <CLI/CLI.hpp>
-#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +29,7 @@
 #include "bench/bench_util.h"
 #include "storage/ingest.h"
 #include "storage/sha256.h"
+#include "core/process_memory.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the token digest hashes int32 ids in memory order, which must be little-endian as in the Python reference"
@@ -307,8 +307,7 @@ std::string CorpusName(const fs::path& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  mallopt(M_MMAP_MAX, 0);  // as `cadenza ingest` does (RunIngest in cli/main.cc)
-  mallopt(M_TRIM_THRESHOLD, -1);
+  cadenza::KeepFreedMemory();  // as `cadenza ingest` does (RunIngest in cli/main.cc)
 
   CLI::App app{"Ingest throughput of cadenza vs a Python mido reference, with a token identity check"};
   std::vector<std::string> dirs = {CADENZA_SHARED_DATA "/nottingham/MIDI", CADENZA_SHARED_DATA "/pop909"};

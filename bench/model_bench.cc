@@ -10,7 +10,6 @@
 // (KV cache / RNN state stepping), peak memory of a training step, attention-RNN memory by attention kind at
 // T=1024 (blocked additive vs dot, and the naive [B,T,T,A] additive form in Python), and the Transformer's
 // model GFLOP/s against a 2048x2048 float matmul measured by the same process kind with the same threads.
-#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -38,6 +37,7 @@
 #include "core/model/precision.h"
 #include "core/model/sequence_model.h"
 #include "core/vocabulary.h"
+#include "core/process_memory.h"
 
 namespace cadenza {
 namespace {
@@ -809,8 +809,7 @@ int RunParent(Bench& b) {
 int main(int argc, char** argv) {
   // LibTorch's large tensors are otherwise mmap'd and page-faulted anew every step (PLATFORM.md); the Python
   // reference gets the same settings through GLIBC_TUNABLES.
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, -1);
+  cadenza::KeepFreedMemory();
   using namespace cadenza;
   CLI::App app{"model_bench: cadenza's LibTorch models vs the same models in Python PyTorch (bench/reference_models.py).\n"
                "Prints Markdown tables: metric | cadenza (C++) | PyTorch (Python) | ratio | target."};

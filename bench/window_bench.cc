@@ -13,7 +13,6 @@
 // then for window lengths 256 and 1024 times Epoch() (the shuffle) + Read() over --windows windows. Results:
 // docs/PERFORMANCE.md.
 #include <CLI/CLI.hpp>
-#include <malloc.h>
 #include <unistd.h>
 
 #include <array>
@@ -30,6 +29,7 @@
 #include "storage/dataset.h"
 #include "bench/bench_util.h"
 #include "storage/ingest.h"
+#include "core/process_memory.h"
 
 namespace fs = std::filesystem;
 using namespace cadenza;
@@ -65,8 +65,7 @@ struct Row {
 }  // namespace
 
 int main(int argc, char** argv) {
-  mallopt(M_MMAP_MAX, 0);  // as the cadenza command does (cli/main.cc)
-  mallopt(M_TRIM_THRESHOLD, -1);
+  cadenza::KeepFreedMemory();  // as the cadenza command does (cli/main.cc)
   CLI::App app{"Windows/s sampled from an HDF5 dataset: cadenza vs an h5py reference"};
   std::string data = CADENZA_SHARED_DATA "/pop909";
   int64_t windows = 1000000, python_windows = 50000;

@@ -1,6 +1,5 @@
 // `cadenza-model`: the LibTorch half of the cadenza command. `cadenza train|generate|params` runs it with
 // the same arguments, so that every other command starts without loading LibTorch (0.8 s, 170 MB).
-#include <malloc.h>
 
 #include <exception>
 #include <string>
@@ -10,13 +9,13 @@
 #include "cli/model_commands.h"
 #include "core/build_info.h"
 #include "core/threads.h"
+#include "core/process_memory.h"
 
 int main(int argc, char** argv) {
   cadenza::ReexecWithPassiveOpenMpWait(argv);  // `cadenza` sets it for its child; a direct start restarts once
   cadenza::SetCommandLine(argc, argv);  // recorded in each run's config.yaml
   // LibTorch's large tensors are otherwise mmap'd and page-faulted anew every step: 5x slower (PLATFORM.md).
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, -1);
+  cadenza::KeepFreedMemory();
   CLI::App app{"cadenza-model: the model commands of cadenza (run them as `cadenza train|generate|params|probe|score`)"};
   app.require_subcommand(1);
   int exit_code = 2;

@@ -1,6 +1,5 @@
 // `cadenza-worker train` (data-parallel training through RunTraining, worker/task_runners.h) and
 // `cadenza-worker --coordinator` (the agent, worker/agent.h), under mpirun or srun.
-#include <malloc.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -25,6 +24,7 @@
 #include "worker/mpi_communicator.h"
 #include "worker/task_runners.h"
 #include "worker/timeline.h"
+#include "core/process_memory.h"
 
 namespace cadenza {
 namespace {
@@ -212,8 +212,7 @@ int main(int argc, char** argv) {
   cadenza::ReexecWithPassiveOpenMpWait(argv);  // before libgomp's threads exist: a direct start restarts once
   cadenza::SetCommandLine(argc, argv);  // recorded in each run's config.yaml
   // Large tensors and MPI buffers otherwise get mmap'd and page-faulted anew every step (PLATFORM.md).
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, -1);
+  cadenza::KeepFreedMemory();
   cadenza::WorkerArgs a;
   cadenza::AgentArgs g;
   CLI::App app{
