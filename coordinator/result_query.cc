@@ -4,7 +4,9 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <charconv>
 #include <map>
+#include <string_view>
 #include <nlohmann/json.hpp>
 
 #include "coordinator/sqlite_columns.h"
@@ -34,6 +36,45 @@ std::map<std::string, std::string> ParseAxes(const std::string& axes_json) {
     if (it->is_string()) out[it.key()] = it->get<std::string>();
   }
   return out;
+}
+
+std::string_view ColumnView(sqlite3_stmt* s, int col) {
+  const unsigned char* p = sqlite3_column_text(s, col);
+  return p ? std::string_view(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s, col)) : std::string_view();
+}
+
+// A result's metrics as Store::InsertResult writes them: one flat object of numbers ({"a":0.5,"b":null}; null for a
+// value that was not finite, skipped as before). False for anything else (an escape in a key, a nested value), which
+// the general parser then reads: this path only skips building a JSON tree for every row.
+bool ParseFlatMetrics(std::string_view s, std::map<std::string, double>* out) {
+  size_t i = 0;
+  auto at = [&](char c) { return i < s.size() && s[i] == c; };
+  if (!at('{')) return false;
+  ++i;
+  if (at('}')) return i + 1 == s.size();
+  while (true) {
+    if (!at('"')) return false;
+    const size_t key_end = s.find_first_of("\\\"", ++i);
+    if (key_end == std::string_view::npos || s[key_end] != '"') return false;
+    std::string_view key = s.substr(i, key_end - i);
+    i = key_end + 1;
+    if (!at(':')) return false;
+    ++i;
+    if (s.compare(i, 4, "null") == 0) {
+      i += 4;
+    } else {
+      double v = 0;
+      const auto [end, ec] = std::from_chars(s.data() + i, s.data() + s.size(), v);
+      if (ec != std::errc()) return false;
+      i = static_cast<size_t>(end - s.data());
+      out->insert_or_assign(std::string(key), v);
+    }
+    if (at(',')) {
+      ++i;
+      continue;
+    }
+    return at('}') && i + 1 == s.size();
+  }
 }
 
 }  // namespace
@@ -134,29 +175,38 @@ StatusOr<std::vector<ResultView>> ResultQuery::Query(const ResultFilter& f) {
         BindInt(st, ":offset", std::max<int64_t>(0, f.offset));
       },
       [&](sqlite3_stmt* s) {
-        ResultView v;
+        ResultView& v = out.emplace_back();  // filled in place: a ResultView is a few hundred bytes of strings and maps
         ResultRecord& r = v.result;
         r.task_id = ColumnInt(s, 0);
         r.attempt = static_cast<int>(ColumnInt(s, 1));
         r.job_id = ColumnInt(s, 2);
         r.kind = static_cast<TaskKind>(ColumnInt(s, 3));
         r.shard_index = static_cast<int>(ColumnInt(s, 4));
-        const nlohmann::json m = nlohmann::json::parse(ColumnText(s, 5), nullptr, false);
-        if (m.is_object()) {
-          for (auto it = m.begin(); it != m.end(); ++it) {
-            if (it->is_number()) r.metrics[it.key()] = it->get<double>();
+        if (const std::string_view metrics = ColumnView(s, 5); !ParseFlatMetrics(metrics, &r.metrics)) {
+          r.metrics.clear();
+          const nlohmann::json m = nlohmann::json::parse(metrics, nullptr, false);
+          if (m.is_object()) {
+            for (auto it = m.begin(); it != m.end(); ++it) {
+              if (it->is_number()) r.metrics[it.key()] = it->get<double>();
+            }
           }
         }
-        const std::string artifacts = ColumnText(s, 6);
-        const nlohmann::json a = artifacts == "[]" ? nlohmann::json() : nlohmann::json::parse(artifacts, nullptr, false);
-        if (a.is_array()) {
-          for (const auto& x : a) {
-            if (x.is_string()) r.artifacts.push_back(x.get<std::string>());
+        if (const std::string_view artifacts = ColumnView(s, 6); artifacts != "[]") {
+          const nlohmann::json a = nlohmann::json::parse(artifacts, nullptr, false);
+          if (a.is_array()) {
+            for (const auto& x : a) {
+              if (x.is_string()) r.artifacts.push_back(x.get<std::string>());
+            }
           }
         }
         r.checkpoint = ColumnText(s, 7);
         r.summary = ColumnText(s, 8);
         r.recorded_ms = ColumnInt(s, 9);
+        // Rows come ordered by job: a job's later rows copy its record from the row before instead of decoding it again.
+        if (out.size() > 1 && out[out.size() - 2].job.id == r.job_id) {
+          v.job = out[out.size() - 2].job;
+          return;
+        }
         JobRecord& j = v.job;
         Experiment& e = j.experiment;
         j.id = r.job_id;
@@ -176,7 +226,6 @@ StatusOr<std::vector<ResultView>> ResultQuery::Query(const ResultFilter& f) {
         j.error = ColumnText(s, 23);
         e.axes = ParseAxes(ColumnText(s, 24));
         e.parameters = ColumnInt(s, 25);
-        out.push_back(std::move(v));
       },
       "query results");
   if (!s.ok()) return s;

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <limits>
+#include <map>
 #include <thread>
 
 #include "coordinator/store.h"
@@ -140,6 +142,48 @@ TEST_F(ResultQueryTest, AxesAndParametersComeBackWithEachRow) {
   const std::map<std::string, std::string> axes = {{"context_length", "256"}, {"model", "transformer-small"}};
   EXPECT_EQ(rows[0].job.experiment.axes, axes);
   EXPECT_EQ(rows[0].job.experiment.parameters, 123456);
+}
+
+// Metrics come back as stored whatever their keys and values (the flat fast path and the general parser agree), and a
+// job's second row carries the same job fields as its first (copied, not decoded again).
+TEST_F(ResultQueryTest, MetricsOfEveryShapeComeBackAsStoredOnEveryRowOfAJob) {
+  const int64_t id = AddJob("alice", "/data/a", "transformer", 3, {TaskKind::kTrain, TaskKind::kAggregate}, 0.5);
+  const std::map<std::string, double> odd = {
+      {"plain", -2.5e-7}, {"big", 1e300}, {"quote\"d", 1.5}, {"back\\slash", 3}, {"\u00e9t\u00e9", 4}, {"", 5}};
+  ResultFilter f;
+  f.job_id = id;
+  f.kind = TaskKind::kUnspecified;
+  std::vector<ResultView> rows = Query(f);
+  ASSERT_EQ(rows.size(), 2u);
+  Status st = store_->Transaction([&] {
+    TaskRecord t;
+    t.job_id = id;
+    t.kind = TaskKind::kGenerate;
+    t.state = TaskState::kSucceeded;
+    if (Status e = store_->InsertTask(&t); !e.ok()) return e;
+    ResultRecord r;
+    r.task_id = t.id;
+    r.attempt = 1;
+    r.job_id = id;
+    r.kind = TaskKind::kGenerate;
+    r.metrics = odd;
+    r.metrics["not_finite"] = std::numeric_limits<double>::quiet_NaN();  // stored as null, left out when read
+    return store_->InsertResult(r);
+  });
+  ASSERT_TRUE(st.ok()) << st.message();
+  rows = Query(f);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[2].result.metrics, odd);
+  EXPECT_EQ(rows[0].result.metrics, (std::map<std::string, double>{{"m", 0.5}}));
+  for (const ResultView& r : rows) {
+    EXPECT_EQ(r.job.id, id);
+    EXPECT_EQ(r.job.user, "alice");
+    EXPECT_EQ(r.job.sweep_id, 3);
+    EXPECT_EQ(r.job.experiment.name, "alice-/data/a-transformer");
+    EXPECT_EQ(r.job.experiment.axes.at("model"), "transformer-small");
+    EXPECT_EQ(r.job.experiment.parameters, 123456);
+    EXPECT_EQ(r.job.created_ms, 7);
+  }
 }
 
 // A query that runs while the store holds a write transaction open reads the last committed snapshot at once (it
