@@ -22,7 +22,9 @@
 
 #include "bench/bench_util.h"
 #include "coordinator/client.h"
+#include "coordinator/convert.h"
 #include "coordinator/server.h"
+#include "core/process_memory.h"
 
 namespace fs = std::filesystem;
 using namespace cadenza;
@@ -57,6 +59,12 @@ struct Samples {
 double ThreadCpuMs() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+// CPU time of the whole process (every thread, user + system): server and client sides of a call together.
+double ProcessCpuMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 double Us(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::micro>(b - a).count(); }
@@ -189,9 +197,9 @@ struct Bench {
   }
 };
 
-// `rate` QueryResults per second while `querying` (a dashboard's page: the sweep's generate results, 1,000 rows), on a
+// `rate` QueryResults per second while `querying` (a dashboard's page: the sweep's generate results, --query-rows rows, 1,000 by default), on a
 // connection of their own, each answered before the next (closed loop, paced).
-void QueryLoop(Bench* b, CoordinatorClient* client, int64_t sweep_id, double rate, std::atomic<bool>* querying,
+void QueryLoop(Bench* b, CoordinatorClient* client, int64_t sweep_id, int rows_per_page, double rate, std::atomic<bool>* querying,
                std::atomic<int64_t>* answered, std::atomic<int64_t>* failed, Samples* latency) {
   const auto period = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / rate));
   auto next = Clock::now();
@@ -205,7 +213,7 @@ void QueryLoop(Bench* b, CoordinatorClient* client, int64_t sweep_id, double rat
     v1::QueryResultsRequest q;
     q.set_sweep_id(sweep_id);
     q.set_kind(v1::TASK_KIND_GENERATE);
-    q.set_limit(1000);
+    q.set_limit(rows_per_page);
     v1::QueryResultsResponse rows;
     const auto t0 = Clock::now();
     if (!client->QueryResults(q, &rows).ok()) {
@@ -259,6 +267,7 @@ std::string Fmt(double v, int digits = 2) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  KeepFreedMemoryUpTo(size_t{32} << 20);  // as `cadenza coordinator` does (cli/cluster_commands.cc)
   CLI::App app{"Load generator for the coordinator: simulated workers heartbeat at 1 Hz while leasing and completing tasks"};
   int workers = 500, groups = 50, inflight = 16, connections = 8, experiments = 5000, samples = 8;
   double seconds = 10, warmup = 1;
@@ -278,13 +287,15 @@ int main(int argc, char** argv) {
   app.add_option("--direct", direct, "First run this many pairs straight on the scheduler (no gRPC) and print the rate")->capture_default_str();
   app.add_option("--dir", dir, "Folder for the database and tokens (wiped first)")->capture_default_str();
   double query_rate = 20;
+  int query_rows = 1000;
   int aggregate_results = 10000;
+  app.add_option("--query-rows", query_rows, "Rows of each QueryResults page (--query-via grpc)")->capture_default_str();
   app.add_option("--query-rate", query_rate,
                  "Result queries/s in the 'with queries' phases; the run measures --seconds alone and --seconds with queries, "
                  "in the order A B B A (0: one phase alone, as before)")->capture_default_str();
   std::string query_via = "grpc";
   app.add_option("--query-via", query_via,
-                 "grpc: QueryResults of 1,000 generate rows; http: the dashboard's GETs (/api/v1/jobs and /api/v1/results "
+                 "grpc: QueryResults pages of --query-rows generate rows; http: the dashboard's GETs (/api/v1/jobs and /api/v1/results "
                  "pages of 100, /metrics) on the coordinator's HTTP port")
       ->capture_default_str()->check(CLI::IsMember({"grpc", "http"}));
   app.add_option("--aggregate-results", aggregate_results, "Results one timed AggregateResults runs over at the end (0: skip)")
@@ -388,7 +399,7 @@ int main(int argc, char** argv) {
                        &query_ms);
     } else {
       query_client = CoordinatorClient::Connect(co);
-      qt = std::thread(QueryLoop, &b, query_client.get(), submitted.sweep_id(), query_rate, &querying, &queries, &query_errors, &query_ms);
+      qt = std::thread(QueryLoop, &b, query_client.get(), submitted.sweep_id(), query_rows, query_rate, &querying, &queries, &query_errors, &query_ms);
     }
   }
   std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
@@ -415,6 +426,51 @@ int main(int argc, char** argv) {
   hb.join();
   if (qt.joinable()) qt.join();
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // last heartbeat callbacks
+
+  // What one QueryResults page costs the process once the loops have stopped: the server's SQL, row decoding and
+  // serialization plus the client's parsing, all on these cores. 20/s of it is what the lease loops lose beside queries.
+  std::vector<double> query_call_cpu_ms, query_stage_ms;  // stages: SQL + decode, to proto, serialize, parse
+  int64_t query_page_bytes = 0;
+  if (query_rate > 0 && query_via == "grpc") {
+    for (int k = 0; k < 30; ++k) {
+      v1::QueryResultsRequest q;
+      q.set_sweep_id(submitted.sweep_id());
+      q.set_kind(v1::TASK_KIND_GENERATE);
+      q.set_limit(query_rows);
+      v1::QueryResultsResponse rows;
+      const double c0 = ProcessCpuMs();
+      if (client->QueryResults(q, &rows).ok()) query_call_cpu_ms.push_back(ProcessCpuMs() - c0);
+    }
+    std::sort(query_call_cpu_ms.begin(), query_call_cpu_ms.end());
+    // The same page's stages one by one on this thread (median of 10): where a call's CPU goes.
+    ResultFilter f;
+    f.sweep_id = submitted.sweep_id();
+    f.kind = TaskKind::kGenerate;
+    f.limit = query_rows;
+    std::vector<double> st[4];
+    for (int k = 0; k < 10; ++k) {
+      double c = ThreadCpuMs();
+      auto rows = (*server)->results().Query(f);
+      if (!rows.ok()) break;
+      st[0].push_back(ThreadCpuMs() - c);
+      c = ThreadCpuMs();
+      v1::QueryResultsResponse resp;
+      for (const ResultView& r : *rows) ToProto(r, resp.add_rows());
+      st[1].push_back(ThreadCpuMs() - c);
+      c = ThreadCpuMs();
+      const std::string wire = resp.SerializeAsString();
+      st[2].push_back(ThreadCpuMs() - c);
+      c = ThreadCpuMs();
+      v1::QueryResultsResponse back;
+      back.ParseFromString(wire);
+      st[3].push_back(ThreadCpuMs() - c);
+      if (k == 0) query_page_bytes = static_cast<int64_t>(wire.size());
+    }
+    for (auto& v : st) {
+      std::sort(v.begin(), v.end());
+      query_stage_ms.push_back(v.empty() ? -1 : v[v.size() / 2]);
+    }
+  }
 
   // One AggregateResults over exactly `aggregate_results` results: the sweep's generate results, topped up by direct
   // scheduler pairs when the run left fewer; median of 5 calls (gRPC on loopback, grouped by model_family and seed).
@@ -515,8 +571,15 @@ int main(int argc, char** argv) {
       std::cout << Row("  HTTP GET p50 / p99 (ms)", Fmt(query_ms.Pct(0.5)) + " / " + Fmt(p99), "p99 < 50", p99 < 50 ? "met" : "MISSED");
       met_queries = met_queries && p99 < 50;
     } else {
-      std::cout << Row("  QueryResults/s (1000 rows each)", Fmt(queries.load() / elapsed_by[1], 1), Fmt(query_rate, 0), "");
+      std::cout << Row("  QueryResults/s (" + std::to_string(query_rows) + " rows each)", Fmt(queries.load() / elapsed_by[1], 1), Fmt(query_rate, 0), "");
       std::cout << Row("  QueryResults p50 / p99 (ms)", Fmt(query_ms.Pct(0.5)) + " / " + Fmt(query_ms.Pct(0.99)), "", "");
+      if (!query_call_cpu_ms.empty()) {
+        std::cout << Row("  QueryResults CPU, process (ms)", Fmt(query_call_cpu_ms[query_call_cpu_ms.size() / 2]) + " (min " +
+                         Fmt(query_call_cpu_ms.front()) + ")", "", "");
+        std::cout << Row("    query / to proto / ser. / parse", Fmt(query_stage_ms[0]) + " / " + Fmt(query_stage_ms[1]) + " / " +
+                         Fmt(query_stage_ms[2]) + " / " + Fmt(query_stage_ms[3]), "", "");
+        std::cout << Row("    page bytes on the wire", std::to_string(query_page_bytes), "", "");
+      }
     }
   }
   if (aggregate_results > 0) {
