@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,9 +15,11 @@
 #include <condition_variable>
 #include <ctime>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -264,6 +268,86 @@ std::string Fmt(double v, int digits = 2) {
   return buf;
 }
 
+// --query-process: the same QueryLoop in a process of its own, as a dashboard or `cadenza results` is one. Commands
+// on stdin, a line each: "on" / "off" (the phases with and without queries), "stop"; then one line on stdout:
+// answered, failed, and each measured latency in us.
+int RunQueryChild(const std::string& target, int64_t sweep_id, int rows, double rate) {
+  ClientOptions co;
+  co.target = target;
+  co.token = kToken;
+  auto client = CoordinatorClient::Connect(co);
+  Bench b;
+  std::atomic<bool> querying{false};
+  std::atomic<int64_t> answered{0}, failed{0};
+  Samples latency;
+  std::thread qt(QueryLoop, &b, client.get(), sweep_id, rows, rate, &querying, &answered, &failed, &latency);
+  for (std::string line; std::getline(std::cin, line);) {
+    if (line == "on") {
+      b.measuring = true;
+      querying = true;
+    } else if (line == "off") {
+      querying = false;
+      b.measuring = false;
+    } else if (line == "stop") {
+      break;
+    }
+  }
+  querying = false;
+  b.stopping = true;
+  qt.join();
+  std::cout << answered.load() << " " << failed.load();
+  for (double us : latency.us) std::cout << " " << us;
+  std::cout << std::endl;
+  return 0;
+}
+
+// The parent's end of a query child: started with pipes on its stdin and stdout.
+struct QueryChild {
+  pid_t pid = -1;
+  int to = -1, from = -1;
+  bool Start(const std::vector<std::string>& args) {
+    int in[2], out[2];
+    if (pipe(in) != 0 || pipe(out) != 0) return false;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_addclose(&fa, in[1]);
+    posix_spawn_file_actions_addclose(&fa, out[0]);
+    std::vector<char*> argv;
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    const int rc = posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(in[0]);
+    close(out[1]);
+    to = in[1];
+    from = out[0];
+    return rc == 0;
+  }
+  void Send(const char* line) {
+    if (write(to, line, strlen(line)) < 0) std::cerr << "coordinator_bench: query child: write failed\n";
+  }
+  // "stop", then its counts and latencies; false when it did not answer.
+  bool Stop(std::atomic<int64_t>* answered, std::atomic<int64_t>* failed, Samples* latency) {
+    Send("stop\n");
+    close(to);
+    std::string text;
+    char buf[65536];
+    for (ssize_t n; (n = read(from, buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+    close(from);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    std::istringstream in(text);
+    int64_t a = 0, f = 0;
+    if (!(in >> a >> f)) return false;
+    *answered = a;
+    *failed = f;
+    for (double us; in >> us;) latency->Add(us);
+    return true;
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -300,7 +384,19 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::IsMember({"grpc", "http"}));
   app.add_option("--aggregate-results", aggregate_results, "Results one timed AggregateResults runs over at the end (0: skip)")
       ->capture_default_str();
+  bool query_process = false;
+  app.add_flag("--query-process", query_process,
+               "Run the gRPC query client in a second process (as a dashboard or `cadenza results` is), not in this one");
+  std::string child_target;
+  int64_t child_sweep = 0;
+  app.add_option("--query-child", child_target, "(internal) be the query process of a parent bench, against this address");
+  app.add_option("--query-sweep", child_sweep, "(internal) the sweep the query process reads");
   CLI11_PARSE(app, argc, argv);
+  if (!child_target.empty()) return RunQueryChild(child_target, child_sweep, query_rows, query_rate);
+  if (query_process && query_via != "grpc") {
+    std::cerr << "coordinator_bench: --query-process is for --query-via grpc\n";
+    return 2;
+  }
   if (groups < 1 || workers < groups) {
     std::cerr << "coordinator_bench: --workers must be >= --groups >= 1\n";
     return 2;
@@ -392,11 +488,20 @@ int main(int argc, char** argv) {
   std::atomic<int64_t> queries{0}, query_errors{0};
   Samples query_ms;
   std::unique_ptr<CoordinatorClient> query_client;
+  QueryChild query_child;
   std::thread qt;
   if (query_rate > 0) {
     if (query_via == "http") {
       qt = std::thread(HttpQueryLoop, &b, (*server)->http_port(), submitted.sweep_id(), query_rate, &querying, &queries, &query_errors,
                        &query_ms);
+    } else if (query_process) {
+      const std::vector<std::string> args = {"coordinator_bench", "--query-child", co.target, "--query-sweep",
+                                             std::to_string(submitted.sweep_id()), "--query-rows", std::to_string(query_rows),
+                                             "--query-rate", Fmt(query_rate, 3)};
+      if (!query_child.Start(args)) {
+        std::cerr << "coordinator_bench: cannot start the query process\n";
+        return 1;
+      }
     } else {
       query_client = CoordinatorClient::Connect(co);
       qt = std::thread(QueryLoop, &b, query_client.get(), submitted.sweep_id(), query_rows, query_rate, &querying, &queries, &query_errors, &query_ms);
@@ -410,6 +515,7 @@ int main(int argc, char** argv) {
   for (int ph : order) {
     b.phase = ph;
     querying = ph == 1;
+    if (query_child.pid > 0) query_child.Send(ph == 1 ? "on\n" : "off\n");
     b.measuring = true;
     const double p0 = bench::Now();
     std::this_thread::sleep_for(std::chrono::duration<double>(query_rate > 0 ? seconds / 2 : seconds));
@@ -417,6 +523,9 @@ int main(int argc, char** argv) {
     elapsed_by[ph] += bench::Now() - p0;
   }
   querying = false;
+  if (query_child.pid > 0 && !query_child.Stop(&queries, &query_errors, &query_ms)) {
+    std::cerr << "coordinator_bench: the query process gave no counts\n";
+  }
   const double elapsed = elapsed_by[0];
   b.stopping = true;
   {
@@ -535,7 +644,8 @@ int main(int argc, char** argv) {
   std::cout << "coordinator_bench: " << b.workers.size() << " workers (" << groups << " groups x " << per_group
             << " ranks) heartbeating at 1 Hz; mode " << mode << "; " << inflight << " lease+complete loops in flight over " << b.clients.size()
             << " connections; " << Fmt(seconds, 0)
-            << (query_rate > 0 ? " s measured alone + " + Fmt(seconds, 0) + " s with " + Fmt(query_rate, 0) + " result queries/s (A B B A)" : " s measured")
+            << (query_rate > 0 ? " s measured alone + " + Fmt(seconds, 0) + " s with " + Fmt(query_rate, 0) + " result queries/s (A B B A)" +
+                                  (query_process ? std::string(" from a second process") : std::string()) : " s measured")
             << " after " << Fmt(warmup, 0) << " s warm-up; coordinator in this process on 127.0.0.1, SQLite WAL at "
             << config.database << "; " << std::thread::hardware_concurrency() << " cores (" << host << ")\n";
   std::cout << "submitted " << submitted.job_ids_size() << " experiments (" << experiments * (2 + 2 * samples) << " tasks once expanded) in "
