@@ -14,13 +14,19 @@
 namespace cadenza {
 namespace {
 
-// Renames the synced `tmp` over `path` (removing `tmp` when that fails) and fsyncs the folder.
-Status RenameAndSyncFolder(const std::string& tmp, const std::string& path) {
+// Renames `tmp` over `path`, removing `tmp` when that fails.
+Status RenameOrRemove(const std::string& tmp, const std::string& path) {
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string err = std::strerror(errno);
     ::unlink(tmp.c_str());
     return IoError(path + ": rename failed: " + err);
   }
+  return Status::Ok();
+}
+
+// Renames the synced `tmp` over `path` (removing `tmp` when that fails) and fsyncs the folder.
+Status RenameAndSyncFolder(const std::string& tmp, const std::string& path) {
+  CADENZA_RETURN_IF_ERROR(RenameOrRemove(tmp, path));
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   return SyncDirectory(parent.empty() ? "." : parent.string());
 }
@@ -40,7 +46,8 @@ StatusOr<std::vector<uint8_t>> ReadFileBytes(const std::string& path) {
   return bytes;
 }
 
-Status WriteFileAtomic(const std::string& path, const void* data, size_t size, unsigned mode) {
+Status WriteFileAtomic(const std::string& path, const void* data, size_t size, unsigned mode,
+                       Durability durability) {
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   ::unlink(tmp.c_str());  // a leftover of a killed writer would keep its own mode
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode));
@@ -50,9 +57,9 @@ Status WriteFileAtomic(const std::string& path, const void* data, size_t size, u
   size_t left = size;
   while (left > 0) {
     ssize_t w = ::write(fd, p, left);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      const std::string err = std::strerror(errno);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      const std::string err = w < 0 ? std::strerror(errno) : "short write";
       ::close(fd);
       ::unlink(tmp.c_str());
       return IoError(tmp + ": write failed: " + err);
@@ -60,11 +67,19 @@ Status WriteFileAtomic(const std::string& path, const void* data, size_t size, u
     p += w;
     left -= static_cast<size_t>(w);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  const bool sync = durability == Durability::kSynced;
+  if (sync && ::fsync(fd) != 0) {
+    const std::string err = std::strerror(errno);
+    ::close(fd);
     ::unlink(tmp.c_str());
-    return IoError(tmp + ": fsync/close failed: " + std::strerror(errno));
+    return IoError(tmp + ": fsync failed: " + err);
   }
-  return RenameAndSyncFolder(tmp, path);
+  if (::close(fd) != 0) {
+    const std::string err = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return IoError(tmp + ": close failed: " + err);
+  }
+  return sync ? RenameAndSyncFolder(tmp, path) : RenameOrRemove(tmp, path);
 }
 
 Status CommitTempFile(const std::string& tmp, const std::string& path) {

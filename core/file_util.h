@@ -10,10 +10,24 @@
 namespace cadenza {
 
 StatusOr<std::vector<uint8_t>> ReadFileBytes(const std::string& path);
-// Writes to "<path>.tmp-<pid>" (created with `mode`), fsyncs, then renames over `path`.
-Status WriteFileAtomic(const std::string& path, const void* data, size_t size, unsigned mode = 0644);
-inline Status WriteFileAtomic(const std::string& path, const std::string& text) {
-  return WriteFileAtomic(path, text.data(), text.size());
+// Who makes a WriteFileAtomic durable.
+enum class Durability {
+  // WriteFileAtomic fsyncs the file before the rename and its folder after: after a crash `path` is the old file or
+  // the whole new one.
+  kSynced,
+  // Renamed into place unsynced: for a caller that fsyncs a batch of files and their folder itself before it relies
+  // on them (Ingest: every file of <out>.partial at once, before the folder is published). Until then a crash may
+  // leave `path` missing, old or torn.
+  kCallerSyncs,
+};
+// Writes to "<path>.tmp-<pid>" (a leftover of that name removed first, then created anew with `mode`), fsyncs it
+// unless `durability` says the caller does, then renames it over `path` (and fsyncs the folder, likewise). On
+// failure the temporary is removed and `path` is left as it was.
+Status WriteFileAtomic(const std::string& path, const void* data, size_t size, unsigned mode = 0644,
+                       Durability durability = Durability::kSynced);
+inline Status WriteFileAtomic(const std::string& path, const std::string& text,
+                              Durability durability = Durability::kSynced) {
+  return WriteFileAtomic(path, text.data(), text.size(), 0644, durability);
 }
 // Secrets and state (bearer tokens, a coordinator's database): readable and writable by the owner only (0600)
 // from the moment the file exists.

@@ -272,37 +272,6 @@ bool CanReuse(const std::string& shard_path, const std::string& fingerprint, std
   return true;
 }
 
-// Writes `text` to "<path>.tmp-<pid>" and renames it over `path`, without fsync: for the files of <out>.partial,
-// which SyncFiles makes durable together before the folder is published (the dataset is all there or not at all).
-Status WriteFileUnsynced(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return IoError(tmp + ": cannot create: " + std::strerror(errno));
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const std::string err = n < 0 ? std::strerror(errno) : "short write";
-      ::close(fd);
-      std::remove(tmp.c_str());
-      return IoError(tmp + ": write failed: " + err);
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::close(fd) != 0) {
-    const std::string err = std::strerror(errno);
-    std::remove(tmp.c_str());
-    return IoError(tmp + ": close failed: " + err);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string err = std::strerror(errno);
-    std::remove(tmp.c_str());
-    return IoError(path + ": cannot rename " + tmp + " into place: " + err);
-  }
-  return Status::Ok();
-}
-
 // fsyncs the files `names` of `dir` concurrently (up to 8 threads: the filesystem commits them together instead of
 // one journal commit after another), then `dir` itself. One fsync per file instead of the four per shard of
 // temp-file writes (file, folder, .done file, folder): 21 -> 8 fsyncs for 4 shards, 70-100 ms of wall time before.
@@ -342,7 +311,7 @@ Status WriteDoneFile(const std::string& shard_path, int shard, const std::string
                          {"vocab_hash", vocab.HashHex()}};
   // Not synced: after a crash a torn or missing .done only means the shard is written again, and a shard is
   // reused only when its bytes still have the sha256 recorded here.
-  return WriteFileUnsynced(shard_path + ".done", done.dump(1) + "\n");
+  return WriteFileAtomic(shard_path + ".done", done.dump(1) + "\n", Durability::kCallerSyncs);
 }
 
 // Removes everything in `dir` that is not one of `keep` (stale .tmp, .done, shards of an older plan).
@@ -709,10 +678,11 @@ Status Ingest(const IngestOptions& options_in, IngestReport* report_out) {
   // Finish the folder: drop stale files and .done markers, write manifest and report, rename into place.
   s = RemoveAllBut(partial, keep_files);
   if (!s.ok()) return s;
-  s = WriteFileUnsynced((fs::path(partial) / "manifest.json").string(), manifest.ToJson());
+  s = WriteFileAtomic((fs::path(partial) / "manifest.json").string(), manifest.ToJson(), Durability::kCallerSyncs);
   if (!s.ok()) return s;
   report.wall_seconds = SecondsSince(start);
-  s = WriteFileUnsynced((fs::path(partial) / "ingest_report.json").string(), report.ToJson());
+  s = WriteFileAtomic((fs::path(partial) / "ingest_report.json").string(), report.ToJson(),
+                      Durability::kCallerSyncs);
   if (!s.ok()) return s;
   // Every file of the dataset and the folder durable before the rename that publishes it (Publish syncs the parent).
   s = SyncFiles(partial, keep_files);

@@ -40,6 +40,22 @@ TEST_F(FileUtilTest, WriteFileAtomicReplacesTheFileAndLeavesNoTemporary) {
   EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
 }
 
+// Durability::kCallerSyncs (Ingest, which fsyncs the whole folder once) differs only in the fsyncs: a leftover
+// temporary of a killed writer is replaced, not written into, so it keeps neither its longer bytes nor its mode.
+TEST_F(FileUtilTest, WriteFileAtomicLeavingTheSyncToTheCallerReplacesALeftoverTemporary) {
+  const std::string path = (dir_ / "manifest.json").string();
+  const std::string leftover = path + ".tmp-" + std::to_string(::getpid());
+  std::ofstream(leftover, std::ios::binary) << "a longer leftover of a killed writer";
+  fs::permissions(leftover, fs::perms::owner_read | fs::perms::owner_write | fs::perms::others_write);
+  ASSERT_TRUE(WriteFileAtomic(path, std::string("{}\n"), Durability::kCallerSyncs).ok());
+  EXPECT_EQ(ReadAll(path), "{}\n");
+  EXPECT_FALSE(fs::exists(leftover));
+  EXPECT_EQ(fs::status(path).permissions() & fs::perms::others_write, fs::perms::none);
+  ASSERT_TRUE(WriteFileAtomic(path, std::string("[]\n"), Durability::kCallerSyncs).ok());
+  EXPECT_EQ(ReadAll(path), "[]\n");
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
+}
+
 TEST_F(FileUtilTest, CommitTempFileMovesALibraryWrittenFileIntoPlace) {
   const std::string path = (dir_ / "out.wav").string(), tmp = path + ".tmp";
   ASSERT_TRUE(WriteFileAtomic(path, std::string("old")).ok());
