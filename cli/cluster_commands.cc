@@ -98,7 +98,7 @@ StatusOr<std::unique_ptr<coord::CoordinatorClient>> Connect(const Connection& c)
 // ---- coordinator ----
 
 int RunCoordinator(const std::string& config_path, const std::string& listen, const std::string& database,
-                   const std::string& launcher, const std::string& address_file) {
+                   const std::string& launcher, const std::string& address_file, bool print_config) {
   // Result pages (up to 10,000 rows, ~6 MB decoded) reuse heap pages instead of faulting fresh ones in per query.
   KeepFreedMemoryUpTo(size_t{32} << 20);
   auto config = coord::LoadCoordinatorConfig(config_path);
@@ -106,6 +106,10 @@ int RunCoordinator(const std::string& config_path, const std::string& listen, co
   if (!listen.empty()) config->listen = listen;
   if (!database.empty()) config->database = database;
   if (!launcher.empty()) config->launch.launcher = launcher;
+  if (print_config) {  // every key, defaults included, with the flags applied: what this command would run with
+    std::cout << config->ToYaml();
+    return 0;
+  }
   const fs::path db_dir = fs::path(config->database).parent_path();
   std::error_code ec;
   if (!db_dir.empty()) fs::create_directories(db_dir, ec);
@@ -671,6 +675,7 @@ void AddClusterCommands(CLI::App& app, int* exit_code) {
   // Shared by the callbacks below; lives as long as the process.
   static Connection conn;
   static std::string config = "configs/coordinator.yaml", listen, database, launcher, address_file;
+  static bool print_config = false;
   auto* coord_cmd = app.add_subcommand("coordinator", "Run the coordinator: gRPC scheduler of experiments over worker groups (docs/coordinator.md)");
   coord_cmd->add_option("--config", config, "Coordinator YAML (every key documented in it)")->capture_default_str()->check(CLI::ExistingFile);
   coord_cmd->add_option("--listen", listen, "Override `listen` (HOST:PORT; port 0 picks a free one, printed)");
@@ -679,7 +684,10 @@ void AddClusterCommands(CLI::App& app, int* exit_code) {
       ->check(CLI::IsMember({"none", "local", "slurm"}));
   coord_cmd->add_option("--address-file", address_file,
                         "Write HOST:PORT here once listening (on shared storage: slurm/coordinator.sbatch, worker groups read it)");
-  coord_cmd->callback([exit_code] { *exit_code = RunCoordinator(config, listen, database, launcher, address_file); });
+  coord_cmd->add_flag("--print-config", print_config,
+                      "Print the effective configuration (every key, defaults included, flags applied) as YAML and exit; "
+                      "`cadenza config keys coordinator` explains each key");
+  coord_cmd->callback([exit_code] { *exit_code = RunCoordinator(config, listen, database, launcher, address_file, print_config); });
 
   static SubmitArgs submit;
   auto* submit_cmd = app.add_subcommand("submit", "Submit an experiment (or a sweep over it) to the coordinator; prints the job ids");

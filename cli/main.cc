@@ -19,6 +19,7 @@
 #include "cli/evaluate_command.h"
 #include "cli/fail.h"
 #include "cli/model_options.h"
+#include "coordinator/config.h"
 #include "core/audio.h"
 #include "core/build_info.h"
 #include "core/config_keys.h"
@@ -402,9 +403,12 @@ int main(int argc, char** argv) {
   auto* config_cmd = app.add_subcommand("config", "What configuration files may hold");
   config_cmd->require_subcommand(1);
   auto* config_keys_cmd = config_cmd->add_subcommand(
-      "keys", "Every key of an experiment YAML (cadenza train, submit, sweep files) with its type, default, allowed "
-              "values and meaning; model.* keys also make a model YAML, without the prefix");
-  config_keys_cmd->add_option("config", config_kind, "Which config")->capture_default_str()->check(CLI::IsMember({"experiment"}));
+      "keys", "Every key of a config with its type, default, allowed values and meaning. experiment (the default): an "
+              "experiment YAML (cadenza train, submit, sweep files); its model.* keys also make a model YAML, without "
+              "the prefix. coordinator: the coordinator's YAML (cadenza coordinator --config, configs/coordinator.yaml)");
+  config_keys_cmd->add_option("config", config_kind, "Which config: experiment or coordinator")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"experiment", "coordinator"}));
 
   int eval_exit = -1;
   // With --checkpoint the model's hidden states are needed: the run moves to cadenza-model (LibTorch).
@@ -446,7 +450,7 @@ int main(int argc, char** argv) {
   if (*detok_cmd) return RunDetokenize(detok_source, detok_piece, detok_out, detok_grid, detok_pedal_tokens);
   if (*synth_cmd) return RunSynth(synth_out, synth_count, synth_seed);
   if (*config_keys_cmd) {
-    std::cout << FormatConfigKeys(ExperimentConfigKeys());
+    std::cout << FormatConfigKeys(config_kind == "coordinator" ? coord::CoordinatorConfigKeys() : ExperimentConfigKeys());
     return 0;
   }
   if (*eval_cmd) return eval_exit;

@@ -1,13 +1,16 @@
-// Coordinator configuration (configs/coordinator.yaml): listen address, database, tokens, TLS, liveness, limits.
+// Coordinator configuration (configs/coordinator.yaml): listen address, database, tokens, TLS, liveness, limits,
+// launching. Its keys are declared once, in the field table of coordinator/config.cc.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "coordinator/launch_policy.h"
 #include "coordinator/path_policy.h"
 #include "coordinator/registry.h"
 #include "coordinator/scheduler.h"
+#include "core/config_keys.h"
 #include "core/status.h"
 
 namespace cadenza::coord {
@@ -30,6 +33,7 @@ struct CoordinatorConfig {
   int max_sweep_experiments = 10000;
   LaunchOptions launch;                            // `launcher:` (none | local | slurm) and `launch.*`: worker groups on demand
 
+  // Every key with its value, from the field table that parses them (coordinator/config.cc): parses back to *this.
   std::string ToYaml() const;
   // http_listen resolved: "" when off.
   std::string HttpAddress() const;
@@ -39,5 +43,9 @@ struct CoordinatorConfig {
 // relative to the working directory of the coordinator.
 StatusOr<CoordinatorConfig> LoadCoordinatorConfig(const std::string& path);
 StatusOr<CoordinatorConfig> ParseCoordinatorConfig(const std::string& yaml_text, const std::string& path_for_errors);
+
+// Every key of the coordinator's YAML with its type, default, allowed values and doc (`cadenza config keys
+// coordinator`), from the same field table.
+std::vector<ConfigKeyDoc> CoordinatorConfigKeys();
 
 }  // namespace cadenza::coord

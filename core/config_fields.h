@@ -1,11 +1,13 @@
 // A config's keys declared once: a table of fields (dotted key, type, default, allowed values, one-line doc and the
 // member it sets) from which a YAML section is read and checked, unknown keys are refused with the nearest declared
-// one, the effective config is dumped and `cadenza config keys` lists every key.
+// one, the effective config is dumped and `cadenza config keys` lists every key. A key's section may be nested
+// ("launch.slurm.job_name": the mapping `slurm:` inside `launch:`); ReadTree, CheckAll and EmitTree walk them all.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -128,6 +130,32 @@ class ConfigTable {
     f.emit = [at](YAML::Emitter& e, const C& c) { e << at(c); };
     return *this;
   }
+  // A duration written in seconds (2.5) and stored in milliseconds (2500, rounded to the nearest one) in an integer
+  // member: `range` is in seconds, checked on the stored value; dumped and listed in seconds.
+  template <typename T>
+  ConfigTable& Seconds(const std::string& key, FieldMember<C, T> ms, NumberRange range, std::string doc) {
+    static_assert(std::is_integral_v<T> && !std::is_same_v<T, bool>);
+    ConfigField<C>& f = Add(key, "seconds", range.Any() ? "" : range.Text(NameOf(key)), doc);
+    f.read = [ms, range, name = f.name](const YamlReader& r, const YAML::Node& n, const std::string& prefix, C* c) {
+      if (!n[name]) return Status::Ok();
+      double s = 0;
+      CADENZA_RETURN_IF_ERROR(r.Get(n, prefix, name.c_str(), &s));
+      // Beyond this the milliseconds would not fit the member (rounding it would be undefined).
+      const double limit = std::min(1e15, double(std::numeric_limits<T>::max()) / 1000);
+      if (!(std::fabs(s) <= limit)) {
+        return r.Error(prefix + name, "expected " + (range.Any() ? "" : range.Text(name) + " and ") + "at most " +
+                                          NumberText(limit) + " seconds, found " + ShortNumberText(s));
+      }
+      ms(*c) = static_cast<T>(std::llround(s * 1000));
+      return Status::Ok();
+    };
+    f.check = [ms, range, name = f.name](const C& c) {
+      return range.Contains(double(ms(c)) / 1000) ? std::string() : "expected " + range.Text(name);
+    };
+    f.emit = [ms](YAML::Emitter& e, const C& c) { e << double(ms(c)) / 1000; };
+    f.show = [ms](const C& c) { return ShortNumberText(double(ms(c)) / 1000); };
+    return *this;
+  }
   // A list of numbers, each within `range`.
   template <typename T>
   ConfigTable& NumberList(const std::string& key, FieldMember<C, std::vector<T>> at, NumberRange range, std::string doc) {
@@ -197,6 +225,49 @@ class ConfigTable {
     }
     return Status::Ok();
   }
+  // The sections directly inside `section` ("launch" holds "launch.slurm"; "" holds "launch"), by their names
+  // there ("slurm"), in the order of their first declared key.
+  std::vector<std::string> Subsections(const std::string& section) const {
+    std::vector<std::string> subs;
+    for (const auto& f : fields_) {
+      const std::string sub = ChildOf(section, f.section);
+      if (!sub.empty() && std::find(subs.begin(), subs.end(), sub) == subs.end()) subs.push_back(sub);
+    }
+    return subs;
+  }
+  // Read for `section` and every section nested in it, each from the mapping of its name ("launch: {slurm: {...}}"):
+  // a config whose sections are all in the table. `node` is the mapping at dotted path `section`.
+  Status ReadTree(const std::string& section, const YamlReader& r, const YAML::Node& node, C* c) const {
+    const std::vector<std::string> subs = Subsections(section);
+    CADENZA_RETURN_IF_ERROR(Read(section, r, node, section, c, std::set<std::string>(subs.begin(), subs.end())));
+    for (const std::string& sub : subs) {
+      if (const YAML::Node child = node[sub]) CADENZA_RETURN_IF_ERROR(ReadTree(Join(section, sub), r, child, c));
+    }
+    return Status::Ok();
+  }
+  // Check of every section, in declaration order, as `err(dotted key, what)`.
+  Status CheckAll(const C& c, const std::function<Status(const std::string&, const std::string&)>& err) const {
+    for (const auto& f : fields_) {
+      if (!f.check || !f.AppliesTo(c)) continue;
+      if (std::string what = f.check(c); !what.empty()) return err(f.key(), what);
+    }
+    return Status::Ok();
+  }
+  // Emit of `section` with its nested sections as mappings, in declaration order (a section where its first key is).
+  void EmitTree(const std::string& section, const C& c, YAML::Emitter& e) const {
+    std::set<std::string> done;
+    for (const auto& f : fields_) {
+      if (f.section == section) {
+        if (!f.AppliesTo(c)) continue;
+        e << YAML::Key << f.name << YAML::Value;
+        f.emit(e, c);
+      } else if (const std::string sub = ChildOf(section, f.section); !sub.empty() && done.insert(sub).second) {
+        e << YAML::Key << sub << YAML::Value << YAML::BeginMap;
+        EmitTree(Join(section, sub), c, e);
+        e << YAML::EndMap;
+      }
+    }
+  }
   // A key of `node` that exists but does not apply to *c (read above): `err(name, what)`.
   Status RefuseInapplicable(const std::string& section, const YAML::Node& node, const C& c,
                             const std::function<Status(const std::string&, const std::string&)>& err,
@@ -243,6 +314,15 @@ class ConfigTable {
   static std::string NameOf(const std::string& key) {
     const size_t dot = key.rfind('.');
     return dot == std::string::npos ? key : key.substr(dot + 1);
+  }
+  static std::string Join(const std::string& section, const std::string& name) { return section.empty() ? name : section + "." + name; }
+  // The section inside `parent` that holds `section` or is it, by its last part ("launch", "launch.slurm" ->
+  // "slurm"); "" when `section` is not strictly inside `parent`.
+  static std::string ChildOf(const std::string& parent, const std::string& section) {
+    if (section.empty() || section == parent) return "";
+    if (!parent.empty() && section.compare(0, parent.size() + 1, parent + ".") != 0) return "";
+    const std::string rest = parent.empty() ? section : section.substr(parent.size() + 1);
+    return rest.substr(0, rest.find('.'));
   }
   ConfigField<C>& Add(const std::string& key, std::string type, std::string allowed, std::string doc) {
     ConfigField<C> f;

@@ -10,7 +10,7 @@ namespace cadenza {
 // One key as `cadenza config keys` prints it.
 struct ConfigKeyDoc {
   std::string key;            // dotted: train.warmup_steps
-  std::string type;           // integer | number | true/false | string | list of strings | list of integers
+  std::string type;           // integer | number | seconds | true/false | string | list of strings | list of integers
   std::string default_value;  // as YAML
   std::string allowed;        // "1..256", "fp32 | bf16", "" = any value of the type
   std::string doc;

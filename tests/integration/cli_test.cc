@@ -64,6 +64,29 @@ TEST_F(CliTest, ConfigKeysListsEveryExperimentKeyWithItsDefault) {
   EXPECT_EQ(train_help.exit_code, 0);
   EXPECT_NE(train_help.output.find("cadenza config keys"), std::string::npos) << train_help.output;
   EXPECT_EQ(Cadenza("config").exit_code, 2) << "a subcommand is required";
+  CliRun experiment = Cadenza("config keys experiment");
+  EXPECT_EQ(experiment.exit_code, 0);
+  EXPECT_EQ(experiment.output, keys.output) << "experiment is the default";
+  EXPECT_EQ(Cadenza("config keys kubernetes").exit_code, 2);
+}
+
+// `cadenza config keys coordinator` lists the coordinator's keys from its own field table.
+TEST_F(CliTest, ConfigKeysCoordinatorListsTheCoordinatorsKeys) {
+  CliRun keys = Cadenza("config keys coordinator");
+  ASSERT_EQ(keys.exit_code, 0) << keys.output;
+  for (const char* want : {"launch.idle_timeout_s", "seconds", "default 300; >= 0", "launch.slurm.sbatch_args", "launch.worker_args",
+                           "heartbeat.period_ms", "none | local | slurm"}) {
+    EXPECT_NE(keys.output.find(want), std::string::npos) << want << " missing from\n" << keys.output;
+  }
+  EXPECT_EQ(keys.output.find("train.warmup_steps"), std::string::npos) << "no experiment key";
+  CliRun help = Cadenza("config keys --help");
+  EXPECT_NE(help.output.find("coordinator"), std::string::npos) << help.output;
+  // The effective config: the shipped file with a flag applied, every key dumped, nothing started.
+  CliRun dump = Cadenza("coordinator --config " CADENZA_SOURCE_DIR "/configs/coordinator.yaml --launcher slurm --print-config");
+  ASSERT_EQ(dump.exit_code, 0) << dump.output;
+  EXPECT_NE(dump.output.find("launcher: slurm\n"), std::string::npos) << dump.output;
+  EXPECT_NE(dump.output.find("sbatch_args:"), std::string::npos) << dump.output;
+  EXPECT_EQ(dump.output.find("listening"), std::string::npos) << "--print-config starts no server:\n" << dump.output;
 }
 
 TEST_F(CliTest, BadInputIsNamed) {
