@@ -203,7 +203,7 @@ struct Bench {
 
 // `rate` QueryResults per second while `querying` (a dashboard's page: the sweep's generate results, --query-rows rows, 1,000 by default), on a
 // connection of their own, each answered before the next (closed loop, paced).
-void QueryLoop(Bench* b, CoordinatorClient* client, int64_t sweep_id, int rows_per_page, double rate, std::atomic<bool>* querying,
+void QueryLoop(Bench* b, CoordinatorClient* client, int64_t sweep_id, int rows_per_page, bool compact, double rate, std::atomic<bool>* querying,
                std::atomic<int64_t>* answered, std::atomic<int64_t>* failed, Samples* latency) {
   const auto period = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / rate));
   auto next = Clock::now();
@@ -218,6 +218,7 @@ void QueryLoop(Bench* b, CoordinatorClient* client, int64_t sweep_id, int rows_p
     q.set_sweep_id(sweep_id);
     q.set_kind(v1::TASK_KIND_GENERATE);
     q.set_limit(rows_per_page);
+    q.set_compact(compact);
     v1::QueryResultsResponse rows;
     const auto t0 = Clock::now();
     if (!client->QueryResults(q, &rows).ok()) {
@@ -271,7 +272,7 @@ std::string Fmt(double v, int digits = 2) {
 // --query-process: the same QueryLoop in a process of its own, as a dashboard or `cadenza results` is one. Commands
 // on stdin, a line each: "on" / "off" (the phases with and without queries), "stop"; then one line on stdout:
 // answered, failed, and each measured latency in us.
-int RunQueryChild(const std::string& target, int64_t sweep_id, int rows, double rate) {
+int RunQueryChild(const std::string& target, int64_t sweep_id, int rows, bool compact, double rate) {
   ClientOptions co;
   co.target = target;
   co.token = kToken;
@@ -280,7 +281,7 @@ int RunQueryChild(const std::string& target, int64_t sweep_id, int rows, double 
   std::atomic<bool> querying{false};
   std::atomic<int64_t> answered{0}, failed{0};
   Samples latency;
-  std::thread qt(QueryLoop, &b, client.get(), sweep_id, rows, rate, &querying, &answered, &failed, &latency);
+  std::thread qt(QueryLoop, &b, client.get(), sweep_id, rows, compact, rate, &querying, &answered, &failed, &latency);
   for (std::string line; std::getline(std::cin, line);) {
     if (line == "on") {
       b.measuring = true;
@@ -374,6 +375,9 @@ int main(int argc, char** argv) {
   int query_rows = 1000;
   int aggregate_results = 10000;
   app.add_option("--query-rows", query_rows, "Rows of each QueryResults page (--query-via grpc)")->capture_default_str();
+  bool query_compact = false;
+  app.add_flag("--query-compact", query_compact,
+               "Ask for compact pages (QueryResultsRequest.compact: each job's fields once), as `cadenza results` does");
   app.add_option("--query-rate", query_rate,
                  "Result queries/s in the 'with queries' phases; the run measures --seconds alone and --seconds with queries, "
                  "in the order A B B A (0: one phase alone, as before)")->capture_default_str();
@@ -392,7 +396,7 @@ int main(int argc, char** argv) {
   app.add_option("--query-child", child_target, "(internal) be the query process of a parent bench, against this address");
   app.add_option("--query-sweep", child_sweep, "(internal) the sweep the query process reads");
   CLI11_PARSE(app, argc, argv);
-  if (!child_target.empty()) return RunQueryChild(child_target, child_sweep, query_rows, query_rate);
+  if (!child_target.empty()) return RunQueryChild(child_target, child_sweep, query_rows, query_compact, query_rate);
   if (query_process && query_via != "grpc") {
     std::cerr << "coordinator_bench: --query-process is for --query-via grpc\n";
     return 2;
@@ -495,16 +499,18 @@ int main(int argc, char** argv) {
       qt = std::thread(HttpQueryLoop, &b, (*server)->http_port(), submitted.sweep_id(), query_rate, &querying, &queries, &query_errors,
                        &query_ms);
     } else if (query_process) {
-      const std::vector<std::string> args = {"coordinator_bench", "--query-child", co.target, "--query-sweep",
+      std::vector<std::string> args = {"coordinator_bench", "--query-child", co.target, "--query-sweep",
                                              std::to_string(submitted.sweep_id()), "--query-rows", std::to_string(query_rows),
                                              "--query-rate", Fmt(query_rate, 3)};
+      if (query_compact) args.push_back("--query-compact");
       if (!query_child.Start(args)) {
         std::cerr << "coordinator_bench: cannot start the query process\n";
         return 1;
       }
     } else {
       query_client = CoordinatorClient::Connect(co);
-      qt = std::thread(QueryLoop, &b, query_client.get(), submitted.sweep_id(), query_rows, query_rate, &querying, &queries, &query_errors, &query_ms);
+      qt = std::thread(QueryLoop, &b, query_client.get(), submitted.sweep_id(), query_rows, query_compact, query_rate, &querying, &queries,
+                       &query_errors, &query_ms);
     }
   }
   std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
@@ -546,6 +552,7 @@ int main(int argc, char** argv) {
       q.set_sweep_id(submitted.sweep_id());
       q.set_kind(v1::TASK_KIND_GENERATE);
       q.set_limit(query_rows);
+      q.set_compact(query_compact);
       v1::QueryResultsResponse rows;
       const double c0 = ProcessCpuMs();
       if (client->QueryResults(q, &rows).ok()) query_call_cpu_ms.push_back(ProcessCpuMs() - c0);
@@ -564,7 +571,7 @@ int main(int argc, char** argv) {
       st[0].push_back(ThreadCpuMs() - c);
       c = ThreadCpuMs();
       v1::QueryResultsResponse resp;
-      for (const ResultView& r : *rows) ToProto(r, resp.add_rows());
+      ToProto(*rows, query_compact, &resp);
       st[1].push_back(ThreadCpuMs() - c);
       c = ThreadCpuMs();
       const std::string wire = resp.SerializeAsString();
@@ -681,7 +688,7 @@ int main(int argc, char** argv) {
       std::cout << Row("  HTTP GET p50 / p99 (ms)", Fmt(query_ms.Pct(0.5)) + " / " + Fmt(p99), "p99 < 50", p99 < 50 ? "met" : "MISSED");
       met_queries = met_queries && p99 < 50;
     } else {
-      std::cout << Row("  QueryResults/s (" + std::to_string(query_rows) + " rows each)", Fmt(queries.load() / elapsed_by[1], 1), Fmt(query_rate, 0), "");
+      std::cout << Row("  QueryResults/s (" + std::to_string(query_rows) + (query_compact ? " compact" : "") + " rows each)", Fmt(queries.load() / elapsed_by[1], 1), Fmt(query_rate, 0), "");
       std::cout << Row("  QueryResults p50 / p99 (ms)", Fmt(query_ms.Pct(0.5)) + " / " + Fmt(query_ms.Pct(0.99)), "", "");
       if (!query_call_cpu_ms.empty()) {
         std::cout << Row("  QueryResults CPU, process (ms)", Fmt(query_call_cpu_ms[query_call_cpu_ms.size() / 2]) + " (min " +

@@ -437,7 +437,9 @@ int RunResults(const Connection& conn, const ResultsArgs& a) {
     }
   } else {
     v1::QueryResultsResponse resp;
+    q.set_compact(true);  // each job's fields once on the wire, made whole here: the coordinator's work halves
     if (Status s = (*client)->QueryResults(q, &resp); !s.ok()) return Fail(s);
+    coord::ExpandCompactResults(&resp);
     std::set<std::string> names;
     for (const auto& r : resp.rows()) for (const auto& [k, v] : r.metrics()) names.insert(k);
     header = {"job", "experiment", "dataset", "family", "seed", "task", "shard"};

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <fstream>
 #include <thread>
+#include <unordered_map>
 
 #include "coordinator/convert.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -165,6 +166,17 @@ class GrpcWorkerClient : public WorkerClient {
 };
 
 }  // namespace
+
+void ExpandCompactResults(v1::QueryResultsResponse* page) {
+  if (page->jobs_size() == 0) return;
+  std::unordered_map<int64_t, const v1::ResultRow*> job_of;
+  for (const v1::ResultRow& j : page->jobs()) job_of.emplace(j.job_id(), &j);
+  for (v1::ResultRow& r : *page->mutable_rows()) {
+    // proto3 MergeFrom copies only what is set: the job entry's fields, none of the row's own.
+    if (auto it = job_of.find(r.job_id()); it != job_of.end()) r.MergeFrom(*it->second);
+  }
+  page->clear_jobs();
+}
 
 std::unique_ptr<WorkerClient> ConnectWorkerClient(const ClientOptions& options) {
   return std::make_unique<GrpcWorkerClient>(CoordinatorClient::Connect(options));

@@ -77,6 +77,10 @@ class CoordinatorClient {
   std::unique_ptr<v1::ClientService::Stub> client_;
 };
 
+// A compact QueryResults page (request.compact) made whole: each row gets its job's fields from `jobs`, which is
+// then emptied. A page that is not compact is left as it is.
+void ExpandCompactResults(v1::QueryResultsResponse* page);
+
 // The worker agent's view of a coordinator (coordinator/worker_client.h): a CoordinatorClient behind the interface.
 std::unique_ptr<WorkerClient> ConnectWorkerClient(const ClientOptions& options);
 

@@ -198,24 +198,50 @@ void ToProto(const JobView& v, v1::Job* p) {
   }
 }
 
-void ToProto(const ResultView& v, v1::ResultRow* p) {
-  const ResultRecord& r = v.result;
+namespace {
+
+// A result row's own fields (compact pages carry only these).
+void ResultFieldsToProto(const ResultRecord& r, v1::ResultRow* p) {
   p->set_job_id(r.job_id);
-  p->set_sweep_id(v.job.sweep_id);
   p->set_task_id(r.task_id);
   p->set_attempt(r.attempt);
   p->set_kind(static_cast<v1::TaskKind>(r.kind));
-  p->set_user(v.job.user);
-  p->set_experiment_name(v.job.experiment.name);
-  p->set_dataset(v.job.experiment.dataset);
-  p->set_model_family(v.job.experiment.model_family);
-  p->set_seed(v.job.experiment.seed);
   for (const auto& [k, x] : r.metrics) (*p->mutable_metrics())[k] = x;
   for (const std::string& a : r.artifacts) p->add_artifacts(a);
   p->set_recorded_unix_ms(r.recorded_ms);
   p->set_shard_index(r.shard_index);
-  for (const auto& [k, x] : v.job.experiment.axes) (*p->mutable_axes())[k] = x;
-  p->set_parameters(v.job.experiment.parameters);
+}
+
+// The fields a row takes from its job (a compact page's `jobs` entry has only these).
+void JobFieldsToProto(const JobRecord& j, v1::ResultRow* p) {
+  p->set_job_id(j.id);
+  p->set_sweep_id(j.sweep_id);
+  p->set_user(j.user);
+  p->set_experiment_name(j.experiment.name);
+  p->set_dataset(j.experiment.dataset);
+  p->set_model_family(j.experiment.model_family);
+  p->set_seed(j.experiment.seed);
+  for (const auto& [k, x] : j.experiment.axes) (*p->mutable_axes())[k] = x;
+  p->set_parameters(j.experiment.parameters);
+}
+
+}  // namespace
+
+void ToProto(const ResultView& v, v1::ResultRow* p) {
+  JobFieldsToProto(v.job, p);
+  ResultFieldsToProto(v.result, p);
+}
+
+void ToProto(const std::vector<ResultView>& rows, bool compact, v1::QueryResultsResponse* p) {
+  p->mutable_rows()->Reserve(static_cast<int>(rows.size()));
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (!compact) {
+      ToProto(rows[i], p->add_rows());
+      continue;
+    }
+    if (i == 0 || rows[i].result.job_id != rows[i - 1].result.job_id) JobFieldsToProto(rows[i].job, p->add_jobs());
+    ResultFieldsToProto(rows[i].result, p->add_rows());
+  }
 }
 
 ResultFilter FromProto(const v1::QueryResultsRequest& p) {

@@ -24,6 +24,8 @@ void ToProto(const SweepSpec& s, v1::SweepSpec* p);
 void ToProto(const Assignment& a, int64_t lease_expires_unix_ms, v1::Task* p);
 void ToProto(const JobView& v, v1::Job* p);
 void ToProto(const ResultView& v, v1::ResultRow* p);
+// A page of rows (ordered by job); `compact`: each job's fields once, in p->jobs (QueryResultsRequest.compact).
+void ToProto(const std::vector<ResultView>& rows, bool compact, v1::QueryResultsResponse* p);
 ResultFilter FromProto(const v1::QueryResultsRequest& p);
 
 // The query an AggregateResults request needs (every kind when it merges per job).

@@ -203,7 +203,7 @@ class ClientServiceImpl final : public v1::ClientService::Service {
     (void)caller;
     auto rows = results_->Query(FromProto(*req));  // its own connection and snapshot: never the scheduler's lock
     if (!rows.ok()) return ToGrpc(rows.status());
-    for (const ResultView& r : *rows) ToProto(r, resp->add_rows());
+    ToProto(*rows, req->compact(), resp);
     return grpc::Status::OK;
   }
 

@@ -1,7 +1,8 @@
 // ResultQuery: the filters of one join of results and jobs, snapshot reads beside an open write transaction, the
-// axes/parameters columns, and ":memory:" stores.
+// axes/parameters columns, ":memory:" stores, and the page sent for them (full or compact).
 #include "coordinator/result_query.h"
 
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -11,6 +12,8 @@
 #include <map>
 #include <thread>
 
+#include "coordinator/client.h"
+#include "coordinator/convert.h"
 #include "coordinator/store.h"
 #include "tests/unit/coordinator/test_util.h"
 
@@ -184,6 +187,46 @@ TEST_F(ResultQueryTest, MetricsOfEveryShapeComeBackAsStoredOnEveryRowOfAJob) {
     EXPECT_EQ(r.job.experiment.parameters, 123456);
     EXPECT_EQ(r.job.created_ms, 7);
   }
+}
+
+// A compact page (QueryResultsRequest.compact) carries each job's fields once and fewer bytes, and made whole again by
+// the client it equals the full page row for row.
+TEST_F(ResultQueryTest, ACompactPageCarriesEachJobOnceAndExpandsToTheFullPage) {
+  AddJob("alice", "/data/a", "transformer", 3, {TaskKind::kTrain, TaskKind::kGenerate, TaskKind::kAggregate}, 0.5);
+  AddJob("bob", "/data/b", "lstm", 3, {TaskKind::kGenerate}, 1.5);
+  AddJob("carol", "/data/c", "gru", 4, {TaskKind::kTrain, TaskKind::kAggregate}, 2.5);
+  ResultFilter f;
+  f.kind = TaskKind::kUnspecified;
+  const std::vector<ResultView> rows = Query(f);
+  ASSERT_EQ(rows.size(), 6u);
+  v1::QueryResultsResponse full, compact;
+  ToProto(rows, /*compact=*/false, &full);
+  ToProto(rows, /*compact=*/true, &compact);
+  ASSERT_EQ(full.rows_size(), 6);
+  EXPECT_EQ(full.jobs_size(), 0);
+  ASSERT_EQ(compact.rows_size(), 6);
+  ASSERT_EQ(compact.jobs_size(), 3);
+  EXPECT_EQ(compact.jobs(1).user(), "bob");
+  EXPECT_EQ(compact.jobs(1).axes().at("model"), "lstm-small");
+  EXPECT_EQ(compact.jobs(2).parameters(), 123456);
+  EXPECT_EQ(compact.jobs(0).task_id(), 0) << "a job entry has no row fields";
+  EXPECT_TRUE(compact.jobs(0).metrics().empty());
+  for (const v1::ResultRow& r : compact.rows()) {
+    EXPECT_TRUE(r.user().empty() && r.dataset().empty() && r.axes().empty() && r.parameters() == 0) << r.ShortDebugString();
+    EXPECT_NE(r.job_id(), 0);
+    EXPECT_FALSE(r.metrics().empty());
+  }
+  EXPECT_LT(compact.ByteSizeLong(), full.ByteSizeLong());
+  ExpandCompactResults(&compact);
+  EXPECT_EQ(compact.jobs_size(), 0);
+  ASSERT_EQ(compact.rows_size(), full.rows_size());
+  for (int i = 0; i < full.rows_size(); ++i) {
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(compact.rows(i), full.rows(i)))
+        << "row " << i << ":\n" << compact.rows(i).ShortDebugString() << "\n" << full.rows(i).ShortDebugString();
+  }
+  v1::QueryResultsResponse untouched = full;
+  ExpandCompactResults(&untouched);  // a full page is left as it is
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(untouched, full));
 }
 
 // A query that runs while the store holds a write transaction open reads the last committed snapshot at once (it
