@@ -33,7 +33,9 @@
 
 #include "core/experiment_config.h"
 #include "core/model/checkpoint.h"
+#include "core/model/cpu_matmul.h"
 #include "core/model/mixed_precision.h"
+#include "core/model/model_api.h"
 #include "core/model/precision.h"
 #include "core/model/sequence_model.h"
 #include "core/vocabulary.h"
@@ -242,7 +244,7 @@ json JobExport(const ModelConfig& c, const JobArgs& a) {
 }
 
 int RunChild(const JobArgs& a) {
-  torch::set_num_threads(a.threads);
+  SetTorchThreads(a.threads);
   ModelConfig c;
   if (a.job != "matmul") c = ConfigFromJson(json::parse(a.config_json));
   json r;
@@ -525,6 +527,9 @@ int RunParent(Bench& b) {
               b.threads, kPythonMallocTunables, (b.quick ? std::string("quick: 1 warm-up + 3 timed steps, 1 round") :
                         "2 warm-up + 7 timed steps per child, " + std::to_string(b.rounds) + " rounds per figure in alternating order, medians over the pooled steps").c_str(),
               Vocabulary::Get().size(), Bench::LoadAvg().c_str());
+  // LibTorch's fp32 GEMMs: oneDNN in cadenza (core/model/cpu_matmul.h) unless CADENZA_MATMUL=openblas; the Python
+  // reference runs Debian's PyTorch as installed (OpenBLAS).
+  std::printf("fp32 matrix products: cadenza on %s, PyTorch on its BLAS (OpenBLAS)\n", CpuMatmulLibrary());
   std::vector<std::string> targets;
 
   // --- same architecture: parameter count, and the C++ weights loaded into the Python modules give the same logits

@@ -1,6 +1,7 @@
 // Torch-free entry points, implemented on the model, checkpoint and generator internals.
 #include "core/model/model_api.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/model/checkpoint.h"
@@ -20,7 +21,7 @@ StatusOr<int64_t> CountParameters(const ModelConfig& config) {
 }
 
 void SetTorchThreads(int threads) {
-  torch::set_num_threads(threads > 0 ? threads : DefaultThreads());
+  torch::set_num_threads(std::min(kMaxThreads, threads > 0 ? threads : DefaultThreads()));
 }
 
 namespace {

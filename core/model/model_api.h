@@ -16,7 +16,8 @@ namespace cadenza {
 // Trainable parameters of the model a config describes (builds it once on the CPU).
 StatusOr<int64_t> CountParameters(const ModelConfig& config);
 
-// Intra-op threads for LibTorch; 0 = every core. LibTorch's own probe sees one core here (PLATFORM.md).
+// Intra-op threads for LibTorch; 0 = DefaultThreads() (core/threads.h); at most kMaxThreads. LibTorch's own probe
+// sees one core here (PLATFORM.md). Training and every command that runs a model set their threads here.
 void SetTorchThreads(int threads);
 
 struct CheckpointInfo {

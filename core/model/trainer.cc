@@ -15,9 +15,11 @@
 #include "core/file_util.h"
 #include "core/metrics_log.h"
 #include "core/model/checkpoint.h"
+#include "core/model/cpu_matmul.h"
 #include "core/model/generator.h"
 #include "core/model/gradient_sync.h"
 #include "core/model/mixed_precision.h"
+#include "core/model/model_api.h"
 #include "core/model/precision.h"
 #include "core/model/sequence_model.h"
 #include "core/run_layout.h"
@@ -253,9 +255,7 @@ StatusOr<TrainSummary> TrainUnguarded(const ExperimentConfig& config, const Wind
   const RunProvenance provenance{GitCommit(), CommandLine(), options.dataset_manifest_sha256};
   if (writer && !(s = WriteFileAtomic(run_layout::ConfigYaml(config.out), RunConfigYaml(config, provenance))).ok()) return s;
 
-  torch::set_num_threads(std::min<int>(kMaxThreads, options.threads > 0 ? options.threads
-                                                     : cfg.threads > 0  ? cfg.threads
-                                                                        : DefaultThreads()));
+  SetTorchThreads(options.threads > 0 ? options.threads : cfg.threads);
   torch::manual_seed(cfg.seed);
   SequenceModel model = MakeModel(config.model);
   model->train();
@@ -292,9 +292,10 @@ StatusOr<TrainSummary> TrainUnguarded(const ExperimentConfig& config, const Wind
   const bool tty = ::isatty(STDERR_FILENO);
   const bool progress_lines = options.progress && writer;
   if (progress_lines) {
-    std::fprintf(stderr, "train %s: %s, %lld parameters, %lld windows/epoch, %s step %lld of %lld\n", config.name.c_str(),
-                 config.model.family.c_str(), (long long)summary.parameters, (long long)per_epoch,
-                 options.resume ? "resuming at" : "starting at", (long long)progress.step, (long long)cfg.steps);
+    std::fprintf(stderr, "train %s: %s, %lld parameters, %lld windows/epoch, %d threads, matmul on %s, %s step %lld of %lld\n",
+                 config.name.c_str(), config.model.family.c_str(), (long long)summary.parameters, (long long)per_epoch,
+                 torch::get_num_threads(), CpuMatmulLibrary(), options.resume ? "resuming at" : "starting at",
+                 (long long)progress.step, (long long)cfg.steps);
   }
   const auto t0 = std::chrono::steady_clock::now();
   auto last_print = t0;
