@@ -13,6 +13,7 @@
 #include <string>
 
 #include "coordinator/config.h"
+#include "tests/support/yaml_keys.h"
 
 namespace cadenza::coord {
 namespace {
@@ -151,20 +152,6 @@ void ExpectSameCoordinatorConfig(const CoordinatorConfig& a, const CoordinatorCo
   EXPECT_EQ(x.mpirun, y.mpirun);
 }
 
-// Dotted key -> value (flow YAML) of every scalar or list in a mapping.
-void FlattenCoordinatorYaml(const YAML::Node& node, const std::string& prefix, std::map<std::string, std::string>* out) {
-  for (const auto& kv : node) {
-    const std::string key = prefix + kv.first.as<std::string>();
-    if (kv.second.IsMap()) {
-      FlattenCoordinatorYaml(kv.second, key + ".", out);
-    } else {
-      YAML::Emitter e;
-      e << YAML::Flow << kv.second;
-      (*out)[key] = e.c_str();
-    }
-  }
-}
-
 // Every key away from its default (the key-list test below checks that none is left out).
 const char kEveryCoordinatorKeySet[] =
     "listen: 0.0.0.0:9000\ndatabase: /srv/coord.db\ntokens_file: /srv/tokens.txt\ntls: {cert: /srv/c.pem, key: /srv/k.pem}\n"
@@ -218,9 +205,9 @@ TEST(ConfigTest, EveryKeyIsListedOnceWithItsDefault) {
   auto every = ParseCoordinatorConfig(kEveryCoordinatorKeySet, "c.yaml");
   ASSERT_TRUE(every.ok()) << every.status().message();
   std::map<std::string, std::string> defaults, changed, shipped;
-  FlattenCoordinatorYaml(YAML::Load(CoordinatorConfig().ToYaml()), "", &defaults);
-  FlattenCoordinatorYaml(YAML::Load(every->ToYaml()), "", &changed);
-  FlattenCoordinatorYaml(YAML::LoadFile(std::string(CADENZA_SOURCE_DIR) + "/configs/coordinator.yaml"), "", &shipped);
+  cadenza::testing::FlattenYamlKeys(YAML::Load(CoordinatorConfig().ToYaml()), "", &defaults);
+  cadenza::testing::FlattenYamlKeys(YAML::Load(every->ToYaml()), "", &changed);
+  cadenza::testing::FlattenYamlKeys(YAML::LoadFile(std::string(CADENZA_SOURCE_DIR) + "/configs/coordinator.yaml"), "", &shipped);
   for (const auto& [key, k] : listed) {
     ASSERT_TRUE(defaults.count(key)) << key << " is listed but not dumped";
     EXPECT_EQ(k.default_value, defaults[key]) << key;

@@ -4,6 +4,7 @@
 #include "core/config_overrides.h"
 #include "core/experiment_config.h"
 #include "core/yaml_reader.h"
+#include "tests/support/yaml_keys.h"
 
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
@@ -179,19 +180,6 @@ TEST(ExperimentConfigTest, EpochsResolveToSteps) {
 
 // One field table per config: the keys `cadenza config keys` lists are those the parser accepts and the dumper
 // writes, each with its default as the dump writes it.
-void FlattenYamlKeys(const YAML::Node& n, const std::string& prefix, std::map<std::string, std::string>* out) {
-  for (const auto& kv : n) {
-    const std::string key = prefix + kv.first.as<std::string>();
-    if (kv.second.IsMap()) {
-      FlattenYamlKeys(kv.second, key + ".", out);
-    } else {
-      YAML::Emitter e;
-      e << YAML::Flow << kv.second;
-      (*out)[key] = e.c_str();
-    }
-  }
-}
-
 TEST(ExperimentConfigTest, TheListedKeysAreThoseParsedAndDumpedWithTheirDefaults) {
   std::map<std::string, ConfigKeyDoc> listed;
   for (const ConfigKeyDoc& k : ExperimentConfigKeys()) {
@@ -214,7 +202,7 @@ TEST(ExperimentConfigTest, TheListedKeysAreThoseParsedAndDumpedWithTheirDefaults
     ExperimentConfig c;
     c.model.family = family;
     std::map<std::string, std::string> values;
-    FlattenYamlKeys(YAML::Load(c.ToYaml()), "", &values);
+    testing::FlattenYamlKeys(YAML::Load(c.ToYaml()), "", &values);
     for (const auto& [key, value] : values) {
       dumped.insert(key);
       ASSERT_TRUE(listed.count(key)) << key << " is dumped but not listed";
