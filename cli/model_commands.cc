@@ -16,6 +16,7 @@
 #include "core/file_util.h"
 #include "core/midi.h"
 #include "core/model/model_api.h"
+#include "core/threads.h"
 #include "core/model/probe.h"
 #include "core/config_overrides.h"
 #include "core/model/trainer.h"
@@ -91,7 +92,9 @@ StatusOr<std::vector<int32_t>> PrimerTokens(const std::string& path, int64_t bar
 }  // namespace
 
 int RunGenerate(GenerateArgs a) {
-  SetTorchThreads(a.threads);
+  // A short burst of small parallel regions: a second thread on a core another process keeps busy slows every token.
+  const int threads = a.threads > 0 ? a.threads : ThreadsBesideOthers();
+  SetTorchThreads(threads);
   if (!a.primer.empty()) {
     auto primer = PrimerTokens(a.primer, a.primer_bars);
     if (!primer.ok()) return Fail(primer.status());
@@ -127,8 +130,8 @@ int RunGenerate(GenerateArgs a) {
     total_new += g.new_tokens;
     seconds = g.seconds;
   }
-  std::printf("generated %lld tokens in %.2f s (%.0f tokens/s, batch of %zu)\n", (long long)total_new, seconds,
-              total_new / std::max(1e-9, seconds), samples->size());
+  std::printf("generated %lld tokens in %.2f s (%.0f tokens/s, batch of %zu, %d thread%s)\n", (long long)total_new, seconds,
+              total_new / std::max(1e-9, seconds), samples->size(), threads, threads == 1 ? "" : "s");
   return 0;
 }
 

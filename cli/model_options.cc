@@ -34,7 +34,9 @@ void AddModelCommands(CLI::App& app, const ModelCommandHandlers& run, int* exit_
   generate->add_option("--primer-bars", gen->primer_bars, "Bars of the primer to keep")->capture_default_str()->check(CLI::Range(1, 10000));
   generate->add_flag("--wav", gen->wav, "Also render each sample to WAV with FluidSynth");
   generate->add_option("--soundfont", gen->soundfont, "SoundFont for --wav (default: Debian's FluidR3_GM.sf2 or $CADENZA_SOUNDFONT)");
-  generate->add_option("--threads", gen->threads, "LibTorch threads (0 = the CPUs this process may use: its affinity mask and CPU quota)")->capture_default_str()->check(CLI::Range(0, 256));
+  generate->add_option("--threads", gen->threads,
+                       "LibTorch threads (0 = the CPUs this process may use, its affinity mask and CPU quota, less those other "
+                       "processes keep busy: looked at for 50 ms at the start)")->capture_default_str()->check(CLI::Range(0, 256));
   generate->callback([gen, run, exit_code] { *exit_code = run.generate(*gen); });
 
   auto pr = std::make_shared<ProbeArgs>();

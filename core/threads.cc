@@ -1,12 +1,18 @@
 #include "core/threads.h"
 
 #include <sched.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <string>
 #include <thread>
 
 namespace cadenza {
@@ -52,6 +58,56 @@ int DefaultThreads() {
     if (per_task > 0) return std::min(per_task, cpus);
   }
   return std::max(1, cpus / LocalRanks());
+}
+
+namespace {
+
+// Busy (user + system + irq + softirq + steal, and nice unless `skip_nice`) and idle (idle + iowait, and nice when
+// skipped) seconds of every CPU, from the first line of /proc/stat; false when it cannot be read.
+bool MachineCpuSeconds(bool skip_nice, double* busy, double* idle) {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  unsigned long long user = 0, nice = 0, system = 0, idle_t = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  if (!(in >> cpu >> user >> nice >> system >> idle_t >> iowait >> irq >> softirq >> steal) || cpu != "cpu") return false;
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  *busy = (user + (skip_nice ? 0 : nice) + system + irq + softirq + steal) / hz;
+  *idle = (idle_t + iowait + (skip_nice ? nice : 0)) / hz;
+  return true;
+}
+
+double OwnCpuSeconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+}  // namespace
+
+double CpusBusyWithOthers(double window_s) {
+  double busy0 = 0, idle0 = 0, busy1 = 0, idle1 = 0;
+  // A process of raised nice value (a build at nice 19) yields its CPU to one at 0: its time is not "busy" for us.
+  errno = 0;
+  const bool skip_nice = getpriority(PRIO_PROCESS, 0) <= 0 && errno == 0;
+  const double own0 = OwnCpuSeconds();
+  if (!MachineCpuSeconds(skip_nice, &busy0, &idle0)) return 0;
+  std::this_thread::sleep_for(std::chrono::duration<double>(window_s));
+  if (!MachineCpuSeconds(skip_nice, &busy1, &idle1)) return 0;
+  const double total = (busy1 - busy0) + (idle1 - idle0);  // CPU-seconds that passed, on every CPU
+  if (total <= 0) return 0;
+  const double cpus = static_cast<double>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+  // Busy share of the machine times its CPUs, less this process (its other threads may be working meanwhile).
+  return std::max(0.0, (busy1 - busy0) / total * cpus - (OwnCpuSeconds() - own0) / window_s);
+}
+
+int ThreadsBesideBusyCpus(int default_threads, int online_cpus, double others_busy) {
+  const int taken = static_cast<int>(std::floor(others_busy + 0.4));
+  return std::max(1, std::min(default_threads, online_cpus - taken));
+}
+
+int ThreadsBesideOthers(double window_s) {
+  const int wanted = DefaultThreads();
+  if (wanted <= 1) return wanted;
+  return ThreadsBesideBusyCpus(wanted, static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))), CpusBusyWithOthers(window_s));
 }
 
 void ReexecWithPassiveOpenMpWait(char** argv) {

@@ -3,7 +3,11 @@
 
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -74,6 +78,34 @@ TEST(ThreadsTest, LocalRanksShareTheNodeAndSlurmCpusPerTaskWin) {
     ScopedEnv per_task("SLURM_CPUS_PER_TASK", std::to_string(usable + 7));  // more than this process may use
     EXPECT_EQ(DefaultThreads(), usable);
   }
+}
+
+// `cadenza generate --threads 0` beside busy processes: a CPU another process keeps 60% busy is not counted.
+TEST(ThreadsTest, ThreadsBesideBusyCpusLeaveTheCpusOthersKeepBusy) {
+  EXPECT_EQ(ThreadsBesideBusyCpus(2, 2, 0.0), 2);
+  EXPECT_EQ(ThreadsBesideBusyCpus(2, 2, 0.55), 2);  // half a core: both threads still pay
+  EXPECT_EQ(ThreadsBesideBusyCpus(2, 2, 0.6), 1);
+  EXPECT_EQ(ThreadsBesideBusyCpus(2, 2, 1.0), 1);   // a busy loop on the other core
+  EXPECT_EQ(ThreadsBesideBusyCpus(2, 2, 5.0), 1);   // never 0
+  EXPECT_EQ(ThreadsBesideBusyCpus(4, 64, 40.0), 4);  // a big node with spare CPUs: the process's own share
+  EXPECT_EQ(ThreadsBesideBusyCpus(8, 16, 10.7), 5);
+}
+
+// A process spinning beside this one shows as busy (at least 0.3 of a CPU, allowing for a loaded test machine).
+TEST(ThreadsTest, CpusBusyWithOthersSeesAnotherProcessSpinning) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (std::chrono::steady_clock::now() < end) {
+    }
+    _exit(0);
+  }
+  const double busy = CpusBusyWithOthers(0.2);
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  EXPECT_GT(busy, 0.3);
+  EXPECT_LE(busy, sysconf(_SC_NPROCESSORS_ONLN) + 0.01);
 }
 
 }  // namespace
