@@ -31,6 +31,8 @@ if [ $sanitize = 1 ]; then
   time cmake --build "$build" -j "$jobs" ${SANITIZE_TARGETS:+--target $SANITIZE_TARGETS}
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:halt_on_error=1:abort_on_error=1:strict_string_checks=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  # Sanitized training runs 2-3x slower: tests that wait for whole jobs wait this many times longer.
+  export CADENZA_TEST_TIME_SCALE=${CADENZA_TEST_TIME_SCALE:-4}
 else
   # -g1 (line tables: backtraces keep file:line) instead of -g: full debug info costs ~12% of compile time.
   # Unity batches: about half the compile time of a build from scratch (CMakeLists.txt, CADENZA_UNITY_BUILD).

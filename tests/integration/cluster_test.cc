@@ -183,8 +183,11 @@ class ClusterTest : public ::testing::Test {
     o.deadline_ms = 5000;
     return coord::CoordinatorClient::Connect(o);
   }
-  // Waits until every job finished; false on timeout.
+  // Waits until every job finished; false on timeout. The timeout is multiplied by $CADENZA_TEST_TIME_SCALE (the
+  // sanitizer build trains 2-3x slower: scripts/test.sh --sanitize sets 4).
   bool WaitJobsDone(coord::CoordinatorClient* c, std::chrono::milliseconds timeout) {
+    const char* scale = std::getenv("CADENZA_TEST_TIME_SCALE");
+    if (scale != nullptr && std::atof(scale) > 1) timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout.count() * std::atof(scale)));
     return WaitFor([&] {
       v1::ListJobsRequest r;
       r.set_active_only(true);
