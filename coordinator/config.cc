@@ -50,6 +50,8 @@ const CoordinatorTable& CoordinatorFields() {
     t.Number("limits.max_send_message_bytes", Member(&C::max_send_message_bytes), AtLeast(1024), "largest response (job lists, result queries)");
     t.Number("limits.max_sweep_experiments", Member(&C::max_sweep_experiments), AtLeast(1),
              "largest cartesian product one SubmitSweep may expand to");
+    t.Number("limits.result_cache_rows", Member(&C::result_cache_rows), AtLeast(0),
+             "result rows kept in pages for repeated identical queries (dashboards polling); a page goes when a job it reaches is written; 0: none");
     t.Text("launcher", Member(&C::launch, &L::launcher),
            "who starts worker groups: nobody, mpirun groups on this machine, or sbatch (`cadenza coordinator --launcher` overrides it)",
            {"none", "local", "slurm"});

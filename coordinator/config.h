@@ -31,6 +31,7 @@ struct CoordinatorConfig {
   int max_receive_message_bytes = 4 << 20;
   int max_send_message_bytes = 16 << 20;
   int max_sweep_experiments = 10000;
+  int result_cache_rows = 50000;                   // rows of result pages kept for repeated identical queries; 0: none
   LaunchOptions launch;                            // `launcher:` (none | local | slurm) and `launch.*`: worker groups on demand
 
   // Every key with its value, from the field table that parses them (coordinator/config.cc): parses back to *this.

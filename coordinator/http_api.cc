@@ -209,6 +209,10 @@ HttpResponse HttpApi::Metrics() const {
   CoordinatorMetrics::Snapshot now;
   now.tasks = live_.task_counts();
   std::tie(now.groups, now.ranks) = live_.workers();
+  const ResultQuery::CacheCounts cache = reads_->cache_counts();
+  now.result_cache_hits = cache.hits;
+  now.result_cache_misses = cache.misses;
+  now.result_cache_rows = cache.rows;
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
   r.body = metrics_->Text(now);
@@ -233,7 +237,7 @@ StatusOr<nlohmann::json> HttpApi::CellRows(int64_t sweep) const {
   const v1::AggregateResultsRequest req = CellRequest(sweep);
   auto rows = reads_->Query(FilterOf(req));
   if (!rows.ok()) return rows.status();
-  auto agg = Aggregate(*rows, {req.group_by().begin(), req.group_by().end()}, {}, /*per_job=*/true);
+  auto agg = Aggregate(rows->rows(), {req.group_by().begin(), req.group_by().end()}, {}, /*per_job=*/true);
   if (!agg.ok()) return agg.status();
   const CellTable table = CellTableOf(*agg, {}, /*mean_ci=*/false);
   return RowsJson(table.header, table.rows);
@@ -448,10 +452,9 @@ HttpResponse HttpApi::Results(const HttpRequest& r) const {
   f.offset = *offset;
   auto rows = reads_->Query(f);
   if (!rows.ok()) return FromStatus(rows.status());
-  const bool more = static_cast<int64_t>(rows->size()) > *limit;
-  if (more) rows->pop_back();
+  const bool more = static_cast<int64_t>(rows->size()) > *limit;  // the one row past the page
   json list = json::array();
-  for (const ResultView& v : *rows) list.push_back(ResultJson(v));
+  for (size_t i = 0; i < rows->size() - (more ? 1 : 0); ++i) list.push_back(ResultJson((*rows)[i]));
   return JsonResponse({{"results", list}, {"next_offset", more ? json(*offset + *limit) : json(nullptr)}});
 }
 

@@ -66,6 +66,12 @@ std::string CoordinatorMetrics::Text(const Snapshot& now) const {
     o << "cadenza_results_total{kind=\"" << TaskKindName(static_cast<TaskKind>(k)) << "\"} " << results_[k].load(std::memory_order_relaxed)
       << "\n";
   }
+  o << "# HELP cadenza_result_cache_hits_total Result queries answered from a kept page.\n# TYPE cadenza_result_cache_hits_total counter\n"
+       "cadenza_result_cache_hits_total " << now.result_cache_hits << "\n";
+  o << "# HELP cadenza_result_cache_misses_total Result queries that read the database (with the cache on).\n"
+       "# TYPE cadenza_result_cache_misses_total counter\ncadenza_result_cache_misses_total " << now.result_cache_misses << "\n";
+  o << "# HELP cadenza_result_cache_rows Result rows in kept pages.\n# TYPE cadenza_result_cache_rows gauge\ncadenza_result_cache_rows "
+    << now.result_cache_rows << "\n";
   o << "# HELP cadenza_training_tokens_per_second Training speed of each running job (all ranks), as last reported.\n"
        "# TYPE cadenza_training_tokens_per_second gauge\n";
   std::lock_guard<std::mutex> lock(speed_mu_);

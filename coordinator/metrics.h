@@ -30,10 +30,12 @@ class CoordinatorMetrics {
   struct Snapshot {
     std::vector<TaskCount> tasks;  // by kind and state (Scheduler::TaskCounts)
     int groups = 0, ranks = 0;     // live worker groups and ranks
+    int64_t result_cache_hits = 0, result_cache_misses = 0, result_cache_rows = 0;  // ResultQuery's kept pages
   };
   // The exposition text: cadenza_tasks{kind,state}, cadenza_queue_depth, cadenza_leased_tasks,
   // cadenza_worker_groups, cadenza_worker_ranks, cadenza_lease_latency_seconds (histogram),
-  // cadenza_results_total{kind}, cadenza_training_tokens_per_second{job}.
+  // cadenza_results_total{kind}, cadenza_training_tokens_per_second{job}, cadenza_result_cache_hits_total,
+  // cadenza_result_cache_misses_total, cadenza_result_cache_rows.
   std::string Text(const Snapshot& now) const;
 
  private:

@@ -15,6 +15,26 @@ namespace cadenza::coord {
 namespace {
 
 constexpr size_t kMaxIdle = 4;  // connections kept open between queries
+constexpr size_t kWritesKept = 4096;  // writes remembered for the pages being read (a second or more of a busy coordinator)
+constexpr int kDefaultLimit = 10000;
+
+int PageLimit(const ResultFilter& f) { return f.limit > 0 ? f.limit : kDefaultLimit; }
+
+// Every field of the filter: equal keys, equal pages.
+std::string CacheKey(const ResultFilter& f) {
+  std::string k;
+  for (int64_t v : {f.job_id, f.sweep_id, f.task_id, static_cast<int64_t>(f.kind), static_cast<int64_t>(PageLimit(f)),
+                    std::max<int64_t>(0, f.offset)}) {
+    k += std::to_string(v);
+    k += ',';
+  }
+  for (const std::string* t : {&f.user, &f.dataset, &f.model_family}) {
+    k += std::to_string(t->size());
+    k += ':';
+    k += *t;
+  }
+  return k;
+}
 
 
 // Binds a named parameter the statement has (a filter leaves out the predicates it does not use).
@@ -79,8 +99,18 @@ bool ParseFlatMetrics(std::string_view s, std::map<std::string, double>* out) {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<ResultQuery>> ResultQuery::Open(const std::string& path) {
-  std::unique_ptr<ResultQuery> q(new ResultQuery(path));
+std::shared_ptr<const std::string> ResultPage::Encoded(Encoding encoding, const std::function<std::string()>& make) const {
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    if (auto it = shared_->encoded.find(encoding); it != shared_->encoded.end()) return it->second;
+  }
+  auto bytes = std::make_shared<const std::string>(make());  // outside the lock: a large page takes a while
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  return shared_->encoded.emplace(encoding, std::move(bytes)).first->second;
+}
+
+StatusOr<std::unique_ptr<ResultQuery>> ResultQuery::Open(const std::string& path, int64_t cache_rows) {
+  std::unique_ptr<ResultQuery> q(new ResultQuery(path, cache_rows));
   auto db = q->Acquire();  // fails now, not at the first query, when the database is not there
   if (!db.ok()) return db.status();
   q->Release(*db);
@@ -144,7 +174,79 @@ Status ResultQuery::Run(const std::string& sql, const std::function<void(sqlite3
   return Status::Ok();
 }
 
-StatusOr<std::vector<ResultView>> ResultQuery::Query(const ResultFilter& f) {
+StatusOr<ResultPage> ResultQuery::Query(const ResultFilter& f) {
+  std::string key;
+  uint64_t generation = 0;
+  if (cache_rows_ > 0) {
+    key = CacheKey(f);
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    if (auto it = cache_.find(key); it != cache_.end()) {
+      counts_.hits++;
+      return it->second.page;
+    }
+    counts_.misses++;
+    generation = generation_;  // read before the snapshot begins: a write after this is among writes_ when Keep looks
+  }
+  auto rows = Read(f);
+  if (!rows.ok()) return rows.status();
+  ResultPage page(std::move(rows).value());
+  if (cache_rows_ > 0) Keep(std::move(key), generation, f, page);
+  return page;
+}
+
+void ResultQuery::Keep(std::string key, uint64_t generation, const ResultFilter& f, const ResultPage& page) {
+  const int64_t rows = static_cast<int64_t>(page.size());
+  if (rows > cache_rows_) return;
+  // Rows come ordered by job: a full page changes only when a job up to its last row's is written.
+  const int64_t last_job = rows == PageLimit(f) && rows > 0 ? page.back().result.job_id : INT64_MAX;
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (generation_ > generation) {  // writes committed while the page was read: it may hold them or not
+    if (writes_.empty() || writes_.front().first > generation + 1) return;
+    for (auto it = writes_.rbegin(); it != writes_.rend() && it->first > generation; ++it) {
+      if (it->second <= last_job) return;
+    }
+  }
+  if (auto it = cache_.find(key); it != cache_.end()) {  // an identical query kept it meanwhile
+    counts_.rows -= static_cast<int64_t>(it->second.page.size());
+    counts_.pages--;
+    cache_.erase(it);
+  }
+  while (!cache_.empty() && counts_.rows + rows > cache_rows_) {
+    auto oldest = cache_.begin();
+    for (auto it = cache_.begin(); it != cache_.end(); ++it) {
+      if (it->second.kept < oldest->second.kept) oldest = it;
+    }
+    counts_.rows -= static_cast<int64_t>(oldest->second.page.size());
+    counts_.pages--;
+    cache_.erase(oldest);
+  }
+  cache_.emplace(std::move(key), CachedPage{page, last_job, ++kept_});
+  counts_.rows += rows;
+  counts_.pages++;
+}
+
+void ResultQuery::NoteJobWritten(int64_t min_job_id) {
+  if (cache_rows_ <= 0) return;
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  writes_.emplace_back(++generation_, min_job_id);
+  if (writes_.size() > kWritesKept) writes_.pop_front();
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    if (it->second.last_job_id < min_job_id) {
+      ++it;
+      continue;
+    }
+    counts_.rows -= static_cast<int64_t>(it->second.page.size());
+    counts_.pages--;
+    it = cache_.erase(it);
+  }
+}
+
+ResultQuery::CacheCounts ResultQuery::cache_counts() const {
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  return counts_;
+}
+
+StatusOr<std::vector<ResultView>> ResultQuery::Read(const ResultFilter& f) {
   // Only the predicates the filter uses, so that SQLite can pick the index (results_by_job) for a job filter.
   std::string sql =
       "SELECT r.task_id, r.attempt, r.job_id, r.kind, r.shard_index, r.metrics_json, r.artifacts_json, r.checkpoint, r.summary, "
@@ -171,7 +273,7 @@ StatusOr<std::vector<ResultView>> ResultQuery::Query(const ResultFilter& f) {
         BindText(st, ":user", f.user);
         BindText(st, ":dataset", f.dataset);
         BindText(st, ":family", f.model_family);
-        BindInt(st, ":limit", f.limit > 0 ? f.limit : 10000);
+        BindInt(st, ":limit", PageLimit(f));
         BindInt(st, ":offset", std::max<int64_t>(0, f.offset));
       },
       [&](sqlite3_stmt* s) {

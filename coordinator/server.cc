@@ -48,7 +48,9 @@ WorkerKey Key(const v1::WorkerRef& w) { return {w.group_id(), w.rank()}; }
 
 }  // namespace
 
-class ClientServiceImpl final : public v1::ClientService::Service {
+// QueryResults is answered through gRPC's raw callback API, with the page's bytes serialized once per kept page
+// (ResultPage::Encoded); the other client calls are synchronous (some stream or wait).
+class ClientServiceImpl final : public v1::ClientService::WithRawCallbackMethod_QueryResults<v1::ClientService::Service> {
  public:
   ClientServiceImpl(const CoordinatorConfig* config, const TokenAuth* auth, Scheduler* scheduler, ResultQuery* results,
                     const std::atomic<bool>* stopping, const std::atomic<LaunchController*>* launcher)
@@ -198,12 +200,30 @@ class ClientServiceImpl final : public v1::ClientService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status QueryResults(grpc::ServerContext* ctx, const v1::QueryResultsRequest* req, v1::QueryResultsResponse* resp) override {
+  grpc::ServerUnaryReactor* QueryResults(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request, grpc::ByteBuffer* response) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(AnswerQueryResults(ctx, request, response));
+    return reactor;
+  }
+  grpc::Status AnswerQueryResults(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
     CADENZA_CLIENT_AUTH(caller, "QueryResults");
     (void)caller;
-    auto rows = results_->Query(FromProto(*req));  // its own connection and snapshot: never the scheduler's lock
+    v1::QueryResultsRequest req;
+    grpc::ByteBuffer in(*request);  // shares the slices; Deserialize consumes its argument
+    if (grpc::Status s = grpc::SerializationTraits<v1::QueryResultsRequest>::Deserialize(&in, &req); !s.ok()) return s;
+    auto rows = results_->Query(FromProto(req));  // its own connection and snapshot: never the scheduler's lock
     if (!rows.ok()) return ToGrpc(rows.status());
-    ToProto(*rows, req->compact(), resp);
+    const bool compact = req.compact();
+    auto bytes = rows->Encoded(compact ? ResultPage::Encoding::kProtoCompact : ResultPage::Encoding::kProtoFull, [&] {
+      v1::QueryResultsResponse resp;
+      ToProto(rows->rows(), compact, &resp);
+      return resp.SerializeAsString();
+    });
+    // The slice points into the kept bytes and holds them until gRPC has sent them.
+    auto* hold = new std::shared_ptr<const std::string>(bytes);
+    grpc::Slice slice(const_cast<char*>(bytes->data()), bytes->size(),
+                      [](void* p) { delete static_cast<std::shared_ptr<const std::string>*>(p); }, hold);
+    *response = grpc::ByteBuffer(&slice, 1);
     return grpc::Status::OK;
   }
 
@@ -213,7 +233,7 @@ class ClientServiceImpl final : public v1::ClientService::Service {
     (void)caller;
     auto rows = results_->Query(FilterOf(*req));
     if (!rows.ok()) return ToGrpc(rows.status());
-    auto agg = Aggregate(*rows, {req->group_by().begin(), req->group_by().end()}, {req->metrics().begin(), req->metrics().end()},
+    auto agg = Aggregate(rows->rows(), {req->group_by().begin(), req->group_by().end()}, {req->metrics().begin(), req->metrics().end()},
                          req->per_job());
     if (!agg.ok()) return ToGrpc(agg.status());
     *resp = std::move(agg).value();
@@ -445,9 +465,10 @@ StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(const Coor
   auto store = Store::Open(config.database);
   if (!store.ok()) return store.status();
   s->store_ = std::move(store).value();
-  auto results = ResultQuery::Open(s->store_->path());
+  auto results = ResultQuery::Open(s->store_->path(), config.result_cache_rows);
   if (!results.ok()) return results.status();
   s->results_ = std::move(results).value();
+  s->store_->SetJobWriteObserver([reads = s->results_.get()](int64_t job_id) { reads->NoteJobWritten(job_id); });
   const int64_t now = NowUnixMs();
   s->registry_ = std::make_unique<WorkerRegistry>(s->store_.get(), config.heartbeat);
   if (Status st = s->registry_->Recover(now); !st.ok()) return st;

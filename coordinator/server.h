@@ -52,9 +52,9 @@ class CoordinatorServer {
 
   CoordinatorConfig config_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<ResultQuery> results_;  // QueryResults and the HTTP API's reads, on their own connections (outlives the writers)
   std::unique_ptr<WorkerRegistry> registry_;
   std::unique_ptr<Scheduler> scheduler_;
-  std::unique_ptr<ResultQuery> results_;  // QueryResults / AggregateResults, on their own read connections
   std::unique_ptr<TokenAuth> auth_;
   std::unique_ptr<CoordinatorMetrics> metrics_;
   std::unique_ptr<HttpApi> http_api_;

@@ -199,6 +199,7 @@ Status Store::Step(sqlite3_stmt* s, const char* what) {
 Status Store::Transaction(const std::function<Status()>& fn) {
   std::lock_guard<std::mutex> lock(mu_);
   if (Status s = Step(begin_, "begin"); !s.ok()) return s;
+  min_job_written_ = INT64_MAX;
   Status s = fn();
   if (!s.ok()) {
     (void)Step(rollback_, "rollback");
@@ -208,6 +209,7 @@ Status Store::Transaction(const std::function<Status()>& fn) {
     (void)Step(rollback_, "rollback");
     return c;
   }
+  if (min_job_written_ != INT64_MAX && observer_) observer_(min_job_written_);  // once the rows are visible to readers
   return Status::Ok();
 }
 
@@ -219,12 +221,14 @@ Status Store::InsertJob(JobRecord* j) {
       .S(nlohmann::json(e.axes).dump()).I(e.parameters);
   if (sqlite3_step(insert_job_) != SQLITE_DONE) return Error("insert job");
   j->id = sqlite3_last_insert_rowid(db_);
+  NoteJobWritten(j->id);
   return Status::Ok();
 }
 
 Status Store::UpdateJob(const JobRecord& j) {
   Binder(update_job_).I(static_cast<int>(j.state)).I(j.finished_ms).S(j.error).I(j.id);
   if (sqlite3_step(update_job_) != SQLITE_DONE) return Error("update job " + std::to_string(j.id));
+  NoteJobWritten(j.id);
   return Status::Ok();
 }
 
@@ -255,6 +259,7 @@ Status Store::InsertResult(const ResultRecord& r) {
   const int rc = sqlite3_step(insert_result_);
   if (rc == SQLITE_CONSTRAINT) return Aborted("task " + std::to_string(r.task_id) + ": a result is already recorded");
   if (rc != SQLITE_DONE) return Error("insert result of task " + std::to_string(r.task_id));
+  NoteJobWritten(r.job_id);
   return Status::Ok();
 }
 

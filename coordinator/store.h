@@ -1,6 +1,8 @@
 // The coordinator's durable state in SQLite (WAL): jobs, tasks, results, worker groups; one transaction per change.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -32,6 +34,10 @@ class Store {
   // Runs `fn` between BEGIN IMMEDIATE and COMMIT; rolls back (and returns its error) when `fn` fails. The Insert/Update
   // calls belong inside `fn`; Load* and CountResults take the same lock themselves.
   Status Transaction(const std::function<Status()>& fn);
+  // Called after each committed transaction that wrote a job or a result, with the smallest job id it wrote (on the
+  // writing thread, with the Store's lock held): ResultQuery drops the cached pages that reach that job. Set before
+  // the first write.
+  void SetJobWriteObserver(std::function<void(int64_t min_job_id)> observer) { observer_ = std::move(observer); }
 
   Status InsertJob(JobRecord* job);  // assigns job->id
   Status UpdateJob(const JobRecord& job);  // state, finished_ms, error
@@ -54,7 +60,11 @@ class Store {
   StatusOr<sqlite3_stmt*> Prepare(const char* sql);
   Status Error(const std::string& what) const;
 
+  void NoteJobWritten(int64_t job_id) { min_job_written_ = std::min(min_job_written_, job_id); }
+
   std::mutex mu_;  // one connection: transactions and loads one at a time
+  std::function<void(int64_t)> observer_;
+  int64_t min_job_written_ = INT64_MAX;  // by the open transaction (INT64_MAX: none)
   sqlite3* db_ = nullptr;
   std::string path_;
   int lock_fd_ = -1;        // holds the flock on <path>-lock

@@ -1,5 +1,6 @@
 // The coordinator over gRPC on 127.0.0.1: authentication, permissions, field-naming validation, message limits,
 // TLS, a fake worker group running an experiment to its result, and SIGKILL of a `cadenza coordinator` mid-run.
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -150,6 +151,8 @@ TEST_F(CoordinatorGrpcTest, RefusesCallsWithoutAValidToken) {
     v1::SubmitExperimentRequest req;
     req.mutable_experiment()->set_experiment_yaml(ExperimentYaml());
     EXPECT_EQ(anon->SubmitExperiment(req, &sub).code(), StatusCode::kUnauthenticated);
+    v1::QueryResultsResponse rows;  // the raw callback method checks the token as the others do
+    EXPECT_EQ(anon->QueryResults({}, &rows).code(), StatusCode::kUnauthenticated);
   }
 }
 
@@ -236,6 +239,16 @@ TEST_F(CoordinatorGrpcTest, FakeWorkerGroupRunsAnExperimentToItsResult) {
   q.set_kind(v1::TASK_KIND_GENERATE);
   ASSERT_TRUE(bob_->QueryResults(q, &rows).ok());
   EXPECT_EQ(rows.rows_size(), 2);
+  // Asked again, the page comes from the kept one; compact and expanded, the same page.
+  v1::QueryResultsResponse again, compact;
+  ASSERT_TRUE(alice_->QueryResults(q, &again).ok());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(again, rows)) << again.ShortDebugString();
+  q.set_compact(true);
+  ASSERT_TRUE(bob_->QueryResults(q, &compact).ok());
+  EXPECT_EQ(compact.jobs_size(), 1);
+  ExpandCompactResults(&compact);
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(compact, rows)) << compact.ShortDebugString();
+  q.set_compact(false);
   v1::AggregateResultsRequest agg;
   *agg.mutable_filter() = q;
   agg.add_group_by("model_family");

@@ -132,6 +132,7 @@ void ExpectSameCoordinatorConfig(const CoordinatorConfig& a, const CoordinatorCo
   EXPECT_EQ(a.max_receive_message_bytes, b.max_receive_message_bytes);
   EXPECT_EQ(a.max_send_message_bytes, b.max_send_message_bytes);
   EXPECT_EQ(a.max_sweep_experiments, b.max_sweep_experiments);
+  EXPECT_EQ(a.result_cache_rows, b.result_cache_rows);
   const LaunchOptions &x = a.launch, &y = b.launch;
   EXPECT_EQ(x.launcher, y.launcher);
   EXPECT_EQ(x.max_groups, y.max_groups);
@@ -158,7 +159,8 @@ const char kEveryCoordinatorKeySet[] =
     "http: {listen: \"off\", public_metrics: true}\npaths: {data_roots: [/srv/data, /scratch/corpora], output_root: /srv/runs}\n"
     "heartbeat: {period_ms: 250, failure_threshold: 3, grace_ms: 0, reaper_interval_ms: 100}\n"
     "lease: {duration_ms: 9000, retry_budget: 0, idle_poll_ms: 50}\n"
-    "limits: {max_receive_message_bytes: 1048576, max_send_message_bytes: 2097152, max_sweep_experiments: 12}\n"
+    "limits: {max_receive_message_bytes: 1048576, max_send_message_bytes: 2097152, max_sweep_experiments: 12, "
+    "result_cache_rows: 0}\n"
     "launcher: slurm\n"
     "launch:\n  max_groups: 4\n  nodes_per_group: 2\n  ranks_per_group: 8\n  threads_per_rank: 3\n  idle_timeout_s: 2.5\n"
     "  start_timeout_s: 90.125\n  poll_ms: 100\n  user: alice\n  advertise: head:9000\n  worker: /opt/cadenza-worker\n"

@@ -26,9 +26,10 @@ class HttpApiTest : public ::testing::Test {
     auto s = Store::Open(dir_.File("c.db"));
     ASSERT_TRUE(s.ok()) << s.status().message();
     store_ = std::move(s).value();
-    auto q = ResultQuery::Open(store_->path());
+    auto q = ResultQuery::Open(store_->path(), /*cache_rows=*/1000);  // as the coordinator opens it
     ASSERT_TRUE(q.ok()) << q.status().message();
     reads_ = std::move(q).value();
+    store_->SetJobWriteObserver([q = reads_.get()](int64_t job_id) { q->NoteJobWritten(job_id); });
     auto auth = TokenAuth::Parse("alice-token-123 alice\nrank-token-456 cluster worker\nroot-token-789 root admin\n", "tokens.txt");
     ASSERT_TRUE(auth.ok());
     auth_ = std::make_unique<TokenAuth>(std::move(auth).value());
@@ -280,6 +281,8 @@ TEST_F(HttpApiTest, MetricsAreValidPrometheusText) {
   metrics_.ObserveLease(3.0);
   metrics_.CountResult(TaskKind::kTrain);
   metrics_.SetTrainingSpeed(5, 12345.5);
+  ASSERT_EQ(Get("/api/v1/results", {{"kind", "score"}}).status, 200);
+  ASSERT_EQ(Get("/api/v1/results", {{"kind", "score"}}).status, 200);  // the same page again: kept
   HttpResponse r = Get("/metrics");
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
@@ -295,6 +298,9 @@ TEST_F(HttpApiTest, MetricsAreValidPrometheusText) {
   EXPECT_NE(t.find("cadenza_lease_latency_seconds_count 3\n"), std::string::npos);
   EXPECT_NE(t.find("cadenza_results_total{kind=\"train\"} 1\n"), std::string::npos);
   EXPECT_NE(t.find("cadenza_training_tokens_per_second{job=\"5\"} 12345.5\n"), std::string::npos);
+  EXPECT_NE(t.find("cadenza_result_cache_hits_total 1\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("cadenza_result_cache_misses_total 1\n"), std::string::npos);
+  EXPECT_NE(t.find("cadenza_result_cache_rows "), std::string::npos);
   if (std::system("command -v promtool >/dev/null 2>&1") != 0) GTEST_SKIP() << "promtool not installed (Debian package prometheus)";
   const std::string file = dir_.File("metrics.txt");
   std::ofstream(file) << t;

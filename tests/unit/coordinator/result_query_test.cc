@@ -28,9 +28,44 @@ class ResultQueryTest : public ::testing::Test {
     auto s = Store::Open(dir_.File("c.db"));
     ASSERT_TRUE(s.ok()) << s.status().message();
     store_ = std::move(s).value();
-    auto q = ResultQuery::Open(store_->path());
+    // Every test reads through the page cache, wired to the store as the coordinator wires it; `uncached_` is the oracle.
+    auto q = ResultQuery::Open(store_->path(), /*cache_rows=*/1000);
     ASSERT_TRUE(q.ok()) << q.status().message();
     query_ = std::move(q).value();
+    store_->SetJobWriteObserver([q = query_.get()](int64_t job_id) { q->NoteJobWritten(job_id); });
+    auto u = ResultQuery::Open(store_->path());
+    ASSERT_TRUE(u.ok()) << u.status().message();
+    uncached_ = std::move(u).value();
+  }
+
+  // One more result of kind `kind` for job `job_id`, in a transaction of its own.
+  void AddResult(int64_t job_id, TaskKind kind) {
+    Status st = store_->Transaction([&] {
+      TaskRecord t;
+      t.job_id = job_id;
+      t.kind = kind;
+      t.state = TaskState::kSucceeded;
+      if (Status e = store_->InsertTask(&t); !e.ok()) return e;
+      ResultRecord r;
+      r.task_id = t.id;
+      r.job_id = job_id;
+      r.kind = kind;
+      r.metrics = {{"m", 1.0}};
+      return store_->InsertResult(r);
+    });
+    ASSERT_TRUE(st.ok()) << st.message();
+  }
+
+  // The task ids of a page, cached or read afresh.
+  static std::vector<int64_t> TaskIds(const std::vector<ResultView>& rows) {
+    std::vector<int64_t> ids;
+    for (const ResultView& v : rows) ids.push_back(v.result.task_id);
+    return ids;
+  }
+  std::vector<int64_t> FreshTaskIds(const ResultFilter& f) {
+    auto rows = uncached_->Query(f);
+    EXPECT_TRUE(rows.ok()) << rows.status().message();
+    return rows.ok() ? TaskIds(rows->rows()) : std::vector<int64_t>();
   }
 
   // One job with one task per kind in `kinds`, each with a result whose metric "m" is `metric`.
@@ -74,13 +109,128 @@ class ResultQueryTest : public ::testing::Test {
   std::vector<ResultView> Query(const ResultFilter& f) {
     auto rows = query_->Query(f);
     EXPECT_TRUE(rows.ok()) << rows.status().message();
-    return rows.ok() ? *rows : std::vector<ResultView>();
+    return rows.ok() ? rows->rows() : std::vector<ResultView>();
   }
 
   TempDir dir_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<ResultQuery> query_;
+  std::unique_ptr<ResultQuery> uncached_;
 };
+
+// A dashboard polling a page gets the kept page until a job the page reaches is written: a result of an earlier job,
+// or the job's own record. Writes to later jobs keep a full page; a page that is not full goes at any write.
+TEST_F(ResultQueryTest, ARepeatedQueryIsAnsweredFromItsPageUntilAJobItReachesIsWritten) {
+  std::vector<int64_t> jobs;
+  for (int i = 0; i < 4; ++i) jobs.push_back(AddJob("alice", "/data/a", "lstm", 1, {TaskKind::kAggregate}, i));
+  ResultFilter full;
+  full.limit = 2;  // jobs[0] and jobs[1]: a full page
+  ResultFilter partial;
+  partial.limit = 10;  // every row: not full
+  auto counts = [&] { return query_->cache_counts(); };
+
+  EXPECT_EQ(TaskIds(Query(full)), FreshTaskIds(full));
+  EXPECT_EQ(counts().misses, 1);
+  EXPECT_EQ(TaskIds(Query(full)), FreshTaskIds(full));
+  EXPECT_EQ(counts().hits, 1);
+  EXPECT_EQ(Query(partial).size(), 4u);
+  EXPECT_EQ(counts().pages, 2);
+  EXPECT_EQ(counts().rows, 6);
+
+  // A result of a later job: the full page stays (and is still right), the partial one goes.
+  AddResult(jobs[3], TaskKind::kAggregate);
+  EXPECT_EQ(counts().pages, 1);
+  EXPECT_EQ(TaskIds(Query(full)), FreshTaskIds(full));
+  EXPECT_EQ(counts().hits, 2);
+  EXPECT_EQ(Query(partial).size(), 5u);
+
+  // A result of a job the full page reaches: read again, with the new row.
+  AddResult(jobs[0], TaskKind::kAggregate);
+  const std::vector<ResultView> rows = Query(full);
+  EXPECT_EQ(counts().hits, 2);
+  EXPECT_EQ(TaskIds(rows), FreshTaskIds(full));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].result.job_id, jobs[0]) << "the new result of the first job now ends the page";
+
+  // The job's record itself (its state, as the scheduler writes it when the job ends).
+  JobRecord j = rows[0].job;
+  j.state = JobState::kFailed;
+  j.error = "stopped";
+  ASSERT_TRUE(store_->Transaction([&] { return store_->UpdateJob(j); }).ok());
+  EXPECT_EQ(Query(full)[0].job.state, JobState::kFailed);
+  EXPECT_EQ(Query(full)[0].job.error, "stopped");
+}
+
+// Pages go oldest first beyond cache_rows; a page larger than the whole cache is never kept; 0 keeps nothing.
+TEST_F(ResultQueryTest, KeptPagesStayWithinTheirRows) {
+  for (int i = 0; i < 6; ++i) AddJob("alice", "/data/a", "lstm", 1, {TaskKind::kAggregate}, i);
+  auto small = ResultQuery::Open(store_->path(), /*cache_rows=*/5);
+  ASSERT_TRUE(small.ok()) << small.status().message();
+  ResultFilter a, b, c;
+  a.limit = 3;
+  b.limit = 2;
+  c.limit = 6;
+  ASSERT_TRUE((*small)->Query(a).ok());
+  ASSERT_TRUE((*small)->Query(b).ok());
+  EXPECT_EQ((*small)->cache_counts().rows, 5);
+  ASSERT_TRUE((*small)->Query(b).ok());
+  ASSERT_TRUE((*small)->Query(c).ok());  // 6 rows: more than the cache holds
+  EXPECT_EQ((*small)->cache_counts().pages, 2);
+  a.offset = 1;  // another page: the oldest (a at offset 0) goes
+  ASSERT_TRUE((*small)->Query(a).ok());
+  EXPECT_EQ((*small)->cache_counts().pages, 2);
+  EXPECT_EQ((*small)->cache_counts().rows, 5);
+  ASSERT_TRUE((*small)->Query(b).ok());
+  EXPECT_EQ((*small)->cache_counts().hits, 2) << "b stayed: it was not the oldest";
+
+  auto none = ResultQuery::Open(store_->path());
+  ASSERT_TRUE(none.ok());
+  ASSERT_TRUE((*none)->Query(b).ok());
+  ASSERT_TRUE((*none)->Query(b).ok());
+  EXPECT_EQ((*none)->cache_counts().hits, 0);
+  EXPECT_EQ((*none)->cache_counts().pages, 0);
+}
+
+// Writes committed while a page is being read must not leave a stale page behind: every query that starts after a
+// write has committed sees it, whether its page was read afresh or kept.
+TEST_F(ResultQueryTest, NoQueryMissesAWriteCommittedBeforeItStarted) {
+  const int64_t first = AddJob("alice", "/data/a", "lstm", 1, {TaskKind::kTrain}, 0);  // no aggregate row yet
+  for (int i = 0; i < 3; ++i) AddJob("bob", "/data/b", "gru", 1, {TaskKind::kAggregate}, i);
+  constexpr int kWrites = 300;
+  std::atomic<int> written{0};
+  std::atomic<int> stale{0};
+  std::atomic<bool> done{false};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&] {
+      ResultFilter every, front;  // every aggregate row (never a full page); the first two (a full page)
+      front.limit = 2;
+      while (!done.load()) {
+        const int before = written.load();
+        auto all = query_->Query(every);
+        auto top = query_->Query(front);
+        if (!all.ok() || !top.ok()) {
+          stale++;
+          continue;
+        }
+        if (static_cast<int>(all->size()) < 3 + before) stale++;
+        // The writes go to the first job: once two have landed the first page is that job's alone.
+        if (before >= 1 && (*top)[0].result.job_id != first) stale++;
+        if (before >= 2 && (*top)[1].result.job_id != first) stale++;
+      }
+    });
+  }
+  for (int i = 0; i < kWrites; ++i) {
+    AddResult(first, TaskKind::kAggregate);
+    written++;
+  }
+  done = true;
+  for (std::thread& t : readers) t.join();
+  EXPECT_EQ(stale.load(), 0) << "queries answered without a write committed before they started";
+  EXPECT_GT(query_->cache_counts().misses, 2);
+  ResultFilter every;
+  EXPECT_EQ(TaskIds(Query(every)), FreshTaskIds(every));
+}
 
 TEST_F(ResultQueryTest, ReturnsWhatWasCommittedUnderEachFilter) {
   const int64_t a = AddJob("alice", "/data/a", "transformer", 1, {TaskKind::kTrain, TaskKind::kAggregate}, 0.5);
