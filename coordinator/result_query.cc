@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <iterator>
 #include <map>
 #include <string_view>
 #include <nlohmann/json.hpp>
@@ -206,23 +207,21 @@ void ResultQuery::Keep(std::string key, uint64_t generation, const ResultFilter&
       if (it->second <= last_job) return;
     }
   }
-  if (auto it = cache_.find(key); it != cache_.end()) {  // an identical query kept it meanwhile
-    counts_.rows -= static_cast<int64_t>(it->second.page.size());
-    counts_.pages--;
-    cache_.erase(it);
-  }
+  if (auto it = cache_.find(key); it != cache_.end()) Drop(it);  // an identical query kept it meanwhile
   while (!cache_.empty() && counts_.rows + rows > cache_rows_) {
     auto oldest = cache_.begin();
     for (auto it = cache_.begin(); it != cache_.end(); ++it) {
       if (it->second.kept < oldest->second.kept) oldest = it;
     }
-    counts_.rows -= static_cast<int64_t>(oldest->second.page.size());
-    counts_.pages--;
-    cache_.erase(oldest);
+    Drop(oldest);
   }
   cache_.emplace(std::move(key), CachedPage{page, last_job, ++kept_});
   counts_.rows += rows;
-  counts_.pages++;
+}
+
+std::map<std::string, ResultQuery::CachedPage>::iterator ResultQuery::Drop(std::map<std::string, CachedPage>::iterator it) {
+  counts_.rows -= static_cast<int64_t>(it->second.page.size());
+  return cache_.erase(it);
 }
 
 void ResultQuery::NoteJobWritten(int64_t min_job_id) {
@@ -230,20 +229,14 @@ void ResultQuery::NoteJobWritten(int64_t min_job_id) {
   std::lock_guard<std::mutex> lock(cache_mu_);
   writes_.emplace_back(++generation_, min_job_id);
   if (writes_.size() > kWritesKept) writes_.pop_front();
-  for (auto it = cache_.begin(); it != cache_.end();) {
-    if (it->second.last_job_id < min_job_id) {
-      ++it;
-      continue;
-    }
-    counts_.rows -= static_cast<int64_t>(it->second.page.size());
-    counts_.pages--;
-    it = cache_.erase(it);
-  }
+  for (auto it = cache_.begin(); it != cache_.end();) it = it->second.last_job_id < min_job_id ? std::next(it) : Drop(it);
 }
 
 ResultQuery::CacheCounts ResultQuery::cache_counts() const {
   std::lock_guard<std::mutex> lock(cache_mu_);
-  return counts_;
+  CacheCounts c = counts_;
+  c.pages = static_cast<int64_t>(cache_.size());
+  return c;
 }
 
 StatusOr<std::vector<ResultView>> ResultQuery::Read(const ResultFilter& f) {

@@ -127,13 +127,15 @@ class ResultQuery {
     int64_t last_job_id = 0;  // a write to this job or an earlier one changes the page (INT64_MAX: any write)
     uint64_t kept = 0;        // order of keeping, for eviction
   };
+  // Forgets a kept page (its rows leave counts_.rows); returns the next one. Holding cache_mu_.
+  std::map<std::string, CachedPage>::iterator Drop(std::map<std::string, CachedPage>::iterator it);
   const int64_t cache_rows_;
   mutable std::mutex cache_mu_;  // guards the members below; held for map operations only, never during a query
   std::map<std::string, CachedPage> cache_;
   std::deque<std::pair<uint64_t, int64_t>> writes_;  // the last writes: (generation, smallest job id written)
   uint64_t generation_ = 0;                          // writes noted so far
   uint64_t kept_ = 0;
-  CacheCounts counts_;
+  CacheCounts counts_;  // hits, misses and rows; pages is cache_.size()
 };
 
 }  // namespace cadenza::coord

@@ -205,6 +205,21 @@ class ClientServiceImpl final : public v1::ClientService::WithRawCallbackMethod_
     reactor->Finish(AnswerQueryResults(ctx, request, response));
     return reactor;
   }
+
+  grpc::Status AggregateResults(grpc::ServerContext* ctx, const v1::AggregateResultsRequest* req,
+                                v1::AggregateResultsResponse* resp) override {
+    CADENZA_CLIENT_AUTH(caller, "AggregateResults");
+    (void)caller;
+    auto rows = results_->Query(FilterOf(*req));
+    if (!rows.ok()) return ToGrpc(rows.status());
+    auto agg = Aggregate(rows->rows(), {req->group_by().begin(), req->group_by().end()}, {req->metrics().begin(), req->metrics().end()},
+                         req->per_job());
+    if (!agg.ok()) return ToGrpc(agg.status());
+    *resp = std::move(agg).value();
+    return grpc::Status::OK;
+  }
+
+ private:
   grpc::Status AnswerQueryResults(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
     CADENZA_CLIENT_AUTH(caller, "QueryResults");
     (void)caller;
@@ -227,20 +242,6 @@ class ClientServiceImpl final : public v1::ClientService::WithRawCallbackMethod_
     return grpc::Status::OK;
   }
 
-  grpc::Status AggregateResults(grpc::ServerContext* ctx, const v1::AggregateResultsRequest* req,
-                                v1::AggregateResultsResponse* resp) override {
-    CADENZA_CLIENT_AUTH(caller, "AggregateResults");
-    (void)caller;
-    auto rows = results_->Query(FilterOf(*req));
-    if (!rows.ok()) return ToGrpc(rows.status());
-    auto agg = Aggregate(rows->rows(), {req->group_by().begin(), req->group_by().end()}, {req->metrics().begin(), req->metrics().end()},
-                         req->per_job());
-    if (!agg.ok()) return ToGrpc(agg.status());
-    *resp = std::move(agg).value();
-    return grpc::Status::OK;
-  }
-
- private:
   grpc::Status Submit(const std::string& user, const std::vector<Experiment>& experiments, const SubmitOptions& how, v1::SubmitResponse* resp) {
     for (size_t i = 0; i < experiments.size(); ++i) {  // nothing is submitted when one run would leave the roots
       const std::string field = experiments.size() == 1 ? "experiment" : "sweep.experiments[" + std::to_string(i) + "]";
